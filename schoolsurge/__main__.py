@@ -1,0 +1,5 @@
+import sys
+
+from schoolsurge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,8 @@
+"""Platform clients: which HTTP calls carry out each step a persona takes.
+
+Personas only speak to `PlatformClient`; to aim the same people at another platform, write one subclass.
+"""
+
+from schoolsurge.clients.base import Dashboard, PlatformClient, PlatformError
+
+__all__ = ["Dashboard", "PlatformClient", "PlatformError"]

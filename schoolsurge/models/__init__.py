@@ -1,0 +1,1 @@
+"""Pure models: scenario -> expected arrivals and concurrency. No I/O here."""

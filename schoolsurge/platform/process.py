@@ -1,0 +1,148 @@
+"""Run the reference platform in a child process, for tests and for the run orchestrator.
+
+A separate process keeps the platform's CPU (bcrypt, SQLite, uvicorn) and GIL away from the load generator,
+and its ephemeral port comes back through a ready file the child writes once it is listening.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+from schoolsurge.platform.server import DEFAULT_HASH_COST, DEFAULT_SEED, DEFAULT_SIZE
+
+
+class PlatformError(RuntimeError):
+    """The platform process died or did not become ready in time."""
+
+
+class PlatformProcess:
+    """`with PlatformProcess(size=60, hash_cost=4) as p: ... p.base_url ...`"""
+
+    def __init__(
+        self,
+        *,
+        seed: int = DEFAULT_SEED,
+        size: int = DEFAULT_SIZE,
+        hash_cost: int = DEFAULT_HASH_COST,
+        db: Path | None = None,
+        host: str = "127.0.0.1",
+        log_path: Path | None = None,
+        startup_timeout: float = 600.0,  # a first seed of a large roster at cost 10 takes a while
+        stop_timeout: float = 10.0,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        self.seed, self.size, self.hash_cost, self.db, self.host = seed, size, hash_cost, db, host
+        self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
+        self.extra_args = list(extra_args)
+        self._tmpdir = Path(tempfile.mkdtemp(prefix="schoolsurge-platform-"))
+        self.ready_file = self._tmpdir / "ready"
+        # Output goes to a file, never a pipe: nobody reads a pipe during a run, and a full one would block.
+        self.log_path = Path(log_path) if log_path is not None else self._tmpdir / "platform.log"
+        self._log: IO[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self._base_url is None:
+            raise PlatformError("platform is not running")
+        return self._base_url
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "schoolsurge.platform", "--host", self.host, "--port", "0"]
+        cmd += ["--ready-file", str(self.ready_file), "--seed", str(self.seed), "--size", str(self.size)]
+        cmd += ["--hash-cost", str(self.hash_cost)]
+        if self.db is not None:
+            cmd += ["--db", str(self.db)]
+        return cmd + self.extra_args
+
+    def start(self) -> PlatformProcess:
+        self._tmpdir.mkdir(parents=True, exist_ok=True)  # stop() removed it if this object ran before
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Own process group: a terminal's Ctrl-C reaches only the parent, which then stops us in order,
+        # and stop() can end the seeding pool's workers along with the server.
+        self._proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+        try:
+            self._base_url = self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> str:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.ready_file.exists():
+                url = self.ready_file.read_text().strip()
+                if url:
+                    return url
+            code = self._proc.poll()
+            if code is not None:
+                raise PlatformError(f"platform exited with code {code} before it was ready:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise PlatformError(f"platform not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after the grace period; returns the exit code (None if never started)."""
+        proc, self._proc, self._base_url = self._proc, None, None
+        code = None
+        if proc is not None:
+            if proc.poll() is None:
+                self._signal_group(proc, signal.SIGTERM)
+                try:
+                    proc.wait(self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    self._signal_group(proc, signal.SIGKILL)
+                    proc.wait()
+            code = proc.returncode
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        # The default log lives here too and goes with it: pass log_path to keep it (errors quote its tail).
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
+        return code
+
+    @staticmethod
+    def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)  # the group is the one start_new_session gave this child
+
+    def __enter__(self) -> PlatformProcess:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

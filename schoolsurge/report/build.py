@@ -1,0 +1,89 @@
+"""Assemble the self-contained HTML report of a run directory."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from schoolsurge.report import charts
+from schoolsurge.report.data import AGGREGATED, RunData, load_run
+from schoolsurge.rundir import REPORT
+from schoolsurge.slo import judge
+
+SUMMARY_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "Requests/s"]
+CHARTS = (
+    ("Simulated users over the morning", charts.users_over_time),
+    ("Requests and failures per second", charts.throughput_over_time),
+    ("Login time (whole SSO flow): p50 and p95", charts.login_latency_over_time),
+)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if pd.isna(value) else f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _run_facts(data: RunData) -> list[tuple[str, str]]:
+    manifest = data.manifest
+    scale, speed = manifest.get("scale"), manifest.get("speed")
+    facts = [
+        ("scenario", f"{manifest.get('scenario', '?')} ({manifest.get('scenario_file', '?')})"),
+        (
+            "target",
+            f"{manifest.get('target', '?')}" + (" (embedded reference platform)" if manifest.get("embedded") else ""),
+        ),
+        ("scale (fraction of people)", f"{scale:g}" if scale else "?"),
+        ("speed (time compression)", f"{speed:g}x" if speed else "?"),
+        (
+            "load fraction (scale x speed)",
+            f"{scale * speed:.4g} of the national request rate" if scale and speed else "?",
+        ),
+        ("seed", str(manifest.get("seed", "?"))),
+        ("started / ended (UTC)", f"{manifest.get('started_at', '?')} / {manifest.get('ended_at', '?')}"),
+        ("status", str(manifest.get("status", "unknown"))),
+    ]
+    totals = data.totals()
+    facts.append(("requests / failures / logins", f"{totals.requests:,} / {totals.failures:,} / {totals.logins:,}"))
+    return facts
+
+
+def render_report(data: RunData) -> str:
+    environment = Environment(
+        loader=PackageLoader("schoolsurge", "report"), autoescape=select_autoescape(["html", "j2"])
+    )
+    # Locust's Aggregated row also counts the login FLOW entries; the run facts carry the true totals.
+    stats = data.stats[data.stats["Name"] != AGGREGATED][SUMMARY_COLUMNS]
+    failures = data.failures
+    failure_rows = []
+    if not failures.empty and {"Name", "Error", "Occurrences"} <= set(failures.columns):
+        top = failures.sort_values("Occurrences", ascending=False).head(15)
+        failure_rows = [(r.Name, r.Error, int(r.Occurrences)) for r in top.itertuples()]
+    scenario = data.scenario
+    return environment.get_template("template.html.j2").render(
+        title=f"{data.manifest.get('scenario', data.run_dir.name)} — {data.run_dir.name}",
+        description=scenario.description if scenario else "",
+        notes=data.notes,
+        run_facts=_run_facts(data),
+        verdicts=judge(data.totals(), scenario.slo) if scenario else [],
+        charts=[{"title": title, "png": base64.b64encode(draw(data)).decode("ascii")} for title, draw in CHARTS],
+        summary_columns=list(stats.columns),
+        summary_rows=[[_cell(v) for v in row] for row in stats.itertuples(index=False)],
+        failure_rows=failure_rows,
+        versions=sorted(data.manifest.get("versions", {}).items()),
+    )
+
+
+def build_report(run_dir: Path) -> Path:
+    """Write report.html into the run directory and return its path."""
+    data = load_run(Path(run_dir))
+    html = render_report(data)
+    path = data.run_dir / REPORT
+    tmp = path.with_name(f".{REPORT}.tmp")
+    tmp.write_text(html, encoding="utf-8")
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,65 @@
+"""Charts of a run against the scenario's clock, as PNG bytes (embedded in the HTML report)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on load generators and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+from schoolsurge.report.data import AGGREGATED, RunData  # noqa: E402
+from schoolsurge.scenario import seconds_to_clock  # noqa: E402
+
+
+def _figure() -> tuple[plt.Figure, Axes]:
+    figure, axes = plt.subplots(figsize=(9, 3.2), dpi=100)
+    axes.grid(True, alpha=0.3)
+    return figure, axes
+
+
+def _finish(figure: plt.Figure, axes: Axes, data: RunData, ylabel: str) -> bytes:
+    if data.clock_start_s is not None:
+        axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: seconds_to_clock(x)))
+        axes.set_xlabel("scenario clock (HH:MM)")
+    else:
+        axes.set_xlabel("run time (s)")
+    axes.set_ylabel(ylabel)
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def users_over_time(data: RunData) -> bytes:
+    aggregated = data.history[data.history["Name"] == AGGREGATED]
+    figure, axes = _figure()
+    axes.plot(aggregated["clock_s"], aggregated["User Count"], color="tab:blue", label="simulated users")
+    return _finish(figure, axes, data, "users")
+
+
+def throughput_over_time(data: RunData) -> bytes:
+    rows = data.history[data.is_request_row(data.history)]
+    per_tick = rows.groupby("clock_s")[["Requests/s", "Failures/s"]].sum()
+    figure, axes = _figure()
+    axes.plot(per_tick.index, per_tick["Requests/s"], color="tab:green", label="requests/s")
+    axes.plot(per_tick.index, per_tick["Failures/s"], color="tab:red", label="failures/s")
+    return _finish(figure, axes, data, "per second (10 s window)")
+
+
+def login_latency_over_time(data: RunData) -> bytes:
+    login = data.history[data.is_login_row(data.history)]
+    login = login[pd.notna(login["95%"]) & (login["95%"] > 0)]
+    figure, axes = _figure()
+    axes.plot(login["clock_s"], login["50%"], color="tab:blue", label="login p50")
+    axes.plot(login["clock_s"], login["95%"], color="tab:orange", label="login p95")
+    if data.scenario is not None:
+        axes.axhline(data.scenario.slo.login_p95_ms, color="tab:red", linestyle="--", label="p95 objective")
+    return _finish(figure, axes, data, "ms (whole SSO flow)")

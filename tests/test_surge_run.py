@@ -1,0 +1,120 @@
+"""End to end: embedded platform on an ephemeral loopback port, the three personas through real Locust,
+a run directory with manifest, CSV files and a self-contained report."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from schoolsurge.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
+from schoolsurge.runner import RunOutcome, RunRequest, run
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "scenarios" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    reports = tmp_path_factory.mktemp("reports")
+    # Twice the smoke speed: 15 s of load is enough for every persona to log in and act.
+    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
+
+
+def _successes(stats: pd.DataFrame, name: str) -> int:
+    row = stats[stats["Name"] == name]
+    assert len(row) == 1, f"no statistics row for {name!r}"
+    return int(row["Request Count"].iloc[0] - row["Failure Count"].iloc[0])
+
+
+def test_personas_log_in_and_hold_a_virtual_class(smoke_run: RunOutcome) -> None:
+    stats = pd.read_csv(smoke_run.run_dir / "locust_stats.csv")
+    assert _successes(stats, "login") > 20
+    assert _successes(stats, "virtual class: create") > 0
+    assert _successes(stats, "virtual class: join") > 0
+    assert _successes(stats, "virtual class: heartbeat") > 0
+    for step in ("dashboard", "timetable", "homework"):
+        assert _successes(stats, step) > 0
+    names = set(stats["Name"])
+    assert not any(re.search(r"\d{2,}", name) for name in names if name != "Aggregated"), names
+
+
+def test_run_directory_holds_manifest_csvs_and_report(smoke_run: RunOutcome) -> None:
+    run_dir = smoke_run.run_dir
+    assert re.fullmatch(r"\d{8}T\d{6}Z-smoke", run_dir.name)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["scenario"] == "smoke" and manifest["speed"] == 240 and manifest["scale"] == 2e-5
+    assert manifest["target"].startswith("http://127.0.0.1:") and manifest["embedded"] is True
+    assert manifest["seed"] == 2021 and manifest["versions"]["locust"]
+    assert manifest["started_unix"] < manifest["ended_unix"]
+    for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "scenario.yaml"):
+        assert (run_dir / name).stat().st_size > 0, name
+    history = pd.read_csv(run_dir / "locust_stats_history.csv")
+    assert history["Timestamp"].nunique() > 5, "full history has one row per second"
+
+
+def test_report_is_self_contained(smoke_run: RunOutcome) -> None:
+    assert smoke_run.report == smoke_run.run_dir / "report.html"
+    html = smoke_run.report.read_text()
+    assert html.count("data:image/png;base64,") == 3
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no resource is fetched from a network"
+    assert "login p95" in html and "error ratio" in html
+    assert {v.objective for v in smoke_run.verdicts} == {"login p95 (whole SSO flow)", "error ratio"}
+
+
+def test_report_command_rebuilds_and_names_a_corrupt_file(
+    smoke_run: RunOutcome, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    copy = tmp_path / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, copy)
+    (copy / "report.html").unlink()
+    assert main(["report", str(copy)]) == 0
+    assert (copy / "report.html").exists()
+    (copy / "locust_stats_history.csv").write_text("Timestamp,Users\n1,2,3,4\n\x00garbage")
+    assert main(["report", str(copy)]) == EXIT_USAGE
+    error = capsys.readouterr().err.strip()
+    assert "locust_stats_history.csv" in error and "\n" not in error
+
+
+def test_refuses_a_non_loopback_target_before_sending_anything(tmp_path: Path) -> None:
+    code = main(["run", str(SMOKE), "--target", "http://192.0.2.10:80", "--reports-dir", str(tmp_path)])
+    assert code == EXIT_USAGE
+    assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--reports-dir", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    history = None
+    for _ in range(1200):  # wait (bounded) until Locust has written a few seconds of results
+        found = list(tmp_path.glob("*/locust_stats_history.csv"))
+        if found and len(found[0].read_text().splitlines()) > 20:
+            history = found[0]
+            break
+        time.sleep(0.1)
+    assert history is not None, "the run never wrote results"
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == EXIT_INTERRUPTED, output
+    run_dir = history.parent
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and "ended_at" in manifest
+    assert (run_dir / "report.html").exists()
+    assert len(pd.read_csv(run_dir / "locust_stats.csv")) > 1
