@@ -32,6 +32,9 @@ report: install
 test: install
 	$(BIN)/pytest -q
 
+bench: install
+	$(BIN)/python -m benchmarks.bench_platform
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,4 +1,4 @@
-"""`schoolsurge target | run | report`: the suite's command line."""
+"""`schoolsurge target | run | report | plan`: the suite's command line."""
 
 from __future__ import annotations
 
@@ -31,6 +31,18 @@ def _add_run(subparsers: argparse._SubParsersAction) -> None:
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser("report", help="(re)build report.html of a run directory")
     report.add_argument("run_dir", type=Path, help="a folder under reports/")
+
+
+def _add_plan(subparsers: argparse._SubParsersAction) -> None:
+    plan = subparsers.add_parser("plan", help="a scenario's national and scaled figures and fleet sizing; runs nothing")
+    plan.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/first-day-2021.yaml")
+    plan.add_argument("--scale", type=float, help="fraction of people simulated (default: the scenario's)")
+    plan.add_argument("--speed", type=float, help="time compression (default: the scenario's)")
+    plan.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    plan.add_argument("--chart", type=Path, help="PNG of the national curves (default: reports/plan-<scenario>.png)")
+    plan.add_argument("--rps-per-process", type=float, help="requests/s one Locust process offers (default: 5300)")
+    plan.add_argument("--kb-per-session", type=float, help="memory per open session, KB (default: 27)")
+    plan.add_argument("--cpu-target", type=float, help="share of a core each process may use (default: 0.75)")
 
 
 def _add_target(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +84,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    from schoolsurge.plan import PlanError, run_plan
+
+    try:
+        return run_plan(args)
+    except PlanError as error:
+        print(f"schoolsurge: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def _report(args: argparse.Namespace) -> int:
     path = build_report(args.run_dir)
     print(f"Report: {path}")
@@ -84,12 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     _add_target(subparsers)
     _add_run(subparsers)
     _add_report(subparsers)
+    _add_plan(subparsers)
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
             return _run(args)
         if args.command == "report":
             return _report(args)
+        if args.command == "plan":
+            return _plan(args)
         from schoolsurge.platform.server import run_target
 
         return run_target(args)

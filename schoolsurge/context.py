@@ -61,8 +61,8 @@ def build_context(options: Any, worker_index: int = 0) -> SurgeContext:
         groups = [g for g in scenario.groups if g.persona == persona]
         weights = [logins_expected(g) for g in groups]
         total = sum(weights) or 1.0
-        session_min = sum(g.session_minutes * w for g, w in zip(groups, weights, strict=True)) / total
-        think = sum(g.think_seconds * w for g, w in zip(groups, weights, strict=True)) / total
+        session_min = sum(g.session.mean_minutes * w for g, w in zip(groups, weights, strict=True)) / total
+        think = sum(g.think.mean_seconds * w for g, w in zip(groups, weights, strict=True)) / total
         timing[persona] = PersonaTiming(
             session_s=replay.scenario_seconds(session_min * 60 or 600),
             think_s=replay.scenario_seconds(think or 30),

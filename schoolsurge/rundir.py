@@ -18,6 +18,8 @@ STATS_CSV = f"{LOCUST_PREFIX}_stats.csv"
 HISTORY_CSV = f"{LOCUST_PREFIX}_stats_history.csv"
 FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
 TIMELINE = "timeline.json"
+SESSIONS_CSV = "sessions.csv"
+HISTOGRAMS = "time_to_login.jsonl"
 REPORT = "report.html"
 VERSIONED_PACKAGES = (
     "schoolsurge",

@@ -72,6 +72,7 @@ def _platform(request: RunRequest, scenario: Scenario, replay: Replay, seed: int
         seed=seed,
         size=replay.platform_pupils,
         hash_cost=scenario.platform.hash_cost,
+        profile=scenario.platform.profile,
         log_path=run_dir / "platform.log",
     ) as platform:
         yield platform.base_url

@@ -1,8 +1,19 @@
-"""Shared fixtures: one real reference platform per test session, on an ephemeral loopback port."""
+"""Shared fixtures and HTTP helpers: real reference platforms on ephemeral loopback ports, no mocks.
+
+Test modules import the helpers with `from conftest import Client, login, ...`.
+"""
 
 from __future__ import annotations
 
+import http.client
+import json
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import Message
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -13,15 +24,25 @@ from schoolsurge.platform.process import PlatformProcess
 PLATFORM_SEED = 2021
 PLATFORM_SIZE = 60
 PLATFORM_HASH_COST = 4
+CALLBACK = "/ent/auth/callback"
 
 
 @pytest.fixture(scope="session")
-def platform_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PlatformProcess]:
+def platform_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One seed cache for every platform the tests start, so each (seed, size, cost) is seeded once."""
+    return tmp_path_factory.mktemp("seed-cache")
+
+
+@pytest.fixture(scope="session")
+def platform_process(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> Iterator[PlatformProcess]:
+    """The shared platform: profile `resized` (two worker processes), so every test also crosses processes."""
     root = tmp_path_factory.mktemp("platform")
     with PlatformProcess(
         seed=PLATFORM_SEED,
         size=PLATFORM_SIZE,
         hash_cost=PLATFORM_HASH_COST,
+        profile="resized",
+        cache_dir=platform_cache,
         db=root / "platform.sqlite3",
         log_path=root / "platform.log",
         startup_timeout=60,
@@ -39,3 +60,122 @@ def platform_url(platform_process: PlatformProcess) -> str:
 def platform_roster() -> Roster:
     """The roster the platform_url platform was seeded from (credentials and relations)."""
     return Roster(PLATFORM_SEED, PLATFORM_SIZE)
+
+
+# ---- HTTP helpers -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode()
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Client:
+    """A tiny HTTP client that keeps the ent_session cookie and never follows redirects. A new connection per
+    request, so consecutive requests land on any of the platform's worker processes."""
+
+    base_url: str
+    cookies: dict[str, str] = field(default_factory=dict)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        form: dict[str, str] | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        parts = urlsplit(self.base_url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        sent = dict(headers or {})
+        if self.cookies:
+            sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        payload = raw
+        if form is not None:
+            payload = urlencode(form).encode()
+            sent["Content-Type"] = "application/x-www-form-urlencoded"
+        elif body is not None:
+            payload = json.dumps(body).encode()
+        if payload is not None and "Content-Type" not in sent:
+            sent["Content-Type"] = "application/json"
+        try:
+            conn.request(method, path, body=payload, headers=sent)
+            resp = conn.getresponse()
+            reply = Reply(resp.status, resp.headers, resp.read())
+        finally:
+            conn.close()
+        for cookie in reply.headers.get_all("Set-Cookie") or []:
+            name, _, rest = cookie.partition("=")
+            value = rest.split(";", 1)[0].strip('"')
+            if value and "max-age=0" not in cookie.lower():
+                self.cookies[name] = value
+            else:
+                self.cookies.pop(name, None)
+        return reply
+
+    def get(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Reply:
+        return self.request("POST", path, **kwargs)
+
+
+def service_url(base_url: str) -> str:
+    return f"{base_url}{CALLBACK}"
+
+
+def login_form(client: Client) -> str:
+    """GET the CAS form; returns its execution token."""
+    reply = client.get(f"/cas/login?{urlencode({'service': service_url(client.base_url)})}")
+    assert reply.status == 200, reply.text
+    assert reply.headers["Content-Type"].startswith("text/html")
+    match = re.search(r'<input type="hidden" name="execution" value="([^"]+)">', reply.text)
+    assert match, reply.text
+    return match.group(1)
+
+
+def post_credentials(client: Client, username: str, password: str, execution: str | None = None) -> Reply:
+    execution = execution or login_form(client)
+    form = {"username": username, "password": password, "execution": execution}
+    return client.post("/cas/login", form={**form, "service": service_url(client.base_url)})
+
+
+def ticket_of(reply: Reply) -> str:
+    assert reply.status == 302, reply.text
+    location = reply.headers["Location"]
+    match = re.fullmatch(r"http://127\.0\.0\.1:\d+/ent/auth/callback\?ticket=(ST-[\w-]+)", location)
+    assert match, location
+    return match.group(1)
+
+
+def login(base_url: str, roster: Roster, role: str, index: int) -> tuple[Client, dict[str, Any]]:
+    """Full CAS round trip: form, credentials, redirect with ticket, ENT callback that sets the cookie."""
+    client = Client(base_url)
+    username, password = roster.credentials(role, index)
+    ticket = ticket_of(post_credentials(client, username, password))
+    reply = client.get(f"{CALLBACK}?ticket={ticket}")
+    assert reply.status == 200, reply.text
+    assert "ent_session" in client.cookies
+    return client, reply.json()
+
+
+def metric_value(text: str, name: str, labels: str = "") -> float:
+    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+-]+)$"
+    match = re.search(pattern, text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def pupil_of_class(roster: Roster, class_id: int, nth: int = 0) -> int:
+    return roster.pupils_of_class(class_id)[nth]

@@ -1,134 +1,22 @@
-"""The reference platform over real HTTP: a real server process on an ephemeral loopback port, no mocks."""
+"""The reference platform over real HTTP: process, options, single sign-on and reading journeys.
+
+A real server (two worker processes) on an ephemeral loopback port, no mocks."""
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import re
 import socket
-import sqlite3
-from dataclasses import dataclass, field
-from email.message import Message
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-import bcrypt
 import pytest
+from conftest import CALLBACK, Client, login, login_form, post_credentials, service_url, ticket_of
 
-from schoolsurge.accounts import Roster
-from schoolsurge.platform import db as platform_db
+from schoolsurge.accounts import LEVELS, Roster
 from schoolsurge.platform.process import PlatformError, PlatformProcess
-from schoolsurge.platform.seed import ensure_database
 from schoolsurge.platform.server import add_target_arguments, bind_socket, is_loopback, run_target
-
-CALLBACK = "/ent/auth/callback"
-
-
-@dataclass
-class Reply:
-    status: int
-    headers: Message
-    body: bytes
-
-    @property
-    def text(self) -> str:
-        return self.body.decode()
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-@dataclass
-class Client:
-    """A tiny HTTP client that keeps the ent_session cookie and never follows redirects."""
-
-    base_url: str
-    cookies: dict[str, str] = field(default_factory=dict)
-
-    def request(
-        self, method: str, path: str, *, form: dict[str, str] | None = None, body: Any = None, raw: bytes | None = None
-    ) -> Reply:
-        parts = urlsplit(self.base_url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
-        headers = {}
-        if self.cookies:
-            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        payload = raw
-        if form is not None:
-            payload = urlencode(form).encode()
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        elif body is not None:
-            payload = json.dumps(body).encode()
-        if payload is not None and "Content-Type" not in headers:
-            headers["Content-Type"] = "application/json"
-        try:
-            conn.request(method, path, body=payload, headers=headers)
-            resp = conn.getresponse()
-            reply = Reply(resp.status, resp.headers, resp.read())
-        finally:
-            conn.close()
-        for cookie in reply.headers.get_all("Set-Cookie") or []:
-            name, _, rest = cookie.partition("=")
-            value = rest.split(";", 1)[0].strip('"')
-            if value and "max-age=0" not in cookie.lower():
-                self.cookies[name] = value
-            else:
-                self.cookies.pop(name, None)
-        return reply
-
-    def get(self, path: str) -> Reply:
-        return self.request("GET", path)
-
-    def post(self, path: str, **kwargs: Any) -> Reply:
-        return self.request("POST", path, **kwargs)
-
-
-def service_url(base_url: str) -> str:
-    return f"{base_url}{CALLBACK}"
-
-
-def login_form(client: Client) -> str:
-    """GET the CAS form; returns its execution token."""
-    reply = client.get(f"/cas/login?{urlencode({'service': service_url(client.base_url)})}")
-    assert reply.status == 200
-    assert reply.headers["Content-Type"].startswith("text/html")
-    match = re.search(r'<input type="hidden" name="execution" value="([^"]+)">', reply.text)
-    assert match, reply.text
-    return match.group(1)
-
-
-def post_credentials(client: Client, username: str, password: str, execution: str | None = None) -> Reply:
-    execution = execution or login_form(client)
-    form = {"username": username, "password": password, "execution": execution}
-    return client.post("/cas/login", form={**form, "service": service_url(client.base_url)})
-
-
-def ticket_of(reply: Reply) -> str:
-    assert reply.status == 302, reply.text
-    location = reply.headers["Location"]
-    match = re.fullmatch(r"http://127\.0\.0\.1:\d+/ent/auth/callback\?ticket=(ST-[\w-]+)", location)
-    assert match, location
-    return match.group(1)
-
-
-def login(base_url: str, roster: Roster, role: str, index: int) -> tuple[Client, dict[str, Any]]:
-    """Full CAS round trip: form, credentials, redirect with ticket, ENT callback that sets the cookie."""
-    client = Client(base_url)
-    username, password = roster.credentials(role, index)
-    ticket = ticket_of(post_credentials(client, username, password))
-    reply = client.get(f"{CALLBACK}?ticket={ticket}")
-    assert reply.status == 200, reply.text
-    assert "ent_session" in client.cookies
-    return client, reply.json()
-
-
-def metric_value(text: str, name: str, labels: str = "") -> float:
-    pattern = re.escape(name + (f"{{{labels}}}" if labels else "")) + r" ([0-9.e+-]+)$"
-    match = re.search(pattern, text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
-
+from schoolsurge.platform.settings import PROFILES, Settings, SettingsError, resolve
 
 # ---- process, ready file, host refusal ------------------------------------------------------------------
 
@@ -140,6 +28,49 @@ def test_ready_file_holds_base_url_and_server_answers(platform_process: Platform
     assert [p.name for p in platform_process.ready_file.parent.iterdir() if p.name.endswith(".tmp")] == []
     reply = Client(platform_url).get("/healthz")
     assert (reply.status, reply.json()) == (200, {"status": "ok"})
+    log = platform_process.log_path.read_text()
+    assert "profile resized: 2 worker(s)" in log and f"listening on {platform_url}" in log
+
+
+def test_openapi_schema_describes_every_journey(platform_url: str) -> None:
+    reply = Client(platform_url).get("/openapi.json")
+    assert reply.status == 200
+    schema = reply.json()
+    paths = schema["paths"]
+    for path in (
+        "/cas/login",
+        "/cas/serviceValidate",
+        "/ent/auth/callback",
+        "/api/dashboard",
+        "/api/timetable",
+        "/api/homework",
+        "/api/homework/{homework_id}/submissions",
+        "/api/messages",
+        "/api/children",
+        "/api/children/{child}/select",
+        "/api/classes",
+        "/api/classes/{class_id}/homework",
+        "/api/virtual-classes",
+        "/api/virtual-classes/{id}/open",
+        "/api/virtual-classes/{id}/join",
+        "/api/virtual-classes/{id}/participants",
+        "/admin/capacity",
+        "/healthz",
+        "/metrics",
+    ):
+        assert path in paths, path
+    dashboard = paths["/api/dashboard"]["get"]["responses"]
+    assert dashboard["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Dashboard"}
+    assert dashboard["401"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["APIKeyCookie"] == {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "ent_session",
+        "description": "HttpOnly session cookie set by GET /ent/auth/callback",
+    }
+    assert schemes["HTTPBearer"]["scheme"] == "bearer"
+    assert paths["/api/dashboard"]["get"]["security"] == [{"APIKeyCookie": []}]
 
 
 def parse_target_args(argv: list[str]) -> argparse.Namespace:
@@ -178,15 +109,52 @@ def test_listening_socket_is_tcp_so_asyncio_disables_nagle() -> None:
 
 def test_options_defaults() -> None:
     args = parse_target_args([])
-    assert (args.host, args.port, args.seed, args.size, args.hash_cost) == ("127.0.0.1", 8080, 2021, 1270, 10)
-    assert args.db is None and args.ready_file is None and args.allow_host is None
+    assert (args.host, args.port, args.seed, args.size) == ("127.0.0.1", 8080, 2021, 1270)
+    assert args.db is None and args.ready_file is None and args.allow_host is None and args.cache_dir is None
+    profile, settings = resolve(args, environ={})
+    assert profile == "undersized-2021"
+    assert settings == Settings(**PROFILES["undersized-2021"])
+    assert settings.hash_cost == 10 and settings.session_idle == 3600
+
+
+def test_profile_environment_and_options_take_precedence_in_that_order() -> None:
+    env = {"SCHOOLSURGE_PROFILE": "resized", "SCHOOLSURGE_WORKERS": "3", "SCHOOLSURGE_DB_TIMEOUT": "0.5"}
+    profile, settings = resolve(parse_target_args([]), environ=env)
+    assert profile == "resized"
+    assert settings.workers == 3 and settings.db_timeout == 0.5  # environment over profile
+    assert settings.max_in_flight == PROFILES["resized"]["max_in_flight"]  # profile over built-in default
+    args = parse_target_args(["--profile", "undersized-2021", "--workers", "2", "--hash-cost", "12"])
+    profile, settings = resolve(args, environ=env)
+    assert profile == "undersized-2021" and settings.workers == 2 and settings.hash_cost == 12  # options win
+
+    with pytest.raises(SettingsError, match="SCHOOLSURGE_WORKERS: expected a whole number"):
+        resolve(parse_target_args([]), environ={"SCHOOLSURGE_WORKERS": "two"})
+    with pytest.raises(SettingsError, match="SCHOOLSURGE_PROFILE='huge' is not a profile"):
+        resolve(parse_target_args([]), environ={"SCHOOLSURGE_PROFILE": "huge"})
+    with pytest.raises(SystemExit):
+        parse_target_args(["--max-in-flight", "0"])
+
+
+def test_bad_environment_is_a_one_line_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = parse_target_args(["--db", str(tmp_path / "never.sqlite3")])
+    monkey = pytest.MonkeyPatch()
+    monkey.setenv("SCHOOLSURGE_QUEUE_TIMEOUT", "soon")
+    try:
+        assert run_target(args) == 2
+    finally:
+        monkey.undo()
+    error = capsys.readouterr().err.strip()
+    assert "SCHOOLSURGE_QUEUE_TIMEOUT" in error and "\n" not in error
+    assert not (tmp_path / "never.sqlite3").exists()
 
 
 # ---- CAS ------------------------------------------------------------------------------------------------
 
 
-def test_login_form_needs_a_service(platform_url: str) -> None:
-    assert Client(platform_url).get("/cas/login").status == 400
+def test_login_form_needs_an_http_service(platform_url: str) -> None:
+    for query in ("", "?service=", "?service=javascript:alert(1)", "?service=ftp://example.org/"):
+        reply = Client(platform_url).get(f"/cas/login{query}")
+        assert reply.status == 422 and reply.json()["detail"].startswith("query.service:"), query
 
 
 @pytest.mark.parametrize("role", ["student", "teacher", "parent"])
@@ -207,29 +175,50 @@ def test_full_login_then_dashboard_timetable_homework(platform_url: str, platfor
     dash = client.get("/api/dashboard")
     assert dash.status == 200
     data = dash.json()
-    assert set(data) == {"username", "role", "display_name", "children", "classes", "open_virtual_classes"}
+    assert set(data) == {
+        "username",
+        "role",
+        "display_name",
+        "children",
+        "selected_child",
+        "classes",
+        "virtual_classes",
+    }
     assert (data["username"], data["role"], data["display_name"]) == (username, role, me["display_name"])
     class_ids = [c["id"] for c in data["classes"]]
     query = ""
+    assert all(c["level"] in LEVELS for c in data["classes"])
     if role == "student":
         assert class_ids == [roster.class_of_pupil(3)] and data["children"] == []
+        assert data["selected_child"] is None
     elif role == "teacher":
         assert class_ids == roster.classes_of_teacher(3) and data["children"] == []
     else:
         children = roster.families[3]
         assert [c["id"] for c in data["children"]] == list(children)
         assert all(c["class_id"] == roster.class_of_pupil(c["id"]) and c["name"] for c in data["children"])
+        assert all(c["level"] == roster.level_of_pupil(c["id"]) for c in data["children"])
         assert class_ids == sorted({roster.class_of_pupil(c) for c in children})
+        assert data["selected_child"] == children[0]  # a parent's session starts on their first child
         class_ids = [roster.class_of_pupil(children[0])]
         query = f"?child={children[0]}"
-        assert client.get("/api/timetable").status == 400  # parents must choose a child
+        # Without ?child=, the selected child's pages.
+        assert client.get("/api/timetable").json() == client.get(f"/api/timetable{query}").json()
 
-    lessons = client.get(f"/api/timetable{query}").json()["lessons"]
+    timetable = client.get(f"/api/timetable{query}").json()
+    lessons = timetable["lessons"]
+    assert timetable["week_of"] == "2021-04-05"
     assert lessons and {lesson["class_id"] for lesson in lessons} == set(class_ids)
     assert set(lessons[0]) == {"day", "start", "end", "subject", "class_id"}
+    # The surge week: Tuesday 6 to Friday 9 April (Monday 5 was Easter Monday).
+    assert {lesson["day"] for lesson in lessons} <= {"2021-04-06", "2021-04-07", "2021-04-08", "2021-04-09"}
+    assert "2021-04-06" in {lesson["day"] for lesson in lessons}
     homework = client.get(f"/api/homework{query}").json()["homework"]
     assert homework and {h["class_id"] for h in homework} == set(class_ids)
-    assert set(homework[0]) == {"id", "class_id", "subject", "due", "text"}
+    assert set(homework[0]) == {"id", "class_id", "subject", "due", "text", "submitted_at"}
+    inbox = client.get("/api/messages").json()["messages"]
+    assert all(set(m) == {"id", "class_id", "sender", "subject", "body", "sent_at"} for m in inbox)
+    assert {m["class_id"] for m in inbox} <= set(c["id"] for c in data["classes"])
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(platform_url: str, platform_roster: Roster) -> None:
@@ -241,9 +230,22 @@ def test_wrong_password_and_unknown_user_get_the_same_401(platform_url: str, pla
         assert reply.json() == {"detail": "invalid username or password"}
 
 
-def test_missing_form_fields_are_rejected(platform_url: str) -> None:
-    reply = Client(platform_url).post("/cas/login", form={"username": "eleve.0000001"})
-    assert 400 <= reply.status < 500
+def test_missing_form_fields_are_rejected_with_a_message_that_never_echoes_input(platform_url: str) -> None:
+    reply = Client(platform_url).post("/cas/login", form={"username": "eleve.0000001", "password": "s3cret-pw"})
+    assert reply.status == 422
+    detail = reply.json()["detail"]
+    assert detail.startswith("execution: Field required") and "s3cret-pw" not in reply.text
+
+
+def test_passwords_never_reach_the_log(platform_process: PlatformProcess, platform_roster: Roster) -> None:
+    username, password = platform_roster.credentials("teacher", 4)
+    client = Client(platform_process.base_url)
+    assert post_credentials(client, username, "Wr0ng-" + password).status == 401
+    assert post_credentials(client, username, password).status == 302
+    too_long = post_credentials(client, username, "Long-" + "x" * 2000)
+    assert too_long.status == 422 and "Long-" not in too_long.text  # validation errors never echo input
+    log = platform_process.log_path.read_text()
+    assert password not in log and "Wr0ng-" not in log and "Long-" not in log
 
 
 def test_execution_token_is_single_use(platform_url: str, platform_roster: Roster) -> None:
@@ -252,8 +254,8 @@ def test_execution_token_is_single_use(platform_url: str, platform_roster: Roste
     execution = login_form(client)
     assert post_credentials(client, username, password, execution).status == 302
     reply = post_credentials(client, username, password, execution)
-    assert reply.status == 400 and reply.json()["detail"]
-    assert post_credentials(client, username, password, "made-up-token").status == 400
+    assert reply.status == 401 and "reload it" in reply.json()["detail"]
+    assert post_credentials(client, username, password, "made-up-token").status == 401
 
 
 def test_service_ticket_is_single_use(platform_url: str, platform_roster: Roster) -> None:
@@ -303,186 +305,3 @@ def test_parent_cannot_read_someone_elses_child(platform_url: str, platform_rost
     assert client.get(f"/api/timetable?child={stranger}").status == 403
     assert client.get(f"/api/homework?child={stranger}").status == 403
     assert client.get("/api/homework?child=not-a-number").status == 422
-
-
-# ---- virtual classes ------------------------------------------------------------------------------------
-
-
-def test_virtual_class_lifecycle(platform_url: str, platform_roster: Roster) -> None:
-    roster = platform_roster
-    teacher, _ = login(platform_url, roster, "teacher", 0)
-    main_class = roster.main_class_of_teacher(0)
-    reply = teacher.post("/api/virtual-classes", body={"class_id": main_class, "title": "Maths, 6 avril"})
-    assert reply.status == 201
-    vc = reply.json()
-    assert vc == {
-        "id": vc["id"],
-        "class_id": main_class,
-        "title": "Maths, 6 avril",
-        "status": "open",
-        "join_url": f"/api/virtual-classes/{vc['id']}/join",
-    }
-
-    pupils = [p for p in range(roster.pupils) if roster.class_of_pupil(p) == main_class]
-    pupil, _ = login(platform_url, roster, "student", pupils[0])
-    dash = pupil.get("/api/dashboard").json()
-    assert {"id": vc["id"], "class_id": main_class, "title": "Maths, 6 avril", "status": "open"} in dash[
-        "open_virtual_classes"
-    ]
-    reply = pupil.post(vc["join_url"])
-    assert reply.status == 200 and reply.json() == {"status": "joined", "participants": 1}
-    classmate, _ = login(platform_url, roster, "student", pupils[1])
-    assert classmate.post(vc["join_url"]).json()["participants"] == 2
-    assert pupil.post(f"/api/virtual-classes/{vc['id']}/heartbeat").json() == {"status": "ok"}
-    assert teacher.post(f"/api/virtual-classes/{vc['id']}/heartbeat").json() == {"status": "ok"}
-    assert pupil.post(f"/api/virtual-classes/{vc['id']}/leave").json() == {"status": "left"}
-    assert pupil.post(f"/api/virtual-classes/{vc['id']}/heartbeat").status == 403  # no longer in it
-
-    outsider = next(p for p in range(roster.pupils) if roster.class_of_pupil(p) != main_class)
-    other, _ = login(platform_url, roster, "student", outsider)
-    assert other.post(vc["join_url"]).status == 403
-    assert other.post(f"/api/virtual-classes/{vc['id']}/heartbeat").status == 403
-    parent, _ = login(platform_url, roster, "parent", 1)
-    assert parent.post(vc["join_url"]).status == 403
-    assert pupil.post("/api/virtual-classes/999999/join").status == 404
-
-    # The teacher leaving closes the class: it disappears from dashboards and cannot be joined.
-    assert teacher.post(f"/api/virtual-classes/{vc['id']}/leave").json() == {"status": "left"}
-    assert vc["id"] not in [v["id"] for v in pupil.get("/api/dashboard").json()["open_virtual_classes"]]
-    assert pupil.post(vc["join_url"]).status == 409
-
-
-def test_virtual_class_creation_rules(platform_url: str, platform_roster: Roster) -> None:
-    roster = platform_roster
-    teacher, _ = login(platform_url, roster, "teacher", 0)
-    untaught = next(c for c in range(roster.classes) if c not in roster.classes_of_teacher(0))
-    assert teacher.post("/api/virtual-classes", body={"class_id": untaught, "title": "x"}).status == 403
-    pupil, _ = login(platform_url, roster, "student", 0)
-    assert pupil.post("/api/virtual-classes", body={"class_id": 0, "title": "x"}).status == 403
-    for bad in (b"{not json", b"[]", b'{"class_id": "zero", "title": "x"}', b'{"class_id": 0}'):
-        reply = teacher.post("/api/virtual-classes", raw=bad)
-        assert reply.status == 422 and reply.json()["detail"]
-
-
-# ---- metrics --------------------------------------------------------------------------------------------
-
-
-def test_metrics_reflect_logins_and_virtual_classes(platform_url: str, platform_roster: Roster) -> None:
-    scrape = Client(platform_url)
-    before = scrape.get("/metrics").text
-    teacher, _ = login(platform_url, platform_roster, "teacher", 1)
-    post_credentials(Client(platform_url), "prof.0000001", "wrong")
-    main_class = platform_roster.main_class_of_teacher(1)
-    vc = teacher.post("/api/virtual-classes", body={"class_id": main_class, "title": "Français"}).json()
-    pupil_idx = next(p for p in range(platform_roster.pupils) if platform_roster.class_of_pupil(p) == main_class)
-    pupil, _ = login(platform_url, platform_roster, "student", pupil_idx)
-    assert pupil.post(vc["join_url"]).status == 200
-
-    reply = scrape.get("/metrics")
-    assert reply.status == 200 and reply.headers["Content-Type"].startswith("text/plain")
-    after = reply.text
-
-    def delta(name: str, labels: str = "") -> float:
-        return metric_value(after, name, labels) - metric_value(before, name, labels)
-
-    assert delta("schoolsurge_logins_total", 'outcome="success"') == 2
-    assert delta("schoolsurge_logins_total", 'outcome="failure"') == 1
-    assert delta("schoolsurge_virtual_classes_created_total") == 1
-    assert delta("schoolsurge_virtual_class_joins_total") == 1
-    assert delta("schoolsurge_http_requests_total", 'route="/api/virtual-classes/{id}/join",status="200"') == 1
-    assert delta("schoolsurge_http_requests_total", 'route="/cas/login",status="302"') == 2
-    assert metric_value(after, "schoolsurge_active_sessions") >= 2
-    # Route labels are templates, never raw ids.
-    assert f"/api/virtual-classes/{vc['id']}/" not in after
-
-
-# ---- seeding --------------------------------------------------------------------------------------------
-
-
-def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
-    """Everything but the (salted) password hashes and the build stamp."""
-    conn = sqlite3.connect(path)
-    try:
-        queries = {
-            "accounts": "SELECT username, role, idx, display_name, class_id FROM accounts ORDER BY id",
-            "schools": "SELECT * FROM schools ORDER BY id",
-            "classes": "SELECT * FROM classes ORDER BY id",
-            "teacher_classes": "SELECT a.idx, tc.class_id FROM teacher_classes tc"
-            " JOIN accounts a ON a.id = tc.teacher_id ORDER BY 1, 2",
-            "parent_children": "SELECT p.idx, c.idx FROM parent_children pc JOIN accounts p ON p.id = pc.parent_id"
-            " JOIN accounts c ON c.id = pc.child_id ORDER BY 1, 2",
-            "lessons": "SELECT * FROM lessons ORDER BY id",
-            "homework": "SELECT * FROM homework ORDER BY id",
-        }
-        return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
-    finally:
-        conn.close()
-
-
-def test_seeding_is_deterministic_and_matches_the_roster(tmp_path: Path) -> None:
-    roster = Roster(7, 80)
-    first, second, other = tmp_path / "a.sqlite3", tmp_path / "b.sqlite3", tmp_path / "c.sqlite3"
-    logs: list[str] = []
-    for path, seed in ((first, 7), (second, 7), (other, 8)):
-        assert ensure_database(path, seed, 80, 4, log=logs.append) is True
-    assert dump(first) == dump(second)
-    assert dump(first)["accounts"] != dump(other)["accounts"]  # another seed, other names
-
-    data = dump(first)
-    expected = {
-        (role, i): roster.credentials(role, i)[0]
-        for role in ("student", "teacher", "parent")
-        for i in range(roster.count(role))
-    }
-    assert {(r, i): u for u, r, i, _, _ in data["accounts"]} == expected
-    assert all(name for *_, name, _ in data["accounts"])
-    assert {(i, c) for u, r, i, _, c in data["accounts"] if r == "student"} == {
-        (p, roster.class_of_pupil(p)) for p in range(roster.pupils)
-    }
-    assert set(data["parent_children"]) == {(p, c) for p, kids in enumerate(roster.families) for c in kids}
-    assert set(data["teacher_classes"]) == {
-        (t, c) for t in range(roster.teachers) for c in roster.classes_of_teacher(t)
-    }
-    # Passwords are bcrypt hashes, at the requested cost, of the roster's passwords.
-    conn = sqlite3.connect(first)
-    for role in ("student", "teacher", "parent"):
-        user, secret = roster.credentials(role, 1)
-        (hashed,) = conn.execute("SELECT password_hash FROM accounts WHERE username = ?", (user,)).fetchone()
-        assert hashed.startswith(b"$2b$04$") and bcrypt.checkpw(secret.encode(), hashed)
-    conn.close()
-
-
-def test_cache_is_reused_and_rebuilt_only_when_stale(tmp_path: Path) -> None:
-    path = tmp_path / "cache.sqlite3"
-    logs: list[str] = []
-    assert ensure_database(path, 3, 30, 4, log=logs.append) is True
-    build_id = platform_db.read_meta(path)["build_id"]
-    assert ensure_database(path, 3, 30, 4, log=logs.append) is False
-    assert platform_db.read_meta(path)["build_id"] == build_id
-    assert not list(tmp_path.glob("*.tmp"))
-
-    # Another cost, or a file not marked complete, is rebuilt.
-    assert ensure_database(path, 3, 30, 5, log=logs.append) is True
-    assert platform_db.read_meta(path)["hash_cost"] == "5"
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE meta SET value = '0' WHERE key = 'complete'")
-    conn.commit()
-    conn.close()
-    assert ensure_database(path, 3, 30, 5, log=logs.append) is True
-
-
-def test_second_start_reuses_the_database(tmp_path: Path) -> None:
-    path = tmp_path / "reuse.sqlite3"
-    log = tmp_path / "platform.log"
-    with PlatformProcess(seed=5, size=30, hash_cost=4, db=path, log_path=log, startup_timeout=60) as proc:
-        login(proc.base_url, Roster(5, 30), "teacher", 0)
-    build_id = platform_db.read_meta(path)["build_id"]
-    assert "seeding" in log.read_text() and "reusing" not in log.read_text()
-    log.write_text("")
-    with PlatformProcess(seed=5, size=30, hash_cost=4, db=path, log_path=log, startup_timeout=60) as proc:
-        # A fresh run: sessions of the earlier run are gone, accounts are intact.
-        client, me = login(proc.base_url, Roster(5, 30), "student", 0)
-        assert me["username"] == "eleve.0000000"
-        assert client.get("/metrics").text.count("schoolsurge_active_sessions 1.0") == 1
-    assert platform_db.read_meta(path)["build_id"] == build_id
-    assert "reusing cached database" in log.read_text() and "seeding" not in log.read_text()

@@ -3,6 +3,6 @@
 Personas only speak to `PlatformClient`; to aim the same people at another platform, write one subclass.
 """
 
-from schoolsurge.clients.base import Dashboard, PlatformClient, PlatformError
+from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, PlatformError
 
-__all__ = ["Dashboard", "PlatformClient", "PlatformError"]
+__all__ = ["Dashboard", "Homework", "PlatformClient", "PlatformError"]

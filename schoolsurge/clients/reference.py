@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from locust.contrib.fasthttp import FastHttpSession
 
-from schoolsurge.clients.base import Dashboard, PlatformClient, PlatformError
+from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, PlatformError
 
 EXECUTION_FIELD = re.compile(r'name="execution"\s+value="([^"]+)"')
 CALLBACK_PATH = "/ent/auth/callback"
@@ -30,6 +30,8 @@ class ReferencePlatformClient(PlatformClient):
             except ValueError:
                 response.failure("response is not JSON")
                 raise PlatformError(f"{name}: response is not JSON") from None
+
+    # ---- single sign-on -----------------------------------------------------------------------------
 
     def login(self, username: str, password: str) -> None:
         service = f"{self.http.base_url}{CALLBACK_PATH}"
@@ -58,24 +60,67 @@ class ReferencePlatformClient(PlatformClient):
     def logout(self) -> None:
         self._json("POST", "/cas/logout", "sso: logout")
 
+    # ---- reading ------------------------------------------------------------------------------------
+
     def dashboard(self) -> Dashboard:
         body = self._json("GET", "/api/dashboard", "dashboard")
+        by_status: dict[str, dict[int, int]] = {"open": {}, "scheduled": {}}
+        for vc in body["virtual_classes"]:
+            by_status[vc["status"]].setdefault(vc["class_id"], vc["id"])
         return Dashboard(
             role=body["role"],
             class_ids=[c["id"] for c in body["classes"]],
             child_ids=[c["id"] for c in body["children"]],
-            open_virtual_classes={v["class_id"]: v["id"] for v in body["open_virtual_classes"]},
+            open_virtual_classes=by_status["open"],
+            waiting_virtual_classes=by_status["scheduled"],
+            selected_child=body["selected_child"],
         )
 
     def timetable(self, child_id: int | None = None) -> None:
         params = {"child": child_id} if child_id is not None else None
         self._json("GET", "/api/timetable", "timetable", params=params)
 
-    def homework(self, child_id: int | None = None) -> None:
+    def homework(self, child_id: int | None = None) -> list[Homework]:
         params = {"child": child_id} if child_id is not None else None
-        self._json("GET", "/api/homework", "homework", params=params)
+        body = self._json("GET", "/api/homework", "homework", params=params)
+        return [
+            Homework(h["id"], h["class_id"], h["subject"], h["due"], h.get("submitted_at") is not None)
+            for h in body["homework"]
+        ]
 
-    def create_virtual_class(self, class_id: int, title: str) -> int:
+    def messages(self) -> int:
+        return len(self._json("GET", "/api/messages", "messages")["messages"])
+
+    def children(self) -> list[int]:
+        return [c["id"] for c in self._json("GET", "/api/children", "children")["children"]]
+
+    def switch_child(self, child_id: int) -> None:
+        self._json("POST", f"/api/children/{child_id}/select", "children: switch")
+
+    # ---- writing ------------------------------------------------------------------------------------
+
+    def submit_homework(self, homework_id: int, text: str) -> int:
+        body = self._json(
+            "POST", f"/api/homework/{homework_id}/submissions", "homework: submit", expect=201, json={"text": text}
+        )
+        return int(body["id"])
+
+    def classes(self) -> list[int]:
+        return [c["id"] for c in self._json("GET", "/api/classes", "classes")["classes"]]
+
+    def post_homework(self, class_id: int, subject: str, due: str, text: str) -> int:
+        body = self._json(
+            "POST",
+            f"/api/classes/{class_id}/homework",
+            "homework: post",
+            expect=201,
+            json={"subject": subject, "due": due, "text": text},
+        )
+        return int(body["id"])
+
+    # ---- virtual classes ----------------------------------------------------------------------------
+
+    def schedule_virtual_class(self, class_id: int, title: str) -> int:
         body = self._json(
             "POST",
             "/api/virtual-classes",
@@ -85,11 +130,25 @@ class ReferencePlatformClient(PlatformClient):
         )
         return int(body["id"])
 
-    def join_virtual_class(self, virtual_class_id: int) -> None:
-        self._json("POST", f"/api/virtual-classes/{virtual_class_id}/join", "virtual class: join")
+    def open_virtual_class(self, virtual_class_id: int) -> None:
+        self._json("POST", f"/api/virtual-classes/{virtual_class_id}/open", "virtual class: open")
 
-    def heartbeat(self, virtual_class_id: int) -> None:
-        self._json("POST", f"/api/virtual-classes/{virtual_class_id}/heartbeat", "virtual class: heartbeat")
+    def create_virtual_class(self, class_id: int, title: str) -> int:
+        virtual_class = self.schedule_virtual_class(class_id, title)
+        self.open_virtual_class(virtual_class)
+        return virtual_class
+
+    def join_virtual_class(self, virtual_class_id: int) -> str:
+        body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/join", "virtual class: join")
+        return str(body["status"])
+
+    def heartbeat(self, virtual_class_id: int) -> str:
+        body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/heartbeat", "virtual class: heartbeat")
+        return str(body["virtual_class"])
+
+    def participants(self, virtual_class_id: int) -> int:
+        body = self._json("GET", f"/api/virtual-classes/{virtual_class_id}/participants", "virtual class: participants")
+        return sum(1 for person in body["participants"] if person["state"] != "left")
 
     def leave_virtual_class(self, virtual_class_id: int) -> None:
         self._json("POST", f"/api/virtual-classes/{virtual_class_id}/leave", "virtual class: leave")

@@ -1,57 +1,116 @@
-"""Expected arrivals and concurrent sessions per group over the morning's clock.
+"""National expectations over the morning, second by second: logins, open sessions, requests.
 
-Each group logs in along a normal curve; a person stays logged in for the group's mean session length,
-so concurrent sessions at t are the people who arrived in (t - W, t] (Little's law in its time-varying form).
+Population x participation people log in within the window along the group's login-time curve. Sessions open
+at t are the convolution of the arrivals with the session-length survival function (Little's law in its
+time-varying form: on a flat stretch, open sessions = arrival rate x mean session length). Each open session
+asks for a page once per think time; each login costs the SSO flow's requests.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 
-from schoolsurge.scenario import Group, Persona, Scenario
+import numpy as np
 
+from schoolsurge.models.curves import session_survival, window_cdf
+from schoolsurge.models.incidents import bot_attempts_per_second
+from schoolsurge.scenario import Group, Persona, Scenario, Window
 
-def _normal_cdf(x: float, mean: float, sd: float) -> float:
-    return 0.5 * (1 + math.erf((x - mean) / (sd * math.sqrt(2))))
+# The reference client's login: SSO form, credentials, ticket callback, then the dashboard it lands on.
+REQUESTS_PER_LOGIN = 4
+# A bot's failed attempt: the SSO form and a refused credentials post.
+REQUESTS_PER_BOT_ATTEMPT = 2
 
 
 def logins_expected(group: Group) -> float:
-    """People of the group who log in that morning (national)."""
+    """People of the group who log in within the window (national)."""
     return group.population * group.participation
 
 
-def arrivals_before(group: Group, clock_s: float) -> float:
-    """Expected national logins of the group before a clock time (seconds since midnight)."""
-    curve = group.login_time
-    return logins_expected(group) * _normal_cdf(clock_s, curve.mean_s, curve.sd_minutes * 60)
+def arrivals_per_second(group: Group, window: Window) -> np.ndarray:
+    """Expected national logins of the group in each second of the window (value i: [start+i, start+i+1))."""
+    return logins_expected(group) * np.diff(window_cdf(group.login_time, window))
 
 
-def arrival_rate(group: Group, clock_s: float) -> float:
-    """Expected national logins per second of the group at a clock time."""
-    curve = group.login_time
-    sd = curve.sd_minutes * 60
-    z = (clock_s - curve.mean_s) / sd
-    return logins_expected(group) * math.exp(-0.5 * z * z) / (sd * math.sqrt(2 * math.pi))
+def concurrent_sessions(group: Group, arrivals: np.ndarray) -> np.ndarray:
+    """Expected open sessions at the end of each second, from the arrivals per second.
+
+    A login in second j is taken at its middle, so it is still open at the end of second i with the
+    probability that its session lasts more than i - j + 0.5 seconds."""
+    kernel = session_survival(group.session, np.arange(len(arrivals)) + 0.5)
+    size = 2 * len(arrivals)
+    # FFT convolution: a whole morning second by second is 10^4-10^5 points.
+    full = np.fft.irfft(np.fft.rfft(arrivals, size) * np.fft.rfft(kernel, size), size)
+    return np.clip(full[: len(arrivals)], 0.0, None)
 
 
-def concurrent_sessions(group: Group, clock_s: float) -> float:
-    """Expected national sessions of the group open at a clock time."""
-    session_s = group.session_minutes * 60
-    return arrivals_before(group, clock_s) - arrivals_before(group, clock_s - session_s)
+def requests_per_second(group: Group, arrivals: np.ndarray, concurrent: np.ndarray) -> np.ndarray:
+    """Expected requests per second: the logins' SSO flows plus one page per think time per open session."""
+    return arrivals * REQUESTS_PER_LOGIN + concurrent / group.think.mean_seconds
 
 
-def concurrent_by_persona(scenario: Scenario, clock_s: float, scale: float = 1.0) -> dict[Persona, float]:
-    """Expected open sessions per persona at a clock time, times the fraction of people simulated."""
-    totals: dict[Persona, float] = {}
+@dataclass(frozen=True)
+class NationalCurves:
+    """A scenario's national expectations, one value per second of its window."""
+
+    start_s: int
+    arrivals: dict[str, np.ndarray]  # group -> logins in second i
+    concurrent: dict[str, np.ndarray]  # group -> open sessions at the end of second i
+    requests: dict[str, np.ndarray]  # group -> requests in second i
+    bot_attempts: np.ndarray  # bot-flood login attempts in second i
+    bot_requests: np.ndarray
+
+    @property
+    def seconds(self) -> int:
+        return len(self.bot_attempts)
+
+    @property
+    def clock_s(self) -> np.ndarray:
+        """Clock time (seconds since midnight) at which each second starts."""
+        return self.start_s + np.arange(self.seconds)
+
+    def total_arrivals(self) -> np.ndarray:
+        return np.sum(list(self.arrivals.values()), axis=0)
+
+    def total_concurrent(self) -> np.ndarray:
+        return np.sum(list(self.concurrent.values()), axis=0)
+
+    def total_requests(self) -> np.ndarray:
+        """People's requests and the bots' together."""
+        return np.sum(list(self.requests.values()), axis=0) + self.bot_requests
+
+    def per_minute(self, per_second: np.ndarray) -> np.ndarray:
+        """Mean of a per-second curve over each clock minute of the window."""
+        return per_second.reshape(-1, 60).mean(axis=1)
+
+
+def national_curves(scenario: Scenario) -> NationalCurves:
+    window = scenario.window
+    arrivals, concurrent, requests = {}, {}, {}
     for group in scenario.groups:
-        totals[group.persona] = totals.get(group.persona, 0.0) + concurrent_sessions(group, clock_s) * scale
-    return totals
+        arrivals[group.name] = arrivals_per_second(group, window)
+        concurrent[group.name] = concurrent_sessions(group, arrivals[group.name])
+        requests[group.name] = requests_per_second(group, arrivals[group.name], concurrent[group.name])
+    bots = bot_attempts_per_second(scenario)
+    return NationalCurves(window.start_s, arrivals, concurrent, requests, bots, bots * REQUESTS_PER_BOT_ATTEMPT)
 
 
 def person_seconds_by_persona(scenario: Scenario) -> dict[Persona, float]:
-    """Share of logged-in time each persona accounts for over the morning (logins x session length)."""
+    """Share of logged-in time each persona accounts for over the morning (logins x mean session length)."""
     totals: dict[Persona, float] = {}
     for group in scenario.groups:
-        weight = logins_expected(group) * group.session_minutes * 60
+        weight = logins_expected(group) * group.session.mean_minutes * 60
         totals[group.persona] = totals.get(group.persona, 0.0) + weight
     return totals
+
+
+def virtual_classes(scenario: Scenario) -> tuple[float, float]:
+    """(virtual classes opened, pupils joining one) expected nationally: teachers open, students join."""
+    opened = joined = 0.0
+    for group in scenario.groups:
+        count = logins_expected(group) * group.virtual_class
+        if group.persona == "teacher":
+            opened += count
+        elif group.persona == "student":
+            joined += count
+    return opened, joined

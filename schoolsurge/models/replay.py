@@ -1,10 +1,17 @@
-"""Scaling and time compression: how a run's seconds map onto the scenario's morning."""
+"""Scaling and time compression: how a run's seconds map onto the scenario's morning.
+
+A run simulates `scale` of the people with the clock sped up `speed` times. People arrive speed times faster
+but stay speed times shorter, so open sessions are scale x national; requests per second are scale x speed x
+national: the run's load fraction. Dividing a run's request figures by it gives national figures.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from schoolsurge.models.population import concurrent_by_persona
+from schoolsurge.models.population import NationalCurves, national_curves
+from schoolsurge.models.schedule import check_scale_speed, people_at_scale
 from schoolsurge.scenario import Scenario
 
 
@@ -17,16 +24,12 @@ class Replay:
     speed: float
 
     def __post_init__(self) -> None:
-        if not 0 < self.scale <= 1:
-            raise ValueError(f"scale must be in (0, 1], got {self.scale}")
-        if self.speed <= 0:
-            raise ValueError(f"speed must be positive, got {self.speed}")
+        check_scale_speed(self.scale, self.speed)
 
     @property
     def duration_s(self) -> float:
         """Run seconds needed to replay the whole window."""
-        window = self.scenario.window
-        return (window.end_s - window.start_s) / self.speed
+        return self.scenario.window.duration_s / self.speed
 
     @property
     def load_fraction(self) -> float:
@@ -37,15 +40,33 @@ class Replay:
         """Scenario clock (seconds since midnight) reached after run_s seconds of the run."""
         return self.scenario.window.start_s + run_s * self.speed
 
+    def run_s_at(self, clock_s: float) -> float:
+        """Run seconds at which the scenario clock reaches clock_s."""
+        return (clock_s - self.scenario.window.start_s) / self.speed
+
     def scenario_seconds(self, real_seconds: float) -> float:
         """A scenario duration (think time, session length) as run seconds."""
         return real_seconds / self.speed
 
+    @cached_property
+    def national(self) -> NationalCurves:
+        """The scenario's national curves, computed once per replay."""
+        return national_curves(self.scenario)
+
+    def concurrent_at(self, run_s: float) -> float:
+        """Expected open sessions of this run after run_s seconds (scale x national at that clock)."""
+        curves = self.national
+        second = min(max(int(self.clock_at(run_s) - curves.start_s), 0), curves.seconds - 1)
+        return float(sum(c[second] for c in curves.concurrent.values())) * self.scale
+
     def users_at(self, run_s: float) -> int:
-        """Simulated users the closed model holds after run_s seconds (compression keeps concurrency:
-        arrivals come speed times faster but stay speed times shorter)."""
-        by_persona = concurrent_by_persona(self.scenario, self.clock_at(run_s), self.scale)
-        return round(sum(by_persona.values()))
+        """Simulated users the closed model holds after run_s seconds."""
+        return round(self.concurrent_at(run_s))
+
+    @property
+    def people(self) -> int:
+        """People this run simulates (the schedule's length)."""
+        return sum(people_at_scale(group, self.scale) for group in self.scenario.groups)
 
     @property
     def platform_pupils(self) -> int:

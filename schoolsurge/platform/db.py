@@ -1,20 +1,22 @@
 """SQLite schema and connection helpers of the reference platform.
 
-The platform keeps everything in one SQLite file, including login state (execution tokens, service tickets,
-sessions), so that several server processes can later share it. WAL lets readers run beside the one writer;
-busy_timeout makes a writer wait for the lock instead of failing at once under load.
+Everything lives in one SQLite file, login state included (execution tokens, service tickets, sessions,
+failed logins), so that several worker processes share it. WAL lets readers run beside the one writer; the
+busy timeout (the `db_timeout` knob) makes a writer wait for the lock instead of failing at once.
+
+A seeded file is a pristine cache that is never served: each server runs on its own copy (see seed.py).
 """
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
-BUSY_TIMEOUT_MS = 5_000
+SCHEMA_VERSION = "2"
 
 # Static data written once by the seeder. Ids of classes are the roster's class indices and a pupil's
 # `idx` is its roster index, so the load generator can name them without asking the platform.
@@ -24,7 +26,8 @@ CREATE TABLE schools (id INTEGER PRIMARY KEY, name TEXT NOT NULL, kind TEXT NOT 
 CREATE TABLE classes (
     id INTEGER PRIMARY KEY,
     school_id INTEGER NOT NULL REFERENCES schools(id),
-    name TEXT NOT NULL
+    name TEXT NOT NULL,
+    level TEXT NOT NULL
 );
 CREATE TABLE accounts (
     id INTEGER PRIMARY KEY,
@@ -54,18 +57,30 @@ CREATE TABLE lessons (
     "end" TEXT NOT NULL,
     subject TEXT NOT NULL
 );
-CREATE INDEX lessons_class ON lessons(class_id);
+CREATE INDEX lessons_class ON lessons(class_id, day, start);
 CREATE TABLE homework (
     id INTEGER PRIMARY KEY,
     class_id INTEGER NOT NULL REFERENCES classes(id),
     subject TEXT NOT NULL,
     due TEXT NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    author_id INTEGER REFERENCES accounts(id),
+    posted_at REAL
 );
 CREATE INDEX homework_class ON homework(class_id);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    class_id INTEGER NOT NULL REFERENCES classes(id),
+    audience TEXT NOT NULL CHECK (audience IN ('student', 'teacher', 'parent')),
+    sender TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    body TEXT NOT NULL,
+    sent_at TEXT NOT NULL
+);
+CREATE INDEX messages_class ON messages(class_id, audience);
 """
 
-# State created while the platform runs; emptied by reset_runtime() when a server starts on a cached file.
+# State created while the platform runs.
 RUNTIME_SCHEMA = """
 CREATE TABLE login_flows (token TEXT PRIMARY KEY, created_at REAL NOT NULL);
 CREATE TABLE tickets (
@@ -78,39 +93,51 @@ CREATE TABLE sessions (
     token_hash TEXT PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     created_at REAL NOT NULL,
-    last_seen REAL NOT NULL
+    last_seen REAL NOT NULL,
+    selected_child INTEGER
 );
 CREATE INDEX sessions_last_seen ON sessions(last_seen);
+CREATE TABLE login_failures (username TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX login_failures_user ON login_failures(username, at);
 CREATE TABLE virtual_classes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     class_id INTEGER NOT NULL REFERENCES classes(id),
     teacher_id INTEGER NOT NULL REFERENCES accounts(id),
     title TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('open', 'closed')),
-    created_at REAL NOT NULL
+    status TEXT NOT NULL CHECK (status IN ('scheduled', 'open', 'closed')),
+    created_at REAL NOT NULL,
+    opened_at REAL
 );
 CREATE INDEX virtual_classes_class ON virtual_classes(class_id, status);
 CREATE TABLE vc_participants (
     vc_id INTEGER NOT NULL REFERENCES virtual_classes(id),
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     joined_at REAL NOT NULL,
+    admitted_at REAL,
     last_seen REAL NOT NULL,
     left_at REAL,
     PRIMARY KEY (vc_id, account_id)
 );
+CREATE TABLE submissions (
+    id INTEGER PRIMARY KEY,
+    homework_id INTEGER NOT NULL REFERENCES homework(id),
+    pupil_id INTEGER NOT NULL REFERENCES accounts(id),
+    text TEXT NOT NULL,
+    submitted_at REAL NOT NULL,
+    UNIQUE (homework_id, pupil_id)
+);
 """
 
-RUNTIME_TABLES = ("vc_participants", "virtual_classes", "sessions", "tickets", "login_flows")
 
-
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, timeout: float = 5.0) -> sqlite3.Connection:
     """Open a connection tuned for the platform: autocommit, WAL, busy timeout, foreign keys."""
     # isolation_level=None: statements autocommit; multi-statement writes use explicit BEGIN IMMEDIATE.
-    conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout, check_same_thread=True)
     conn.row_factory = sqlite3.Row
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     conn.execute("PRAGMA journal_mode = WAL")
-    # NORMAL is durable enough in WAL mode (only the last commits can be lost on power failure).
+    # NORMAL survives a crash of the process (kill -9); durable_transaction() asks for FULL where an
+    # acknowledged write must also survive a power cut.
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
@@ -119,14 +146,15 @@ def connect(path: Path) -> sqlite3.Connection:
 class Database:
     """One SQLite connection per thread: sqlite3 connections must not be shared between threads."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, timeout: float = 5.0) -> None:
         self.path = Path(path)
+        self.timeout = timeout
         self._local = threading.local()
 
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path)
+            conn = self._local.conn = connect(self.path, self.timeout)
         return conn
 
 
@@ -143,17 +171,31 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     conn.execute("COMMIT")
 
 
+@contextmanager
+def durable_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A transaction whose COMMIT is fsynced (synchronous = FULL) before the caller acknowledges it."""
+    conn.execute("PRAGMA synchronous = FULL")
+    try:
+        with transaction(conn):
+            yield conn
+    finally:
+        conn.execute("PRAGMA synchronous = NORMAL")
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA)
 
 
-def read_meta(path: Path) -> dict[str, str]:
-    """The meta table of a database file, or {} if the file is missing or not a platform database."""
-    if not path.exists():
+def read_meta(path: Path, readonly: bool = True) -> dict[str, str]:
+    """The meta table of a database file, or {} if the file is missing or not a platform database.
+
+    Read-only by default: inspecting a cache candidate must never change it. A server's own file after a
+    crash is opened read-write (`readonly=False`) so SQLite can recover its write-ahead log first."""
+    if not Path(path).exists():
         return {}
     try:
-        # Read-only URI: inspecting a cache candidate must never create or change it.
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        mode = "ro" if readonly else "rw"
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode={mode}", uri=True)
         try:
             return dict(conn.execute("SELECT key, value FROM meta").fetchall())
         finally:
@@ -162,14 +204,28 @@ def read_meta(path: Path) -> dict[str, str]:
         return {}
 
 
-def reset_runtime(path: Path) -> None:
-    """Forget sessions, tickets and virtual classes left by an earlier run on the same cached file."""
-    conn = connect(path)
+def remove_database(path: Path) -> None:
+    """Delete a database file with its WAL and shared-memory files (a stale WAL would be replayed)."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    """Copy a (quiescent) database to a new file, atomically: the target is complete or absent."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    remove_database(tmp)
     try:
-        with transaction(conn):
-            for table in RUNTIME_TABLES:
-                conn.execute(f"DELETE FROM {table}")
-            # Restart virtual class ids at 1, as on a fresh database.
-            conn.execute("DELETE FROM sqlite_sequence WHERE name = 'virtual_classes'")
-    finally:
-        conn.close()
+        src = sqlite3.connect(f"{Path(source).resolve().as_uri()}?mode=ro", uri=True)
+        dst = sqlite3.connect(tmp)
+        try:
+            src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        remove_database(target)
+        os.replace(tmp, target)
+    except BaseException:
+        remove_database(tmp)
+        raise

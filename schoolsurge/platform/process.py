@@ -1,7 +1,9 @@
 """Run the reference platform in a child process, for tests and for the run orchestrator.
 
 A separate process keeps the platform's CPU (bcrypt, SQLite, uvicorn) and GIL away from the load generator,
-and its ephemeral port comes back through a ready file the child writes once it is listening.
+and its ephemeral port comes back through a ready file the child writes once every worker is serving.
+Without `db`, the platform runs on a copy of the cached seed inside this object's temporary folder, gone at
+stop(); with `db`, on that file, which keeps its data across restarts.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from schoolsurge.platform.server import DEFAULT_HASH_COST, DEFAULT_SEED, DEFAULT_SIZE
+from schoolsurge.platform.security import admin_token_path
+from schoolsurge.platform.server import DEFAULT_SEED, DEFAULT_SIZE
 
 
 class PlatformError(RuntimeError):
@@ -27,25 +30,32 @@ class PlatformError(RuntimeError):
 
 
 class PlatformProcess:
-    """`with PlatformProcess(size=60, hash_cost=4) as p: ... p.base_url ...`"""
+    """`with PlatformProcess(size=60, hash_cost=4, profile="resized") as p: ... p.base_url ...`
+
+    `hash_cost` and `profile` left at None take the platform's defaults (profile undersized-2021, whose
+    hash cost is 10); other knobs go in `extra_args`, e.g. ["--workers", "2", "--max-in-flight", "4"]."""
 
     def __init__(
         self,
         *,
         seed: int = DEFAULT_SEED,
         size: int = DEFAULT_SIZE,
-        hash_cost: int = DEFAULT_HASH_COST,
+        hash_cost: int | None = None,
+        profile: str | None = None,
         db: Path | None = None,
+        cache_dir: Path | None = None,
         host: str = "127.0.0.1",
         log_path: Path | None = None,
         startup_timeout: float = 600.0,  # a first seed of a large roster at cost 10 takes a while
         stop_timeout: float = 10.0,
         extra_args: Sequence[str] = (),
     ) -> None:
-        self.seed, self.size, self.hash_cost, self.db, self.host = seed, size, hash_cost, db, host
+        self.seed, self.size, self.hash_cost, self.profile, self.host = seed, size, hash_cost, profile, host
+        self.cache_dir = cache_dir
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
         self.extra_args = list(extra_args)
         self._tmpdir = Path(tempfile.mkdtemp(prefix="schoolsurge-platform-"))
+        self.db = Path(db) if db is not None else self._tmpdir / "platform.sqlite3"
         self.ready_file = self._tmpdir / "ready"
         # Output goes to a file, never a pipe: nobody reads a pipe during a run, and a full one would block.
         self.log_path = Path(log_path) if log_path is not None else self._tmpdir / "platform.log"
@@ -63,12 +73,23 @@ class PlatformProcess:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
+    @property
+    def admin_token(self) -> str:
+        """The token of the admin endpoints (POST /admin/capacity), created by the running platform."""
+        if self._base_url is None:
+            raise PlatformError("platform is not running")
+        return admin_token_path(self.db).read_text().strip()
+
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "schoolsurge.platform", "--host", self.host, "--port", "0"]
         cmd += ["--ready-file", str(self.ready_file), "--seed", str(self.seed), "--size", str(self.size)]
-        cmd += ["--hash-cost", str(self.hash_cost)]
-        if self.db is not None:
-            cmd += ["--db", str(self.db)]
+        cmd += ["--db", str(self.db)]
+        if self.hash_cost is not None:
+            cmd += ["--hash-cost", str(self.hash_cost)]
+        if self.profile is not None:
+            cmd += ["--profile", self.profile]
+        if self.cache_dir is not None:
+            cmd += ["--cache-dir", str(self.cache_dir)]
         return cmd + self.extra_args
 
     def start(self) -> PlatformProcess:
@@ -133,6 +154,13 @@ class PlatformProcess:
         # The default log lives here too and goes with it: pass log_path to keep it (errors quote its tail).
         shutil.rmtree(self._tmpdir, ignore_errors=True)
         return code
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group at once (a crash, for durability tests), then clean up as stop()."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._signal_group(self._proc, signal.SIGKILL)
+            self._proc.wait()
+        self.stop()
 
     @staticmethod
     def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

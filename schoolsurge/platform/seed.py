@@ -3,7 +3,10 @@
 Accounts, usernames and passwords come from `schoolsurge.accounts.Roster`, so the load generator can log in
 without an account file; display names, schools, timetables and homework come from Faker (fr_FR) and a
 `random.Random`, both seeded, so the same (seed, size) always gives the same platform. Only the bcrypt salts
-differ between builds. A built file is cached and reused when its meta table matches.
+differ between builds. A built file is cached by (seed, size, hash cost) and reused when its meta table matches.
+
+The cache is never served: `prepare_database` gives each server a database file of its own, a copy of the
+cache, so two servers started from the same cached seed never share (or wipe) each other's sessions.
 """
 
 from __future__ import annotations
@@ -23,30 +26,79 @@ from pathlib import Path
 import bcrypt
 from faker import Faker
 
-from schoolsurge.accounts import ROLES, Roster
+from schoolsurge.accounts import LEVELS, PRIMARY_LEVELS, ROLES, Roster
 from schoolsurge.platform import db
 
-CLASSES_PER_SCHOOL = 10
 SURGE_DAY = "2021-04-06"
+# The week of the surge: Monday 5 April 2021 was Easter Monday, a public holiday.
+WEEK = ("2021-04-06", "2021-04-07", "2021-04-08", "2021-04-09")
+WEDNESDAY = "2021-04-07"
 HOMEWORK_DUE = ("2021-04-07", "2021-04-08", "2021-04-09")
 # Below this much bcrypt work (accounts x 2**cost) a process pool costs more than it saves.
 POOL_THRESHOLD = 2**16
 
-SCHOOL_KINDS: dict[str, tuple[str, ...]] = {
-    "école élémentaire": ("CP", "CE1", "CE2", "CM1", "CM2"),
-    "collège": ("6e", "5e", "4e", "3e"),
-    "lycée": ("2nde", "1re", "Tle"),
-}
-SUBJECTS = {
-    "école élémentaire": ("Français", "Mathématiques", "Questionner le monde", "Anglais", "Arts plastiques"),
-    "collège": ("Français", "Mathématiques", "Histoire-géographie", "Anglais", "SVT", "Physique-chimie"),
-    "lycée": ("Philosophie", "Mathématiques", "Histoire-géographie", "Anglais", "SES", "Physique-chimie"),
-}
-# Primary schools start at 8:30, secondary at 8:00 (FACTS.md, "Timing and behaviour").
-SLOTS = {
-    "école élémentaire": (("08:30", "09:30"), ("09:30", "10:30"), ("10:45", "11:30"), ("13:30", "15:00")),
-    "collège": (("08:00", "09:00"), ("09:00", "10:00"), ("10:15", "11:15"), ("11:15", "12:15")),
-    "lycée": (("08:00", "09:00"), ("09:00", "10:00"), ("10:15", "11:15"), ("11:15", "12:15")),
+
+@dataclass(frozen=True)
+class LevelLayout:
+    school_kind: str
+    classes_per_school: int
+    grades: tuple[str, ...]
+    subjects: tuple[str, ...]
+    # (start, end) of each lesson; primary schools start at 8:30, secondary at 8:00 (FACTS.md, Timing).
+    slots: tuple[tuple[str, str], ...]
+    wednesday_slots: int  # lessons on Wednesday morning
+
+
+PRIMARY_SLOTS = (("08:30", "10:00"), ("10:15", "11:30"), ("13:30", "15:00"), ("15:15", "16:30"))
+SECONDARY_SLOTS = (
+    ("08:00", "09:00"),
+    ("09:00", "10:00"),
+    ("10:15", "11:15"),
+    ("11:15", "12:15"),
+    ("14:00", "15:00"),
+    ("15:00", "16:00"),
+)
+LAYOUT = {
+    "maternelle": LevelLayout(
+        "école maternelle",
+        4,
+        ("PS", "MS", "GS"),
+        ("Langage", "Explorer le monde", "Activités physiques", "Activités artistiques"),
+        PRIMARY_SLOTS,
+        0,
+    ),
+    "elementaire": LevelLayout(
+        "école élémentaire",
+        8,
+        ("CP", "CE1", "CE2", "CM1", "CM2"),
+        ("Français", "Mathématiques", "Questionner le monde", "Anglais", "Arts plastiques"),
+        PRIMARY_SLOTS,
+        0,
+    ),
+    "college": LevelLayout(
+        "collège",
+        16,
+        ("6e", "5e", "4e", "3e"),
+        ("Français", "Mathématiques", "Histoire-géographie", "Anglais", "SVT", "Physique-chimie"),
+        SECONDARY_SLOTS,
+        4,
+    ),
+    "lycee_gt": LevelLayout(
+        "lycée",
+        24,
+        ("2nde", "1re", "Tle"),
+        ("Philosophie", "Mathématiques", "Histoire-géographie", "Anglais", "SES", "Physique-chimie"),
+        SECONDARY_SLOTS,
+        4,
+    ),
+    "lycee_pro": LevelLayout(
+        "lycée professionnel",
+        12,
+        ("2nde pro", "1re pro", "Tle pro"),
+        ("Enseignement professionnel", "Français", "Mathématiques", "Anglais", "Prévention santé environnement"),
+        SECONDARY_SLOTS,
+        4,
+    ),
 }
 HOMEWORK_TEMPLATES = (
     "Exercices {a} à {b} page {page}.",
@@ -54,6 +106,21 @@ HOMEWORK_TEMPLATES = (
     "Apprendre la leçon {a} pour la classe virtuelle.",
     "Rédiger un paragraphe de {b} lignes sur le document page {page}.",
 )
+MESSAGES = {
+    "student": (
+        "Classe virtuelle ce matin",
+        "Bonjour à tous, rendez-vous en classe virtuelle à {time}. Pensez à votre cahier. {sender}",
+    ),
+    "parent": (
+        "Continuité pédagogique",
+        "Madame, Monsieur, l'école est à la maison à partir du 6 avril. Le travail est dans le cahier de textes. "
+        "{sender}",
+    ),
+    "teacher": (
+        "Organisation de la semaine",
+        "Chers collègues, merci d'ouvrir vos classes virtuelles aux heures habituelles. {sender}",
+    ),
+}
 
 
 @dataclass
@@ -61,17 +128,23 @@ class Plan:
     """Every row of the static data, before passwords are hashed."""
 
     schools: list[tuple[int, str, str]] = field(default_factory=list)
-    classes: list[tuple[int, int, str]] = field(default_factory=list)
+    classes: list[tuple[int, int, str, str]] = field(default_factory=list)  # (id, school, name, level)
     # (username, password, role, idx, display_name, class_id)
     accounts: list[tuple[str, str, str, int, str, int | None]] = field(default_factory=list)
     teacher_classes: list[tuple[int, int]] = field(default_factory=list)  # (teacher idx, class id)
     parent_children: list[tuple[int, int]] = field(default_factory=list)  # (parent idx, pupil idx)
     lessons: list[tuple[int, str, str, str, str]] = field(default_factory=list)
     homework: list[tuple[int, str, str, str]] = field(default_factory=list)
+    # (class id, audience, sender, subject, body, sent_at)
+    messages: list[tuple[int, str, str, str, str, str]] = field(default_factory=list)
+
+
+def cache_path(cache_dir: Path, seed: int, size: int, hash_cost: int) -> Path:
+    return Path(cache_dir) / f"platform-{seed}-{size}-{hash_cost}.sqlite3"
 
 
 def default_db_path(seed: int, size: int, hash_cost: int) -> Path:
-    return Path(".cache") / f"platform-{seed}-{size}-{hash_cost}.sqlite3"
+    return cache_path(DEFAULT_CACHE_DIR, seed, size, hash_cost)
 
 
 def plan(seed: int, size: int) -> Plan:
@@ -82,24 +155,25 @@ def plan(seed: int, size: int) -> Plan:
     rng = random.Random(f"schoolsurge-platform:{seed}")
     out = Plan()
 
-    kinds = list(SCHOOL_KINDS)
-    for school in range(math.ceil(roster.classes / CLASSES_PER_SCHOOL)):
-        kind = kinds[school % len(kinds)]
-        out.schools.append((school, f"{kind.capitalize()} {fake.first_name()} {fake.last_name()}", kind))
-    for class_id in range(roster.classes):
-        school, k = divmod(class_id, CLASSES_PER_SCHOOL)
-        kind = out.schools[school][2]
-        levels = SCHOOL_KINDS[kind]
-        level, letter = levels[k % len(levels)], chr(ord("A") + k // len(levels))
-        name = f"{level}-{letter}" if kind == "école élémentaire" else f"{level}{letter}"
-        out.classes.append((class_id, school, name))
-        subjects = SUBJECTS[kind]
-        for start, end in SLOTS[kind]:
-            out.lessons.append((class_id, SURGE_DAY, start, end, rng.choice(subjects)))
-        for due in HOMEWORK_DUE:
-            a, page = rng.randint(1, 12), rng.randint(10, 220)
-            text = rng.choice(HOMEWORK_TEMPLATES).format(a=a, b=a + rng.randint(1, 5), page=page)
-            out.homework.append((class_id, rng.choice(subjects), due, text))
+    for level in LEVELS:
+        layout = LAYOUT[level]
+        level_classes = roster.classes_of_level(level)
+        for k, class_id in enumerate(level_classes):
+            nth = k % layout.classes_per_school
+            if nth == 0:
+                name = f"{layout.school_kind.capitalize()} {fake.first_name()} {fake.last_name()}"
+                out.schools.append((len(out.schools), name, layout.school_kind))
+            grade, letter = layout.grades[nth % len(layout.grades)], chr(ord("A") + nth // len(layout.grades))
+            class_name = f"{grade}-{letter}" if level in PRIMARY_LEVELS else f"{grade} {letter}"
+            out.classes.append((class_id, len(out.schools) - 1, class_name, level))
+            for day in WEEK:
+                slots = layout.slots[: layout.wednesday_slots] if day == WEDNESDAY else layout.slots
+                for start, end in slots:
+                    out.lessons.append((class_id, day, start, end, rng.choice(layout.subjects)))
+            for due in HOMEWORK_DUE:
+                a, page = rng.randint(1, 12), rng.randint(10, 220)
+                text = rng.choice(HOMEWORK_TEMPLATES).format(a=a, b=a + rng.randint(1, 5), page=page)
+                out.homework.append((class_id, rng.choice(layout.subjects), due, text))
 
     # Siblings share their parent's family name, so names come family by family.
     pupil_names: dict[int, str] = {}
@@ -122,6 +196,21 @@ def plan(seed: int, size: int) -> Plan:
             out.accounts.append((login, secret, role, idx, names[role][idx], class_id))
     for teacher in range(roster.teachers):
         out.teacher_classes.extend((teacher, c) for c in roster.classes_of_teacher(teacher))
+
+    # Teacher t < classes is class t's main teacher (Roster.main_class_of_teacher).
+    for class_id, school_id, _, level in out.classes:
+        senders = {
+            "student": teacher_names[class_id],
+            "parent": teacher_names[class_id],
+            "teacher": f"La direction, {out.schools[school_id][1]}",
+        }
+        time = LAYOUT[level].slots[0][0]
+        for audience, (subject, body) in MESSAGES.items():
+            if audience == "student" and level == "maternelle":
+                continue  # nobody writes to a three-year-old: their parents read for them
+            sender = senders[audience]
+            sent_at = f"2021-04-0{rng.randint(1, 5)}T{rng.randint(7, 19):02d}:{rng.randint(0, 59):02d}"
+            out.messages.append((class_id, audience, sender, subject, body.format(time=time, sender=sender), sent_at))
     return out
 
 
@@ -153,8 +242,12 @@ def hash_passwords(passwords: list[str], cost: int, log: Callable[[str], None]) 
     return hashes
 
 
-def is_cached(path: Path, seed: int, size: int, hash_cost: int) -> bool:
-    meta = db.read_meta(path)
+DEFAULT_CACHE_DIR = Path(".cache")
+
+
+def is_cached(path: Path, seed: int, size: int, hash_cost: int, readonly: bool = True) -> bool:
+    """True if `path` is a complete database of (seed, size, hash_cost) in the current schema."""
+    meta = db.read_meta(path, readonly)
     wanted = {"seed": str(seed), "size": str(size), "hash_cost": str(hash_cost)}
     return (
         meta.get("complete") == "1"
@@ -177,6 +270,23 @@ def ensure_database(path: Path, seed: int, size: int, hash_cost: int, log: Calla
     return True
 
 
+def prepare_database(
+    path: Path, cache_dir: Path, seed: int, size: int, hash_cost: int, log: Callable[[str], None] = _stderr
+) -> None:
+    """Make `path` the server's own database: kept as it is if it already is one for (seed, size, hash_cost)
+    (its homework, submissions and sessions survive a restart), else a fresh copy of the cached seed."""
+    path = Path(path)
+    cache = cache_path(cache_dir, seed, size, hash_cost)
+    if cache.resolve() == path.resolve():
+        raise ValueError(f"--db {path} is the seed cache itself; give the server a file of its own")
+    if is_cached(path, seed, size, hash_cost, readonly=False):
+        log(f"resuming database {path} (data of earlier runs on it kept)")
+        return
+    ensure_database(cache, seed, size, hash_cost, log)
+    db.copy_database(cache, path)
+    log(f"copied the seeded database to {path}")
+
+
 def build_database(path: Path, seed: int, size: int, hash_cost: int, log: Callable[[str], None]) -> None:
     """Build into a temporary file beside `path`, then rename: an interrupted build leaves nothing behind."""
     started = time.perf_counter()
@@ -194,8 +304,7 @@ def build_database(path: Path, seed: int, size: int, hash_cost: int, log: Callab
         finally:
             conn.close()
         # WAL and shared-memory files of an older database would be replayed into the new one.
-        for suffix in ("-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        db.remove_database(path)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -210,7 +319,7 @@ def _write(conn: sqlite3.Connection, rows: Plan, hashes: list[bytes], seed: int,
     db.create_schema(conn)
     conn.execute("BEGIN")
     conn.executemany("INSERT INTO schools (id, name, kind) VALUES (?, ?, ?)", rows.schools)
-    conn.executemany("INSERT INTO classes (id, school_id, name) VALUES (?, ?, ?)", rows.classes)
+    conn.executemany("INSERT INTO classes (id, school_id, name, level) VALUES (?, ?, ?, ?)", rows.classes)
     conn.executemany(
         "INSERT INTO accounts (username, role, idx, display_name, password_hash, class_id) VALUES (?, ?, ?, ?, ?, ?)",
         [(u, role, idx, name, h, c) for (u, _, role, idx, name, c), h in zip(rows.accounts, hashes, strict=True)],
@@ -226,6 +335,10 @@ def _write(conn: sqlite3.Connection, rows: Plan, hashes: list[bytes], seed: int,
     )
     conn.executemany('INSERT INTO lessons (class_id, day, start, "end", subject) VALUES (?, ?, ?, ?, ?)', rows.lessons)
     conn.executemany("INSERT INTO homework (class_id, subject, due, text) VALUES (?, ?, ?, ?)", rows.homework)
+    conn.executemany(
+        "INSERT INTO messages (class_id, audience, sender, subject, body, sent_at) VALUES (?, ?, ?, ?, ?, ?)",
+        rows.messages,
+    )
     meta = {
         "schema_version": db.SCHEMA_VERSION,
         "seed": str(seed),

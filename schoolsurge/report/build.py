@@ -16,9 +16,14 @@ from schoolsurge.slo import judge
 
 SUMMARY_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "Requests/s"]
 CHARTS = (
-    ("Simulated users over the morning", charts.users_over_time),
+    ("Simulated users (agents) over the morning", charts.users_over_time),
     ("Requests and failures per second", charts.throughput_over_time),
-    ("Login time (whole SSO flow): p50 and p95", charts.login_latency_over_time),
+    ("Login (whole SSO flow, Locust entry): p50 and p95", charts.login_latency_over_time),
+)
+SESSION_CHARTS = (
+    ("Arrivals per minute: scheduled, started, late, dropped, gave up", charts.arrivals_per_minute),
+    ("Time to log in from the intended arrival: p50, p95, p99", charts.time_to_login_over_time),
+    ("Agent pool, people in a session and in a virtual class", charts.pool_and_sessions),
 )
 
 
@@ -48,7 +53,29 @@ def _run_facts(data: RunData) -> list[tuple[str, str]]:
         ("status", str(manifest.get("status", "unknown"))),
     ]
     totals = data.totals()
-    facts.append(("requests / failures / logins", f"{totals.requests:,} / {totals.failures:,} / {totals.logins:,}"))
+    facts.append(
+        (
+            f"requests / failures / logins ({totals.window})",
+            f"{totals.requests:,} / {totals.failures:,} / {totals.logins:,}",
+        )
+    )
+    if data.sessions is not None:
+        s = data.sessions
+        facts.append(
+            (
+                "people scheduled / started / late / dropped / gave up",
+                " / ".join(f"{int(s[c].sum()):,}" for c in ("scheduled", "started", "late", "dropped", "abandoned")),
+            )
+        )
+        facts.append(
+            (
+                "peak agent pool / peak people in a session",
+                f"{int(s['pool_size'].max()):,} / {int(s['active_sessions'].max()):,}",
+            )
+        )
+        bots = int(s["bot_login_attempts"].sum())
+        if bots:
+            facts.append(("bot login attempts (counted apart)", f"{bots:,}"))
     return facts
 
 

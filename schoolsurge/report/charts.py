@@ -63,3 +63,46 @@ def login_latency_over_time(data: RunData) -> bytes:
     if data.scenario is not None:
         axes.axhline(data.scenario.slo.login_p95_ms, color="tab:red", linestyle="--", label="p95 objective")
     return _finish(figure, axes, data, "ms (whole SSO flow)")
+
+
+def _per_minute(data: RunData, columns: list[str], how: str = "sum") -> pd.DataFrame:
+    """Session metrics per scenario minute (or per run minute when the clock is unknown)."""
+    sessions = data.sessions
+    x = sessions["clock_s"] if "clock_s" in sessions else sessions["second"]
+    minute = (x // 60) * 60
+    return sessions.groupby(minute)[columns].agg(how)
+
+
+def arrivals_per_minute(data: RunData) -> bytes:
+    per_minute = _per_minute(data, ["scheduled", "started", "late", "dropped", "abandoned"])
+    figure, axes = _figure()
+    axes.step(per_minute.index, per_minute["scheduled"], where="post", color="tab:gray", label="scheduled")
+    axes.step(per_minute.index, per_minute["started"], where="post", color="tab:blue", label="started")
+    axes.step(per_minute.index, per_minute["late"], where="post", color="tab:orange", label="started late")
+    axes.step(per_minute.index, per_minute["dropped"], where="post", color="tab:red", label="dropped")
+    axes.step(per_minute.index, per_minute["abandoned"], where="post", color="tab:purple", label="gave up logging in")
+    return _finish(figure, axes, data, "people per scenario minute")
+
+
+def time_to_login_over_time(data: RunData) -> bytes:
+    sessions = data.sessions
+    x = sessions["clock_s"] if "clock_s" in sessions else sessions["second"]
+    figure, axes = _figure()
+    for percentile, colour in ((50, "tab:blue"), (95, "tab:orange"), (99, "tab:red")):
+        column = pd.to_numeric(sessions[f"time_to_login_p{percentile}_ms"], errors="coerce")
+        axes.plot(x, column.rolling(5, min_periods=1).max(), color=colour, label=f"p{percentile} (5 s max)")
+    if data.scenario is not None:
+        axes.axhline(data.scenario.slo.login_p95_ms, color="tab:orange", linestyle="--", label="p95 objective")
+    axes.set_yscale("log")
+    return _finish(figure, axes, data, "ms from intended arrival (log)")
+
+
+def pool_and_sessions(data: RunData) -> bytes:
+    sessions = data.sessions
+    x = sessions["clock_s"] if "clock_s" in sessions else sessions["second"]
+    figure, axes = _figure()
+    axes.plot(x, sessions["pool_size"], color="tab:gray", label="agents in the pool")
+    axes.plot(x, sessions["active_sessions"], color="tab:blue", label="people in a session")
+    axes.plot(x, sessions["in_virtual_class"], color="tab:green", label="in a virtual class")
+    axes.plot(x, sessions["waiting_for_agent"], color="tab:red", label="arrivals waiting for an agent")
+    return _finish(figure, axes, data, "people / agents")

@@ -8,16 +8,29 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from hdrh.histogram import HdrHistogram
 
-from schoolsurge.rundir import FAILURES_CSV, HISTORY_CSV, MANIFEST, STATS_CSV, TIMELINE
-from schoolsurge.scenario import Scenario, ScenarioError, load_scenario, seconds_to_clock
-from schoolsurge.slo import RunTotals
+from schoolsurge.engine.ledger import merged, read_histograms
+from schoolsurge.rundir import FAILURES_CSV, HISTOGRAMS, HISTORY_CSV, MANIFEST, SESSIONS_CSV, STATS_CSV, TIMELINE
+from schoolsurge.scenario import Scenario, ScenarioError, load_scenario
+from schoolsurge.slo import LOGIN_PERCENTILES, RunTotals
 from schoolsurge.steps import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
 
 AGGREGATED = "Aggregated"
+BOT_PREFIX = "bot "  # request names of the attack incident's bots, kept out of people's figures
 PERCENTILE_COLUMNS = ("50%", "95%", "99%")
 STATS_COLUMNS = {"Type", "Name", "Request Count", "Failure Count", "Requests/s", *PERCENTILE_COLUMNS}
-HISTORY_COLUMNS = {"Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *PERCENTILE_COLUMNS}
+HISTORY_COLUMNS = {
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    "Total Request Count",
+    "Total Failure Count",
+    *PERCENTILE_COLUMNS,
+}
 
 
 class ReportError(ValueError):
@@ -34,28 +47,71 @@ class RunData:
     scenario: Scenario | None
     clock_start_s: float | None = None
     speed: float | None = None
+    test_start_unix: float | None = None
+    sessions: pd.DataFrame | None = None
+    histograms: dict[int, HdrHistogram] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def is_request_row(self, frame: pd.DataFrame) -> pd.Series:
-        """Rows that count real HTTP requests (not the login FLOW summary, not the aggregate)."""
-        return (frame["Type"] != LOGIN_FLOW_TYPE) & (frame["Name"] != AGGREGATED)
+        """Rows that count people's HTTP requests (not the login FLOW summary, the aggregate or bots)."""
+        names = frame["Name"].astype(str)
+        return (frame["Type"] != LOGIN_FLOW_TYPE) & (names != AGGREGATED) & ~names.str.startswith(BOT_PREFIX)
+
+    def is_bot_row(self, frame: pd.DataFrame) -> pd.Series:
+        return frame["Name"].astype(str).str.startswith(BOT_PREFIX)
 
     def is_login_row(self, frame: pd.DataFrame) -> pd.Series:
         return (frame["Type"] == LOGIN_FLOW_TYPE) & (frame["Name"] == LOGIN_FLOW_NAME)
 
-    def totals(self) -> RunTotals:
-        requests = self.stats[self.is_request_row(self.stats)]
-        login = self.stats[self.is_login_row(self.stats)]
-        p95 = float(login["95%"].iloc[0]) if len(login) and login["Request Count"].iloc[0] > 0 else None
-        return RunTotals(
-            requests=int(requests["Request Count"].sum()),
-            failures=int(requests["Failure Count"].sum()),
-            logins=int(login["Request Count"].sum()),
-            login_p95_ms=p95,
-        )
+    def slo_seconds(self) -> tuple[float, float] | None:
+        """The SLO window in run seconds, when the scenario and the clock are known."""
+        if self.scenario is None or self.speed is None:
+            return None
+        window, start = self.scenario.slo_window, self.scenario.window.start_s
+        return (window.start_s - start) / self.speed, (window.end_s - start) / self.speed
 
-    def clock_label(self, clock_s: float) -> str:
-        return seconds_to_clock(clock_s)
+    def slo_window_label(self) -> str:
+        if self.scenario is None:
+            return "whole run"
+        window = self.scenario.slo_window
+        return f"{window.start}-{window.end}"
+
+    def _requests_in(self, seconds: tuple[float, float] | None) -> tuple[int, int]:
+        """People's (requests, failures) within run seconds [a, b), from the history's running totals."""
+        rows = self.stats[self.is_request_row(self.stats)]
+        whole = int(rows["Request Count"].sum()), int(rows["Failure Count"].sum())
+        if seconds is None or self.test_start_unix is None or not len(self.history):
+            return whole
+        history = self.history[self.is_request_row(self.history)]
+        stamps = history["Timestamp"] - self.test_start_unix
+
+        def running_totals(until: float) -> tuple[int, int]:
+            last = history[stamps < until].groupby("Name").tail(1)
+            return int(last["Total Request Count"].sum()), int(last["Total Failure Count"].sum())
+
+        start, end = seconds
+        after_end = stamps.max() < end  # the run ended inside the window: the final totals close it
+        end_requests, end_failures = whole if after_end else running_totals(end)
+        start_requests, start_failures = running_totals(start)
+        return end_requests - start_requests, end_failures - start_failures
+
+    def totals(self) -> RunTotals:
+        seconds = self.slo_seconds()
+        requests, failures = self._requests_in(seconds)
+        login = self.stats[self.is_login_row(self.stats)]
+        logins = int(login["Request Count"].sum() - login["Failure Count"].sum())
+        if self.histograms:
+            start, end = seconds if seconds else (0.0, float("inf"))
+            window = merged(h for second, h in self.histograms.items() if start <= second < end)
+            login_ms = (
+                {p: float(window.get_value_at_percentile(p)) for p in LOGIN_PERCENTILES}
+                if window.get_total_count()
+                else {}
+            )
+            return RunTotals(self.slo_window_label(), requests, failures, int(window.get_total_count()), login_ms)
+        # A run without the engine's histograms: Locust's whole-run login entry is all there is.
+        percentiles = {p: float(login[f"{p}%"].iloc[0]) for p in LOGIN_PERCENTILES} if logins else {}
+        return RunTotals(self.slo_window_label(), requests, failures, logins, percentiles, "whole run, Locust login")
 
 
 def _read_csv(path: Path, required: set[str], what: str) -> pd.DataFrame:
@@ -104,14 +160,35 @@ def load_run(run_dir: Path) -> RunData:
     except ScenarioError as error:
         notes.append(f"scenario copy unusable ({error}); SLOs are not judged")
     data = RunData(run_dir, manifest, stats, history, failures, scenario, notes=notes)
+    _load_sessions(data)
     timeline = _read_json(run_dir / TIMELINE)
     started = timeline.get("test_start_unix") or (history["Timestamp"].min() if len(history) else None)
+    data.test_start_unix = float(started) if started is not None else None
     if scenario is not None and started is not None:
         data.speed = float(timeline.get("speed") or manifest.get("speed") or scenario.run.speed)
         data.clock_start_s = scenario.window.start_s
         elapsed = history["Timestamp"] - float(started)
         history["clock_s"] = data.clock_start_s + elapsed * data.speed
+        if data.sessions is not None:
+            data.sessions["clock_s"] = data.clock_start_s + data.sessions["second"] * data.speed
     else:
         history["clock_s"] = history["Timestamp"] - (history["Timestamp"].min() if len(history) else 0)
         notes.append("scenario clock unknown; charts show run seconds")
     return data
+
+
+def _load_sessions(data: RunData) -> None:
+    """The engine's per-second session metrics and time-to-login histograms, when the run has them."""
+    sessions_path, histograms_path = data.run_dir / SESSIONS_CSV, data.run_dir / HISTOGRAMS
+    if sessions_path.exists():
+        try:
+            data.sessions = pd.read_csv(sessions_path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+            raise ReportError(f"{sessions_path}: corrupt session metrics ({error}); rerun the scenario") from None
+        if "second" not in data.sessions.columns:
+            raise ReportError(f"{sessions_path}: not a sessions file (no `second` column); rerun the scenario")
+    if histograms_path.exists():
+        try:
+            data.histograms = read_histograms(histograms_path)
+        except ValueError as error:
+            raise ReportError(f"{histograms_path}: {error}; rerun the scenario to get it again") from None

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.bench_platform` (see `make bench`)."""

@@ -1,0 +1,67 @@
+"""Where the load generator's people get their credentials: derived from the seed (reference platform) or
+read from a CSV file of test accounts (any other platform)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Protocol
+
+from schoolsurge.accounts import SECONDARY_LEVELS, Roster
+
+CSV_COLUMNS = ("role", "username", "password")
+CSV_ROLES = ("student", "teacher", "parent", "bot")
+
+
+class AccountsError(ValueError):
+    """An accounts file that cannot be used; one line naming the file and what to fix."""
+
+
+class AccountSource(Protocol):
+    def credentials(self, role: str, index: int) -> tuple[str, str]:
+        """(username, password) of a role's index-th person in the run; indices wrap around what exists."""
+
+
+class SeededAccounts:
+    """Accounts of the embedded platform, derived from (seed, pupils) like its database. Pupils who log in
+    themselves are secondary pupils (FACTS.md: primary pupils log in through their parents)."""
+
+    def __init__(self, roster: Roster) -> None:
+        self.roster = roster
+        self._secondary = [i for level in SECONDARY_LEVELS for i in roster.pupils_of_level(level)]
+
+    def credentials(self, role: str, index: int) -> tuple[str, str]:
+        if role == "student" and self._secondary:
+            return self.roster.credentials("student", self._secondary[index % len(self._secondary)])
+        return self.roster.credentials(role, index)
+
+
+class CsvAccounts:
+    """A CSV file with a header `role,username,password`, one test account a line."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.by_role: dict[str, list[tuple[str, str]]] = {}
+        try:
+            with self.path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if reader.fieldnames is None or not set(CSV_COLUMNS) <= set(reader.fieldnames):
+                    raise AccountsError(f"{self.path}: expected a header line `{','.join(CSV_COLUMNS)}`")
+                for line, row in enumerate(reader, start=2):
+                    role = (row["role"] or "").strip()
+                    if role not in CSV_ROLES or not row["username"]:
+                        raise AccountsError(
+                            f"{self.path}: line {line}: role must be one of {', '.join(CSV_ROLES)} "
+                            "and username must not be empty"
+                        )
+                    self.by_role.setdefault(role, []).append((row["username"], row["password"] or ""))
+        except OSError as error:
+            raise AccountsError(f"{self.path}: cannot read accounts file ({error.strerror})") from None
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise AccountsError(f"{self.path}: not a CSV text file ({error}); export it as UTF-8 CSV") from None
+
+    def credentials(self, role: str, index: int) -> tuple[str, str]:
+        accounts = self.by_role.get(role)
+        if not accounts:
+            raise AccountsError(f"{self.path}: no account with role {role!r}, but the scenario has {role}s")
+        return accounts[index % len(accounts)]

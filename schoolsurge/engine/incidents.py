@@ -1,0 +1,59 @@
+"""Capacity-loss incidents: at the scenario's clock times, tell the platform's admin endpoint how much
+capacity it has lost (as a datacenter fire would), and give it back when the scenario says so."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import gevent
+
+from schoolsurge.context import SurgeContext
+from schoolsurge.models.incidents import capacity_timeline
+
+ADMIN_CAPACITY_PATH = "/admin/capacity"
+log = logging.getLogger("schoolsurge")
+
+
+def set_capacity_lost(base_url: str, token: str, fraction_lost: float) -> None:
+    """One admin call; raises OSError (urllib's errors) when the platform refuses or is unreachable."""
+    request = urllib.request.Request(
+        f"{base_url.rstrip('/')}{ADMIN_CAPACITY_PATH}",
+        data=json.dumps({"fraction_lost": round(fraction_lost, 6)}).encode(),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+def drive_capacity_incidents(
+    surge: SurgeContext, base_url: str, token: str | None, start_unix: Callable[[], float | None]
+) -> list[dict[str, object]]:
+    """Applies every change of the capacity timeline at its run second; returns what was done (also logged)."""
+    changes = capacity_timeline(surge.scenario, surge.replay.speed)
+    applied: list[dict[str, object]] = []
+    if all(available == 1.0 for _, available in changes):
+        return applied
+    if token is None:
+        log.warning("schoolsurge: the scenario loses capacity but no --admin-token was given; incidents skipped")
+        return applied
+    for run_s, available in changes:
+        started = start_unix()
+        if started is None:
+            return applied
+        gevent.sleep(max(0.0, started + run_s - time.time()))
+        lost = 1.0 - available
+        try:
+            set_capacity_lost(base_url, token, lost)
+            outcome = "applied"
+        except (OSError, urllib.error.URLError) as error:
+            outcome = f"failed: {error}"
+            log.error("schoolsurge: capacity incident at run second %.0f %s", run_s, outcome)
+        applied.append({"run_s": round(run_s, 1), "fraction_lost": round(lost, 4), "outcome": outcome})
+        log.info("schoolsurge: capacity lost %.0f%% at run second %.0f (%s)", lost * 100, run_s, outcome)
+    return applied

@@ -1,0 +1,105 @@
+"""A process's part of the arrival schedule, handed out in intended-time order to the agents that ask.
+
+Agents claim the next arrival as soon as they are free, then sleep until its intended time, so an arrival
+starts on time whenever a free agent exists; when none is free it starts late (counted with its delay) and,
+past the lateness limit, is dropped (counted). Every scheduled arrival ends up started or dropped.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from gevent.event import Event
+
+from schoolsurge.engine.ledger import Ledger
+
+
+class ScheduledArrival(Protocol):
+    at_s: float
+    group: str
+    person: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    arrival: ScheduledArrival
+    intended_unix: float
+
+
+class ArrivalQueue:
+    def __init__(
+        self,
+        ledger: Ledger,
+        late_after_s: float = 1.0,
+        drop_after_s: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.ledger = ledger
+        self.late_after_s = late_after_s
+        self.drop_after_s = drop_after_s
+        self.clock = clock
+        self._arrivals: Sequence[ScheduledArrival] = ()
+        self._times: list[float] = []
+        self._next = 0
+        self.start_unix: float | None = None
+        self._loaded = Event()
+
+    def load(self, arrivals: Sequence[ScheduledArrival], start_unix: float) -> None:
+        """Take this process's part of the schedule (sorted by at_s); run second 0 is start_unix."""
+        self._arrivals = arrivals
+        self._times = [a.at_s for a in arrivals]
+        self._next = 0
+        self.start_unix = start_unix
+        for arrival in arrivals:
+            self.ledger.count(arrival.at_s, "scheduled")
+        self._loaded.set()
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded.is_set()
+
+    def wait_loaded(self, timeout: float | None = None) -> bool:
+        return self._loaded.wait(timeout)
+
+    def run_seconds(self) -> float:
+        return self.clock() - (self.start_unix or self.clock())
+
+    @property
+    def remaining(self) -> int:
+        return len(self._arrivals) - self._next
+
+    def waiting(self) -> int:
+        """Arrivals whose intended time has come but that no agent has claimed yet."""
+        if not self.loaded:
+            return 0
+        due = bisect.bisect_right(self._times, self.run_seconds())
+        return max(0, due - self._next)
+
+    def claim(self) -> Claim | None:
+        """The next arrival for a free agent, skipping (and counting) those too late to start; None when the
+        schedule is exhausted."""
+        assert self.start_unix is not None, "claim() before load()"
+        while self._next < len(self._arrivals):
+            arrival = self._arrivals[self._next]
+            self._next += 1
+            intended = self.start_unix + arrival.at_s
+            delay = self.clock() - intended
+            if delay > self.drop_after_s:
+                self.ledger.count(arrival.at_s, "dropped")
+                continue
+            return Claim(arrival, intended)
+        return None
+
+    def started(self, claim: Claim) -> float:
+        """Record that the claimed arrival starts now; returns its start delay in seconds (0 when on time)."""
+        delay = max(0.0, self.clock() - claim.intended_unix)
+        second = claim.arrival.at_s
+        self.ledger.count(second, "started")
+        self.ledger.start_delay(second, delay * 1000)
+        if delay > self.late_after_s:
+            self.ledger.count(second, "late")
+        return delay

@@ -1,0 +1,42 @@
+"""The load shape sizes the agent pool; it never sets the arrival rate (the schedule does)."""
+
+from __future__ import annotations
+
+import math
+
+from locust import LoadTestShape
+
+POOL_HEADROOM = 1.3  # agents per expected concurrent person
+POOL_SPARE = 5
+LOOKAHEAD_S = 10.0  # size for the concurrency expected shortly, not just now
+GROWTH_PER_WAITING = 2  # agents added per arrival found waiting for a free agent
+DRAIN_LIMIT_S = 30.0  # after the window, how long sessions still running may take before the test ends
+
+
+class PoolShape(LoadTestShape):
+    """Each tick: the pool is the larger of (expected concurrency soon x headroom) and what waiting arrivals
+    ask for. The pool only grows while the schedule runs, since stopping an agent would cut a session short."""
+
+    pool = 0
+
+    def reset_time(self) -> None:
+        super().reset_time()
+        self.pool = 0
+
+    def tick(self) -> tuple[int, float] | None:
+        surge = self.runner.environment.surge
+        hooks = self.runner.environment.surge_hooks
+        run_s = self.get_run_time()
+        status = hooks.fleet_status()
+        duration = surge.replay.duration_s
+        if run_s >= duration and (status.loaded and status.remaining == 0 and status.active == 0):
+            return None
+        if run_s >= duration + DRAIN_LIMIT_S:
+            return None
+        expected = max(surge.expected_concurrency(run_s), surge.expected_concurrency(run_s + LOOKAHEAD_S))
+        wanted = math.ceil(expected * POOL_HEADROOM) + POOL_SPARE
+        if status.waiting:
+            wanted = max(wanted, self.get_current_user_count() + GROWTH_PER_WAITING * status.waiting)
+        self.pool = max(self.pool, wanted)
+        spawn_rate = float(max(1, self.pool - self.get_current_user_count()))
+        return self.pool, spawn_rate

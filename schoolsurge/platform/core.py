@@ -1,0 +1,174 @@
+"""What every route needs: the database, settings, metrics, and who is asking (sessions and authorisation).
+
+Authorisation rules, in one place: a pupil sees their own class, a teacher the classes they teach, a parent
+their own children's classes. A request without a valid session gets 401; one for somebody else's data 403.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import bcrypt
+from fastapi import HTTPException
+
+from schoolsurge.platform import db
+from schoolsurge.platform.admission import CapacityState
+from schoolsurge.platform.metrics import Metrics
+from schoolsurge.platform.security import token_hash
+from schoolsurge.platform.settings import Settings
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    username: str
+    role: str
+    idx: int
+    display_name: str
+    class_id: int | None
+
+
+@dataclass(frozen=True)
+class Session:
+    account: Account
+    key: str  # hash of the cookie
+    selected_child: int | None  # parents: roster index of the child shown by default
+
+
+@dataclass(frozen=True)
+class ChildRef:
+    account_id: int
+    idx: int
+    class_id: int
+
+
+class Platform:
+    def __init__(
+        self,
+        db_path: Path,
+        settings: Settings,
+        metrics: Metrics,
+        capacity: CapacityState,
+        admin_token_hash: str | None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.capacity = capacity
+        self.admin_token_hash = admin_token_hash
+        self.database = db.Database(db_path, settings.db_timeout)
+        meta = db.read_meta(Path(db_path), readonly=False)
+        if meta.get("complete") != "1":
+            raise ValueError(f"{db_path} is not a complete platform database; seed it first")
+        self.hash_cost = int(meta["hash_cost"])
+        # Unknown users are checked against this hash so they cost (and take) as long as a wrong password.
+        self.dummy_hash = bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds=self.hash_cost))
+
+    def conn(self) -> sqlite3.Connection:
+        return self.database.conn()
+
+    # ---- sessions -----------------------------------------------------------------------------------
+
+    def session(self, cookie: str | None) -> Session:
+        """The session a cookie stands for, refreshed (sliding expiry); 401 if missing or expired."""
+        if not cookie:
+            raise HTTPException(401, "not logged in")
+        key, now = token_hash(cookie), time.time()
+        row = (
+            self.conn()
+            .execute(
+                "SELECT s.last_seen, s.selected_child, a.id, a.username, a.role, a.idx, a.display_name, a.class_id"
+                " FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
+                (key,),
+            )
+            .fetchone()
+        )
+        if row is None or now - row[0] > self.settings.session_idle:
+            raise HTTPException(401, "session missing or expired; log in again")
+        # Refreshed at most every touch interval (a write), but often enough for a short session lifetime.
+        if now - row[0] > min(self.settings.session_touch_interval, self.settings.session_idle / 4):
+            self.conn().execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, key))
+        return Session(Account(*tuple(row)[2:]), key, row[1])
+
+    def account(self, cookie: str | None) -> Account:
+        return self.session(cookie).account
+
+    def account_by_id(self, account_id: int) -> Account | None:
+        sql = "SELECT id, username, role, idx, display_name, class_id FROM accounts WHERE id = ?"
+        row = self.conn().execute(sql, (account_id,)).fetchone()
+        return Account(*row) if row else None
+
+    # ---- authorisation ------------------------------------------------------------------------------
+
+    def class_ids_of(self, account: Account) -> list[int]:
+        """Classes the account belongs to: a pupil's own, a teacher's taught ones, a parent's children's."""
+        if account.role == "student":
+            return [account.class_id] if account.class_id is not None else []
+        if account.role == "teacher":
+            sql = "SELECT class_id FROM teacher_classes WHERE teacher_id = ? ORDER BY class_id"
+        else:
+            sql = (
+                "SELECT DISTINCT a.class_id FROM parent_children pc JOIN accounts a ON a.id = pc.child_id"
+                " WHERE pc.parent_id = ? ORDER BY a.class_id"
+            )
+        return [r[0] for r in self.conn().execute(sql, (account.id,))]
+
+    def children_of(self, parent: Account) -> list[sqlite3.Row]:
+        return (
+            self.conn()
+            .execute(
+                "SELECT a.id AS account_id, a.idx, a.display_name, a.class_id, c.name AS class_name, c.level"
+                " FROM parent_children pc JOIN accounts a ON a.id = pc.child_id JOIN classes c ON c.id = a.class_id"
+                " WHERE pc.parent_id = ? ORDER BY a.idx",
+                (parent.id,),
+            )
+            .fetchall()
+        )
+
+    def child(self, parent: Account, child_idx: int) -> ChildRef:
+        """One of the parent's own children by roster index; 403 for anybody else's."""
+        row = (
+            self.conn()
+            .execute(
+                "SELECT a.id, a.idx, a.class_id FROM parent_children pc JOIN accounts a ON a.id = pc.child_id"
+                " WHERE pc.parent_id = ? AND a.role = 'student' AND a.idx = ?",
+                (parent.id, child_idx),
+            )
+            .fetchone()
+        )
+        if row is None:
+            raise HTTPException(403, "not your child")
+        return ChildRef(*row)
+
+    def reader_scope(self, session: Session, child: int | None) -> tuple[list[int], int | None]:
+        """(class ids whose timetable/homework may be read, pupil account whose submissions show)."""
+        account = session.account
+        if account.role != "parent":
+            pupil = account.id if account.role == "student" else None
+            return self.class_ids_of(account), pupil
+        chosen = child if child is not None else session.selected_child
+        if chosen is None:
+            raise HTTPException(400, "choose a child first: ?child=ID or POST /api/children/ID/select")
+        ref = self.child(account, chosen)
+        return [ref.class_id], ref.account_id
+
+    def require_role(self, account: Account, role: str, why: str) -> None:
+        if account.role != role:
+            raise HTTPException(403, why)
+
+    def require_teacher_of(self, account: Account, class_id: int) -> None:
+        self.require_role(account, "teacher", "only teachers may do this")
+        row = (
+            self.conn()
+            .execute("SELECT 1 FROM teacher_classes WHERE teacher_id = ? AND class_id = ?", (account.id, class_id))
+            .fetchone()
+        )
+        if row is None:
+            raise HTTPException(403, "you do not teach this class")
+
+
+def in_list(ids: list[int]) -> str:
+    """Placeholders for `IN (...)`; ids are bound as parameters, never formatted into SQL."""
+    return ",".join("?" * len(ids))

@@ -1,0 +1,155 @@
+"""Prometheus metrics of the platform, global across worker processes.
+
+With PROMETHEUS_MULTIPROC_DIR set (the server sets it for its workers) prometheus-client keeps every value in
+a per-process file there and a scrape, answered by any worker, adds them all up. Figures that live in the
+database (active sessions, virtual classes) or in the capacity state are computed at scrape time instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
+HASH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+
+class Metrics:
+    """The platform's instruments, on a registry of their own so several apps in one process never collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "schoolsurge_http_requests", "HTTP requests by route template and status", ["route", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "schoolsurge_http_request_duration_seconds",
+            "Time from arrival to response, admission queue included, by route template",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "schoolsurge_in_flight_requests", "Requests being served", registry=r, multiprocess_mode="livesum"
+        )
+        self.queue_depth = Gauge(
+            "schoolsurge_admission_queue_depth",
+            "Requests waiting for a slot",
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.shed = Counter(
+            "schoolsurge_requests_shed", "Requests refused with 503 by admission control", ["reason"], registry=r
+        )
+        self.logins = Counter("schoolsurge_logins", "CAS login attempts by outcome", ["outcome"], registry=r)
+        self.hashing = Histogram(
+            "schoolsurge_password_hash_seconds", "Time spent checking bcrypt hashes", buckets=HASH_BUCKETS, registry=r
+        )
+        self.vc_created = Counter("schoolsurge_virtual_classes_created", "Virtual classes created", registry=r)
+        self.vc_joins = Counter("schoolsurge_virtual_class_joins", "Virtual class joins", registry=r)
+        self.submissions = Counter("schoolsurge_homework_submissions", "Homework submissions stored", registry=r)
+        self.homework_posted = Counter("schoolsurge_homework_posted", "Homework posted by teachers", registry=r)
+        for outcome in ("success", "failure", "throttled"):
+            self.logins.labels(outcome)
+        for reason in ("queue_full", "queue_timeout"):
+            self.shed.labels(reason)
+
+    def exposition(self, *collectors: Collector) -> bytes:
+        """Prometheus text of every worker's instruments plus the given scrape-time collectors."""
+        registry = CollectorRegistry(auto_describe=False)
+        if os.environ.get(MULTIPROC_ENV):
+            MultiProcessCollector(registry)
+        else:
+            registry.register(_Forward(self.registry))
+        for collector in collectors:
+            registry.register(collector)
+        return generate_latest(registry)
+
+
+class _Forward(Collector):
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterable[Metric]:
+        return self.registry.collect()
+
+
+class GaugesAtScrape(Collector):
+    """Gauges computed when scraped: `read()` returns (name, help, {labels tuple: value}, label names)."""
+
+    def __init__(self, read: Callable[[], Iterable[tuple[str, str, dict[tuple[str, ...], float], list[str]]]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        for name, documentation, values, labels in self.read():
+            family = GaugeMetricFamily(name, documentation, labels=labels)
+            for label_values, value in values.items():
+                family.add_metric(list(label_values), value)
+            yield family
+
+
+class RouteTemplates:
+    """Route templates by path pattern, to label requests the router never saw (shed ones)."""
+
+    def __init__(self, routes: Iterable[BaseRoute]) -> None:
+        self.patterns: list[tuple[re.Pattern[str], str]] = []
+        self.methods: dict[str, set[str]] = {}
+        for route in routes:
+            if isinstance(route, Route | APIRoute):
+                if route.path not in self.methods:
+                    self.patterns.append((route.path_regex, route.path))
+                self.methods.setdefault(route.path, set()).update(route.methods or ())
+
+    def of(self, scope: Scope) -> str:
+        """The template a request matches (never a raw id); 'unmatched' for unknown paths."""
+        route = scope.get("route")
+        if route is not None and getattr(route, "path", None):
+            return route.path
+        path = scope.get("path", "")
+        return next((template for pattern, template in self.patterns if pattern.match(path)), "unmatched")
+
+    def allowed(self, path: str) -> str:
+        """The Allow header for a path: every method of every route on it (GET and POST /cas/login...)."""
+        template = next((template for pattern, template in self.patterns if pattern.match(path)), None)
+        return ", ".join(sorted(self.methods.get(template, ()))) if template else ""
+
+
+class RequestMetrics:
+    """Pure ASGI middleware counting requests by route template and status code, and timing them."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, templates: RouteTemplates) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.templates = templates
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500  # what the client gets if the app raises before answering
+        started = time.perf_counter()
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            route = self.templates.of(scope)
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)

@@ -1,0 +1,1 @@
+"""The platform's routes, one module per journey; each exposes `router(platform) -> APIRouter`."""

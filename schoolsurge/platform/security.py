@@ -1,0 +1,73 @@
+"""Secrets of the platform: random tokens, password checks, the admin token file."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import bcrypt
+
+# bcrypt only looks at the first 72 bytes and bcrypt 5 refuses longer secrets; none of ours is that long.
+BCRYPT_MAX_BYTES = 72
+
+
+def token() -> str:
+    """An unguessable one-time token (execution token, ticket): 192 random bits."""
+    return secrets.token_urlsafe(24)
+
+
+def session_token() -> str:
+    """A session cookie value: 256 random bits."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(value: str) -> str:
+    """Only hashes of sessions and of the admin token are stored, so a copy of a file hands out nothing live."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_password(password: str, hashed: bytes) -> bool:
+    try:
+        secret = password.encode()
+    except UnicodeEncodeError:  # lone surrogates from a malformed form
+        return False
+    if len(secret) > BCRYPT_MAX_BYTES:
+        return False
+    try:
+        return bcrypt.checkpw(secret, hashed)
+    except ValueError:
+        return False
+
+
+def same_secret(given_hash: str, expected_hash: str) -> bool:
+    return hmac.compare_digest(given_hash, expected_hash)
+
+
+def normalize_service(url: str) -> str:
+    """Canonical service URL: lower-case scheme and host, no default port, no fragment."""
+    parts = urlsplit(url)
+    scheme, netloc = parts.scheme.lower(), parts.netloc.lower()
+    default_port = {"http": ":80", "https": ":443"}.get(scheme)
+    if default_port and netloc.endswith(default_port):
+        netloc = netloc[: -len(default_port)]
+    return urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
+
+
+def admin_token_path(db_path: Path) -> Path:
+    return Path(f"{db_path}.admin-token")
+
+
+def write_admin_token(db_path: Path) -> str:
+    """Create a fresh admin token, readable by the owner only, next to the database; returns it."""
+    value = secrets.token_urlsafe(32)
+    path = admin_token_path(db_path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    os.replace(tmp, path)
+    return value

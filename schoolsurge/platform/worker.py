@@ -1,0 +1,56 @@
+"""Entry point of a worker process: `uvicorn schoolsurge.platform.worker:app --factory`.
+
+The server hands its workers their configuration through one environment variable, since spawned processes
+start from scratch; PROMETHEUS_MULTIPROC_DIR travels the same way, set before prometheus-client is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from schoolsurge.platform.settings import Settings
+
+WORKER_ENV = "SCHOOLSURGE_WORKER_CONFIG"
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    db: Path
+    settings: Settings
+    capacity_file: Path
+    admin_token_hash: str
+
+    def to_env(self) -> str:
+        return json.dumps(
+            {
+                "db": str(self.db),
+                "settings": self.settings.to_json(),
+                "capacity_file": str(self.capacity_file),
+                "admin_token_hash": self.admin_token_hash,
+            }
+        )
+
+    @classmethod
+    def from_env(cls, text: str) -> WorkerConfig:
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            Path(data["db"]),
+            Settings.from_json(data["settings"]),
+            Path(data["capacity_file"]),
+            data["admin_token_hash"],
+        )
+
+
+def app() -> FastAPI:
+    from schoolsurge.platform.app import create_app
+
+    config = WorkerConfig.from_env(os.environ[WORKER_ENV])
+    return create_app(
+        config.db, config.settings, capacity_file=config.capacity_file, admin_token_hash=config.admin_token_hash
+    )

@@ -1,0 +1,67 @@
+"""The per-second ledger adds up across processes exactly as if one process had recorded everything."""
+
+from __future__ import annotations
+
+import csv
+import random
+from pathlib import Path
+
+from schoolsurge.engine.ledger import CSV_COLUMNS, Ledger, write_sessions_csv
+
+
+def _record(ledger: Ledger, rng: random.Random, events: int) -> None:
+    for _ in range(events):
+        second = rng.uniform(0, 30)
+        ledger.count(second, "started")
+        ledger.count(second, "login_attempts", rng.randint(1, 3))
+        ledger.time_to_login(second, rng.lognormvariate(5, 1))
+        ledger.start_delay(second, rng.uniform(0, 500))
+
+
+def test_merging_worker_ledgers_equals_one_ledger() -> None:
+    whole, parts = Ledger(), [Ledger(), Ledger(), Ledger()]
+    for index, part in enumerate(parts):
+        _record(part, random.Random(index), 200)
+        _record(whole, random.Random(index), 200)
+    merged = Ledger()
+    for part in parts:
+        # Through the wire format, as a worker's report reaches the master.
+        merged.merge(Ledger.from_wire(part.take().to_wire()))
+        assert not part.seconds, "a worker forgets what it has sent"
+    assert merged.total("started") == whole.total("started") == 600
+    assert merged.total("login_attempts") == whole.total("login_attempts")
+    assert list(merged.rows()) == list(whole.rows())
+    assert merged.overall_time_to_login().get_value_at_percentile(95) == (
+        whole.overall_time_to_login().get_value_at_percentile(95)
+    )
+
+
+def test_gauges_of_processes_sum_per_second() -> None:
+    a, b, merged = Ledger(), Ledger(), Ledger()
+    a.sample(3.2, "in_virtual_class", 7)
+    b.sample(3.9, "in_virtual_class", 5)
+    merged.merge(a)
+    merged.merge(b)
+    rows = list(merged.rows())
+    assert rows[3]["in_virtual_class"] == 12
+    assert rows[0]["in_virtual_class"] == 0, "seconds without data are written as zeros, not skipped"
+
+
+def test_sessions_csv_has_documented_columns(tmp_path: Path) -> None:
+    ledger = Ledger()
+    ledger.count(0, "scheduled", 4)
+    ledger.count(0, "started", 3)
+    ledger.count(0, "dropped")
+    ledger.time_to_login(0, 120)
+    ledger.time_to_login(0, 4000)
+    ledger.count(2, "scheduled")
+    path = tmp_path / "sessions.csv"
+    write_sessions_csv(ledger, path, lambda second: f"08:00:{second:02d}")
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert [r["second"] for r in rows] == ["0", "1", "2"]
+    assert rows[0]["scheduled"] == "4" and rows[0]["started"] == "3" and rows[0]["dropped"] == "1"
+    assert rows[0]["clock"] == "08:00:00"
+    assert 3960 <= int(rows[0]["time_to_login_p99_ms"]) <= 4040
+    assert rows[1]["time_to_login_p50_ms"] == "", "no login that second: no percentile, not zero"
