@@ -38,10 +38,10 @@ SEED, SIZE, HASH_COST = 2021, 1270, 10  # the default surge population (`make su
 CALLBACK = "/ent/auth/callback"
 EXECUTION = re.compile(rb'name="execution"\s+value="([^"]+)"')
 # The first-day surge at its peak (scale 1e-4, speed 36x, about 08:15), measured from locust_stats_history.csv
-# of `make surge` against the resized profile on this machine (November 2026 personas): 30.6 logins/s and
-# 342 requests/s over the busiest 10 s, i.e. 11.2 requests per login: its own three, then about 8 pages.
-SURGE_PEAK_LOGINS_S = 30.0
-READS_PER_LOGIN = 7.2  # besides the page read right after each login
+# of `make surge` on the open-arrival engine on this machine (November 2026): 6.8 logins/s and 211 requests/s
+# over the busiest 10 s, i.e. about 31 requests per login: its own three, then pages and heartbeats.
+SURGE_PEAK_LOGINS_S = 6.8
+READS_PER_LOGIN = 28  # besides the page read right after each login
 LOGIN_SLO_S = 2.0
 SHED_THRESHOLD = 0.01  # share of 503s from which a step counts as shedding
 WIDE_OPEN = ["--max-in-flight", "64", "--queue-length", "4096", "--queue-timeout", "60"]
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter measurements (about 1 minute in all)")
     args = parser.parse_args(argv)
     seconds = 3.0 if args.quick else 6.0
-    levels = [5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0]
+    levels = [2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 20.0]
     started = time.perf_counter()
 
     print(f"== per worker: bcrypt cost {HASH_COST}, {SIZE} pupils, admission wide open, closed loop")

@@ -24,15 +24,24 @@ class AccountSource(Protocol):
 
 class SeededAccounts:
     """Accounts of the embedded platform, derived from (seed, pupils) like its database. Pupils who log in
-    themselves are secondary pupils (FACTS.md: primary pupils log in through their parents)."""
+    themselves are secondary pupils (FACTS.md: primary pupils log in through their parents), so secondary
+    teachers come first too: they open the virtual classes those pupils join."""
 
     def __init__(self, roster: Roster) -> None:
         self.roster = roster
-        self._secondary = [i for level in SECONDARY_LEVELS for i in roster.pupils_of_level(level)]
+        secondary_classes = {c for level in SECONDARY_LEVELS for c in roster.classes_of_level(level)}
+        self._order = {
+            "student": [i for level in SECONDARY_LEVELS for i in roster.pupils_of_level(level)],
+            "teacher": sorted(
+                range(roster.teachers),
+                key=lambda t: not secondary_classes.intersection(roster.classes_of_teacher(t)),
+            ),
+        }
 
     def credentials(self, role: str, index: int) -> tuple[str, str]:
-        if role == "student" and self._secondary:
-            return self.roster.credentials("student", self._secondary[index % len(self._secondary)])
+        order = self._order.get(role)
+        if order:
+            return self.roster.credentials(role, order[index % len(order)])
         return self.roster.credentials(role, index)
 
 

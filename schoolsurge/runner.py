@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class RunRequest:
     reports_dir: Path = Path("reports")
     allow_host: str | None = None
     fail_on_slo: bool = False
+    admin_token: str | None = None  # of the user's own platform, for capacity-loss incidents
 
 
 @dataclass
@@ -56,11 +58,13 @@ class RunOutcome:
 
 
 @contextlib.contextmanager
-def _platform(request: RunRequest, scenario: Scenario, replay: Replay, seed: int, run_dir: Path) -> Iterator[str]:
+def _platform(
+    request: RunRequest, scenario: Scenario, replay: Replay, seed: int, run_dir: Path
+) -> Iterator[tuple[str, str | None]]:
     """The target URL: the user's (checked) or an embedded platform sized for this replay."""
     if request.target is not None:
         check_target(request.target, request.allow_host)
-        yield request.target.rstrip("/")
+        yield request.target.rstrip("/"), request.admin_token
         return
     print(
         f"schoolsurge: starting the reference platform ({replay.platform_pupils} pupils, "
@@ -75,7 +79,7 @@ def _platform(request: RunRequest, scenario: Scenario, replay: Replay, seed: int
         profile=scenario.platform.profile,
         log_path=run_dir / "platform.log",
     ) as platform:
-        yield platform.base_url
+        yield platform.base_url, platform.admin_token
 
 
 def _locust_command(request: RunRequest, replay: Replay, seed: int, target: str, run_dir: Path) -> list[str]:
@@ -114,9 +118,11 @@ def _locust_command(request: RunRequest, replay: Replay, seed: int, target: str,
     return command
 
 
-def _run_locust(command: list[str]) -> tuple[int, bool]:
-    """Run Locust in its own session so that Ctrl-C reaches it once, through us; returns (code, interrupted)."""
-    process = subprocess.Popen(command, start_new_session=True)
+def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]:
+    """Run Locust in its own session so that Ctrl-C reaches it once, through us; returns (code, interrupted).
+    The admin token goes through the environment (Locust reads LOCUST_<OPTION>), never the command line."""
+    env = {**os.environ, "LOCUST_ADMIN_TOKEN": admin_token} if admin_token else None
+    process = subprocess.Popen(command, start_new_session=True, env=env)
     try:
         return process.wait(), False
     except KeyboardInterrupt:
@@ -154,7 +160,7 @@ def run(request: RunRequest) -> RunOutcome:
     print(f"schoolsurge: run directory {run_dir}", flush=True)
     code, interrupted, status = None, False, "failed"
     try:
-        with _platform(request, scenario, replay, seed, run_dir) as target:
+        with _platform(request, scenario, replay, seed, run_dir) as (target, admin_token):
             update_manifest(run_dir, target=target)
             print(
                 f"schoolsurge: replaying {scenario.window.start}-{scenario.window.end} at scale "
@@ -162,7 +168,7 @@ def run(request: RunRequest) -> RunOutcome:
                 f"(about {replay.duration_s:.0f} s)",
                 flush=True,
             )
-            code, interrupted = _run_locust(_locust_command(request, replay, seed, target, run_dir))
+            code, interrupted = _run_locust(_locust_command(request, replay, seed, target, run_dir), admin_token)
         status = "interrupted" if interrupted else "completed" if code == 0 else "failed"
     except KeyboardInterrupt:
         interrupted, status = True, "interrupted"

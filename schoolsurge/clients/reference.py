@@ -17,10 +17,13 @@ CALLBACK_PATH = "/ent/auth/callback"
 class ReferencePlatformClient(PlatformClient):
     """Request names are grouped by step (never by id) so statistics stay one row per step."""
 
-    def __init__(self, http: FastHttpSession) -> None:
+    def __init__(self, http: FastHttpSession, step_prefix: str = "") -> None:
         self.http = http
+        # Bots of the attack incident use a prefix, so their requests are counted apart from people's.
+        self.step_prefix = step_prefix
 
     def _json(self, method: str, path: str, name: str, expect: int = 200, **kwargs: Any) -> Any:
+        name = self.step_prefix + name
         with self.http.request(method, path, name=name, catch_response=True, **kwargs) as response:
             if response.status_code != expect:
                 response.failure(f"HTTP {response.status_code}, expected {expect}")
@@ -36,7 +39,7 @@ class ReferencePlatformClient(PlatformClient):
     def login(self, username: str, password: str) -> None:
         service = f"{self.http.base_url}{CALLBACK_PATH}"
         with self.http.get(
-            "/cas/login", params={"service": service}, name="sso: login form", catch_response=True
+            "/cas/login", params={"service": service}, name=f"{self.step_prefix}sso: login form", catch_response=True
         ) as form:
             match = EXECUTION_FIELD.search(form.text or "") if form.status_code == 200 else None
             if not match:
@@ -46,7 +49,7 @@ class ReferencePlatformClient(PlatformClient):
         with self.http.post(
             "/cas/login",
             data=credentials,
-            name="sso: submit credentials",
+            name=f"{self.step_prefix}sso: submit credentials",
             allow_redirects=False,
             catch_response=True,
         ) as submitted:

@@ -36,12 +36,15 @@ class EngineHooks:
         engine_factory: Callable[[], Engine],
         run_dir: Path | None,
         clock_label: Callable[[int], str],
+        on_start: Callable[[float], None] | None = None,
     ) -> None:
         self.environment = environment
         self.engine_factory = engine_factory
         self.engine = engine_factory()
         self.run_dir = run_dir
         self.clock_label = clock_label
+        self.on_start = on_start
+        self.greenlets: list[gevent.Greenlet] = []
         self.worker_status: dict[str, FleetStatus] = {}
         self.master_ledger = Ledger()
         runner = environment.runner

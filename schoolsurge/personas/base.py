@@ -1,79 +1,139 @@
-"""A Locust user that lives one person's session after another (closed model: a seat per user)."""
+"""A person's session as they live it: log in (retrying as their group does), act, log out.
+
+Behaviour only: every platform interaction goes through a PlatformClient. Durations come from the scenario
+in scenario seconds and are divided by the run's speed here.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import random
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 import gevent
-from locust import FastHttpUser, constant, task
 
 from schoolsurge.clients.base import PlatformClient, PlatformError
-from schoolsurge.clients.reference import ReferencePlatformClient
 from schoolsurge.context import SurgeContext
-from schoolsurge.scenario import Persona
+from schoolsurge.engine.queue import Claim
+from schoolsurge.engine.runtime import Engine
+from schoolsurge.models.behaviour import draw_action, draw_session_length, draw_think_time, next_retry_delay
+from schoolsurge.scenario import Group
 from schoolsurge.steps import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
 
-LOGIN_ATTEMPTS = 3
-BACKOFF_BASE_S = 2.0  # scenario seconds; full jitter, doubled per attempt
-BACKOFF_CAP_S = 60.0
+# (type, name, milliseconds, error or None): how a behaviour reports a step that spans several requests.
+StepRecorder = Callable[[str, str, float, Exception | None], None]
 
 
-class Person(FastHttpUser):
-    abstract = True
-    persona: ClassVar[Persona]
-    client_class: ClassVar[type[PlatformClient]] = ReferencePlatformClient
-    wait_time = constant(0)
+class Behaviour:
+    persona: ClassVar[str]
 
-    def on_start(self) -> None:
-        self.surge: SurgeContext = self.environment.surge
-        self.platform = self.client_class(self.client)
+    def __init__(
+        self, surge: SurgeContext, engine: Engine, platform: PlatformClient, claim: Claim, record_step: StepRecorder
+    ) -> None:
+        self.surge = surge
+        self.record_step = record_step
+        self.engine = engine
+        self.platform = platform
+        self.claim = claim
+        self.group: Group = surge.group(claim.arrival.group)
+        self.person = claim.arrival.person
+        # Seeded per person: the same person makes the same choices in any process split.
+        self.rng = random.Random(f"{surge.seed}:{self.group.name}:{self.person}")
+        self.speed = surge.replay.speed
+        self.deadline = 0.0
 
-    @task
-    def live_one_session(self) -> None:
-        index = self.surge.next_account(self.persona)
-        username, password = self.surge.roster.credentials(self.persona, index)
-        self.client.cookiejar.clear()
-        deadline = time.monotonic() + self.surge.session_length(self.persona)
-        if not self.log_in(username, password):
+    @property
+    def cohort_second(self) -> float:
+        """Run second of this person's intended arrival: the ledger row their outcome is counted in."""
+        return self.claim.arrival.at_s
+
+    def live(self) -> None:
+        if not self.log_in():
             return
+        session_end = time.time() + draw_session_length(self.group, self.rng) / self.speed
+        window_end = self.engine.queue.start_unix + self.surge.replay.duration_s
+        # The run stops at the end of the replayed window: a session still going then is left open, as it
+        # would be, rather than every such person logging out in the same second.
+        self.deadline = min(session_end, window_end)
         try:
-            self.session(deadline)
+            self.session()
         except PlatformError:
-            pass  # the failed request is in the statistics; this person stops here
+            pass  # the failed request is in Locust's statistics; this person stops here
         finally:
-            with contextlib.suppress(PlatformError):
-                self.platform.logout()
+            if session_end <= window_end:
+                with contextlib.suppress(PlatformError):
+                    self.platform.logout()
 
-    def log_in(self, username: str, password: str) -> bool:
-        """The whole SSO flow as the person feels it, retries included, recorded as one FLOW entry."""
-        started = time.perf_counter()
-        error: Exception | None = None
-        for attempt in range(LOGIN_ATTEMPTS):
+    def log_in(self) -> bool:
+        """Log in, retrying by the group's policy; time to log in counts from the intended arrival time."""
+        username, password = self.surge.credentials(self.group, self.person)
+        ledger, second = self.engine.ledger, self.cohort_second
+        first_attempt = time.time()
+        retries = 0
+        while True:
+            ledger.count(second, "login_attempts")
             try:
                 self.platform.login(username, password)
-                error = None
-                break
-            except PlatformError as failed:
-                error = failed
-                ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
-                gevent.sleep(self.surge.replay.scenario_seconds(self.surge.rng.uniform(0, ceiling)))
-        self.environment.events.request.fire(
-            request_type=LOGIN_FLOW_TYPE,
-            name=LOGIN_FLOW_NAME,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=0,
-            exception=error,
-            context={},
-        )
-        return error is None
+            except PlatformError as error:
+                ledger.count(second, "logins_failed")
+                waited = (time.time() - first_attempt) * self.speed  # in scenario seconds, as patience is
+                delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
+                if delay is None:
+                    ledger.count(second, "abandoned")
+                    self._record_flow(error)
+                    return False
+                retries += 1
+                gevent.sleep(delay / self.speed)
+                continue
+            ledger.count(second, "logins_succeeded")
+            ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
+            self._record_flow(None)
+            return True
 
-    def think(self, deadline: float) -> bool:
+    def _record_flow(self, error: Exception | None) -> None:
+        self.record_step(LOGIN_FLOW_TYPE, LOGIN_FLOW_NAME, (time.time() - self.claim.intended_unix) * 1000, error)
+
+    def session_left(self) -> float:
+        return self.deadline - time.time()
+
+    def think(self) -> bool:
         """Pause like a person between two pages; False once the session is over."""
-        pause = min(self.surge.think_time(self.persona), max(0.0, deadline - time.monotonic()))
+        pause = min(draw_think_time(self.group, self.rng) / self.speed, max(0.0, self.session_left()))
         gevent.sleep(pause)
-        return time.monotonic() < deadline
+        return self.session_left() > 0
 
-    def session(self, deadline: float) -> None:
+    def browse(self, child_id: int | None = None) -> None:
+        """One step chosen by the group's behaviour mix (actions listed per persona in scenario ACTIONS)."""
+        action = draw_action(self.group, self.rng)
+        if action == "homework":
+            self.platform.homework(child_id)
+        elif action == "timetable":
+            self.platform.timetable(child_id)
+        elif action == "messages":
+            self.platform.messages()
+        elif action == "homework-submit":
+            self.submit_some_homework()
+        elif action == "homework-post":
+            self.post_some_homework()
+        else:
+            self.platform.dashboard()
+
+    def submit_some_homework(self) -> None:
+        pending = [h for h in self.platform.homework() if not h.submitted]
+        if pending:
+            self.platform.submit_homework(pending[self.rng.randrange(len(pending))].id, "Travail rendu.")
+
+    def post_some_homework(self) -> None:
+        classes = self.platform.classes()
+        if classes:
+            subject = self.rng.choice(("Mathématiques", "Français", "Histoire-géographie", "Anglais"))
+            self.platform.post_homework(self.rng.choice(classes), subject, "2021-04-08", "Exercices p. 42")
+
+    def browse_until_deadline(self) -> None:
+        while self.think():
+            self.browse()
+
+    def session(self) -> None:
         raise NotImplementedError

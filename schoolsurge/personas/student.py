@@ -1,31 +1,46 @@
-"""A pupil: checks the dashboard, joins their class's virtual class when it is open, else reads."""
+"""A secondary pupil: joins their class's virtual class (waiting room, patience), else reads and browses."""
 
 from __future__ import annotations
 
 import time
 
-from schoolsurge.personas.base import Person
-from schoolsurge.personas.virtual_class import attend
+from schoolsurge.clients.base import Dashboard
+from schoolsurge.personas.base import Behaviour
+from schoolsurge.personas.virtual_class import heartbeat_interval, stay_in_class, wait_until_admitted
 
 
-class StudentUser(Person):
+class StudentBehaviour(Behaviour):
     persona = "student"
 
-    def session(self, deadline: float) -> None:
-        while True:
-            dashboard = self.platform.dashboard()
-            open_class = next(
-                (dashboard.open_virtual_classes[c] for c in dashboard.class_ids if c in dashboard.open_virtual_classes),
-                None,
-            )
-            if open_class is not None:
-                self.platform.join_virtual_class(open_class)
-                attend(self, open_class, deadline)
-                self.platform.leave_virtual_class(open_class)
-                return
-            if not self.think(deadline):
-                return
-            reading = self.platform.homework if self.surge.rng.random() < 0.6 else self.platform.timetable
-            reading()
-            if not self.think(deadline) or time.monotonic() >= deadline:
-                return
+    def session(self) -> None:
+        dashboard = self.platform.dashboard()
+        if self.rng.random() < self.group.virtual_class and self.attend_virtual_class(dashboard):
+            return
+        self.browse_until_deadline()
+
+    def attend_virtual_class(self, dashboard: Dashboard) -> bool:
+        """Join the class's virtual class once the teacher has created it; False if the pupil gives up."""
+        gives_up_at = time.time() + self.group.retry.patience_seconds / self.speed
+        virtual_class = _class_of(dashboard)
+        while virtual_class is None:
+            if not self.think() or time.time() >= gives_up_at:
+                return False
+            virtual_class = _class_of(self.platform.dashboard())
+        status = self.platform.join_virtual_class(virtual_class)
+        if not wait_until_admitted(self, virtual_class, status):
+            self.platform.leave_virtual_class(virtual_class)
+            return False
+        stay_in_class(self, virtual_class)
+        if self.session_left() > heartbeat_interval(self):
+            self.browse_until_deadline()
+        self.platform.leave_virtual_class(virtual_class)
+        return True
+
+
+def _class_of(dashboard: Dashboard) -> int | None:
+    """The virtual class open (or in its waiting room) for one of the pupil's classes, if any."""
+    for class_id in dashboard.class_ids:
+        for by_class in (dashboard.open_virtual_classes, dashboard.waiting_virtual_classes):
+            if class_id in by_class:
+                return by_class[class_id]
+    return None

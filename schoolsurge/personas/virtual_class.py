@@ -1,4 +1,4 @@
-"""Being inside a virtual class: a heartbeat at a steady interval until the session ends."""
+"""Being in a virtual class: wait in the waiting room (with patience), then a heartbeat at a steady interval."""
 
 from __future__ import annotations
 
@@ -6,13 +6,35 @@ import time
 
 import gevent
 
-from schoolsurge.personas.base import Person
+from schoolsurge.personas.base import Behaviour
 
-HEARTBEAT_SECONDS = 60  # scenario seconds between two keep-alives of a virtual-class client
+HEARTBEAT_SECONDS = 30  # scenario seconds between two keep-alives of the virtual-class client
 
 
-def attend(person: Person, virtual_class_id: int, deadline: float) -> None:
-    interval = person.surge.replay.scenario_seconds(HEARTBEAT_SECONDS)
-    while time.monotonic() + interval < deadline:
-        gevent.sleep(interval)
-        person.platform.heartbeat(virtual_class_id)
+def heartbeat_interval(person: Behaviour) -> float:
+    return HEARTBEAT_SECONDS / person.speed
+
+
+def stay_in_class(person: Behaviour, virtual_class_id: int) -> None:
+    """Heartbeats until the session ends; counted in the ledger's in_virtual_class gauge meanwhile."""
+    engine = person.engine
+    engine.in_virtual_class += 1
+    try:
+        while person.session_left() > heartbeat_interval(person):
+            gevent.sleep(heartbeat_interval(person))
+            person.platform.heartbeat(virtual_class_id)
+    finally:
+        engine.in_virtual_class -= 1
+
+
+def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -> bool:
+    """In the waiting room (heartbeats keep the place) until the teacher opens the class; False when patience
+    runs out first."""
+    gives_up_at = time.time() + person.group.retry.patience_seconds / person.speed
+    admitted = joined == "joined"
+    while not admitted:
+        if time.time() >= min(gives_up_at, person.deadline):
+            return False
+        gevent.sleep(heartbeat_interval(person))
+        admitted = person.platform.heartbeat(virtual_class_id) == "open"
+    return True

@@ -49,7 +49,8 @@ class Settings:
 # What a 2021 regional ENT had (one small application server for a whole academy, sized for a normal
 # Monday) against what it would have needed. Measured figures behind these numbers: docs/platform.md.
 PROFILES: dict[str, dict[str, Any]] = {
-    "undersized-2021": {"workers": 1, "hash_cost": 10, "max_in_flight": 4, "queue_length": 16, "queue_timeout": 2.0},
+    # One slot: a login's bcrypt holds every page behind it, as a single-threaded legacy back end would.
+    "undersized-2021": {"workers": 1, "hash_cost": 10, "max_in_flight": 1, "queue_length": 8, "queue_timeout": 1.0},
     "resized": {"workers": 2, "hash_cost": 10, "max_in_flight": 16, "queue_length": 128, "queue_timeout": 10.0},
 }
 

@@ -1,0 +1,262 @@
+"""The open-arrival engine on real Locust runners against the real reference platform on loopback."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from argparse import Namespace
+from pathlib import Path
+
+import gevent
+import pytest
+import yaml
+from locust.env import Environment
+
+from schoolsurge.context import build_context
+from schoolsurge.engine.agent import SurgeAgent
+from schoolsurge.engine.locust_hooks import EngineHooks
+from schoolsurge.engine.shape import PoolShape
+from schoolsurge.models.replay import Replay
+from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.scenario import load_scenario
+from schoolsurge.surge import install
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "scenarios" / "smoke.yaml"
+FAST = 240  # smoke's hour in 15 s
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> PlatformProcess:
+    scenario = load_scenario(SMOKE)
+    pupils = Replay(scenario, scenario.run.scale, FAST).platform_pupils
+    cache = tmp_path_factory.mktemp("platform")
+    with PlatformProcess(
+        seed=scenario.run.seed,
+        size=pupils,
+        hash_cost=4,
+        db=cache / "db.sqlite3",
+        profile="resized",
+        log_path=cache / "platform.log",
+    ) as process:
+        yield process
+
+
+def run_in_process(
+    scenario: Path,
+    url: str,
+    run_dir: Path,
+    speed: float = FAST,
+    accounts: Path | None = None,
+    during: object = None,
+    admin_token: str | None = None,
+) -> EngineHooks:
+    """One whole replay on a LocalRunner in this process; `during(run_s)` is called about every 0.2 s."""
+    options = Namespace(
+        scenario=str(scenario),
+        scale=None,
+        speed=speed,
+        seed=None,
+        run_dir=str(run_dir),
+        accounts=str(accounts) if accounts else None,
+        late_after=1.0,
+        drop_after=60.0,
+    )
+    surge = build_context(options)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    environment = Environment(user_classes=[SurgeAgent], shape_class=PoolShape(), host=url)
+    environment.create_local_runner()
+    hooks = install(environment, surge, admin_token)
+    environment.runner.start_shape()
+    started = time.monotonic()
+    limit = surge.replay.duration_s + 90
+    while environment.runner.state != "stopped" and time.monotonic() - started < limit:
+        gevent.sleep(0.2)
+        if during is not None:
+            during(time.monotonic() - started)
+    environment.runner.quit()
+    hooks.close()
+    return hooks
+
+
+def _variant(tmp_path: Path, change) -> Path:
+    data = yaml.safe_load(SMOKE.read_text())
+    change(data)
+    path = tmp_path / "variant.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_arrivals_start_on_time_against_a_responsive_platform(platform: PlatformProcess, tmp_path: Path) -> None:
+    hooks = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
+    ledger = hooks.ledger()
+    scheduled = ledger.total("scheduled")
+    assert scheduled == len(hooks.engine.schedule) > 50
+    assert ledger.total("started") == scheduled and ledger.total("dropped") == 0
+    assert ledger.total("late") <= scheduled * 0.02, "a free agent was there for (almost) every arrival"
+    assert ledger.total("logins_succeeded") == scheduled and ledger.total("abandoned") == 0
+    with (tmp_path / "run" / "sessions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sum(int(r["started"]) for r in rows) == scheduled
+    assert max(int(r["in_virtual_class"]) for r in rows) > 0, "pupils joined their teachers' virtual classes"
+
+
+def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tmp_path: Path) -> None:
+    scenario = load_scenario(SMOKE)
+    pupils = Replay(scenario, scenario.run.scale, FAST).platform_pupils
+    stall = {"from": 5.0, "to": 8.0, "stopped": False, "resumed": False}
+    with PlatformProcess(
+        seed=scenario.run.seed,
+        size=pupils,
+        hash_cost=4,
+        db=tmp_path / "db.sqlite3",
+        profile="resized",
+        log_path=tmp_path / "platform.log",
+    ) as process:
+
+        def stop_and_resume(run_s: float) -> None:
+            # The whole platform stops answering for three seconds (its processes are frozen, sockets stay open).
+            if run_s >= stall["from"] and not stall["stopped"]:
+                os.killpg(process.pid, signal.SIGSTOP)
+                stall["stopped"] = True
+            if run_s >= stall["to"] and not stall["resumed"]:
+                os.killpg(process.pid, signal.SIGCONT)
+                stall["resumed"] = True
+
+        hooks = run_in_process(SMOKE, process.base_url, tmp_path / "run", during=stop_and_resume)
+    assert stall["stopped"] and stall["resumed"]
+    ledger = hooks.ledger()
+    frozen = [s for s in range(5, 8) if s in ledger.seconds]
+    assert sum(ledger.seconds[s].counters.get("scheduled", 0) for s in frozen) > 0
+    # Arrivals due as the platform froze started before it came back: agents to spare, and the pool grew.
+    for second in frozen:
+        counters = ledger.seconds[second].counters
+        assert counters.get("started", 0) == counters.get("scheduled", 0), second
+    assert ledger.seconds[frozen[0]].start_delay_max_ms < (stall["to"] - frozen[0] - 1) * 1000
+    assert ledger.total("dropped") == 0
+    # People who arrived as the platform froze waited for it: their time to log in includes the stall.
+    first_frozen = ledger.seconds[frozen[0]].time_to_login
+    assert first_frozen is not None and first_frozen.get_max_value() >= 2000
+    calm = ledger.seconds.get(1)
+    assert calm is None or calm.time_to_login is None or calm.time_to_login.get_max_value() < 2000
+
+
+def test_retries_and_abandonment_follow_the_policy(platform: PlatformProcess, tmp_path: Path) -> None:
+    accounts = tmp_path / "wrong.csv"
+    accounts.write_text(
+        "role,username,password\n"
+        + "".join(f"{role},{role}.x{i},wrong\n" for role in ("student", "teacher", "parent") for i in range(50))
+    )
+
+    def impatient(data: dict) -> None:
+        data["window"] = {"start": "07:57", "end": "08:00"}  # 18 s of run at speed 10
+        data["run"]["scale"] = 1e-4
+        data["groups"] = data["groups"][:2]  # the groups that log in around 08:00
+        for group in data["groups"]:
+            # A reload every 20 scenario seconds (2 s of run), patience 75 s: attempts at 0, 20, 40, 60, then
+            # the next would come at 80 > 75 and the person gives up. Each attempt may take up to 5 s of
+            # scenario time (0.5 s of run) before that count changes.
+            group["retry"] = {
+                "backoff": "impatient-reload",
+                "base_seconds": 20,
+                "cap_seconds": 20,
+                "max_retries": 20,
+                "patience_seconds": 75,
+            }
+
+    hooks = run_in_process(
+        _variant(tmp_path, impatient), platform.base_url, tmp_path / "run", speed=10, accounts=accounts
+    )
+    ledger = hooks.ledger()
+    people = ledger.total("started")
+    assert people > 10
+    assert ledger.total("logins_succeeded") == 0
+    assert ledger.total("abandoned") == people
+    assert ledger.total("login_attempts") == 4 * people
+    assert ledger.total("logins_failed") == 4 * people
+
+
+def _sessions_totals(run_dir: Path) -> dict[str, int]:
+    with (run_dir / "sessions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    names = ("scheduled", "started", "dropped", "logins_succeeded", "abandoned")
+    return {name: sum(int(r[name]) for r in rows) for name in names}
+
+
+def _locust_headless(url: str, run_dir: Path, processes: int) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(ROOT / "locustfiles" / "surge.py"),
+        "--headless",
+        "--only-summary",
+        "-H",
+        url,
+        "--scenario",
+        str(SMOKE),
+        "--speed",
+        str(FAST),
+        "--run-dir",
+        str(run_dir),
+        "--exit-code-on-error",
+        "0",
+    ]
+    if processes > 1:
+        command += ["--processes", str(processes)]
+    run_dir.mkdir(parents=True)
+    subprocess.run(command, cwd=ROOT, check=True, timeout=120, capture_output=True)
+
+
+def test_two_worker_processes_replay_the_same_people_as_one(platform: PlatformProcess, tmp_path: Path) -> None:
+    _locust_headless(platform.base_url, tmp_path / "one", processes=1)
+    _locust_headless(platform.base_url, tmp_path / "two", processes=2)
+    one, two = _sessions_totals(tmp_path / "one"), _sessions_totals(tmp_path / "two")
+    assert one["scheduled"] > 50
+    assert one == two
+    assert two["started"] == two["scheduled"] == two["logins_succeeded"]
+
+
+def _admin_capacity(process: PlatformProcess) -> float:
+    request = urllib.request.Request(
+        f"{process.base_url}/admin/capacity", headers={"Authorization": f"Bearer {process.admin_token}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return float(json.loads(response.read())["fraction_lost"])
+
+
+def test_incidents_bots_counted_apart_and_capacity_taken_and_given_back(
+    platform: PlatformProcess, tmp_path: Path
+) -> None:
+    def with_incidents(data: dict) -> None:
+        data["incidents"] = [
+            {"kind": "bot-flood", "start": "07:40", "end": "08:20", "national_rate_per_s": 5000},
+            {"kind": "capacity-loss", "at": "07:50", "restored_at": "08:10", "fraction": 0.5},
+        ]
+
+    seen: set[float] = set()
+    hooks = run_in_process(
+        _variant(tmp_path, with_incidents),
+        platform.base_url,
+        tmp_path / "run",
+        during=lambda run_s: seen.add(_admin_capacity(platform)),
+        admin_token=platform.admin_token,
+    )
+    assert 0.5 in seen, "half the capacity was taken out during the incident"
+    assert _admin_capacity(platform) == 0.0, "and given back when the scenario said"
+    ledger = hooks.ledger()
+    # 5,000 attempts/s nationally x load fraction (2e-5 x 240) over 40 scenario minutes (10 s of run).
+    expected = 5000 * 2e-5 * FAST * 10
+    assert 0.7 * expected <= ledger.total("bot_login_attempts") <= 1.3 * expected
+    assert ledger.total("logins_succeeded") == ledger.total("started"), "people still logged in"
+    stats = hooks.environment.stats
+    bot_posts = stats.get("bot sso: submit credentials", "POST")
+    assert bot_posts.num_requests > 0 and bot_posts.num_failures == bot_posts.num_requests
+    assert stats.get("sso: submit credentials", "POST").num_failures == 0, "bots are not counted as people"
