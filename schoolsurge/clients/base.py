@@ -65,7 +65,8 @@ class PlatformClient(ABC):
 
     @abstractmethod
     def heartbeat(self, virtual_class_id: int) -> str:
-        """Still here; returns the virtual class's status ("scheduled" while waiting, "open")."""
+        """Still here; returns the virtual class's status ("scheduled" while waiting, "open", "closed" once the
+        teacher has ended it)."""
 
     @abstractmethod
     def leave_virtual_class(self, virtual_class_id: int) -> None: ...

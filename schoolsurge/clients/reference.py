@@ -12,6 +12,7 @@ from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, Platfo
 
 EXECUTION_FIELD = re.compile(r'name="execution"\s+value="([^"]+)"')
 CALLBACK_PATH = "/ent/auth/callback"
+CLOSED = frozenset({409})
 
 
 class ReferencePlatformClient(PlatformClient):
@@ -22,9 +23,15 @@ class ReferencePlatformClient(PlatformClient):
         # Bots of the attack incident use a prefix, so their requests are counted apart from people's.
         self.step_prefix = step_prefix
 
-    def _json(self, method: str, path: str, name: str, expect: int = 200, **kwargs: Any) -> Any:
+    def _json(
+        self, method: str, path: str, name: str, expect: int = 200, also: frozenset[int] = frozenset(), **kwargs: Any
+    ) -> Any:
+        """The JSON body of a response with the expected status (or one of `also`, answers that are not failures)."""
         name = self.step_prefix + name
         with self.http.request(method, path, name=name, catch_response=True, **kwargs) as response:
+            if response.status_code in also:
+                response.success()
+                return {"status_code": response.status_code}
             if response.status_code != expect:
                 response.failure(f"HTTP {response.status_code}, expected {expect}")
                 raise PlatformError(f"{name}: HTTP {response.status_code}")
@@ -146,12 +153,16 @@ class ReferencePlatformClient(PlatformClient):
         return str(body["status"])
 
     def heartbeat(self, virtual_class_id: int) -> str:
-        body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/heartbeat", "virtual class: heartbeat")
-        return str(body["virtual_class"])
+        # 409: the teacher has ended the lesson, which a pupil's client takes as the end, not as an error.
+        body = self._json(
+            "POST", f"/api/virtual-classes/{virtual_class_id}/heartbeat", "virtual class: heartbeat", also=CLOSED
+        )
+        return "closed" if body.get("status_code") == 409 else str(body["virtual_class"])
 
     def participants(self, virtual_class_id: int) -> int:
         body = self._json("GET", f"/api/virtual-classes/{virtual_class_id}/participants", "virtual class: participants")
         return sum(1 for person in body["participants"] if person["state"] != "left")
 
     def leave_virtual_class(self, virtual_class_id: int) -> None:
-        self._json("POST", f"/api/virtual-classes/{virtual_class_id}/leave", "virtual class: leave")
+        # Leaving a lesson the teacher has already ended (409) is no failure either.
+        self._json("POST", f"/api/virtual-classes/{virtual_class_id}/leave", "virtual class: leave", also=CLOSED)

@@ -22,7 +22,8 @@ def stay_in_class(person: Behaviour, virtual_class_id: int) -> None:
     try:
         while person.session_left() > heartbeat_interval(person):
             gevent.sleep(heartbeat_interval(person))
-            person.platform.heartbeat(virtual_class_id)
+            if person.platform.heartbeat(virtual_class_id) == "closed":
+                return  # the teacher ended the lesson
     finally:
         engine.in_virtual_class -= 1
 
@@ -36,5 +37,8 @@ def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -
         if time.time() >= min(gives_up_at, person.deadline):
             return False
         gevent.sleep(heartbeat_interval(person))
-        admitted = person.platform.heartbeat(virtual_class_id) == "open"
+        status = person.platform.heartbeat(virtual_class_id)
+        if status == "closed":
+            return False
+        admitted = status == "open"
     return True
