@@ -34,18 +34,22 @@ FAST = 240  # smoke's hour in 15 s
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> PlatformProcess:
+    with smoke_platform(tmp_path_factory.mktemp("platform")) as process:
+        yield process
+
+
+def smoke_platform(directory: Path) -> PlatformProcess:
+    """The reference platform with the smoke scenario's accounts, cheap hashing and room to spare."""
     scenario = load_scenario(SMOKE)
     pupils = Replay(scenario, scenario.run.scale, FAST).platform_pupils
-    cache = tmp_path_factory.mktemp("platform")
-    with PlatformProcess(
+    return PlatformProcess(
         seed=scenario.run.seed,
         size=pupils,
         hash_cost=4,
-        db=cache / "db.sqlite3",
+        db=directory / "db.sqlite3",
         profile="resized",
-        log_path=cache / "platform.log",
-    ) as process:
-        yield process
+        log_path=directory / "platform.log",
+    )
 
 
 def run_in_process(
@@ -108,17 +112,8 @@ def test_arrivals_start_on_time_against_a_responsive_platform(platform: Platform
 
 
 def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tmp_path: Path) -> None:
-    scenario = load_scenario(SMOKE)
-    pupils = Replay(scenario, scenario.run.scale, FAST).platform_pupils
     stall = {"from": 5.0, "to": 8.0, "stopped": False, "resumed": False}
-    with PlatformProcess(
-        seed=scenario.run.seed,
-        size=pupils,
-        hash_cost=4,
-        db=tmp_path / "db.sqlite3",
-        profile="resized",
-        log_path=tmp_path / "platform.log",
-    ) as process:
+    with smoke_platform(tmp_path) as process:
 
         def stop_and_resume(run_s: float) -> None:
             # The whole platform stops answering for three seconds (its processes are frozen, sockets stay open).

@@ -97,7 +97,10 @@ def render_report(data: RunData) -> str:
         notes=data.notes,
         run_facts=_run_facts(data),
         verdicts=judge(data.totals(), scenario.slo) if scenario else [],
-        charts=[{"title": title, "png": base64.b64encode(draw(data)).decode("ascii")} for title, draw in CHARTS],
+        charts=[
+            {"title": title, "png": base64.b64encode(draw(data)).decode("ascii")}
+            for title, draw in (CHARTS + SESSION_CHARTS if data.sessions is not None else CHARTS)
+        ],
         summary_columns=list(stats.columns),
         summary_rows=[[_cell(v) for v in row] for row in stats.itertuples(index=False)],
         failure_rows=failure_rows,

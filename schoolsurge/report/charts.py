@@ -10,7 +10,7 @@ matplotlib.use("Agg")  # no display on load generators and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
 from schoolsurge.report.data import AGGREGATED, RunData  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
@@ -24,6 +24,9 @@ def _figure() -> tuple[plt.Figure, Axes]:
 
 def _finish(figure: plt.Figure, axes: Axes, data: RunData, ylabel: str) -> bytes:
     if data.clock_start_s is not None:
+        low, high = axes.get_xlim()
+        # Ticks on round clock times: every 30 minutes over a morning, every 10 over an hour or less.
+        axes.xaxis.set_major_locator(MultipleLocator(1800 if high - low > 3 * 3600 / 2 else 600))
         axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: seconds_to_clock(x)))
         axes.set_xlabel("scenario clock (HH:MM)")
     else:

@@ -216,27 +216,11 @@ class Group(Strict):
 # --- the timeline ---------------------------------------------------------------------------------------
 
 
-class BotFlood(Strict):
-    """Bots hammer the login with wrong credentials between two clock times."""
+class BotFlood(Window):
+    """Bots hammer the login with wrong credentials between two clock times (a window of its own)."""
 
     kind: Literal["bot-flood"]
-    start: ClockTime
-    end: ClockTime
     national_rate_per_s: float = Field(gt=0, description="login attempts per second at national scale")
-
-    @property
-    def start_s(self) -> int:
-        return clock_to_seconds(self.start)
-
-    @property
-    def end_s(self) -> int:
-        return clock_to_seconds(self.end)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> BotFlood:
-        if clock_to_seconds(self.end) <= clock_to_seconds(self.start):
-            raise ValueError(f"end {self.end} must be after start {self.start}")
-        return self
 
 
 class CapacityLoss(Strict):
