@@ -31,7 +31,6 @@ from schoolsurge.models.population import (
     REQUESTS_PER_LOGIN,
     logins_expected,
     national_curves,
-    person_seconds_by_persona,
     virtual_classes,
 )
 from schoolsurge.models.replay import Replay
@@ -179,13 +178,7 @@ def test_first_day_default_run_matches_make_surge(first_day: Scenario) -> None:
     assert replay.duration_s == 300
     assert replay.platform_pupils == 1_270
     assert replay.people == pytest.approx(710, abs=2)
-    assert max(replay.users_at(t) for t in range(300)) == pytest.approx(160, abs=3)
-
-
-def test_person_seconds_weigh_personas_by_logins_and_session_length(first_day: Scenario) -> None:
-    weights = person_seconds_by_persona(first_day)
-    assert weights["teacher"] == pytest.approx(869_300 * 0.7 * 90 * 60)
-    assert set(weights) == {"teacher", "student", "parent"}
+    assert max(replay.concurrent_at(t) for t in range(300)) == pytest.approx(160, abs=3)
 
 
 # --- a person's draws ---------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 
 from schoolsurge.models.curves import session_survival, window_cdf
 from schoolsurge.models.incidents import bot_attempts_per_second
-from schoolsurge.scenario import Group, Persona, Scenario, Window
+from schoolsurge.scenario import Group, Scenario, Window
 
 # The reference client's login: SSO form, credentials, ticket callback, then the dashboard it lands on.
 REQUESTS_PER_LOGIN = 4
@@ -93,15 +93,6 @@ def national_curves(scenario: Scenario) -> NationalCurves:
         requests[group.name] = requests_per_second(group, arrivals[group.name], concurrent[group.name])
     bots = bot_attempts_per_second(scenario)
     return NationalCurves(window.start_s, arrivals, concurrent, requests, bots, bots * REQUESTS_PER_BOT_ATTEMPT)
-
-
-def person_seconds_by_persona(scenario: Scenario) -> dict[Persona, float]:
-    """Share of logged-in time each persona accounts for over the morning (logins x mean session length)."""
-    totals: dict[Persona, float] = {}
-    for group in scenario.groups:
-        weight = logins_expected(group) * group.session.mean_minutes * 60
-        totals[group.persona] = totals.get(group.persona, 0.0) + weight
-    return totals
 
 
 def virtual_classes(scenario: Scenario) -> tuple[float, float]:

@@ -59,10 +59,6 @@ class Replay:
         second = min(max(int(self.clock_at(run_s) - curves.start_s), 0), curves.seconds - 1)
         return float(sum(c[second] for c in curves.concurrent.values())) * self.scale
 
-    def users_at(self, run_s: float) -> int:
-        """Simulated users the closed model holds after run_s seconds."""
-        return round(self.concurrent_at(run_s))
-
     @property
     def people(self) -> int:
         """People this run simulates (the schedule's length)."""

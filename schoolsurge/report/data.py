@@ -57,9 +57,6 @@ class RunData:
         names = frame["Name"].astype(str)
         return (frame["Type"] != LOGIN_FLOW_TYPE) & (names != AGGREGATED) & ~names.str.startswith(BOT_PREFIX)
 
-    def is_bot_row(self, frame: pd.DataFrame) -> pd.Series:
-        return frame["Name"].astype(str).str.startswith(BOT_PREFIX)
-
     def is_login_row(self, frame: pd.DataFrame) -> pd.Series:
         return (frame["Type"] == LOGIN_FLOW_TYPE) & (frame["Name"] == LOGIN_FLOW_NAME)
 
