@@ -57,7 +57,14 @@ def test_run_directory_holds_manifest_csvs_and_report(smoke_run: RunOutcome) -> 
     assert manifest["target"].startswith("http://127.0.0.1:") and manifest["embedded"] is True
     assert manifest["seed"] == 2021 and manifest["versions"]["locust"]
     assert manifest["started_unix"] < manifest["ended_unix"]
-    for name in ("locust_stats.csv", "locust_stats_history.csv", "locust_failures.csv", "scenario.yaml"):
+    for name in (
+        "locust_stats.csv",
+        "locust_stats_history.csv",
+        "locust_failures.csv",
+        "scenario.yaml",
+        "sessions.csv",
+        "time_to_login.jsonl",
+    ):
         assert (run_dir / name).stat().st_size > 0, name
     history = pd.read_csv(run_dir / "locust_stats_history.csv")
     assert history["Timestamp"].nunique() > 5, "full history has one row per second"
@@ -66,7 +73,9 @@ def test_run_directory_holds_manifest_csvs_and_report(smoke_run: RunOutcome) -> 
 def test_report_is_self_contained(smoke_run: RunOutcome) -> None:
     assert smoke_run.report == smoke_run.run_dir / "report.html"
     html = smoke_run.report.read_text()
-    assert html.count("data:image/png;base64,") == 3
+    # Three charts from Locust's history, three from the engine's sessions.csv.
+    assert html.count("data:image/png;base64,") == 6
+    assert "Time to log in from the intended arrival" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no resource is fetched from a network"
     assert "login p95" in html and "error ratio" in html
     assert [v.objective.split(" (")[0] for v in smoke_run.verdicts] == ["login p95", "error ratio"]
