@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import json
 import os
 import platform
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 MANIFEST = "manifest.json"
 LOCUST_PREFIX = "locust"  # Locust writes locust_stats.csv, locust_stats_history.csv, locust_failures.csv...
@@ -59,11 +61,19 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write-then-rename, so a reader (or a crash) never sees half a file."""
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[TextIO]:
+    """A text file written beside `path` and renamed over it once complete, so a reader (or a crash) never
+    sees half a file; on error the previous version stays."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with tmp.open("w", newline="", encoding="utf-8") as handle:
+        yield handle
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_file(path) as handle:
+        handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def update_manifest(run_dir: Path, **fields: Any) -> dict[str, Any]:

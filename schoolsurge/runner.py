@@ -17,7 +17,7 @@ import schoolsurge
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformError as PlatformStartError
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.report import ReportError, build_report, load_run
+from schoolsurge.report import ReportError, load_run, write_report
 from schoolsurge.rundir import LOCUST_PREFIX, new_run_dir, start_manifest, update_manifest
 from schoolsurge.safety import check_target
 from schoolsurge.scenario import Scenario, load_scenario
@@ -62,8 +62,7 @@ def _platform(
     request: RunRequest, scenario: Scenario, replay: Replay, seed: int, run_dir: Path
 ) -> Iterator[tuple[str, str | None]]:
     """The target URL: the user's (checked) or an embedded platform sized for this replay."""
-    if request.target is not None:
-        check_target(request.target, request.allow_host)
+    if request.target is not None:  # already checked by run(), before the run directory was made
         yield request.target.rstrip("/"), request.admin_token
         return
     print(
@@ -186,8 +185,9 @@ def run(request: RunRequest) -> RunOutcome:
         )
     report, verdicts = None, []
     try:
-        report = build_report(run_dir)
-        verdicts = judge(load_run(run_dir).totals(), scenario.slo)
+        data = load_run(run_dir)  # once, for both the report and the verdicts
+        report = write_report(data)
+        verdicts = judge(data.totals(), scenario.slo)
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
     if code not in (0, None) and not interrupted:

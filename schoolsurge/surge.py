@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from schoolsurge.engine.incidents import drive_capacity_incidents
 from schoolsurge.engine.locust_hooks import EngineHooks
 from schoolsurge.engine.runtime import Engine
 from schoolsurge.engine.shape import PoolShape
-from schoolsurge.rundir import TIMELINE, write_json
+from schoolsurge.rundir import TIMELINE, new_run_dir, write_json
 from schoolsurge.safety import UnsafeTargetError, check_target
 from schoolsurge.scenario import ScenarioError, seconds_to_clock
 from schoolsurge.steps import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
@@ -56,11 +55,6 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-def _default_run_dir(surge: SurgeContext) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path("reports") / f"{stamp}-{surge.scenario.name}-locust"
-
-
 @events.init.add_listener
 def on_init(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
@@ -74,7 +68,8 @@ def on_init(environment: Environment, **_: Any) -> None:
         _fail(str(error))
     runner = environment.runner
     if surge.run_dir is None and not isinstance(runner, WorkerRunner):
-        surge.run_dir = _default_run_dir(surge)
+        # Plain `locust -f` gets a run directory of its own, named like schoolsurge run's.
+        surge.run_dir = new_run_dir(Path("reports"), f"{surge.scenario.name}-locust")
     if surge.run_dir is not None and not isinstance(runner, WorkerRunner):
         surge.run_dir.mkdir(parents=True, exist_ok=True)
     install(environment, surge, options.admin_token)
@@ -101,7 +96,7 @@ def install(environment: Environment, surge: SurgeContext, admin_token: str | No
                 "window_end": surge.scenario.window.end,
                 "scale": surge.replay.scale,
                 "speed": surge.replay.speed,
-                "people_scheduled": len(hooks.engine.schedule),
+                "people_scheduled": surge.replay.people,
             }
             write_json(surge.run_dir / TIMELINE, timeline)
         hooks.spawn(drive_capacity_incidents, surge, environment.host, admin_token, lambda: start_unix)

@@ -15,8 +15,9 @@ from conftest import CALLBACK, Client, login, login_form, post_credentials, serv
 
 from schoolsurge.accounts import LEVELS, Roster
 from schoolsurge.platform.process import PlatformError, PlatformProcess
-from schoolsurge.platform.server import add_target_arguments, bind_socket, is_loopback, run_target
+from schoolsurge.platform.server import add_target_arguments, bind_socket, run_target
 from schoolsurge.platform.settings import PROFILES, Settings, SettingsError, resolve
+from schoolsurge.safety import is_loopback_host as is_loopback
 
 # ---- process, ready file, host refusal ------------------------------------------------------------------
 

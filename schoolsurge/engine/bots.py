@@ -7,11 +7,10 @@ its own, whatever the platform answers; attempts are counted apart from people (
 from __future__ import annotations
 
 import contextlib
-import math
-import random
 from collections.abc import Callable
 
 import gevent
+import numpy as np
 from gevent.pool import Pool
 from locust.contrib.fasthttp import FastHttpSession
 from locust.env import Environment
@@ -34,7 +33,7 @@ def run_bot_floods(
     client_factory: Callable[[FastHttpSession], PlatformClient],
 ) -> None:
     """Runs for the whole test in every process that runs agents; idle when no flood is on."""
-    rng = random.Random(f"{surge.seed}:bots")
+    rng = np.random.default_rng([surge.seed, 0xB07])
     in_flight = Pool(MAX_BOTS_IN_FLIGHT)
     replay = surge.replay
     if not surge.scenario.bot_floods:
@@ -47,7 +46,7 @@ def run_bot_floods(
             continue
         run_s = engine.queue.run_seconds()
         rate = bot_rate_at(surge.scenario, replay.clock_at(run_s)) * replay.load_fraction / engine.parts
-        for _ in range(_poisson(rng, rate * TICK_S)):
+        for _ in range(int(rng.poisson(rate * TICK_S))):
             if in_flight.full():
                 engine.ledger.count(run_s, "bot_attempts_not_sent")
                 continue
@@ -60,14 +59,3 @@ def _attempt(environment: Environment, client_factory: Callable[[FastHttpSession
     session = FastHttpSession(environment.host, environment.events.request, user=None)
     with contextlib.suppress(PlatformError):
         client_factory(session).login(user, BOT_PASSWORD)
-
-
-def _poisson(rng: random.Random, mean: float) -> int:
-    """Events in one tick of a Poisson stream (Knuth's method; the mean per tick is small)."""
-    if mean <= 0:
-        return 0
-    limit, count, product = math.exp(-mean), 0, rng.random()
-    while product > limit:
-        count += 1
-        product *= rng.random()
-    return count

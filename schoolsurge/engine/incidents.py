@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 
@@ -51,7 +50,7 @@ def drive_capacity_incidents(
         try:
             set_capacity_lost(base_url, token, lost)
             outcome = "applied"
-        except (OSError, urllib.error.URLError) as error:
+        except OSError as error:  # urllib's URLError and HTTPError are OSErrors
             outcome = f"failed: {error}"
             log.error("schoolsurge: capacity incident at run second %.0f %s", run_s, outcome)
         applied.append({"run_s": round(run_s, 1), "fraction_lost": round(lost, 4), "outcome": outcome})

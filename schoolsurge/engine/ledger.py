@@ -11,13 +11,14 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
+
+from schoolsurge.rundir import atomic_file
 
 COUNTERS = (
     "scheduled",
@@ -155,25 +156,20 @@ class Ledger:
 
 
 def write_sessions_csv(ledger: Ledger, path: Path, clock_of_second: Any = None) -> None:
-    """Write-then-rename: a crash mid-write leaves the previous complete file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(ledger.rows(clock_of_second))
-    os.replace(tmp, path)
 
 
 def write_histograms(ledger: Ledger, path: Path) -> None:
     """The raw time-to-login histograms, one JSON line per second, so any window can be merged later."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
+    with atomic_file(path) as handle:
         for second in sorted(ledger.seconds):
             histogram = ledger.seconds[second].time_to_login
             if histogram is not None and histogram.get_total_count():
                 encoded = base64.b64encode(histogram.encode()).decode("ascii")
                 handle.write(json.dumps({"second": second, "time_to_login": encoded}) + "\n")
-    os.replace(tmp, path)
 
 
 def read_histograms(path: Path) -> dict[int, HdrHistogram]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import ipaddress
 import os
 import shutil
 import signal
@@ -29,6 +28,7 @@ from schoolsurge.platform.security import admin_token_path, token_hash, write_ad
 from schoolsurge.platform.seed import DEFAULT_CACHE_DIR, prepare_database
 from schoolsurge.platform.settings import Settings, SettingsError, add_knob_arguments, int_in, resolve
 from schoolsurge.platform.worker import WORKER_ENV, WorkerConfig
+from schoolsurge.safety import is_loopback_host
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -39,18 +39,9 @@ WORKER_READY_TIMEOUT_S = 120.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
-def is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind_host(host: str, allow_host: str | None = None) -> None:
     """Refuse to expose the platform (weak, derivable passwords) beyond loopback unless asked by name."""
-    if not is_loopback(host) and host != allow_host:
+    if not is_loopback_host(host) and host != allow_host:
         raise ValueError(f"refusing to bind non-loopback address {host!r}; pass --allow-host {host} to allow it")
 
 

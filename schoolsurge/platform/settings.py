@@ -70,30 +70,28 @@ class Knob:
         return "SCHOOLSURGE_" + self.field.upper()
 
 
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
+def _number_in(
+    cast: Callable[[str], float], low: float, high: float, what: str, unit: str = ""
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {value}")
+            show = str if cast is int else "{:g}".format
+            raise argparse.ArgumentTypeError(f"must be between {show(low)} and {show(high)}{unit}, got {show(value)}")
         return value
 
     return parse
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    return _number_in(int, low, high, "a whole number")
 
 
 def seconds(low: float = 0.001, high: float = 7 * 24 * 3600) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g} seconds, got {value:g}")
-        return value
-
-    return parse
+    return _number_in(float, low, high, "a number of seconds", " seconds")
 
 
 KNOBS = (

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -11,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from schoolsurge.report import charts
 from schoolsurge.report.data import AGGREGATED, RunData, load_run
-from schoolsurge.rundir import REPORT
+from schoolsurge.rundir import REPORT, atomic_file
 from schoolsurge.slo import judge
 
 SUMMARY_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "Requests/s"]
@@ -110,10 +109,13 @@ def render_report(data: RunData) -> str:
 
 def build_report(run_dir: Path) -> Path:
     """Write report.html into the run directory and return its path."""
-    data = load_run(Path(run_dir))
+    return write_report(load_run(Path(run_dir)))
+
+
+def write_report(data: RunData) -> Path:
+    """Write report.html of an already loaded run."""
     html = render_report(data)
     path = data.run_dir / REPORT
-    tmp = path.with_name(f".{REPORT}.tmp")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as handle:
+        handle.write(html)
     return path
