@@ -4,6 +4,7 @@ read from a CSV file of test accounts (any other platform)."""
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
@@ -46,31 +47,46 @@ class SeededAccounts:
 
 
 class CsvAccounts:
-    """A CSV file with a header `role,username,password`, one test account a line."""
+    """A CSV file with a header `role,username,password`, one test account a line. A byte-order mark (what
+    spreadsheet programs write) is accepted; a repeated username is kept but reported in `duplicates`."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.by_role: dict[str, list[tuple[str, str]]] = {}
+        self.duplicates: list[str] = []
+        seen: set[str] = set()
         try:
-            with self.path.open(newline="", encoding="utf-8") as handle:
+            with self.path.open(newline="", encoding="utf-8-sig") as handle:
                 reader = csv.DictReader(handle)
                 if reader.fieldnames is None or not set(CSV_COLUMNS) <= set(reader.fieldnames):
                     raise AccountsError(f"{self.path}: expected a header line `{','.join(CSV_COLUMNS)}`")
                 for line, row in enumerate(reader, start=2):
-                    role = (row["role"] or "").strip()
-                    if role not in CSV_ROLES or not row["username"]:
+                    role, username = (row["role"] or "").strip(), row["username"] or ""
+                    if role not in CSV_ROLES or not username:
                         raise AccountsError(
                             f"{self.path}: line {line}: role must be one of {', '.join(CSV_ROLES)} "
                             "and username must not be empty"
                         )
-                    self.by_role.setdefault(role, []).append((row["username"], row["password"] or ""))
+                    if username in seen:
+                        self.duplicates.append(username)
+                    seen.add(username)
+                    self.by_role.setdefault(role, []).append((username, row["password"] or ""))
         except OSError as error:
             raise AccountsError(f"{self.path}: cannot read accounts file ({error.strerror})") from None
         except (UnicodeDecodeError, csv.Error) as error:
             raise AccountsError(f"{self.path}: not a CSV text file ({error}); export it as UTF-8 CSV") from None
+        if not self.by_role:
+            raise AccountsError(f"{self.path}: no account below the header; add one line per test account")
+
+    def require_roles(self, roles: Iterable[str]) -> None:
+        """Refuse, before any load, a file that lacks a role the scenario's people need."""
+        missing = sorted(set(roles) - set(self.by_role))
+        if missing:
+            raise AccountsError(
+                f"{self.path}: no account with role {', '.join(missing)}, but the scenario has people of "
+                f"{'that role' if len(missing) == 1 else 'those roles'}; add lines `{missing[0]},USERNAME,PASSWORD`"
+            )
 
     def credentials(self, role: str, index: int) -> tuple[str, str]:
-        accounts = self.by_role.get(role)
-        if not accounts:
-            raise AccountsError(f"{self.path}: no account with role {role!r}, but the scenario has {role}s")
+        accounts = self.by_role[role]  # require_roles() has checked every role the scenario uses
         return accounts[index % len(accounts)]

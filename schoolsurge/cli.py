@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NoReturn
 
+from schoolsurge.params import process_count, scale_fraction, seed_number, speed_factor
 from schoolsurge.report import ReportError, build_report
 from schoolsurge.safety import UnsafeTargetError
 from schoolsurge.scenario import ScenarioError
@@ -15,17 +17,27 @@ EXIT_SLO_BREACHED = 3
 EXIT_INTERRUPTED = 130
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Usage errors as one line naming the option and what it expects, not the whole usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"schoolsurge: {message}; see {self.prog} --help\n")
+
+
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="replay a scenario with Locust and build its report")
     run.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/first-day-2021.yaml")
     run.add_argument("--target", help="base URL of the platform (default: start the embedded reference one)")
-    run.add_argument("--scale", type=float, help="fraction of people simulated (default: the scenario's)")
-    run.add_argument("--speed", type=float, help="time compression (default: the scenario's)")
-    run.add_argument("--seed", type=int, help="seed of accounts and randomness (default: the scenario's)")
-    run.add_argument("--processes", type=int, help="Locust worker processes (default: one process)")
+    run.add_argument("--scale", type=scale_fraction, help="fraction of people simulated (default: the scenario's)")
+    run.add_argument("--speed", type=speed_factor, help="time compression (default: the scenario's)")
+    run.add_argument("--seed", type=seed_number, help="seed of accounts and randomness (default: the scenario's)")
+    run.add_argument("--processes", type=process_count, help="Locust worker processes (default: one process)")
     run.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run directories go")
     run.add_argument("--allow-host", help="a non-loopback host you own and explicitly allow to be loaded")
     run.add_argument("--fail-on-slo", action="store_true", help=f"exit {EXIT_SLO_BREACHED} if an SLO breaks")
+    run.add_argument(
+        "--force", action="store_true", help="run even when the plan says this machine cannot hold the run"
+    )
 
 
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
@@ -36,8 +48,8 @@ def _add_report(subparsers: argparse._SubParsersAction) -> None:
 def _add_plan(subparsers: argparse._SubParsersAction) -> None:
     plan = subparsers.add_parser("plan", help="a scenario's national and scaled figures and fleet sizing; runs nothing")
     plan.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/first-day-2021.yaml")
-    plan.add_argument("--scale", type=float, help="fraction of people simulated (default: the scenario's)")
-    plan.add_argument("--speed", type=float, help="time compression (default: the scenario's)")
+    plan.add_argument("--scale", type=scale_fraction, help="fraction of people simulated (default: the scenario's)")
+    plan.add_argument("--speed", type=speed_factor, help="time compression (default: the scenario's)")
     plan.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     plan.add_argument("--chart", type=Path, help="PNG of the national curves (default: reports/plan-<scenario>.png)")
     plan.add_argument("--rps-per-process", type=float, help="requests/s one Locust process offers (default: 5300)")
@@ -53,7 +65,7 @@ def _add_target(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from schoolsurge.runner import RunError, RunRequest, run
+    from schoolsurge.runner import RunError, RunRequest, RunTooLargeError, run
 
     try:
         outcome = run(
@@ -67,8 +79,12 @@ def _run(args: argparse.Namespace) -> int:
                 reports_dir=args.reports_dir,
                 allow_host=args.allow_host,
                 fail_on_slo=args.fail_on_slo,
+                force=args.force,
             )
         )
+    except RunTooLargeError as error:
+        print(f"schoolsurge: {error}", file=sys.stderr)
+        return EXIT_USAGE
     except RunError as error:
         print(f"schoolsurge: {error}", file=sys.stderr)
         return 1
@@ -101,13 +117,16 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="schoolsurge", description=__doc__)
+    parser = OneLineErrorParser(prog="schoolsurge", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_target(subparsers)
     _add_run(subparsers)
     _add_report(subparsers)
     _add_plan(subparsers)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error already printed as one line
+        return int(exit_.code or 0)
     try:
         if args.command == "run":
             return _run(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,8 @@ from schoolsurge.accounts_source import AccountSource, CsvAccounts, SeededAccoun
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.scenario import Group, Scenario, load_scenario
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -52,9 +55,19 @@ def build_context(options: Any) -> SurgeContext:
     seed = options.seed if options.seed is not None else scenario.run.seed
     replay = Replay(scenario, scale, speed)
     accounts_file = getattr(options, "accounts", None)
-    accounts = (
-        CsvAccounts(Path(accounts_file)) if accounts_file else SeededAccounts(Roster(seed, replay.platform_pupils))
-    )
+    accounts: AccountSource
+    if accounts_file:
+        accounts = csv_accounts = CsvAccounts(Path(accounts_file))
+        csv_accounts.require_roles(g.persona for g in scenario.groups if g.persona != "bot")
+        if csv_accounts.duplicates:
+            log.warning(
+                "%s: %d username(s) listed more than once (first: %s); those people share an account",
+                accounts_file,
+                len(csv_accounts.duplicates),
+                csv_accounts.duplicates[0],
+            )
+    else:
+        accounts = SeededAccounts(Roster(seed, replay.platform_pupils))
     run_dir = getattr(options, "run_dir", None)
     return SurgeContext(
         replay=replay,

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import schoolsurge
+from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformError as PlatformStartError
 from schoolsurge.platform.process import PlatformProcess
@@ -24,11 +26,16 @@ from schoolsurge.scenario import Scenario, load_scenario
 from schoolsurge.slo import Verdict, judge
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("surge.py")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its CSV files
 
 
 class RunError(RuntimeError):
     """The run could not proceed; the message is one line saying what to do."""
+
+
+class RunTooLargeError(ValueError):
+    """The plan says this machine cannot hold the run; the message says what to do instead."""
 
 
 @dataclass
@@ -43,6 +50,7 @@ class RunRequest:
     allow_host: str | None = None
     fail_on_slo: bool = False
     admin_token: str | None = None  # of the user's own platform, for capacity-loss incidents
+    force: bool = False  # run even when the plan says this machine cannot hold it
 
 
 @dataclass
@@ -126,24 +134,106 @@ def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]
         return process.wait(), False
     except KeyboardInterrupt:
         print("\nschoolsurge: interrupted; stopping Locust and keeping what was measured", flush=True)
-        process.send_signal(signal.SIGINT)
-        try:
-            return process.wait(timeout=LOCUST_GRACE_S), True
-        except subprocess.TimeoutExpired:
-            process.kill()
-            return process.wait(), True
+        with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the orderly stop short
+            process.send_signal(signal.SIGINT)
+            try:
+                return process.wait(timeout=LOCUST_GRACE_S), True
+            except subprocess.TimeoutExpired:
+                process.kill()
+                return process.wait(), True
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`, a container stop) and SIGHUP (a closed terminal) stop a run the way Ctrl-C
+    does: load stopped, what was measured kept and reported, children gone."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread; a library caller keeps its own
+        return
+    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def check_machine_holds(replay: Replay, scenario_path: Path, force: bool) -> None:
+    """Refuse a run the plan says this machine cannot hold (more processes than cores, more memory than is
+    available), unless forced: a run that swaps or starves measures the laptop, not the platform."""
+    curves = replay.national
+    need = fleet_need(
+        float(curves.total_requests().max()) * replay.load_fraction,
+        float(curves.total_concurrent().max()) * replay.scale,
+        FleetFigures(),
+    )
+    memory_mb = need.memory_mb + schedule_memory_mb(replay.people, need.workers)
+    cores = os.cpu_count() or 1
+    available_mb = available_memory_mb()
+    too_many = need.workers > cores
+    too_much = available_mb is not None and memory_mb > available_mb
+    if force or not (too_many or too_much):
+        return
+    fits = min(cores / need.workers, (available_mb / memory_mb) if available_mb else 1.0)
+    suggestion = float(f"{replay.scale * fits * 0.8:.1g}")
+    have = f"{cores} cores" + (f" and {available_mb / 1000:,.1f} GB available" if available_mb else "")
+    raise RunTooLargeError(
+        f"this run needs {need.workers} Locust processes and {memory_mb / 1000:,.1f} GB "
+        f"(schoolsurge plan {scenario_path} --scale {replay.scale:g} --speed {replay.speed:g}), this "
+        f"machine has {have}: lower --scale (about {suggestion:g} fits), run a fleet of master and workers "
+        "(docs/engine.md), or pass --force"
+    )
+
+
+def available_memory_mb() -> float | None:
+    """MemAvailable from /proc/meminfo (Linux), None where it cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def run(request: RunRequest) -> RunOutcome:
+    with _stop_signals_interrupt():
+        return _run(request)
+
+
+def _run(request: RunRequest) -> RunOutcome:
     scenario = load_scenario(request.scenario_path)
     seed = request.seed if request.seed is not None else scenario.run.seed
-    replay = Replay(
-        scenario,
-        request.scale if request.scale is not None else scenario.run.scale,
-        request.speed if request.speed is not None else scenario.run.speed,
-    )
+    if seed < 0:
+        raise RunTooLargeError(f"seed must be 0 or more, got {seed}")
+    try:
+        replay = Replay(
+            scenario,
+            request.scale if request.scale is not None else scenario.run.scale,
+            request.speed if request.speed is not None else scenario.run.speed,
+        )
+    except ValueError as error:
+        raise RunTooLargeError(f"{error}; pass --scale in (0, 1] and a positive --speed") from None
     if request.target is not None:
         check_target(request.target, request.allow_host)  # refuse before creating anything
+    check_machine_holds(replay, request.scenario_path, request.force)
     run_dir = new_run_dir(request.reports_dir, scenario.name)
     start_manifest(
         run_dir,

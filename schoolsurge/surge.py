@@ -25,6 +25,7 @@ from schoolsurge.engine.incidents import drive_capacity_incidents
 from schoolsurge.engine.locust_hooks import EngineHooks
 from schoolsurge.engine.runtime import Engine
 from schoolsurge.engine.shape import PoolShape
+from schoolsurge.params import positive_seconds, scale_fraction, seed_number, speed_factor
 from schoolsurge.rundir import TIMELINE, new_run_dir, write_json
 from schoolsurge.safety import UnsafeTargetError, check_target
 from schoolsurge.scenario import ScenarioError, seconds_to_clock
@@ -39,15 +40,17 @@ log = logging.getLogger("schoolsurge")
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
     parser.add_argument("--scenario", default="scenarios/first-day-2021.yaml", help="scenario YAML file")
-    parser.add_argument("--scale", type=float, default=None, help="fraction of people simulated")
-    parser.add_argument("--speed", type=float, default=None, help="time compression (scenario s per run s)")
-    parser.add_argument("--seed", type=int, default=None, help="seed of the schedule, accounts and choices")
+    parser.add_argument("--scale", type=scale_fraction, default=None, help="fraction of people simulated")
+    parser.add_argument("--speed", type=speed_factor, default=None, help="time compression (scenario s per run s)")
+    parser.add_argument("--seed", type=seed_number, default=None, help="seed of the schedule, accounts and choices")
     parser.add_argument("--accounts", default=None, help="CSV file role,username,password (default: from the seed)")
     parser.add_argument("--run-dir", default=None, include_in_web_ui=False, help="where sessions.csv goes")
     parser.add_argument("--allow-host", default=None, help="a non-loopback host you own and may load")
     parser.add_argument("--admin-token", default=None, is_secret=True, help="platform admin token (incidents)")
-    parser.add_argument("--late-after", type=float, default=1.0, help="start delay (s) counted as late")
-    parser.add_argument("--drop-after", type=float, default=60.0, help="start delay (s) past which it is dropped")
+    parser.add_argument("--late-after", type=positive_seconds, default=1.0, help="start delay (s) counted as late")
+    parser.add_argument(
+        "--drop-after", type=positive_seconds, default=60.0, help="start delay (s) past which it is dropped"
+    )
 
 
 def _fail(message: str) -> None:

@@ -86,6 +86,7 @@ class Client:
 
     base_url: str
     cookies: dict[str, str] = field(default_factory=dict)
+    source_address: str | None = None  # connect from this local address (e.g. 127.0.0.2), else any
 
     def request(
         self,
@@ -98,7 +99,8 @@ class Client:
         headers: dict[str, str] | None = None,
     ) -> Reply:
         parts = urlsplit(self.base_url)
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        source = (self.source_address, 0) if self.source_address else None
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=source)
         sent = dict(headers or {})
         if self.cookies:
             sent["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())

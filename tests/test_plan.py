@@ -112,8 +112,8 @@ def test_text_output_and_default_chart_path(
 @pytest.mark.parametrize(
     ("options", "expected"),
     [
-        (["--scale", "2"], "scale must be in (0, 1]"),
-        (["--speed", "0"], "speed must be positive"),
+        (["--scale", "2"], "--scale: must be in (0, 1]"),
+        (["--speed", "0"], "--speed: must be above 0"),
         (["--speed", "nan"], "finite"),
         (["--cpu-target", "0"], "CPU target must be in (0, 1]"),
         (["--rps-per-process", "-3"], "requests per second per process must be positive"),

@@ -1,4 +1,4 @@
-"""Journeys of pupils, teachers and parents over real HTTP, and who may do what (401 and 403)."""
+"""Journeys of pupils, teachers and parents over real HTTP, and who may do what (401, 403 and 404)."""
 
 from __future__ import annotations
 
@@ -132,7 +132,8 @@ def test_parent_lists_and_switches_children(platform_url: str, platform_roster: 
 
 
 def test_authorisation_matrix(platform_url: str, platform_roster: Roster) -> None:
-    """Each role reaching for data that is not theirs gets 403, whatever the worker."""
+    """Each role reaching for what is not theirs is refused, whatever the worker: 403 where their role may never
+    do it (which reveals nothing), 404 where the thing is not theirs to see (as if it did not exist)."""
     roster = platform_roster
     pupil_class, other_class = 1, 3
     pupil_idx = pupil_of_class(roster, pupil_class)
@@ -148,40 +149,46 @@ def test_authorisation_matrix(platform_url: str, platform_roster: Roster) -> Non
     vc = teacher.post("/api/virtual-classes", body={"class_id": other_class, "title": "Histoire"}).json()
     colleague_idx = next(t for t in range(roster.teachers) if t != teacher_idx)
     colleague, _ = login(platform_url, roster, "teacher", colleague_idx)
+    homework_body = {"subject": "x", "due": "2021-04-08", "text": "x"}
 
-    forbidden = [
-        # a pupil: only their own class, no teacher's or parent's pages
-        (pupil, "POST", f"/api/homework/{other_homework}/submissions", {"text": "x"}),
-        (pupil, "GET", f"/api/homework/{other_homework}/submissions", None),
+    refused = [
+        # roles: only teachers teach, only pupils hand in and join, only parents have children
         (pupil, "GET", "/api/classes", None),
-        (pupil, "POST", f"/api/classes/{pupil_class}/homework", {"subject": "x", "due": "2021-04-08", "text": "x"}),
+        (pupil, "POST", f"/api/classes/{pupil_class}/homework", homework_body),
         (pupil, "POST", "/api/virtual-classes", {"class_id": pupil_class, "title": "x"}),
-        (pupil, "POST", f"/api/virtual-classes/{vc['id']}/join", None),
         (pupil, "GET", "/api/children", None),
         (pupil, "POST", f"/api/children/{pupil_idx}/select", None),
-        # a teacher: only the classes they teach and the virtual classes they created
-        (teacher, "POST", f"/api/classes/{untaught}/homework", {"subject": "x", "due": "2021-04-08", "text": "x"}),
-        (teacher, "POST", "/api/virtual-classes", {"class_id": untaught, "title": "x"}),
         (teacher, "POST", f"/api/homework/{other_homework}/submissions", {"text": "x"}),
         (teacher, "POST", f"/api/virtual-classes/{vc['id']}/join", None),
         (teacher, "GET", "/api/children", None),
+        (parent, "POST", f"/api/virtual-classes/{vc['id']}/join", None),
+        (parent, "POST", f"/api/homework/{other_homework}/submissions", {"text": "x"}),
+        (parent, "GET", "/api/classes", None),
+        # a pupil of the class sees the virtual class, but only the teacher who created it runs it
+        (outsider, "GET", f"/api/virtual-classes/{vc['id']}/participants", None),
+    ]
+    hidden = [
+        # a pupil: only their own class
+        (pupil, "POST", f"/api/homework/{other_homework}/submissions", {"text": "x"}),
+        (pupil, "GET", f"/api/homework/{other_homework}/submissions", None),
+        (pupil, "POST", f"/api/virtual-classes/{vc['id']}/join", None),
+        # a teacher: only the classes they teach and the virtual classes they created
+        (teacher, "POST", f"/api/classes/{untaught}/homework", homework_body),
+        (teacher, "POST", "/api/virtual-classes", {"class_id": untaught, "title": "x"}),
         (colleague, "POST", f"/api/virtual-classes/{vc['id']}/open", None),
         (colleague, "GET", f"/api/virtual-classes/{vc['id']}/participants", None),
-        (outsider, "GET", f"/api/virtual-classes/{vc['id']}/participants", None),
         # a parent: only their own children
         (parent, "GET", f"/api/timetable?child={stranger}", None),
         (parent, "GET", f"/api/homework?child={stranger}", None),
         (parent, "POST", f"/api/children/{stranger}/select", None),
-        (parent, "POST", f"/api/virtual-classes/{vc['id']}/join", None),
-        (parent, "POST", f"/api/homework/{other_homework}/submissions", {"text": "x"}),
-        (parent, "GET", "/api/classes", None),
     ]
     if other_class not in {roster.class_of_pupil(c) for c in roster.families[parent_idx]}:
-        forbidden.append((parent, "GET", f"/api/homework/{other_homework}/submissions", None))
-    for client, method, path, body in forbidden:
-        reply = client.request(method, path, body=body)
-        assert reply.status == 403, (method, path, reply.status, reply.text)
-        assert reply.json()["detail"]
+        hidden.append((parent, "GET", f"/api/homework/{other_homework}/submissions", None))
+    for expected, cases in ((403, refused), (404, hidden)):
+        for client, method, path, body in cases:
+            reply = client.request(method, path, body=body)
+            assert reply.status == expected, (method, path, reply.status, reply.text)
+            assert reply.json()["detail"]
     assert parent.get("/api/homework?child=not-a-number").status == 422
 
 

@@ -174,7 +174,7 @@ def test_prepare_database_copies_the_cache_or_resumes_a_file_of_its_own(tmp_path
     prepare_database(own, tmp_path / "cache", 3, 30, 4, logs.append)
     assert logs[-1] == f"copied the seeded database to {own}"
     conn = platform_db.connect(own)
-    conn.execute("INSERT INTO login_failures (username, at) VALUES ('x', 1)")
+    conn.execute("INSERT INTO login_failures (address, username, at) VALUES ('127.0.0.1', 'x', 1)")
     conn.close()
     prepare_database(own, tmp_path / "cache", 3, 30, 4, logs.append)
     assert logs[-1].startswith(f"resuming database {own}")

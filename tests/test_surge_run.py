@@ -101,7 +101,35 @@ def test_refuses_a_non_loopback_target_before_sending_anything(tmp_path: Path) -
     assert not any(tmp_path.iterdir())
 
 
-def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
+def _descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children in sessions of their own included), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
+    """Ctrl-C, `kill`/`timeout`/a container stop (SIGTERM) and a closed terminal (SIGHUP) alike."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--reports-dir", str(tmp_path)],
@@ -119,7 +147,10 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
             break
         time.sleep(0.1)
     assert history is not None, "the run never wrote results"
-    process.send_signal(signal.SIGINT)
+    children = _descendants(process.pid)
+    platform_dirs = {Path(arg).parent for pid in children for arg in _cmdline(pid) if arg.endswith("/ready")}
+    assert children and platform_dirs, "the platform and Locust run below the run process"
+    process.send_signal(stop_signal)
     output, _ = process.communicate(timeout=120)
     assert process.returncode == EXIT_INTERRUPTED, output
     run_dir = history.parent
@@ -127,3 +158,36 @@ def test_ctrl_c_keeps_what_was_measured(tmp_path: Path) -> None:
     assert manifest["status"] == "interrupted" and "ended_at" in manifest
     assert (run_dir / "report.html").exists()
     assert len(pd.read_csv(run_dir / "locust_stats.csv")) > 1
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], "the platform or Locust outlived the run"
+    assert not [d for d in platform_dirs if d.exists()], "the platform's temporary folder is gone"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _corrupt_copy(smoke_run: RunOutcome, tmp_path: Path) -> Path:
+    copy = tmp_path / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, copy)
+    (copy / "report.html").unlink()
+    return copy
+
+
+def test_report_notes_what_it_cannot_read_instead_of_failing(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    copy = _corrupt_copy(smoke_run, tmp_path)
+    (copy / "locust_failures.csv").write_text("")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "scale": "a tenth", "speed": None, "versions": "?"}))
+    timeline = json.loads((copy / "timeline.json").read_text())
+    (copy / "timeline.json").write_text(json.dumps({**timeline, "test_start_unix": "yesterday", "speed": "fast"}))
+    assert main(["report", str(copy)]) == 0
+    html = (copy / "report.html").read_text()
+    assert "locust_failures.csv is empty" in html
+    assert "test_start_unix is not a number" in html
+    assert "speed unknown" in html

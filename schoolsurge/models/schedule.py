@@ -9,6 +9,7 @@ whatever the speed and however it is split between worker processes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,10 +40,10 @@ def intended_clock_times(group: Group, window: Window, count: int, rng: np.rando
 
 
 def check_scale_speed(scale: float, speed: float) -> None:
-    if not 0 < scale <= 1:
+    if not 0 < scale <= 1:  # NaN fails this comparison too
         raise ValueError(f"scale must be in (0, 1], got {scale}")
-    if speed <= 0:
-        raise ValueError(f"speed must be positive, got {speed}")
+    if not 0 < speed < math.inf:
+        raise ValueError(f"speed must be a positive finite number, got {speed}")
 
 
 def build_schedule(scenario: Scenario, scale: float, speed: float, seed: int) -> list[Arrival]:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from schoolsurge.platform.asgi import json_reply
 from schoolsurge.platform.metrics import Metrics
 from schoolsurge.platform.settings import Settings
 
 # Operators must be able to look and act while the platform is saturated.
 EXEMPT_PREFIXES = ("/healthz", "/metrics", "/admin/")
-MAX_BODY_BYTES = 1 << 20
 
 
 class CapacityState:
@@ -165,35 +165,14 @@ class AdmissionControl:
         if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES) or scope["path"] == "/admin":
             await self.app(scope, receive, send)
             return
-        if _content_length(scope) > MAX_BODY_BYTES:
-            await _reply(send, 413, f"request body over {MAX_BODY_BYTES} bytes", {})
-            return
         try:
             await self.gate.acquire()
         except Shed as shed:
             self.gate.metrics.shed.labels(shed.reason).inc()
             detail = "overloaded: " + ("admission queue full" if shed.reason == "queue_full" else "waited too long")
-            await _reply(send, 503, f"{detail}, retry later", {"retry-after": str(self.gate.settings.retry_after)})
+            await json_reply(send, 503, f"{detail}, retry later", {"retry-after": str(self.gate.settings.retry_after)})
             return
         try:
             await self.app(scope, receive, send)
         finally:
             self.gate.release()
-
-
-def _content_length(scope: Scope) -> int:
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return 0
-    return 0
-
-
-async def _reply(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    raw_headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-    await send({"type": "http.response.body", "body": body})

@@ -21,10 +21,12 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from schoolsurge.platform.admission import AdmissionControl, AdmissionGate, CapacityState
+from schoolsurge.platform.body_limit import BodyLimit
 from schoolsurge.platform.core import Platform
 from schoolsurge.platform.metrics import Metrics, RequestMetrics, RouteTemplates
 from schoolsurge.platform.routes import homework, ops, school, sso, virtual_classes
 from schoolsurge.platform.schemas import Error
+from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
 # Documented on every operation, so a schema-driven client (and schemathesis) knows each error's body.
@@ -33,8 +35,8 @@ ERRORS = {
     for code, text in {
         400: "bad request",
         401: "not logged in, or session expired",
-        403: "not yours to see or do",
-        404: "no such thing",
+        403: "not for your role, or a CAS service that is not registered",
+        404: "no such thing, or not yours to see",
         409: "conflicts with the current state",
         413: "request body too large",
         422: "malformed request",
@@ -63,12 +65,23 @@ def create_app(
     *,
     capacity_file: Path | None = None,
     admin_token_hash: str | None = None,
+    services: ServiceRegistry | None = None,
+    metrics_token_hash: str | None = None,
 ) -> FastAPI:
-    """Build one worker's app on an already seeded database file."""
+    """Build one worker's app on an already seeded database file. Without `services`, no CAS service is
+    registered (no ticket is ever issued); without `metrics_token_hash`, /metrics is open."""
     cfg = settings or Settings()
     metrics = Metrics()
     capacity = CapacityState(capacity_file)
-    platform = Platform(Path(db_path), cfg, metrics, capacity, admin_token_hash)
+    platform = Platform(
+        Path(db_path),
+        cfg,
+        metrics,
+        capacity,
+        admin_token_hash,
+        services=services or ServiceRegistry(),
+        metrics_token_hash=metrics_token_hash,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -119,7 +132,9 @@ def create_app(
     async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
         return JSONResponse({"detail": "text must be valid Unicode (no lone surrogates)"}, status_code=400)
 
-    # Added last = outermost: metrics see shed requests too.
+    # Added last = outermost: metrics see shed and oversize requests too (they never read a body). The body
+    # limit comes before admission and before any route, so no path and no credential check escapes it.
     app.add_middleware(AdmissionControl, gate=AdmissionGate(cfg, capacity, metrics))
+    app.add_middleware(BodyLimit)
     app.add_middleware(RequestMetrics, metrics=metrics, templates=templates)
     return app

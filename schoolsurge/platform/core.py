@@ -1,7 +1,9 @@
 """What every route needs: the database, settings, metrics, and who is asking (sessions and authorisation).
 
 Authorisation rules, in one place: a pupil sees their own class, a teacher the classes they teach, a parent
-their own children's classes. A request without a valid session gets 401; one for somebody else's data 403.
+their own children's classes. A request without a valid session gets 401. One naming something the account
+may not see (a class, a child, a homework, a virtual class) gets 404, exactly as if it did not exist, so ids
+cannot be probed for existence; 403 is kept for refusals that reveal nothing (a role that may never do this).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from schoolsurge.platform import db
 from schoolsurge.platform.admission import CapacityState
 from schoolsurge.platform.metrics import Metrics
 from schoolsurge.platform.security import token_hash
+from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
 
@@ -53,11 +56,16 @@ class Platform:
         metrics: Metrics,
         capacity: CapacityState,
         admin_token_hash: str | None,
+        *,
+        services: ServiceRegistry,
+        metrics_token_hash: str | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.capacity = capacity
         self.admin_token_hash = admin_token_hash
+        self.services = services
+        self.metrics_token_hash = metrics_token_hash
         self.database = db.Database(db_path, settings.db_timeout)
         meta = db.read_meta(Path(db_path), readonly=False)
         if meta.get("complete") != "1":
@@ -128,7 +136,7 @@ class Platform:
         )
 
     def child(self, parent: Account, child_idx: int) -> ChildRef:
-        """One of the parent's own children by roster index; 403 for anybody else's."""
+        """One of the parent's own children by roster index; 404 for anybody else's, as for nobody's."""
         row = (
             self.conn()
             .execute(
@@ -139,7 +147,7 @@ class Platform:
             .fetchone()
         )
         if row is None:
-            raise HTTPException(403, "not your child")
+            raise HTTPException(404, "no such child")
         return ChildRef(*row)
 
     def reader_scope(self, session: Session, child: int | None) -> tuple[list[int], int | None]:
@@ -159,6 +167,7 @@ class Platform:
             raise HTTPException(403, why)
 
     def require_teacher_of(self, account: Account, class_id: int) -> None:
+        """403 for anyone but a teacher; 404 for a class they do not teach, as for one that does not exist."""
         self.require_role(account, "teacher", "only teachers may do this")
         row = (
             self.conn()
@@ -166,7 +175,7 @@ class Platform:
             .fetchone()
         )
         if row is None:
-            raise HTTPException(403, "you do not teach this class")
+            raise HTTPException(404, "no such class")
 
 
 def in_list(ids: list[int]) -> str:

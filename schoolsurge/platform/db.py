@@ -80,6 +80,12 @@ CREATE TABLE messages (
 CREATE INDEX messages_class ON messages(class_id, audience);
 """
 
+# Failed logins, counted per (client address, username) for throttling (routes/sso.py).
+LOGIN_FAILURES_SCHEMA = """
+CREATE TABLE login_failures (address TEXT NOT NULL, username TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX login_failures_key ON login_failures(username, address, at);
+"""
+
 # State created while the platform runs.
 RUNTIME_SCHEMA = """
 CREATE TABLE login_flows (token TEXT PRIMARY KEY, created_at REAL NOT NULL);
@@ -97,8 +103,6 @@ CREATE TABLE sessions (
     selected_child INTEGER
 );
 CREATE INDEX sessions_last_seen ON sessions(last_seen);
-CREATE TABLE login_failures (username TEXT NOT NULL, at REAL NOT NULL);
-CREATE INDEX login_failures_user ON login_failures(username, at);
 CREATE TABLE virtual_classes (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     class_id INTEGER NOT NULL REFERENCES classes(id),
@@ -183,7 +187,42 @@ def durable_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA)
+    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FAILURES_SCHEMA)
+
+
+class NotWritable(ValueError):
+    """The database, or its folder, cannot be written; the message is one line saying what to do."""
+
+
+def check_writable(path: Path) -> None:
+    """Raise NotWritable unless SQLite can write `path`. SQLite opens a file it may not write read-only without
+    a word, and the server would only find out at its first login (a 500), so a write is tried now and rolled
+    back. Opening in WAL mode also checks that the -wal and -shm files can be made next to it."""
+    try:
+        conn = connect(path)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("CREATE TABLE writability_probe (x)")
+            finally:
+                conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as error:
+        raise NotWritable(
+            f"cannot write the database {path} ({error}); make it and its folder writable, or give --db another file"
+        ) from None
+
+
+def upgrade_runtime_schema(conn: sqlite3.Connection) -> None:
+    """Bring a file made by an earlier version up to date, keeping its data (no reseed, no lost homework).
+    Failed logins are only minutes of throttling state: an old table is replaced, not migrated."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(login_failures)")}
+    if "address" not in columns:
+        with transaction(conn):
+            conn.execute("DROP TABLE IF EXISTS login_failures")
+            for statement in filter(str.strip, LOGIN_FAILURES_SCHEMA.split(";")):
+                conn.execute(statement)
 
 
 def read_meta(path: Path, readonly: bool = True) -> dict[str, str]:

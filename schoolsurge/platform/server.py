@@ -17,15 +17,18 @@ import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from schoolsurge.platform.db import NotWritable, check_writable, connect, upgrade_runtime_schema
 from schoolsurge.platform.security import admin_token_path, token_hash, write_admin_token
 from schoolsurge.platform.seed import DEFAULT_CACHE_DIR, prepare_database
+from schoolsurge.platform.services import ServiceRegistry, add_service_arguments, resolve_service_options
 from schoolsurge.platform.settings import Settings, SettingsError, add_knob_arguments, int_in, resolve
 from schoolsurge.platform.worker import WORKER_ENV, WorkerConfig
 from schoolsurge.safety import is_loopback_host
@@ -37,6 +40,8 @@ DEFAULT_SIZE = 1270
 DEFAULT_HASH_COST = Settings().hash_cost
 WORKER_READY_TIMEOUT_S = 120.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+METRICS_TOKEN_ENV = "SCHOOLSURGE_METRICS_TOKEN"
+MIN_METRICS_TOKEN = 16  # characters: shorter ones can be guessed
 
 
 def check_bind_host(host: str, allow_host: str | None = None) -> None:
@@ -104,7 +109,6 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _exclusive(db_path: Path) -> Iterator[IO[str]]:
     """One server per database file: a second one would mix its sessions and metrics with ours."""
     lock_path = Path(f"{db_path}.lock")
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -113,8 +117,83 @@ def _exclusive(db_path: Path) -> Iterator[IO[str]]:
         yield handle
 
 
+def check_folder_writable(folder: Path) -> None:
+    """Refuse at once, naming the folder, if no file can be created there: SQLite keeps DB-wal and DB-shm
+    beside the database, and the server its lock, token and state files."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".schoolsurge-probe-"):
+            pass
+    except OSError as error:
+        raise NotWritable(
+            f"cannot create files in {folder} ({error.strerror}); give --db a file in a writable folder"
+        ) from None
+
+
 def _log(message: str) -> None:
     print(f"[platform] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class AccessOptions:
+    """Who may use the platform besides its bound address: more names for the ENT and other CAS services
+    (services.py), and the bearer token /metrics asks for (None: /metrics is open)."""
+
+    public_urls: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    metrics_token: str | None = None
+
+
+@contextlib.contextmanager
+def _own_run_state(db_path: Path) -> Iterator[Path]:
+    """The state folder (metrics, incident) and admin token of the server holding db_path's lock, removed when
+    it stops. Entered only once the lock is held: a refused server must never remove a running one's."""
+    state_dir = Path(f"{db_path}.run")
+    try:
+        yield state_dir
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        admin_token_path(db_path).unlink(missing_ok=True)
+
+
+def _prepare_own_database(db_path: Path, cache_dir: Path, seed: int, size: int, hash_cost: int) -> None:
+    prepare_database(db_path, cache_dir, seed, size, hash_cost, _log)
+    check_writable(db_path)
+    conn = connect(db_path)
+    try:
+        upgrade_runtime_schema(conn)
+    finally:
+        conn.close()
+
+
+def _fresh_run_state(db_path: Path, state_dir: Path) -> str:
+    """An empty state folder and a new admin token file; returns the token."""
+    shutil.rmtree(state_dir, ignore_errors=True)  # metrics of an earlier run must not add up with ours
+    (state_dir / "metrics").mkdir(parents=True)
+    token = write_admin_token(db_path)
+    # The file, never the token: this log is copied into run directories.
+    _log(f"admin token (Authorization: Bearer ...) written to {admin_token_path(db_path)}")
+    return token
+
+
+def _run_workers(cfg: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> int:
+    config = uvicorn.Config(
+        "schoolsurge.platform.worker:app",
+        factory=True,
+        workers=cfg.workers,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        timeout_worker_healthcheck=30,
+    )
+    supervisor = Supervisor(config, [sock], on_ready)
+    supervisor.run()
+    sock.close()
+    if supervisor.failed:
+        _log("a worker failed to start; see the lines above")
+        return 1
+    return 0
 
 
 def serve(
@@ -127,58 +206,45 @@ def serve(
     profile: str = "custom",
     cache_dir: Path = DEFAULT_CACHE_DIR,
     ready_file: Path | None = None,
+    access: AccessOptions | None = None,
 ) -> int:
     """Prepare the database, bind host:port (0 = ephemeral), run the workers until SIGINT/SIGTERM.
     Returns an exit code."""
-    cfg = settings or Settings()
-    if ready_file is not None:
-        Path(ready_file).unlink(missing_ok=True)  # a stale file would announce the wrong port
+    cfg, access = settings or Settings(), access or AccessOptions()
     if threading.current_thread() is threading.main_thread():
         # Until the supervisor installs its own handlers, SIGTERM unwinds so an interrupted seed cleans up.
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # Without --db: a scratch copy of the cached seed, gone at exit.
     scratch = None if db is not None else Path(tempfile.mkdtemp(prefix="schoolsurge-platform-db-"))
     db_path = Path(db) if scratch is None else scratch / "platform.sqlite3"
-    state_dir = Path(f"{db_path}.run")
     try:
-        with _exclusive(db_path):
-            prepare_database(db_path, cache_dir, seed, size, cfg.hash_cost, _log)
-            shutil.rmtree(state_dir, ignore_errors=True)  # metrics of an earlier run must not add up with ours
-            (state_dir / "metrics").mkdir(parents=True)
-            token = write_admin_token(db_path)
-            _log(f"admin token (Authorization: Bearer ...): {token} (also in {admin_token_path(db_path)})")
+        check_folder_writable(db_path.parent)
+        with _exclusive(db_path), _own_run_state(db_path) as state_dir:
+            if ready_file is not None:
+                Path(ready_file).unlink(missing_ok=True)  # a stale file would announce the wrong port
+            _prepare_own_database(db_path, cache_dir, seed, size, cfg.hash_cost)
+            token = _fresh_run_state(db_path, state_dir)
             sock, base_url = bind_socket(host, port)
+            services = ServiceRegistry.build((base_url, *access.public_urls), access.services)
+            metrics_token_hash = token_hash(access.metrics_token) if access.metrics_token else None
             os.environ[MULTIPROC_ENV] = str(state_dir / "metrics")
-            os.environ[WORKER_ENV] = WorkerConfig(db_path, cfg, state_dir / "capacity.json", token_hash(token)).to_env()
+            os.environ[WORKER_ENV] = WorkerConfig(
+                db_path, cfg, state_dir / "capacity.json", token_hash(token), services, metrics_token_hash
+            ).to_env()
 
             def on_ready() -> None:
                 _log(
                     f"listening on {base_url} (profile {profile}: {cfg.workers} worker(s) x {cfg.max_in_flight} "
                     f"in flight + {cfg.queue_length} queued, bcrypt cost {cfg.hash_cost}, database {db_path})"
                 )
+                _log(f"CAS issues tickets to: {', '.join(sorted(services.ent_callbacks | services.others))}")
+                if access.metrics_token is None and not is_loopback_host(host):
+                    _log(f"/metrics is open to anyone who reaches {host}; --metrics-token protects it")
                 if ready_file is not None:
                     write_ready_file(Path(ready_file), base_url)
 
-            config = uvicorn.Config(
-                "schoolsurge.platform.worker:app",
-                factory=True,
-                workers=cfg.workers,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                timeout_graceful_shutdown=5,
-                timeout_worker_healthcheck=30,
-            )
-            supervisor = Supervisor(config, [sock], on_ready)
-            supervisor.run()
-            sock.close()
-            if supervisor.failed:
-                _log("a worker failed to start; see the lines above")
-                return 1
-            return 0
+            return _run_workers(cfg, sock, on_ready)
     finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
-        admin_token_path(db_path).unlink(missing_ok=True)
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -204,7 +270,27 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="roster and data seed")
     parser.add_argument("--size", type=int_in(1, 10_000_000), default=DEFAULT_SIZE, help="number of pupils")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the base URL here once listening")
+    add_service_arguments(parser)
+    parser.add_argument(
+        "--metrics-token",
+        default=None,
+        help=f"require this bearer token (or the admin token) on /metrics (env {METRICS_TOKEN_ENV}, safer: a "
+        "command line is visible to every local user; default: /metrics is open)",
+    )
     add_knob_arguments(parser)
+
+
+def resolve_access(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> AccessOptions:
+    """Public URLs, services and metrics token from the options, else the environment; ValueError if unusable."""
+    env = os.environ if environ is None else environ
+    public_urls, services = resolve_service_options(args, env)
+    metrics_token = getattr(args, "metrics_token", None) or env.get(METRICS_TOKEN_ENV) or None
+    if metrics_token is not None and (len(metrics_token) < MIN_METRICS_TOKEN or metrics_token != metrics_token.strip()):
+        raise ValueError(
+            f"the metrics token must be at least {MIN_METRICS_TOKEN} characters without surrounding spaces; "
+            "make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+    return AccessOptions(public_urls, services, metrics_token)
 
 
 def run_target(args: argparse.Namespace) -> int:
@@ -212,12 +298,15 @@ def run_target(args: argparse.Namespace) -> int:
     try:
         check_bind_host(args.host, args.allow_host)
         profile, settings = resolve(args)
+        access = resolve_access(args)
     except (ValueError, SettingsError) as exc:
         print(f"schoolsurge target: {exc}", file=sys.stderr)
         return 2
     cache_dir = args.cache_dir or Path(os.environ.get("SCHOOLSURGE_CACHE_DIR") or DEFAULT_CACHE_DIR)
     try:
-        return serve(args.host, args.port, args.db, args.seed, args.size, settings, profile, cache_dir, args.ready_file)
+        return serve(
+            args.host, args.port, args.db, args.seed, args.size, settings, profile, cache_dir, args.ready_file, access
+        )
     except (OSError, ValueError) as exc:
         print(f"schoolsurge target: {exc}", file=sys.stderr)
         return 1

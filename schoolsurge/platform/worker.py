@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
 WORKER_ENV = "SCHOOLSURGE_WORKER_CONFIG"
@@ -25,6 +26,8 @@ class WorkerConfig:
     settings: Settings
     capacity_file: Path
     admin_token_hash: str
+    services: ServiceRegistry
+    metrics_token_hash: str | None = None  # None: /metrics is open
 
     def to_env(self) -> str:
         return json.dumps(
@@ -33,6 +36,8 @@ class WorkerConfig:
                 "settings": self.settings.to_json(),
                 "capacity_file": str(self.capacity_file),
                 "admin_token_hash": self.admin_token_hash,
+                "services": self.services.to_json(),
+                "metrics_token_hash": self.metrics_token_hash,
             }
         )
 
@@ -44,6 +49,8 @@ class WorkerConfig:
             Settings.from_json(data["settings"]),
             Path(data["capacity_file"]),
             data["admin_token_hash"],
+            ServiceRegistry.from_json(data["services"]),
+            data["metrics_token_hash"],
         )
 
 
@@ -52,5 +59,10 @@ def app() -> FastAPI:
 
     config = WorkerConfig.from_env(os.environ[WORKER_ENV])
     return create_app(
-        config.db, config.settings, capacity_file=config.capacity_file, admin_token_hash=config.admin_token_hash
+        config.db,
+        config.settings,
+        capacity_file=config.capacity_file,
+        admin_token_hash=config.admin_token_hash,
+        services=config.services,
+        metrics_token_hash=config.metrics_token_hash,
     )

@@ -9,7 +9,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from schoolsurge.report import charts
-from schoolsurge.report.data import AGGREGATED, RunData, load_run
+from schoolsurge.report.data import AGGREGATED, RunData, load_run, number_or_none
 from schoolsurge.rundir import REPORT, atomic_file
 from schoolsurge.slo import judge
 
@@ -34,7 +34,7 @@ def _cell(value: object) -> str:
 
 def _run_facts(data: RunData) -> list[tuple[str, str]]:
     manifest = data.manifest
-    scale, speed = manifest.get("scale"), manifest.get("speed")
+    scale, speed = number_or_none(manifest.get("scale")), number_or_none(manifest.get("speed"))
     facts = [
         ("scenario", f"{manifest.get('scenario', '?')} ({manifest.get('scenario_file', '?')})"),
         (
@@ -103,7 +103,7 @@ def render_report(data: RunData) -> str:
         summary_columns=list(stats.columns),
         summary_rows=[[_cell(v) for v in row] for row in stats.itertuples(index=False)],
         failure_rows=failure_rows,
-        versions=sorted(data.manifest.get("versions", {}).items()),
+        versions=sorted(versions.items()) if isinstance(versions := data.manifest.get("versions"), dict) else [],
     )
 
 

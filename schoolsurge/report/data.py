@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,30 @@ def _read_csv(path: Path, required: set[str], what: str) -> pd.DataFrame:
     return frame
 
 
+def number_or_none(value: Any) -> float | None:
+    """A finite number from a JSON field written by us or edited by hand ("36", 36, "x" -> None)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _read_failures(path: Path, notes: list[str]) -> pd.DataFrame:
+    """Locust's failures table; an empty or unreadable one is noted, not fatal (it only feeds one table)."""
+    if not path.exists():
+        return pd.DataFrame()
+    try:
+        return pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        notes.append(f"{path.name} is empty; failures are not listed by error")
+    except (pd.errors.ParserError, UnicodeDecodeError) as error:
+        notes.append(f"{path.name} is unreadable ({str(error).splitlines()[0]}); failures are not listed by error")
+    return pd.DataFrame()
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -149,8 +174,7 @@ def load_run(run_dir: Path) -> RunData:
         notes.append(f"{MANIFEST} is missing or unreadable; run details are unknown")
     stats = _read_csv(run_dir / STATS_CSV, STATS_COLUMNS, "request statistics")
     history = _read_csv(run_dir / HISTORY_CSV, HISTORY_COLUMNS, "statistics history")
-    failures_path = run_dir / FAILURES_CSV
-    failures = pd.read_csv(failures_path) if failures_path.exists() else pd.DataFrame()
+    failures = _read_failures(run_dir / FAILURES_CSV, notes)
     scenario = None
     try:
         scenario = load_scenario(run_dir / "scenario.yaml")
@@ -159,10 +183,18 @@ def load_run(run_dir: Path) -> RunData:
     data = RunData(run_dir, manifest, stats, history, failures, scenario, notes=notes)
     _load_sessions(data)
     timeline = _read_json(run_dir / TIMELINE)
-    started = timeline.get("test_start_unix") or (history["Timestamp"].min() if len(history) else None)
-    data.test_start_unix = float(started) if started is not None else None
+    started = number_or_none(timeline.get("test_start_unix"))
+    if started is None:
+        if "test_start_unix" in timeline:
+            notes.append(f"{TIMELINE}: test_start_unix is not a number; the clock starts at Locust's first row")
+        started = float(history["Timestamp"].min()) if len(history) else None
+    data.test_start_unix = started
     if scenario is not None and started is not None:
-        data.speed = float(timeline.get("speed") or manifest.get("speed") or scenario.run.speed)
+        speed = number_or_none(timeline.get("speed")) or number_or_none(manifest.get("speed"))
+        if speed is None or speed <= 0:
+            notes.append(f"speed unknown or not a positive number; the scenario's default {scenario.run.speed:g}x")
+            speed = scenario.run.speed
+        data.speed = speed
         data.clock_start_s = scenario.window.start_s
         elapsed = history["Timestamp"] - float(started)
         history["clock_s"] = data.clock_start_s + elapsed * data.speed

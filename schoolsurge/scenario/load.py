@@ -17,6 +17,10 @@ UNION_TAGS = frozenset(
 )
 
 
+# The library's largest scenario is a few KB; a cap keeps `plan /dev/zero` from reading without end.
+MAX_SCENARIO_BYTES = 1 << 20
+
+
 class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message is one line naming file, field and expectation."""
 
@@ -53,13 +57,29 @@ def parse_scenario(data: object, origin: str = "<scenario>") -> Scenario:
     return scenario
 
 
+def read_scenario_text(path: Path) -> str:
+    """The file's text, refused when it is not UTF-8 or larger than any scenario (a device, a wrong file)."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCENARIO_BYTES + 1)
+    except OSError as error:
+        raise ScenarioError(f"{path}: cannot read scenario file ({error.strerror})") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(
+            f"{path}: larger than {MAX_SCENARIO_BYTES // 1024} KB, which no scenario is; give a scenario YAML file"
+        )
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ScenarioError(
+            f"{path}: not UTF-8 text (byte {error.start} cannot be decoded); save the scenario as UTF-8"
+        ) from None
+
+
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ScenarioError(f"{path}: cannot read scenario file ({error.strerror})") from None
+    text = read_scenario_text(path)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -17,7 +17,10 @@ from schoolsurge.platform.metrics import GaugesAtScrape
 from schoolsurge.platform.schemas import Capacity, CapacityChange, Status
 from schoolsurge.platform.security import same_secret, token_hash
 
-bearer = HTTPBearer(auto_error=False, description="the admin token printed at start and written to DB.admin-token")
+bearer = HTTPBearer(
+    auto_error=False,
+    description="the admin token written to DB.admin-token at start (or, for /metrics, the metrics token)",
+)
 PROMETHEUS_TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "Prometheus text format"}
 
 
@@ -88,11 +91,33 @@ def router(p: Platform) -> APIRouter:
         if p.admin_token_hash is None or not same_secret(token_hash(credentials.credentials), p.admin_token_hash):
             raise HTTPException(403, "wrong admin token")
 
+    def require_metrics_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if credentials is None:
+            raise HTTPException(
+                401, "metrics token required: Authorization: Bearer TOKEN", {"WWW-Authenticate": "Bearer"}
+            )
+        given = token_hash(credentials.credentials)
+        accepted = [h for h in (p.metrics_token_hash, p.admin_token_hash) if h is not None]
+        matches = [same_secret(given, h) for h in accepted]  # every comparison runs: timing reveals nothing
+        if not any(matches):
+            raise HTTPException(403, "wrong metrics token")
+
+    # Declared only when a metrics token is configured, so the schema says what the server actually requires.
+    metrics_guard = [Depends(require_metrics_token)] if p.metrics_token_hash is not None else []
+
     @api.get("/healthz", summary="Liveness")
     async def healthz() -> Status:
         return Status(status="ok")
 
-    @api.get("/metrics", response_class=PlainTextResponse, responses={200: PROMETHEUS_TEXT}, summary="Prometheus")
+    @api.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={200: PROMETHEUS_TEXT},
+        dependencies=metrics_guard,
+        summary="Prometheus (with --metrics-token: that token, or the admin token, as a bearer)",
+    )
     def prometheus_metrics() -> PlainTextResponse:
         return PlainTextResponse(p.metrics.exposition(scrape_time), media_type=CONTENT_TYPE_LATEST)
 

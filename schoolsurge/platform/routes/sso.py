@@ -2,7 +2,8 @@
 
 Login form with a one-time execution token -> credentials checked against bcrypt -> 302 to the service with
 a one-time service ticket -> the ENT redeems the ticket (callback, or /cas/serviceValidate for other services)
-and sets an HttpOnly session cookie. Repeated wrong passwords lock an account for a while (429).
+and sets an HttpOnly session cookie. Tickets are issued to registered services only (services.py). Repeated
+wrong passwords from one address lock that address out of that account for a while (429).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Annotated
 from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from schoolsurge.platform.core import Account, Platform
 from schoolsurge.platform.routes.common import SESSION_COOKIE
-from schoolsurge.platform.schemas import Me, Status
+from schoolsurge.platform.schemas import Error, Me, Status
 from schoolsurge.platform.security import check_password, normalize_service, session_token, token, token_hash
+from schoolsurge.platform.services import CALLBACK_PATH
 
-CALLBACK_PATH = "/ent/auth/callback"
 BAD_CREDENTIALS = "invalid username or password"
 CAS_NS = "http://www.yale.edu/tp/cas"
 MAX_URL = 2048
@@ -39,13 +40,40 @@ LOGIN_FORM = """<!doctype html>
 <button type="submit">Se connecter</button>
 </form></body></html>
 """
+UNREGISTERED_SERVICE = "this service is not registered with the CAS server, so no ticket is issued for it"
+UNREGISTERED_PAGE = """<!doctype html>
+<html lang="fr"><head><meta charset="utf-8"><title>Service non autorisé</title></head>
+<body><h1>Service non autorisé</h1>
+<p>Ce service n'est pas enregistré auprès du serveur d'authentification : aucune connexion ne lui est transmise.</p>
+<p>This service is not registered with the CAS server, so no ticket is issued for it.</p>
+</body></html>
+"""
 HTML = {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "the login form"}
+REFUSED_SERVICE = {
+    403: {
+        "model": Error,
+        "content": {"text/html": {"schema": {"type": "string"}}},
+        "description": "the service is not registered: no ticket for it (an HTML page for browsers)",
+    }
+}
 XML = {"content": {"application/xml": {"schema": {"type": "string"}}}, "description": "CAS 2.0 serviceResponse"}
 
 
 def _cas_response(body: str) -> Response:
     xml = f'<cas:serviceResponse xmlns:cas="{CAS_NS}">{body}</cas:serviceResponse>\n'
     return Response(xml, media_type="application/xml")
+
+
+def _unregistered_service(request: Request) -> Response:
+    """403: a page for a browser, JSON for anything else. Never echoes the service (it is attacker-chosen)."""
+    if "text/html" in request.headers.get("accept", ""):
+        return HTMLResponse(UNREGISTERED_PAGE, status_code=403)
+    return JSONResponse({"detail": UNREGISTERED_SERVICE}, status_code=403)
+
+
+def client_address(request: Request) -> str:
+    """The peer's address, as the socket gives it: never a header the client writes (X-Forwarded-For)."""
+    return request.client.host if request.client else ""
 
 
 def router(p: Platform) -> APIRouter:
@@ -59,10 +87,8 @@ def router(p: Platform) -> APIRouter:
         c.execute("DELETE FROM sessions WHERE last_seen < ?", (now - cfg.session_idle,))
         c.execute("DELETE FROM login_failures WHERE at < ?", (now - cfg.throttle_window,))
 
-    def validate_ticket(ticket: str, service: str) -> tuple[Account | None, str]:
-        """Consume a service ticket; (account, "") on success, else (None, CAS failure code)."""
-        if not ticket or not service:
-            return None, "INVALID_REQUEST"
+    def consume_ticket(ticket: str) -> tuple[int, str] | None:
+        """Redeem a service ticket once: (account id, service it was issued for), or None if unknown/expired."""
         # fetchall() finishes the statement so the delete commits now: a ticket can be redeemed only once.
         rows = (
             p.conn()
@@ -70,18 +96,42 @@ def router(p: Platform) -> APIRouter:
             .fetchall()
         )
         if not rows or time.time() - rows[0][2] > cfg.ticket_ttl:
-            return None, "INVALID_TICKET"
-        if rows[0][1] != normalize_service(service):
-            return None, "INVALID_SERVICE"
-        return p.account_by_id(rows[0][0]), ""
+            return None
+        return rows[0][0], rows[0][1]
 
-    def throttle(username: str, now: float) -> int:
-        """Failed logins of this account in the window; 429 once they reach the limit."""
+    def validate_ticket(ticket: str, service: str) -> tuple[Account | None, str]:
+        """CAS validation: consume the ticket; (account, "") if it was issued for this registered service, else
+        (None, CAS failure code). A failed validation burns the ticket too, as CAS requires."""
+        if not ticket or not service:
+            return None, "INVALID_REQUEST"
+        redeemed = consume_ticket(ticket)
+        if not p.services.is_registered(service):
+            return None, "INVALID_SERVICE"
+        if redeemed is None:
+            return None, "INVALID_TICKET"
+        account_id, issued_for = redeemed
+        if issued_for != normalize_service(service):
+            return None, "INVALID_SERVICE"
+        return p.account_by_id(account_id), ""
+
+    def redeem_at_ent(ticket: str) -> tuple[Account | None, str]:
+        """Consume a ticket at the ENT's callback: (account, "") if it was issued for one of the ENT's own
+        callback URLs, else (None, CAS failure code)."""
+        redeemed = consume_ticket(ticket) if ticket else None
+        if redeemed is None:
+            return None, "INVALID_TICKET"
+        if not p.services.is_ent_callback(redeemed[1]):
+            return None, "INVALID_SERVICE"
+        account = p.account_by_id(redeemed[0])
+        return account, "" if account else "INVALID_TICKET"
+
+    def throttle(address: str, username: str, now: float) -> int:
+        """Failed logins of this account from this address in the window; 429 once they reach the limit."""
         count, oldest = (
             p.conn()
             .execute(
-                "SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = ? AND at > ?",
-                (username, now - cfg.throttle_window),
+                "SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = ? AND address = ? AND at > ?",
+                (username, address, now - cfg.throttle_window),
             )
             .fetchone()
         )
@@ -95,12 +145,15 @@ def router(p: Platform) -> APIRouter:
 
     @api.get(
         "/cas/login",
-        responses={200: HTML},
-        summary="Login form (HTML) carrying a one-time execution token",
+        responses={200: HTML, **REFUSED_SERVICE},
+        summary="Login form (HTML) carrying a one-time execution token, for a registered service",
     )
     def login_form(
+        request: Request,
         service: Annotated[str, Query(max_length=MAX_URL, pattern=SERVICE_URL, description="where to go back")],
-    ) -> HTMLResponse:
+    ) -> Response:
+        if not p.services.is_registered(service):
+            return _unregistered_service(request)
         execution, now = token(), time.time()
         if random.random() < cfg.purge_probability:
             purge_expired(now)
@@ -111,38 +164,46 @@ def router(p: Platform) -> APIRouter:
         "/cas/login",
         status_code=302,
         response_class=RedirectResponse,
-        summary="Check credentials; 302 to the service with a one-time ticket",
-        responses={302: {"description": "redirect to SERVICE?ticket=ST-..."}},
+        summary="Check credentials; 302 to the (registered) service with a one-time ticket",
+        responses={302: {"description": "redirect to SERVICE?ticket=ST-..."}, **REFUSED_SERVICE},
     )
     def login(
+        request: Request,
         username: Annotated[str, Form(min_length=1, max_length=256)],
         password: Annotated[str, Form(min_length=1, max_length=1024)],
         execution: Annotated[str, Form(min_length=1, max_length=256)],
         service: Annotated[str, Form(max_length=MAX_URL, pattern=SERVICE_URL)],
-    ) -> RedirectResponse:
-        now = time.time()
+    ) -> Response:
+        # Before anything else: an unregistered service gets no ticket, and costs no hashing.
+        if not p.services.is_registered(service):
+            return _unregistered_service(request)
+        now, address = time.time(), client_address(request)
         # The cheap single-use check comes before bcrypt, so replayed forms cost no hashing.
         flow = p.conn().execute("DELETE FROM login_flows WHERE token = ? RETURNING created_at", (execution,)).fetchall()
         if not flow or now - flow[0][0] > cfg.login_flow_ttl:
             raise HTTPException(401, "login form unknown, already used or expired; reload it and log in again")
-        failures = throttle(username, now)
+        failures = throttle(address, username, now)
         row = p.conn().execute("SELECT id, password_hash FROM accounts WHERE username = ?", (username,)).fetchone()
         with p.metrics.hashing.time():
             valid = check_password(password, row[1] if row else p.dummy_hash)
         if row is None or not valid:
-            p.conn().execute("INSERT INTO login_failures (username, at) VALUES (?, ?)", (username, now))
+            p.conn().execute(
+                "INSERT INTO login_failures (address, username, at) VALUES (?, ?, ?)", (address, username, now)
+            )
             p.metrics.logins.labels("failure").inc()
             raise HTTPException(401, BAD_CREDENTIALS)
         if failures:
-            p.conn().execute("DELETE FROM login_failures WHERE username = ?", (username,))
+            p.conn().execute("DELETE FROM login_failures WHERE username = ? AND address = ?", (username, address))
+        # The canonical registered URL, not the raw input: the redirect goes exactly where registration allows.
+        registered = normalize_service(service)
         ticket = f"ST-{token()}"
         p.conn().execute(
             "INSERT INTO tickets (ticket, account_id, service, created_at) VALUES (?, ?, ?, ?)",
-            (ticket, row[0], normalize_service(service), now),
+            (ticket, row[0], registered, now),
         )
         p.metrics.logins.labels("success").inc()
-        separator = "&" if "?" in service else "?"
-        return RedirectResponse(f"{service}{separator}ticket={ticket}", status_code=302)
+        separator = "&" if "?" in registered else "?"
+        return RedirectResponse(f"{registered}{separator}ticket={ticket}", status_code=302)
 
     @api.get(
         "/cas/serviceValidate",
@@ -155,9 +216,10 @@ def router(p: Platform) -> APIRouter:
     ) -> Response:
         account, code = validate_ticket(ticket, service)
         if account is None:
-            message = {"INVALID_REQUEST": "service and ticket are required"}.get(
-                code, f"ticket {ticket} not recognized"
-            )
+            message = {
+                "INVALID_REQUEST": "service and ticket are required",
+                "INVALID_SERVICE": "ticket not issued for this service, or service not registered",
+            }.get(code, f"ticket {ticket} not recognized")
             return _cas_response(
                 f'<cas:authenticationFailure code="{code}">{xml_escape(message)}</cas:authenticationFailure>'
             )
@@ -176,10 +238,11 @@ def router(p: Platform) -> APIRouter:
         return Status(status="logged out")
 
     @api.get(CALLBACK_PATH, summary="The ENT redeems its ticket and opens a session (HttpOnly cookie)")
-    def auth_callback(request: Request, response: Response, ticket: Annotated[str, Query(max_length=256)] = "") -> Me:
-        # The ENT validates the ticket over the CAS back channel; here that is an in-process call.
-        service = f"{str(request.base_url).rstrip('/')}{CALLBACK_PATH}"
-        account, code = validate_ticket(ticket, service)
+    def auth_callback(response: Response, ticket: Annotated[str, Query(max_length=256)] = "") -> Me:
+        # The ENT validates the ticket over the CAS back channel; here that is an in-process call. Which service
+        # the ticket is for comes from the ticket itself and must be one of the ENT's own registered callbacks:
+        # never from the Host or X-Forwarded-* headers, which whoever holds a ticket writes as they please.
+        account, code = redeem_at_ent(ticket)
         if account is None:
             raise HTTPException(401, f"ticket rejected: {code}; log in again")
         first_child = None

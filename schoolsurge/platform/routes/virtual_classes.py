@@ -31,17 +31,16 @@ def router(p: Platform) -> APIRouter:
     api = APIRouter(tags=["virtual classes"])
 
     def load(vc_id: int, account: Account) -> sqlite3.Row:
-        """The virtual class, if it exists (404) and the account is its teacher or a pupil of its class (403)."""
+        """The virtual class, if the account is its teacher or a pupil of its class; else 404, as if it did not
+        exist (it is none of their business)."""
         vc = (
             p.conn()
             .execute("SELECT id, class_id, teacher_id, title, status FROM virtual_classes WHERE id = ?", (vc_id,))
             .fetchone()
         )
-        if vc is None:
+        is_pupil = vc is not None and account.role == "student" and account.class_id == vc["class_id"]
+        if vc is None or (account.id != vc["teacher_id"] and not is_pupil):
             raise HTTPException(404, "no such virtual class")
-        is_pupil = account.role == "student" and account.class_id == vc["class_id"]
-        if account.id != vc["teacher_id"] and not is_pupil:
-            raise HTTPException(403, "not a member of this class")
         return vc
 
     def owned(vc_id: int, account: Account) -> sqlite3.Row:
@@ -101,9 +100,8 @@ def router(p: Platform) -> APIRouter:
     @api.post("/api/virtual-classes/{id}/join", summary="Pupils: join (the waiting room until it opens)")
     def join(id: VcId, ent_session: SessionCookie = None) -> JoinStatus:
         account = p.account(ent_session)
+        p.require_role(account, "student", "only pupils of the class join it")
         vc = load(id, account)
-        if account.role != "student":
-            raise HTTPException(403, "only pupils of the class join it")
         if vc["status"] == "closed":
             raise HTTPException(409, "virtual class is closed")
         c, now = p.conn(), time.time()
