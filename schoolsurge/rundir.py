@@ -1,4 +1,18 @@
-"""Run directories: where one run's raw results, manifest and report live."""
+"""The run directory: the one written contract between what a run writes and what the report reads.
+
+File names, the columns of the engine's `sessions.csv`, the names of the steps recorded in Locust's statistics,
+and the helpers that create a directory and keep its manifest. A run writes nothing whose name is not here.
+
+    reports/<UTC timestamp>-<scenario>/
+      manifest.json            what ran: scenario, scale, speed, seed, target, versions, start, end, status
+      scenario.yaml            a copy of the scenario file
+      timeline.json            the test's start (unix time) and the clock mapping
+      locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv   Locust's own
+      sessions.csv             the engine's per-second metrics (SessionColumn below)
+      time_to_login.jsonl      raw time-to-login histograms, one line per second
+      locust.log, platform.log logs (platform.log for the embedded platform)
+      report.html              the report
+"""
 
 from __future__ import annotations
 
@@ -11,10 +25,12 @@ import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
 
 MANIFEST = "manifest.json"
+SCENARIO_COPY = "scenario.yaml"
 LOCUST_PREFIX = "locust"  # Locust writes locust_stats.csv, locust_stats_history.csv, locust_failures.csv...
 STATS_CSV = f"{LOCUST_PREFIX}_stats.csv"
 HISTORY_CSV = f"{LOCUST_PREFIX}_stats_history.csv"
@@ -22,7 +38,65 @@ FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
 TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
+LOCUST_LOG = "locust.log"
+PLATFORM_LOG = "platform.log"
 REPORT = "report.html"
+
+# ---- names in Locust's statistics -------------------------------------------------------------------------
+
+# The whole SSO login as a person feels it (form, credentials, ticket, retries) is recorded as one extra
+# statistics entry of this type, beside the HTTP requests it is made of.
+LOGIN_FLOW_TYPE = "FLOW"
+LOGIN_FLOW_NAME = "login"
+# Requests of the attack incident's bots carry this prefix, so they are counted apart from people's.
+BOT_STEP_PREFIX = "bot "
+AGGREGATED = "Aggregated"  # Locust's total row
+
+
+# ---- sessions.csv ---------------------------------------------------------------------------------------
+
+
+class Counter(StrEnum):
+    """Per-second counters of sessions.csv, counted in the row of the person's intended arrival (cohort)."""
+
+    SCHEDULED = "scheduled"
+    STARTED = "started"
+    LATE = "late"
+    DROPPED = "dropped"
+    LOGINS_SUCCEEDED = "logins_succeeded"
+    LOGINS_FAILED = "logins_failed"
+    ABANDONED = "abandoned"
+    LOGIN_ATTEMPTS = "login_attempts"
+    STEPS_NOT_SUPPORTED = "steps_not_supported"
+    BOT_LOGIN_ATTEMPTS = "bot_login_attempts"
+    BOT_ATTEMPTS_NOT_SENT = "bot_attempts_not_sent"
+
+
+class Gauge(StrEnum):
+    """Per-second gauges of sessions.csv, sampled once a second by each process and summed."""
+
+    ACTIVE_SESSIONS = "active_sessions"
+    IN_VIRTUAL_CLASS = "in_virtual_class"
+    WAITING_FOR_AGENT = "waiting_for_agent"
+    POOL_SIZE = "pool_size"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"  # the whole window was replayed
+    INTERRUPTED = "interrupted"  # stopped early (Ctrl-C, SIGTERM, SIGHUP, the web UI's stop); results kept
+    FAILED = "failed"  # Locust exited with an error
+
+
+TIME_TO_LOGIN_PERCENTILES = (50, 95, 99)
+SESSIONS_COLUMNS = (
+    "second",
+    "clock",
+    *Counter,
+    *Gauge,
+    "start_delay_max_ms",
+    *(f"time_to_login_p{p}_ms" for p in TIME_TO_LOGIN_PERCENTILES),
+)
 VERSIONED_PACKAGES = (
     "schoolsurge",
     "locust",
@@ -84,15 +158,35 @@ def update_manifest(run_dir: Path, **fields: Any) -> dict[str, Any]:
     return manifest
 
 
+def read_manifest(run_dir: Path) -> dict[str, Any]:
+    """The manifest, or {} when it is missing or unreadable (the report notes that)."""
+    try:
+        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
 def start_manifest(run_dir: Path, scenario_path: Path, **fields: Any) -> dict[str, Any]:
     """Record what is about to run (and a copy of the scenario file) before any load is sent."""
-    shutil.copyfile(scenario_path, run_dir / "scenario.yaml")
+    shutil.copyfile(scenario_path, run_dir / SCENARIO_COPY)
     return update_manifest(
         run_dir,
         scenario_file=str(scenario_path),
         versions=package_versions(),
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         started_unix=time.time(),
-        status="running",
+        status=RunStatus.RUNNING,
+        **fields,
+    )
+
+
+def finish_manifest(run_dir: Path, status: RunStatus, **fields: Any) -> dict[str, Any]:
+    """Record how the run ended."""
+    return update_manifest(
+        run_dir,
+        status=status,
+        ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        ended_unix=time.time(),
         **fields,
     )

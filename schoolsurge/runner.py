@@ -1,4 +1,9 @@
-"""`schoolsurge run`: platform up, Locust headless over the scenario, results and report kept, platform down."""
+"""`schoolsurge run`: platform up, Locust headless over the scenario, results and report kept, platform down.
+
+The locustfile writes the run directory's results and report (as it does for a plain `locust -f`); the
+runner creates the directory first (so a platform that fails to start is recorded too), starts the embedded
+platform when no target is given, runs Locust in its own session, and records how Locust ended.
+"""
 
 from __future__ import annotations
 
@@ -8,34 +13,36 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import schoolsurge
+from schoolsurge.clients.options import load_client_class
+from schoolsurge.errors import PlatformStartError, ReportError, RunError, RunTooLargeError
 from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
 from schoolsurge.models.replay import Replay
-from schoolsurge.platform.process import PlatformError as PlatformStartError
+from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.report import ReportError, load_run, write_report
-from schoolsurge.rundir import LOCUST_PREFIX, new_run_dir, start_manifest, update_manifest
+from schoolsurge.report import Verdict, judge_run, load_run, write_report
+from schoolsurge.rundir import (
+    LOCUST_LOG,
+    LOCUST_PREFIX,
+    PLATFORM_LOG,
+    REPORT,
+    RunStatus,
+    finish_manifest,
+    new_run_dir,
+    read_manifest,
+    start_manifest,
+    update_manifest,
+)
 from schoolsurge.safety import check_target
 from schoolsurge.scenario import Scenario, load_scenario
-from schoolsurge.slo import Verdict, judge
 
-LOCUSTFILE = Path(schoolsurge.__file__).with_name("surge.py")
+LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its CSV files
-
-
-class RunError(RuntimeError):
-    """The run could not proceed; the message is one line saying what to do."""
-
-
-class RunTooLargeError(ValueError):
-    """The plan says this machine cannot hold the run; the message says what to do instead."""
+LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results and report
 
 
 @dataclass
@@ -51,6 +58,9 @@ class RunRequest:
     fail_on_slo: bool = False
     admin_token: str | None = None  # of the user's own platform, for capacity-loss incidents
     force: bool = False  # run even when the plan says this machine cannot hold it
+    accounts: Path | None = None  # CSV of test accounts (default: the embedded platform's, from the seed)
+    locustfile: Path | None = None  # a locustfile of one's own (default: the surge locustfile)
+    client_arguments: Sequence[str] = field(default_factory=list)  # --client ..., --cas-url ..., passed on
 
 
 @dataclass
@@ -65,6 +75,80 @@ class RunOutcome:
         return all(v.met for v in self.verdicts)
 
 
+def run(request: RunRequest) -> RunOutcome:
+    with _stop_signals_interrupt():
+        return _run(request)
+
+
+def _run(request: RunRequest) -> RunOutcome:
+    scenario = load_scenario(request.scenario_path)
+    parameters = resolve_parameters(scenario, request.scale, request.speed, request.seed)
+    replay = Replay(scenario, parameters.scale, parameters.speed)
+    if request.target is not None:
+        check_target(request.target, request.allow_host)  # refuse before creating anything
+    _check_client(request.client_arguments)
+    check_machine_holds(replay, request.scenario_path, request.force)
+    run_dir = new_run_dir(request.reports_dir, scenario.name)
+    start_manifest(
+        run_dir,
+        request.scenario_path,
+        scenario=scenario.name,
+        scale=parameters.scale,
+        speed=parameters.speed,
+        seed=parameters.seed,
+        processes=request.processes or 1,
+        embedded=request.target is None,
+        target=request.target or "embedded",
+    )
+    print(f"schoolsurge: run directory {run_dir}", flush=True)
+    code, interrupted = None, False
+    try:
+        with _platform(request, scenario, replay, parameters.seed, run_dir) as (target, admin_token):
+            update_manifest(run_dir, target=target)
+            print(
+                f"schoolsurge: replaying {scenario.window.start}-{scenario.window.end} at scale "
+                f"{parameters.scale:g}, speed {parameters.speed:g}x against {target} "
+                f"(about {replay.duration_s:.0f} s)",
+                flush=True,
+            )
+            command = _locust_command(request, parameters, target, run_dir)
+            code, interrupted = _run_locust(command, admin_token)
+    except KeyboardInterrupt:
+        interrupted = True
+    except PlatformStartError as error:
+        finish_manifest(run_dir, RunStatus.FAILED)
+        raise RunError(
+            f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / PLATFORM_LOG}"
+        ) from None
+    report, verdicts = _conclude(run_dir, code, interrupted)
+    if code not in (0, None) and not interrupted:
+        raise RunError(f"Locust exited with status {code}; see {run_dir / LOCUST_LOG}")
+    return RunOutcome(run_dir, report, verdicts, interrupted)
+
+
+def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> tuple[Path | None, list[Verdict]]:
+    """Record how the run ended; rebuild the report if Locust could not write it; judge the SLOs."""
+    written = read_manifest(run_dir).get("status")
+    if interrupted:
+        status = RunStatus.INTERRUPTED
+    elif code not in (0, None):
+        status = RunStatus.FAILED
+    else:
+        status = RunStatus(written) if written in tuple(RunStatus) else RunStatus.FAILED
+    if status == RunStatus.RUNNING:  # Locust ended without writing its results
+        status = RunStatus.FAILED
+    finish_manifest(run_dir, status, locust_exit_code=code)
+    try:
+        data = load_run(run_dir)  # once, for both the report and the verdicts
+        report = run_dir / REPORT
+        if written != status or not report.exists():
+            report = write_report(data)  # the locustfile's report does not say how the run really ended
+        return report, judge_run(data)
+    except ReportError as error:
+        print(f"schoolsurge: no report: {error}", file=sys.stderr)
+        return None, []
+
+
 @contextlib.contextmanager
 def _platform(
     request: RunRequest, scenario: Scenario, replay: Replay, seed: int, run_dir: Path
@@ -76,7 +160,7 @@ def _platform(
     print(
         f"schoolsurge: starting the reference platform ({replay.platform_pupils} pupils, "
         f"hash cost {scenario.platform.hash_cost}; a first start seeds its database, "
-        f"progress in {run_dir / 'platform.log'})",
+        f"progress in {run_dir / PLATFORM_LOG})",
         flush=True,
     )
     with PlatformProcess(
@@ -84,45 +168,32 @@ def _platform(
         size=replay.platform_pupils,
         hash_cost=scenario.platform.hash_cost,
         profile=scenario.platform.profile,
-        log_path=run_dir / "platform.log",
+        log_path=run_dir / PLATFORM_LOG,
     ) as platform:
         yield platform.base_url, platform.admin_token
 
 
-def _locust_command(request: RunRequest, replay: Replay, seed: int, target: str, run_dir: Path) -> list[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "--only-summary",
-        "--host",
-        target,
-        "--csv",
-        str(run_dir / LOCUST_PREFIX),
-        "--csv-full-history",
-        "--logfile",
-        str(run_dir / "locust.log"),
-        "--exit-code-on-error",
-        "0",
-        "--scenario",
-        str(request.scenario_path),
-        "--scale",
-        repr(replay.scale),
-        "--speed",
-        repr(replay.speed),
-        "--seed",
-        str(seed),
-        "--run-dir",
-        str(run_dir),
-    ]
+def _check_client(client_arguments: Sequence[str]) -> None:
+    """Refuse an unusable --client before anything starts (Locust would only fail in its init)."""
+    arguments = list(client_arguments)
+    if "--client" in arguments:
+        load_client_class(arguments[arguments.index("--client") + 1])
+
+
+def _locust_command(request: RunRequest, parameters: RunParameters, target: str, run_dir: Path) -> list[str]:
+    locustfile = request.locustfile or LOCUSTFILE
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
+    command += ["--host", target, "--csv", str(run_dir / LOCUST_PREFIX), "--csv-full-history"]
+    command += ["--logfile", str(run_dir / LOCUST_LOG), "--exit-code-on-error", "0"]
+    command += ["--scenario", str(request.scenario_path), "--run-dir", str(run_dir)]
+    command += ["--scale", repr(parameters.scale), "--speed", repr(parameters.speed), "--seed", str(parameters.seed)]
     if request.allow_host:
         command += ["--allow-host", request.allow_host]
     if request.processes:
         command += ["--processes", str(request.processes)]
-    return command
+    if request.accounts:
+        command += ["--accounts", str(request.accounts)]
+    return command + list(request.client_arguments)
 
 
 def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]:
@@ -151,23 +222,22 @@ def _interrupt(signum: int, frame: object) -> None:
 def _stop_signals_interrupt() -> Iterator[None]:
     """SIGTERM (`kill`, `timeout`, a container stop) and SIGHUP (a closed terminal) stop a run the way Ctrl-C
     does: load stopped, what was measured kept and reported, children gone."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread; a library caller keeps its own
-        return
-    previous = {sig: signal.signal(sig, _interrupt) for sig in STOP_SIGNALS}
-    try:
+    with _signal_handlers(dict.fromkeys(STOP_SIGNALS, _interrupt)):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
 def _signals_ignored() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
+    with _signal_handlers(dict.fromkeys((signal.SIGINT, *STOP_SIGNALS), signal.SIG_IGN)):
         yield
+
+
+@contextlib.contextmanager
+def _signal_handlers(handlers: dict[signal.Signals, object]) -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread; a library caller keeps its own
         return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, *STOP_SIGNALS)}
+    previous = {sig: signal.signal(sig, handler) for sig, handler in handlers.items()}  # type: ignore[arg-type]
     try:
         yield
     finally:
@@ -211,75 +281,3 @@ def available_memory_mb() -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def run(request: RunRequest) -> RunOutcome:
-    with _stop_signals_interrupt():
-        return _run(request)
-
-
-def _run(request: RunRequest) -> RunOutcome:
-    scenario = load_scenario(request.scenario_path)
-    seed = request.seed if request.seed is not None else scenario.run.seed
-    if seed < 0:
-        raise RunTooLargeError(f"seed must be 0 or more, got {seed}")
-    try:
-        replay = Replay(
-            scenario,
-            request.scale if request.scale is not None else scenario.run.scale,
-            request.speed if request.speed is not None else scenario.run.speed,
-        )
-    except ValueError as error:
-        raise RunTooLargeError(f"{error}; pass --scale in (0, 1] and a positive --speed") from None
-    if request.target is not None:
-        check_target(request.target, request.allow_host)  # refuse before creating anything
-    check_machine_holds(replay, request.scenario_path, request.force)
-    run_dir = new_run_dir(request.reports_dir, scenario.name)
-    start_manifest(
-        run_dir,
-        request.scenario_path,
-        scenario=scenario.name,
-        scale=replay.scale,
-        speed=replay.speed,
-        seed=seed,
-        processes=request.processes or 1,
-        embedded=request.target is None,
-        target=request.target or "embedded",
-    )
-    print(f"schoolsurge: run directory {run_dir}", flush=True)
-    code, interrupted, status = None, False, "failed"
-    try:
-        with _platform(request, scenario, replay, seed, run_dir) as (target, admin_token):
-            update_manifest(run_dir, target=target)
-            print(
-                f"schoolsurge: replaying {scenario.window.start}-{scenario.window.end} at scale "
-                f"{replay.scale:g}, speed {replay.speed:g}x against {target} "
-                f"(about {replay.duration_s:.0f} s)",
-                flush=True,
-            )
-            code, interrupted = _run_locust(_locust_command(request, replay, seed, target, run_dir), admin_token)
-        status = "interrupted" if interrupted else "completed" if code == 0 else "failed"
-    except KeyboardInterrupt:
-        interrupted, status = True, "interrupted"
-    except PlatformStartError as error:
-        raise RunError(
-            f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / 'platform.log'}"
-        ) from None
-    finally:
-        update_manifest(
-            run_dir,
-            status=status,
-            locust_exit_code=code,
-            ended_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            ended_unix=time.time(),
-        )
-    report, verdicts = None, []
-    try:
-        data = load_run(run_dir)  # once, for both the report and the verdicts
-        report = write_report(data)
-        verdicts = judge(data.totals(), scenario.slo)
-    except ReportError as error:
-        print(f"schoolsurge: no report: {error}", file=sys.stderr)
-    if code not in (0, None) and not interrupted:
-        raise RunError(f"Locust exited with status {code}; see {run_dir / 'locust.log'}")
-    return RunOutcome(run_dir, report, verdicts, interrupted)

@@ -6,9 +6,9 @@ import ipaddress
 import socket
 from urllib.parse import urlsplit
 
+from schoolsurge.errors import UnsafeTargetError
 
-class UnsafeTargetError(ValueError):
-    """The target is not on this machine and was not explicitly allowed."""
+__all__ = ["UnsafeTargetError", "check_target", "is_loopback_host"]
 
 
 def is_loopback_host(host: str) -> bool:

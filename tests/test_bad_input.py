@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from schoolsurge.accounts_source import AccountsError, CsvAccounts
+from schoolsurge.accounts import CsvAccounts
 from schoolsurge.cli import EXIT_USAGE, main
-from schoolsurge.context import build_context
+from schoolsurge.engine import build_context
+from schoolsurge.errors import AccountsError
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -115,3 +116,14 @@ def test_duplicate_usernames_are_warned_about(tmp_path: Path, caplog: pytest.Log
         context = build_context(_context_options(path))
     assert context.credentials(context.scenario.group("teachers"), 0) == ("paul", "b")
     assert any("jeanne" in record.getMessage() and "more than once" in record.getMessage() for record in caplog.records)
+
+
+def test_accounts_are_taken_in_turn_per_role_and_a_bad_line_is_named(tmp_path: Path) -> None:
+    text = "role,username,password\nstudent,a,1\nteacher,t,2\nstudent,b,3\nparent,p,\n"
+    accounts = CsvAccounts(_accounts(tmp_path, text))
+    assert [accounts.credentials("student", i) for i in range(3)] == [("a", "1"), ("b", "3"), ("a", "1")]
+    assert accounts.credentials("parent", 0) == ("p", "")
+    with pytest.raises(AccountsError, match="line 3: role must be one of student, teacher, parent"):
+        CsvAccounts(_accounts(tmp_path, "role,username,password\nstudent,a,1\nrobot,r,2\n"))
+    with pytest.raises(AccountsError, match="expected a header line"):
+        CsvAccounts(_accounts(tmp_path, "name,pass\na,b\n"))

@@ -6,7 +6,8 @@ import csv
 import random
 from pathlib import Path
 
-from schoolsurge.engine.ledger import CSV_COLUMNS, Ledger, write_sessions_csv
+from schoolsurge.engine.ledger import Ledger, write_sessions_csv
+from schoolsurge.rundir import SESSIONS_COLUMNS
 
 
 def _record(ledger: Ledger, rng: random.Random, events: int) -> None:
@@ -59,7 +60,7 @@ def test_sessions_csv_has_documented_columns(tmp_path: Path) -> None:
     write_sessions_csv(ledger, path, lambda second: f"08:00:{second:02d}")
     with path.open() as handle:
         rows = list(csv.DictReader(handle))
-    assert tuple(rows[0].keys()) == CSV_COLUMNS
+    assert tuple(rows[0].keys()) == SESSIONS_COLUMNS
     assert [r["second"] for r in rows] == ["0", "1", "2"]
     assert rows[0]["scheduled"] == "4" and rows[0]["started"] == "3" and rows[0]["dropped"] == "1"
     assert rows[0]["clock"] == "08:00:00"

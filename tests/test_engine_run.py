@@ -14,18 +14,16 @@ from argparse import Namespace
 from pathlib import Path
 
 import gevent
+import pandas as pd
 import pytest
 import yaml
 from locust.env import Environment
 
-from schoolsurge.context import build_context
-from schoolsurge.engine.agent import SurgeAgent
-from schoolsurge.engine.locust_hooks import EngineHooks
-from schoolsurge.engine.shape import PoolShape
+from schoolsurge.cli import main
+from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.scenario import load_scenario
-from schoolsurge.surge import install
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -60,33 +58,29 @@ def run_in_process(
     accounts: Path | None = None,
     during: object = None,
     admin_token: str | None = None,
-) -> EngineHooks:
+) -> Engine:
     """One whole replay on a LocalRunner in this process; `during(run_s)` is called about every 0.2 s."""
     options = Namespace(
         scenario=str(scenario),
-        scale=None,
         speed=speed,
-        seed=None,
         run_dir=str(run_dir),
         accounts=str(accounts) if accounts else None,
-        late_after=1.0,
-        drop_after=60.0,
+        admin_token=admin_token,
     )
-    surge = build_context(options)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    context = build_context(options)
     environment = Environment(user_classes=[SurgeAgent], shape_class=PoolShape(), host=url)
     environment.create_local_runner()
-    hooks = install(environment, surge, admin_token)
+    engine = install(environment, context)
     environment.runner.start_shape()
     started = time.monotonic()
-    limit = surge.replay.duration_s + 90
+    limit = context.replay.duration_s + 90
     while environment.runner.state != "stopped" and time.monotonic() - started < limit:
         gevent.sleep(0.2)
         if during is not None:
             during(time.monotonic() - started)
     environment.runner.quit()
-    hooks.close()
-    return hooks
+    engine.close()
+    return engine
 
 
 def _variant(tmp_path: Path, change) -> Path:
@@ -98,10 +92,10 @@ def _variant(tmp_path: Path, change) -> Path:
 
 
 def test_arrivals_start_on_time_against_a_responsive_platform(platform: PlatformProcess, tmp_path: Path) -> None:
-    hooks = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
-    ledger = hooks.ledger()
+    engine = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
+    ledger = engine.ledger()
     scheduled = ledger.total("scheduled")
-    assert scheduled == len(hooks.engine.schedule) > 50
+    assert scheduled == len(engine.share.schedule) > 50
     assert ledger.total("started") == scheduled and ledger.total("dropped") == 0
     assert ledger.total("late") <= scheduled * 0.02, "a free agent was there for (almost) every arrival"
     assert ledger.total("logins_succeeded") == scheduled and ledger.total("abandoned") == 0
@@ -124,9 +118,9 @@ def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tm
                 os.killpg(process.pid, signal.SIGCONT)
                 stall["resumed"] = True
 
-        hooks = run_in_process(SMOKE, process.base_url, tmp_path / "run", during=stop_and_resume)
+        engine = run_in_process(SMOKE, process.base_url, tmp_path / "run", during=stop_and_resume)
     assert stall["stopped"] and stall["resumed"]
-    ledger = hooks.ledger()
+    ledger = engine.ledger()
     frozen = [s for s in range(5, 8) if s in ledger.seconds]
     assert sum(ledger.seconds[s].counters.get("scheduled", 0) for s in frozen) > 0
     # Arrivals due as the platform froze started before it came back: agents to spare, and the pool grew.
@@ -165,10 +159,10 @@ def test_retries_and_abandonment_follow_the_policy(platform: PlatformProcess, tm
                 "patience_seconds": 75,
             }
 
-    hooks = run_in_process(
+    engine = run_in_process(
         _variant(tmp_path, impatient), platform.base_url, tmp_path / "run", speed=10, accounts=accounts
     )
-    ledger = hooks.ledger()
+    ledger = engine.ledger()
     people = ledger.total("started")
     assert people > 10
     assert ledger.total("logins_succeeded") == 0
@@ -217,6 +211,30 @@ def test_two_worker_processes_replay_the_same_people_as_one(platform: PlatformPr
     assert one["scheduled"] > 50
     assert one == two
     assert two["started"] == two["scheduled"] == two["logins_succeeded"]
+    for run_dir in (tmp_path / "one", tmp_path / "two"):
+        _assert_complete_run_directory(run_dir)
+
+
+def _assert_complete_run_directory(run_dir: Path) -> None:
+    """What `schoolsurge run` leaves, left by a plain `locust -f` run on its own."""
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed" and manifest["scenario"] == "smoke" and "ended_at" in manifest
+    for name in ("scenario.yaml", "timeline.json", "locust_stats.csv", "locust_stats_history.csv", "report.html"):
+        assert (run_dir / name).stat().st_size > 0, name
+    history = pd.read_csv(run_dir / "locust_stats_history.csv")
+    assert history["Name"].nunique() > 3, "full history: a row per request name"
+    assert main(["report", str(run_dir)]) == 0
+
+
+def test_a_plain_locust_run_leaves_a_complete_run_directory_of_its_own(
+    platform: PlatformProcess, tmp_path: Path
+) -> None:
+    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "surge.py"), "--headless"]
+    command += ["--only-summary", "-H", platform.base_url, "--scenario", str(SMOKE), "--speed", str(FAST)]
+    finished = subprocess.run(command, cwd=tmp_path, check=True, timeout=120, capture_output=True, text=True)
+    (run_dir,) = (tmp_path / "reports").glob("*-smoke-locust")
+    _assert_complete_run_directory(run_dir)
+    assert "SLO error ratio" in finished.stdout and f"Report: {run_dir.relative_to(tmp_path)}" in finished.stdout
 
 
 def _admin_capacity(process: PlatformProcess) -> float:
@@ -237,7 +255,7 @@ def test_incidents_bots_counted_apart_and_capacity_taken_and_given_back(
         ]
 
     seen: set[float] = set()
-    hooks = run_in_process(
+    engine = run_in_process(
         _variant(tmp_path, with_incidents),
         platform.base_url,
         tmp_path / "run",
@@ -246,12 +264,12 @@ def test_incidents_bots_counted_apart_and_capacity_taken_and_given_back(
     )
     assert 0.5 in seen, "half the capacity was taken out during the incident"
     assert _admin_capacity(platform) == 0.0, "and given back when the scenario said"
-    ledger = hooks.ledger()
+    ledger = engine.ledger()
     # 5,000 attempts/s nationally x load fraction (2e-5 x 240) over 40 scenario minutes (10 s of run).
     expected = 5000 * 2e-5 * FAST * 10
     assert 0.7 * expected <= ledger.total("bot_login_attempts") <= 1.3 * expected
     assert ledger.total("logins_succeeded") == ledger.total("started"), "people still logged in"
-    stats = hooks.environment.stats
+    stats = engine.environment.stats
     bot_posts = stats.get("bot sso: submit credentials", "POST")
     assert bot_posts.num_requests > 0 and bot_posts.num_failures == bot_posts.num_requests
     assert stats.get("sso: submit credentials", "POST").num_failures == 0, "bots are not counted as people"

@@ -85,7 +85,7 @@ def test_national_arrivals_conserve_every_group(path: Path) -> None:
     ids=["exponential", "lognormal"],
 )
 def test_littles_law_on_a_constant_curve(session: dict) -> None:
-    # FACTS.md's example: 1M logins in an hour (278/s) x 12 min is about 200,000 concurrent sessions.
+    # docs/facts.md's example: 1M logins in an hour (278/s) x 12 min is about 200,000 concurrent sessions.
     scenario = flat_scenario(session, window=("08:00", "11:00"), population=3_000_000)
     curves = national_curves(scenario)
     rate = 3_000_000 / (3 * 3600)
@@ -161,7 +161,7 @@ def test_first_day_documented_figures(first_day: Scenario) -> None:
     concurrent = curves.total_concurrent()
     assert concurrent.max() == pytest.approx(1_590_000, rel=0.01)
     assert seconds_to_clock(first_day.window.start_s + int(concurrent.argmax())) == "08:23"
-    # Calibration: FACTS.md's 150,000 virtual classes and 1,202,000 pupils in them, 8 to 10 per class.
+    # Calibration: docs/facts.md's 150,000 virtual classes and 1,202,000 pupils in them, 8 to 10 per class.
     opened, joined = virtual_classes(first_day)
     assert opened == pytest.approx(150_000, rel=0.001)
     assert joined == pytest.approx(1_202_000, rel=0.001)
@@ -270,7 +270,7 @@ def test_capacity_loss_timeline() -> None:
 
 
 def test_fleet_sizing_from_per_process_and_per_session_figures() -> None:
-    figures = FleetFigures()  # FACTS.md: 5,300 req/s per process, 27 KB per idle user; planned at 75% CPU
+    figures = FleetFigures()  # docs/facts.md: 5,300 req/s per process, 27 KB per idle user; planned at 75% CPU
     assert fleet_need(100, 200, figures).workers == 1
     assert fleet_need(5_300 * 0.75 * 3 + 1, 0, figures).workers == 4
     assert fleet_need(0, 20_000, figures).memory_mb == pytest.approx(540)

@@ -14,7 +14,8 @@ import pytest
 from conftest import CALLBACK, Client, login, login_form, post_credentials, service_url, ticket_of
 
 from schoolsurge.accounts import LEVELS, Roster
-from schoolsurge.platform.process import PlatformError, PlatformProcess
+from schoolsurge.errors import PlatformStartError
+from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import add_target_arguments, bind_socket, run_target
 from schoolsurge.platform.settings import PROFILES, Settings, SettingsError, resolve
 from schoolsurge.safety import is_loopback_host as is_loopback
@@ -93,7 +94,7 @@ def test_non_loopback_host_is_refused(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_platform_process_reports_an_early_exit(tmp_path: Path) -> None:
     proc = PlatformProcess(host="0.0.0.0", size=5, hash_cost=4, db=tmp_path / "x.sqlite3")
-    with pytest.raises(PlatformError, match="refusing to bind non-loopback"):
+    with pytest.raises(PlatformStartError, match="refusing to bind non-loopback"):
         proc.start()
     assert not proc.ready_file.parent.exists()  # its temporary folder (default log included) is cleaned up
 
@@ -153,7 +154,8 @@ def test_bad_environment_is_a_one_line_usage_error(tmp_path: Path, capsys: pytes
 
 
 def test_login_form_needs_an_http_service(platform_url: str) -> None:
-    for query in ("", "?service=", "?service=javascript:alert(1)", "?service=ftp://example.org/"):
+    # Without a service the form is served (CAS 3.0 section 2.1.1: tests/test_platform_cas_protocol.py).
+    for query in ("?service=", "?service=javascript:alert(1)", "?service=ftp://example.org/"):
         reply = Client(platform_url).get(f"/cas/login{query}")
         assert reply.status == 422 and reply.json()["detail"].startswith("query.service:"), query
 
@@ -225,10 +227,14 @@ def test_full_login_then_dashboard_timetable_homework(platform_url: str, platfor
 def test_wrong_password_and_unknown_user_get_the_same_401(platform_url: str, platform_roster: Roster) -> None:
     client = Client(platform_url)
     username, _ = platform_roster.credentials("student", 1)
+    pages = set()
     for user, secret in ((username, "not-the-password"), ("eleve.9999999", "whatever"), (username, "x" * 100)):
         reply = post_credentials(client, user, secret)
-        assert reply.status == 401
-        assert reply.json() == {"detail": "invalid username or password"}
+        # CAS 3.0: the login form again, with the error (and a fresh execution token: blanked to compare).
+        assert reply.status == 401 and reply.headers["Content-Type"].startswith("text/html")
+        assert "invalid username or password" in reply.text
+        pages.add(re.sub(r'name="execution" value="[^"]+"', 'name="execution" value=""', reply.text))
+    assert len(pages) == 1
 
 
 def test_missing_form_fields_are_rejected_with_a_message_that_never_echoes_input(platform_url: str) -> None:

@@ -8,7 +8,8 @@ import pytest
 from conftest import Client, login, pupil_of_class
 
 from schoolsurge.accounts import Roster
-from schoolsurge.platform.process import PlatformError, PlatformProcess
+from schoolsurge.errors import PlatformStartError
+from schoolsurge.platform.process import PlatformProcess
 
 SEED, SIZE, COST = 11, 60, 4
 
@@ -64,5 +65,5 @@ def test_one_server_per_database_file(tmp_path: Path, platform_cache: Path) -> N
     options = {"seed": SEED, "size": SIZE, "hash_cost": COST, "cache_dir": platform_cache, "db": db}
     with PlatformProcess(**options, startup_timeout=60):
         second = PlatformProcess(**options, startup_timeout=60)
-        with pytest.raises(PlatformError, match="another platform is serving"):
+        with pytest.raises(PlatformStartError, match="another platform is serving"):
             second.start()

@@ -35,8 +35,9 @@ from conftest import (
 )
 
 from schoolsurge.accounts import Roster
+from schoolsurge.errors import PlatformStartError
 from schoolsurge.platform.body_limit import MAX_BODY_BYTES
-from schoolsurge.platform.process import PlatformError, PlatformProcess
+from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import add_target_arguments, resolve_access, run_target
 
 SEED, SIZE, COST = 2021, 60, 4
@@ -164,21 +165,30 @@ def test_the_ent_is_also_registered_at_its_public_url(registry_platform: Platfor
 
 
 def test_the_load_generators_client_logs_in_against_the_default_registry(platform_url: str) -> None:
-    """schoolsurge/clients/reference.py names the platform's bound URL as its service: registered by default.
-    In a subprocess, since locust monkey-patches the process that imports it."""
+    """The load generator's clients (schoolsurge/clients/) name the platform's bound URL as their service:
+    registered by default. The ENT's client redeems its ticket at the callback; the generic CAS 3.0 client
+    validates it itself at /cas/p3/serviceValidate and logs out with GET /cas/logout. In a subprocess, since
+    locust monkey-patches the process that imports it."""
     script = textwrap.dedent(
         f"""
         from locust.contrib.fasthttp import FastHttpSession
         from locust.event import EventHook
         from schoolsurge.accounts import Roster
-        from schoolsurge.clients.reference import ReferencePlatformClient
-        client = ReferencePlatformClient(FastHttpSession({platform_url!r}, EventHook(), user=None))
-        client.login(*Roster({SEED}, {SIZE}).credentials("student", 9))
+        from schoolsurge.clients import CasClient, ClientContext, ClientSettings, ReferencePlatformClient
+        credentials = Roster({SEED}, {SIZE}).credentials("student", 9)
+        client = ReferencePlatformClient(ClientContext(FastHttpSession({platform_url!r}, EventHook(), user=None)))
+        client.login(*credentials)
         print(client.dashboard().role)
+        http = FastHttpSession({platform_url!r}, EventHook(), user=None)
+        cas = CasClient(ClientContext(http, ClientSettings(validation="p3")))
+        cas.login(*credentials)
+        cas.dashboard()
+        cas.logout()
+        print("p3")
         """
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert (done.returncode, done.stdout.strip()) == (0, "student"), done.stderr[-2000:]
+    assert (done.returncode, done.stdout.split()) == (0, ["student", "p3"]), done.stderr[-2000:]
 
 
 def test_service_options_come_from_options_or_the_environment(
@@ -339,7 +349,7 @@ def unwritable(path: Path) -> Iterator[None]:
 def refusal_of(proc: PlatformProcess) -> str:
     """Start `proc`, which must be refused; the log it left."""
     try:
-        with pytest.raises(PlatformError, match="exited with code 1 before it was ready"):
+        with pytest.raises(PlatformStartError, match="exited with code 1 before it was ready"):
             proc.start()
     finally:
         proc.stop()  # had it started after all

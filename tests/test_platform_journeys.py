@@ -39,6 +39,30 @@ def test_every_session_endpoint_answers_401_without_a_valid_session(platform_url
     assert checked >= 15
 
 
+def test_malformed_requests_get_422_with_or_without_a_session(platform_url: str, platform_roster: Roster) -> None:
+    """Parameters and bodies are checked before the session (routes/dependencies.py): a malformed request gets
+    422 whoever sends it, and only a well-formed one without a valid session gets 401."""
+    pupil, _ = login(platform_url, platform_roster, "student", 8)
+    anonymous, forged = Client(platform_url), Client(platform_url, cookies={"ent_session": "forged-" + "x" * 40})
+    malformed = (
+        ("GET", "/api/timetable?child=not-a-number", None),
+        ("GET", "/api/homework?child=-1", None),
+        ("POST", "/api/children/-1/select", None),
+        ("GET", "/api/homework/x/submissions", None),
+        ("POST", "/api/homework/1/submissions", {"text": ""}),
+        ("POST", "/api/classes/0/homework", {"subject": "Maths", "due": "9 avril", "text": "x"}),
+        ("POST", "/api/virtual-classes", {"class_id": "zero", "title": "x"}),
+        ("POST", "/api/virtual-classes/x/join", None),
+        ("GET", "/api/virtual-classes/-1/participants", None),
+    )
+    for client in (anonymous, forged, pupil):
+        for method, path, body in malformed:
+            reply = client.request(method, path, body=body)
+            assert reply.status == 422 and reply.json()["detail"], (method, path, reply.status)
+    for client in (anonymous, forged):
+        assert client.request("POST", "/api/homework/1/submissions", body={"text": "ok"}).status == 401
+
+
 def test_pupil_submits_homework_and_sees_it(platform_url: str, platform_roster: Roster) -> None:
     roster = platform_roster
     pupil_idx = pupil_of_class(roster, 2, 1)

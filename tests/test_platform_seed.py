@@ -58,7 +58,7 @@ def test_teachers_and_families_follow_the_national_proportions() -> None:
     ]
     assert all(len(roster.classes_of_teacher(t)) > 1 for t in secondary)
     assert all(roster.main_class_of_teacher(t) == t for t in range(roster.classes))
-    # Families of one to three siblings, about 1.59 pupils per family (FACTS.md: 8.0M families, 12.7M pupils).
+    # Families of one to three siblings, about 1.59 pupils per family (docs/facts.md: 8.0M families, 12.7M pupils).
     sizes = [len(f) for f in roster.families]
     assert set(sizes) == {1, 2, 3} and 1.45 < 1270 / len(sizes) < 1.75
     assert sorted(p for f in roster.families for p in f) == list(range(1270))

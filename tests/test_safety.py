@@ -7,9 +7,17 @@ import pytest
 from schoolsurge.safety import UnsafeTargetError, check_target
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.5.6.7", "http://localhost:1", "http://[::1]:80"])
-def test_loopback_targets_pass(url: str) -> None:
-    check_target(url)
+@pytest.mark.parametrize(
+    ("url", "host"),
+    [
+        ("http://127.0.0.1:8080", "127.0.0.1"),
+        ("http://127.5.6.7", "127.5.6.7"),
+        ("http://localhost:1", "localhost"),
+        ("http://[::1]:80", "::1"),
+    ],
+)
+def test_loopback_targets_pass(url: str, host: str) -> None:
+    assert check_target(url) == host
 
 
 @pytest.mark.parametrize("url", ["http://10.0.0.1", "http://192.168.1.2:80", "https://8.8.8.8/"])

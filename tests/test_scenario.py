@@ -23,7 +23,7 @@ def test_library_scenarios_load(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.name == path.stem
     assert {g.persona for g in scenario.groups} == {"student", "teacher", "parent"}
-    assert all("FACTS.md" in g.source for g in scenario.groups)
+    assert all("docs/facts.md" in g.source for g in scenario.groups)
 
 
 def test_first_day_figures_come_from_facts() -> None:

@@ -1,8 +1,32 @@
 """Platform clients: which HTTP calls carry out each step a persona takes.
 
-Personas only speak to `PlatformClient`; to aim the same people at another platform, write one subclass.
+Personas only speak to `PlatformClient` (the contract, in base.py); `CasClient` logs in through any CAS 3.0
+server; `ReferencePlatformClient` adds the embedded platform's pages. To aim the same people at another
+platform, write one subclass and pass it with `--client package.module:Class`.
 """
 
-from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, PlatformError
+from schoolsurge.clients.base import (
+    ClientContext,
+    ClientSettings,
+    Dashboard,
+    Homework,
+    Person,
+    PlatformClient,
+    StepFailed,
+    StepNotSupported,
+)
+from schoolsurge.clients.cas import CasClient
+from schoolsurge.clients.reference import ReferencePlatformClient
 
-__all__ = ["Dashboard", "Homework", "PlatformClient", "PlatformError"]
+__all__ = [
+    "CasClient",
+    "ClientContext",
+    "ClientSettings",
+    "Dashboard",
+    "Homework",
+    "Person",
+    "PlatformClient",
+    "ReferencePlatformClient",
+    "StepFailed",
+    "StepNotSupported",
+]

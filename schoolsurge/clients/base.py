@@ -1,18 +1,88 @@
-"""The steps a school platform offers, independent of its HTTP protocol."""
+"""The contract between the personas and a platform: the steps of a person's session, independent of HTTP.
+
+Personas decide what a pupil, teacher or parent does and when; a `PlatformClient` carries each step out with
+one platform's HTTP calls. To aim the same people at another platform, write one subclass.
+
+What you must write (abstract): `login`, `logout` and `dashboard` (one page read). That is enough for a
+target that only has a single sign-on and one page: every persona logs in, reads, thinks, reads again, leaves.
+
+What you may write: every other step (timetable, homework, messages, virtual classes, a parent's children...).
+A step you leave out raises `StepNotSupported`; the persona then skips it (counted in sessions.csv's
+`steps_not_supported`, once per skip, and logged once per step), never counted as an error.
+
+How a step reports: make the requests on `self.http` (a Locust FastHttpSession; relative paths go to the
+target, absolute URLs must pass the loopback guard too), name each request by step, never by id
+(`name="homework"`), so statistics stay one row per step, and when the platform fails the step, mark the
+response failed (`catch_response=True`, `response.failure(...)`) and raise `StepFailed`. Prefix names with
+`context.step_prefix` (bots use it, so their requests are counted apart from people's).
+
+How a client is built: `YourClient(context)`, one per person's session, with a `ClientContext`: the HTTP
+session, the settings (`--cas-url`, `--client-option KEY=VALUE`...), who the person is, and a way to open a
+second connection (back-channel calls, such as a ticket validation server to server).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from schoolsurge.errors import StepFailed, StepNotSupported
+
+if TYPE_CHECKING:
+    from locust.contrib.fasthttp import FastHttpSession
+
+__all__ = [
+    "ClientContext",
+    "ClientSettings",
+    "Dashboard",
+    "Homework",
+    "Person",
+    "PlatformClient",
+    "StepFailed",
+    "StepNotSupported",
+]
 
 
-class PlatformError(Exception):
-    """A step failed (already recorded as a failed request in Locust's statistics)."""
+@dataclass(frozen=True)
+class ClientSettings:
+    """How a client reaches its platform: the CAS protocol's knobs and free-form options for your own client.
+    Empty URLs mean "on the target": the CAS base is TARGET/cas, the service TARGET/ent/auth/callback."""
+
+    cas_url: str = ""
+    service_url: str = ""
+    home_url: str = ""  # the page CasClient.dashboard() reads (default: the CAS login page)
+    username_field: str = "username"
+    password_field: str = "password"
+    logout_method: str = "GET"  # CAS 3.0 /logout is a GET; some deployments want a POST
+    validation: str = "service"  # service | p3 | p2 | none: who redeems the service ticket (see CasClient)
+    options: Mapping[str, str] = field(default_factory=dict)  # --client-option KEY=VALUE, for your client
+
+
+@dataclass(frozen=True)
+class Person:
+    """Who this session is for."""
+
+    role: str  # student, teacher or parent (the scenario group's persona)
+    group: str  # the scenario group's name
+    index: int  # the person's number within the group's people in this run
+
+
+@dataclass(frozen=True)
+class ClientContext:
+    http: FastHttpSession  # this person's connection to the target (cookies cleared between people)
+    settings: ClientSettings = ClientSettings()
+    person: Person | None = None  # None for the attack incident's bots
+    open_connection: Callable[[], FastHttpSession] | None = None  # a second connection, for back-channel calls
+    step_prefix: str = ""  # prefix of every request name (bots: "bot ")
 
 
 @dataclass(frozen=True)
 class Dashboard:
-    role: str
+    """What a person sees on landing. Only `role` is always known; the rest is what the platform shows."""
+
+    role: str = ""
     class_ids: list[int] = field(default_factory=list)
     child_ids: list[int] = field(default_factory=list)
     open_virtual_classes: dict[int, int] = field(default_factory=dict)
@@ -33,78 +103,89 @@ class Homework:
 
 
 class PlatformClient(ABC):
-    """One person's conversation with the platform. Each method is one step a person takes; it raises
-    PlatformError when the platform fails that step.
+    """One person's conversation with a platform. Subclass it: write login, logout and dashboard; write any
+    optional step your platform offers. Each step raises StepFailed when the platform fails it."""
 
-    The abstract steps are the ones every persona needs; the others are optional journeys a platform may not
-    offer (they raise NotImplementedError unless a subclass provides them)."""
+    def __init__(self, context: ClientContext) -> None:
+        self.context = context
+        self.http = context.http
+
+    @property
+    def role(self) -> str:
+        return self.context.person.role if self.context.person else ""
+
+    def name(self, step: str) -> str:
+        """The statistics name of a step (with the bots' prefix when this client is a bot's)."""
+        return self.context.step_prefix + step
+
+    # ---- what every persona needs ---------------------------------------------------------------------
 
     @abstractmethod
-    def login(self, username: str, password: str) -> None: ...
+    def login(self, username: str, password: str) -> None:
+        """Log in through the platform's single sign-on; StepFailed if it refuses or fails."""
 
     @abstractmethod
-    def logout(self) -> None: ...
+    def logout(self) -> None:
+        """End the person's session."""
 
     @abstractmethod
-    def dashboard(self) -> Dashboard: ...
+    def dashboard(self) -> Dashboard:
+        """The page a person lands on (one page read)."""
 
-    @abstractmethod
-    def timetable(self, child_id: int | None = None) -> None: ...
+    # ---- optional steps: personas skip those a client does not write ------------------------------------
 
-    @abstractmethod
+    def timetable(self, child_id: int | None = None) -> None:
+        """The week's timetable (of a parent's child when child_id is given)."""
+        raise StepNotSupported("timetable")
+
     def homework(self, child_id: int | None = None) -> list[Homework]:
         """The homework list (of a parent's child when child_id is given)."""
-
-    @abstractmethod
-    def create_virtual_class(self, class_id: int, title: str) -> int:
-        """Create a virtual class and open it at once; returns its id."""
-
-    @abstractmethod
-    def join_virtual_class(self, virtual_class_id: int) -> str:
-        """Join; returns "joined", or "waiting" while the teacher has not opened it."""
-
-    @abstractmethod
-    def heartbeat(self, virtual_class_id: int) -> str:
-        """Still here; returns the virtual class's status ("scheduled" while waiting, "open", "closed" once the
-        teacher has ended it)."""
-
-    @abstractmethod
-    def leave_virtual_class(self, virtual_class_id: int) -> None: ...
-
-    # ---- optional journeys --------------------------------------------------------------------------
-
-    def schedule_virtual_class(self, class_id: int, title: str) -> int:
-        """Create a virtual class whose waiting room pupils can enter; open it later. Returns its id."""
-        raise NotImplementedError
-
-    def open_virtual_class(self, virtual_class_id: int) -> None:
-        """Teachers: open a scheduled virtual class; pupils waiting are let in."""
-        raise NotImplementedError
-
-    def participants(self, virtual_class_id: int) -> int:
-        """Teachers: how many pupils are in the class or its waiting room."""
-        raise NotImplementedError
-
-    def submit_homework(self, homework_id: int, text: str) -> int:
-        """Pupils: hand in homework (a durable write); returns the submission id."""
-        raise NotImplementedError
-
-    def classes(self) -> list[int]:
-        """Teachers: ids of the classes they teach."""
-        raise NotImplementedError
-
-    def post_homework(self, class_id: int, subject: str, due: str, text: str) -> int:
-        """Teachers: post homework for a class (due: YYYY-MM-DD); returns its id."""
-        raise NotImplementedError
+        raise StepNotSupported("homework")
 
     def messages(self) -> int:
         """Read the inbox; returns the number of messages."""
-        raise NotImplementedError
+        raise StepNotSupported("messages")
+
+    def submit_homework(self, homework_id: int, text: str) -> int:
+        """Pupils: hand in homework (a durable write); returns the submission id."""
+        raise StepNotSupported("homework: submit")
+
+    def classes(self) -> list[int]:
+        """Teachers: ids of the classes they teach."""
+        raise StepNotSupported("classes")
+
+    def post_homework(self, class_id: int, subject: str, due: str, text: str) -> int:
+        """Teachers: post homework for a class (due: YYYY-MM-DD); returns its id."""
+        raise StepNotSupported("homework: post")
+
+    def schedule_virtual_class(self, class_id: int, title: str) -> int:
+        """Teachers: create a virtual class whose waiting room pupils can enter; returns its id."""
+        raise StepNotSupported("virtual class: create")
+
+    def open_virtual_class(self, virtual_class_id: int) -> None:
+        """Teachers: open a scheduled virtual class; pupils waiting are let in."""
+        raise StepNotSupported("virtual class: open")
+
+    def join_virtual_class(self, virtual_class_id: int) -> str:
+        """Pupils: join; returns "joined", or "waiting" while the teacher has not opened it."""
+        raise StepNotSupported("virtual class: join")
+
+    def heartbeat(self, virtual_class_id: int) -> str:
+        """Still here; returns the virtual class's status ("scheduled" while waiting, "open", or "closed" once
+        the teacher has ended it)."""
+        raise StepNotSupported("virtual class: heartbeat")
+
+    def leave_virtual_class(self, virtual_class_id: int) -> None:
+        raise StepNotSupported("virtual class: leave")
+
+    def participants(self, virtual_class_id: int) -> int:
+        """Teachers: how many pupils are in the class or its waiting room."""
+        raise StepNotSupported("virtual class: participants")
 
     def children(self) -> list[int]:
         """Parents: roster indices of their children."""
-        raise NotImplementedError
+        raise StepNotSupported("children")
 
     def switch_child(self, child_id: int) -> None:
         """Parents: make another of their children the one shown by default."""
-        raise NotImplementedError
+        raise StepNotSupported("children: switch")

@@ -1,74 +1,35 @@
-"""Client for the embedded reference platform (CAS-style SSO + JSON API)."""
+"""Client for the embedded reference platform: its CAS single sign-on (CasClient) and the ENT's JSON API."""
 
 from __future__ import annotations
 
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
-from locust.contrib.fasthttp import FastHttpSession
+from schoolsurge.clients.base import Dashboard, Homework, StepFailed
+from schoolsurge.clients.cas import CasClient
 
-from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, PlatformError
-
-EXECUTION_FIELD = re.compile(r'name="execution"\s+value="([^"]+)"')
-CALLBACK_PATH = "/ent/auth/callback"
 CLOSED = frozenset({409})
 
 
-class ReferencePlatformClient(PlatformClient):
+class ReferencePlatformClient(CasClient):
     """Request names are grouped by step (never by id) so statistics stay one row per step."""
-
-    def __init__(self, http: FastHttpSession, step_prefix: str = "") -> None:
-        self.http = http
-        # Bots of the attack incident use a prefix, so their requests are counted apart from people's.
-        self.step_prefix = step_prefix
 
     def _json(
         self, method: str, path: str, name: str, expect: int = 200, also: frozenset[int] = frozenset(), **kwargs: Any
     ) -> Any:
         """The JSON body of a response with the expected status (or one of `also`, answers that are not failures)."""
-        name = self.step_prefix + name
+        name = self.name(name)
         with self.http.request(method, path, name=name, catch_response=True, **kwargs) as response:
             if response.status_code in also:
                 response.success()
                 return {"status_code": response.status_code}
             if response.status_code != expect:
                 response.failure(f"HTTP {response.status_code}, expected {expect}")
-                raise PlatformError(f"{name}: HTTP {response.status_code}")
+                raise StepFailed(f"{name}: HTTP {response.status_code}")
             try:
                 return response.json()
             except ValueError:
                 response.failure("response is not JSON")
-                raise PlatformError(f"{name}: response is not JSON") from None
-
-    # ---- single sign-on -----------------------------------------------------------------------------
-
-    def login(self, username: str, password: str) -> None:
-        service = f"{self.http.base_url}{CALLBACK_PATH}"
-        with self.http.get(
-            "/cas/login", params={"service": service}, name=f"{self.step_prefix}sso: login form", catch_response=True
-        ) as form:
-            match = EXECUTION_FIELD.search(form.text or "") if form.status_code == 200 else None
-            if not match:
-                form.failure(f"HTTP {form.status_code}, no execution token in the login form")
-                raise PlatformError("login form unavailable")
-        credentials = {"username": username, "password": password, "execution": match[1], "service": service}
-        with self.http.post(
-            "/cas/login",
-            data=credentials,
-            name=f"{self.step_prefix}sso: submit credentials",
-            allow_redirects=False,
-            catch_response=True,
-        ) as submitted:
-            location = submitted.headers.get("location") if submitted.headers else None
-            if submitted.status_code != 302 or not location:
-                submitted.failure(f"HTTP {submitted.status_code}, expected a redirect with a service ticket")
-                raise PlatformError("credentials refused or login failed")
-        callback = urlsplit(location)
-        self._json("GET", f"{callback.path}?{callback.query}", "sso: ticket callback")
-
-    def logout(self) -> None:
-        self._json("POST", "/cas/logout", "sso: logout")
+                raise StepFailed(f"{name}: response is not JSON") from None
 
     # ---- reading ------------------------------------------------------------------------------------
 
@@ -142,11 +103,6 @@ class ReferencePlatformClient(PlatformClient):
 
     def open_virtual_class(self, virtual_class_id: int) -> None:
         self._json("POST", f"/api/virtual-classes/{virtual_class_id}/open", "virtual class: open")
-
-    def create_virtual_class(self, class_id: int, title: str) -> int:
-        virtual_class = self.schedule_virtual_class(class_id, title)
-        self.open_virtual_class(virtual_class)
-        return virtual_class
 
     def join_virtual_class(self, virtual_class_id: int) -> str:
         body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/join", "virtual class: join")

@@ -7,55 +7,54 @@ its own, whatever the platform answers; attempts are counted apart from people (
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import gevent
 import numpy as np
 from gevent.pool import Pool
-from locust.contrib.fasthttp import FastHttpSession
-from locust.env import Environment
 
-from schoolsurge.clients.base import PlatformClient, PlatformError
-from schoolsurge.context import SurgeContext
-from schoolsurge.engine.runtime import Engine
+from schoolsurge.clients.base import ClientContext, StepFailed
+from schoolsurge.engine.http import new_connection
 from schoolsurge.models.incidents import bot_rate_at
+from schoolsurge.rundir import BOT_STEP_PREFIX, Counter
+
+if TYPE_CHECKING:
+    from schoolsurge.engine.core import Engine
 
 TICK_S = 0.1
 MAX_BOTS_IN_FLIGHT = 500  # per process: beyond it attempts are counted as not sent, never queued
 BOT_PASSWORD = "not-the-password"
-BOT_STEP_PREFIX = "bot "
 
 
-def run_bot_floods(
-    environment: Environment,
-    surge: SurgeContext,
-    engine_now: Callable[[], Engine],
-    client_factory: Callable[[FastHttpSession], PlatformClient],
-) -> None:
+def run_bot_floods(engine: Engine) -> None:
     """Runs for the whole test in every process that runs agents; idle when no flood is on."""
-    rng = np.random.default_rng([surge.seed, 0xB07])
-    in_flight = Pool(MAX_BOTS_IN_FLIGHT)
-    replay = surge.replay
-    if not surge.scenario.bot_floods:
+    context = engine.context
+    if not context.scenario.bot_floods:
         return
+    rng = np.random.default_rng([context.seed, 0xB07])
+    in_flight = Pool(MAX_BOTS_IN_FLIGHT)
+    replay = context.replay
     sent = 0
     while True:
         gevent.sleep(TICK_S)
-        engine = engine_now()
-        if not engine.queue.loaded:
+        share = engine.share
+        if not share.queue.loaded:
             continue
-        run_s = engine.queue.run_seconds()
-        rate = bot_rate_at(surge.scenario, replay.clock_at(run_s)) * replay.load_fraction / engine.parts
+        run_s = share.queue.run_seconds()
+        rate = bot_rate_at(context.scenario, replay.clock_at(run_s)) * replay.load_fraction / share.parts
         for _ in range(int(rng.poisson(rate * TICK_S))):
             if in_flight.full():
-                engine.ledger.count(run_s, "bot_attempts_not_sent")
+                share.ledger.count(run_s, Counter.BOT_ATTEMPTS_NOT_SENT)
                 continue
             sent += 1
-            engine.ledger.count(run_s, "bot_login_attempts")
-            in_flight.spawn(_attempt, environment, client_factory, f"bot.{engine.part_index}.{sent:08d}")
+            share.ledger.count(run_s, Counter.BOT_LOGIN_ATTEMPTS)
+            in_flight.spawn(_attempt, engine, f"bot.{share.part_index}.{sent:08d}")
 
 
-def _attempt(environment: Environment, client_factory: Callable[[FastHttpSession], PlatformClient], user: str) -> None:
-    session = FastHttpSession(environment.host, environment.events.request, user=None)
-    with contextlib.suppress(PlatformError):
-        client_factory(session).login(user, BOT_PASSWORD)
+def _attempt(engine: Engine, user: str) -> None:
+    connection = new_connection(engine.environment, engine.guard)
+    client = engine.context.client_class(
+        ClientContext(http=connection, settings=engine.context.client_settings, step_prefix=BOT_STEP_PREFIX)
+    )
+    with contextlib.suppress(StepFailed):
+        client.login(user, BOT_PASSWORD)

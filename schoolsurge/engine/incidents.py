@@ -11,11 +11,11 @@ from collections.abc import Callable
 
 import gevent
 
-from schoolsurge.context import SurgeContext
+from schoolsurge.engine.context import SurgeContext
 from schoolsurge.models.incidents import capacity_timeline
 
 ADMIN_CAPACITY_PATH = "/admin/capacity"
-log = logging.getLogger("schoolsurge")
+log = logging.getLogger(__name__)
 
 
 def set_capacity_lost(base_url: str, token: str, fraction_lost: float) -> None:
@@ -31,15 +31,16 @@ def set_capacity_lost(base_url: str, token: str, fraction_lost: float) -> None:
 
 
 def drive_capacity_incidents(
-    surge: SurgeContext, base_url: str, token: str | None, start_unix: Callable[[], float | None]
+    context: SurgeContext, base_url: str | None, start_unix: Callable[[], float | None]
 ) -> list[dict[str, object]]:
     """Applies every change of the capacity timeline at its run second; returns what was done (also logged)."""
-    changes = capacity_timeline(surge.scenario, surge.replay.speed)
+    changes = capacity_timeline(context.scenario, context.replay.speed)
+    token = context.admin_token
     applied: list[dict[str, object]] = []
     if all(available == 1.0 for _, available in changes):
         return applied
-    if token is None:
-        log.warning("schoolsurge: the scenario loses capacity but no --admin-token was given; incidents skipped")
+    if token is None or not base_url:
+        log.warning("the scenario loses capacity but no --admin-token (or no target) was given; incidents skipped")
         return applied
     for run_s, available in changes:
         started = start_unix()
@@ -52,7 +53,7 @@ def drive_capacity_incidents(
             outcome = "applied"
         except OSError as error:  # urllib's URLError and HTTPError are OSErrors
             outcome = f"failed: {error}"
-            log.error("schoolsurge: capacity incident at run second %.0f %s", run_s, outcome)
+            log.error("capacity incident at run second %.0f %s", run_s, outcome)
         applied.append({"run_s": round(run_s, 1), "fraction_lost": round(lost, 4), "outcome": outcome})
-        log.info("schoolsurge: capacity lost %.0f%% at run second %.0f (%s)", lost * 100, run_s, outcome)
+        log.info("capacity lost %.0f%% at run second %.0f (%s)", lost * 100, run_s, outcome)
     return applied

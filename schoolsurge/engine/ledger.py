@@ -18,34 +18,11 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.rundir import atomic_file
+from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge, atomic_file
 
-COUNTERS = (
-    "scheduled",
-    "started",
-    "late",
-    "dropped",
-    "logins_succeeded",
-    "logins_failed",
-    "abandoned",
-    "login_attempts",
-    "bot_login_attempts",
-    "bot_attempts_not_sent",
-)
-GAUGES = ("active_sessions", "in_virtual_class", "waiting_for_agent", "pool_size")
-PERCENTILES = (50, 95, 99)
 # Time to log in, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
 HISTOGRAM_RANGE_MS = (1, 3_600_000)
 HISTOGRAM_DIGITS = 2
-
-CSV_COLUMNS = (
-    "second",
-    "clock",
-    *COUNTERS,
-    *GAUGES,
-    "start_delay_max_ms",
-    *(f"time_to_login_p{p}_ms" for p in PERCENTILES),
-)
 
 
 def new_histogram() -> HdrHistogram:
@@ -54,8 +31,8 @@ def new_histogram() -> HdrHistogram:
 
 @dataclass
 class SecondMetrics:
-    counters: dict[str, int] = field(default_factory=dict)
-    gauges: dict[str, int] = field(default_factory=dict)
+    counters: dict[Counter, int] = field(default_factory=dict)
+    gauges: dict[Gauge, int] = field(default_factory=dict)
     start_delay_max_ms: float = 0.0
     time_to_login: HdrHistogram | None = None
 
@@ -79,7 +56,9 @@ class SecondMetrics:
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> SecondMetrics:
         histogram = HdrHistogram.decode(base64.b64decode(wire["h"])) if wire.get("h") else None
-        return cls(dict(wire.get("c", {})), dict(wire.get("g", {})), float(wire.get("d", 0.0)), histogram)
+        counters = {Counter(name): value for name, value in wire.get("c", {}).items()}
+        gauges = {Gauge(name): value for name, value in wire.get("g", {}).items()}
+        return cls(counters, gauges, float(wire.get("d", 0.0)), histogram)
 
 
 class Ledger:
@@ -95,11 +74,11 @@ class Ledger:
             bucket = self.seconds[key] = SecondMetrics()
         return bucket
 
-    def count(self, second: float, name: str, amount: int = 1) -> None:
+    def count(self, second: float, name: Counter, amount: int = 1) -> None:
         counters = self._at(second).counters
         counters[name] = counters.get(name, 0) + amount
 
-    def sample(self, second: float, name: str, value: int) -> None:
+    def sample(self, second: float, name: Gauge, value: int) -> None:
         self._at(second).gauges[name] = value
 
     def start_delay(self, second: float, delay_ms: float) -> None:
@@ -132,7 +111,7 @@ class Ledger:
         ledger.seconds = {int(second): SecondMetrics.from_wire(b) for second, b in wire.items()}
         return ledger
 
-    def total(self, name: str) -> int:
+    def total(self, name: Counter) -> int:
         return sum(bucket.counters.get(name, 0) for bucket in self.seconds.values())
 
     def overall_time_to_login(self) -> HdrHistogram:
@@ -144,10 +123,10 @@ class Ledger:
         for second in range(0, max(self.seconds) + 1):
             bucket = self.seconds.get(second, SecondMetrics())
             row: dict[str, Any] = {"second": second, "clock": clock_of_second(second) if clock_of_second else ""}
-            row.update({name: bucket.counters.get(name, 0) for name in COUNTERS})
-            row.update({name: bucket.gauges.get(name, 0) for name in GAUGES})
+            row.update({name.value: bucket.counters.get(name, 0) for name in Counter})
+            row.update({name.value: bucket.gauges.get(name, 0) for name in Gauge})
             row["start_delay_max_ms"] = round(bucket.start_delay_max_ms)
-            for p in PERCENTILES:
+            for p in TIME_TO_LOGIN_PERCENTILES:
                 histogram = bucket.time_to_login
                 row[f"time_to_login_p{p}_ms"] = (
                     histogram.get_value_at_percentile(p) if histogram and histogram.get_total_count() else ""
@@ -157,7 +136,7 @@ class Ledger:
 
 def write_sessions_csv(ledger: Ledger, path: Path, clock_of_second: Any = None) -> None:
     with atomic_file(path) as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(handle, fieldnames=SESSIONS_COLUMNS)
         writer.writeheader()
         writer.writerows(ledger.rows(clock_of_second))
 

@@ -16,6 +16,8 @@ from typing import Protocol
 from gevent.event import Event
 
 from schoolsurge.engine.ledger import Ledger
+from schoolsurge.parameters import DROP_AFTER_S, LATE_AFTER_S
+from schoolsurge.rundir import Counter
 
 
 class ScheduledArrival(Protocol):
@@ -34,8 +36,8 @@ class ArrivalQueue:
     def __init__(
         self,
         ledger: Ledger,
-        late_after_s: float = 1.0,
-        drop_after_s: float = 60.0,
+        late_after_s: float = LATE_AFTER_S,
+        drop_after_s: float = DROP_AFTER_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.ledger = ledger
@@ -55,7 +57,7 @@ class ArrivalQueue:
         self._next = 0
         self.start_unix = start_unix
         for arrival in arrivals:
-            self.ledger.count(arrival.at_s, "scheduled")
+            self.ledger.count(arrival.at_s, Counter.SCHEDULED)
         self._loaded.set()
 
     @property
@@ -66,7 +68,8 @@ class ArrivalQueue:
         return self._loaded.wait(timeout)
 
     def run_seconds(self) -> float:
-        return self.clock() - (self.start_unix or self.clock())
+        now = self.clock()
+        return now - (now if self.start_unix is None else self.start_unix)
 
     @property
     def remaining(self) -> int:
@@ -89,7 +92,7 @@ class ArrivalQueue:
             intended = self.start_unix + arrival.at_s
             delay = self.clock() - intended
             if delay > self.drop_after_s:
-                self.ledger.count(arrival.at_s, "dropped")
+                self.ledger.count(arrival.at_s, Counter.DROPPED)
                 continue
             return Claim(arrival, intended)
         return None
@@ -98,8 +101,8 @@ class ArrivalQueue:
         """Record that the claimed arrival starts now; returns its start delay in seconds (0 when on time)."""
         delay = max(0.0, self.clock() - claim.intended_unix)
         second = claim.arrival.at_s
-        self.ledger.count(second, "started")
+        self.ledger.count(second, Counter.STARTED)
         self.ledger.start_delay(second, delay * 1000)
         if delay > self.late_after_s:
-            self.ledger.count(second, "late")
+            self.ledger.count(second, Counter.LATE)
         return delay

@@ -6,6 +6,8 @@ import math
 
 from locust import LoadTestShape
 
+from schoolsurge.engine.core import engine_of
+
 POOL_HEADROOM = 1.3  # agents per expected concurrent person
 POOL_SPARE = 5
 LOOKAHEAD_S = 10.0  # size for the concurrency expected shortly, not just now
@@ -24,16 +26,16 @@ class PoolShape(LoadTestShape):
         self.pool = 0
 
     def tick(self) -> tuple[int, float] | None:
-        surge = self.runner.environment.surge
-        hooks = self.runner.environment.surge_hooks
+        engine = engine_of(self.runner.environment)
+        context = engine.context
         run_s = self.get_run_time()
-        status = hooks.fleet_status()
-        duration = surge.replay.duration_s
-        if run_s >= duration and (status.loaded and status.remaining == 0 and status.active == 0):
+        status = engine.fleet_status()
+        duration = context.replay.duration_s
+        drained = status.loaded and status.remaining == 0 and status.active == 0
+        if run_s >= duration and (drained or run_s >= duration + DRAIN_LIMIT_S):
+            engine.completed = True  # the whole window was replayed: the run ends as planned
             return None
-        if run_s >= duration + DRAIN_LIMIT_S:
-            return None
-        expected = max(surge.expected_concurrency(run_s), surge.expected_concurrency(run_s + LOOKAHEAD_S))
+        expected = max(context.expected_concurrency(run_s), context.expected_concurrency(run_s + LOOKAHEAD_S))
         wanted = math.ceil(expected * POOL_HEADROOM) + POOL_SPARE
         if status.waiting:
             wanted = max(wanted, self.get_current_user_count() + GROWTH_PER_WAITING * status.waiting)

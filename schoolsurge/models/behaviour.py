@@ -63,7 +63,7 @@ def next_retry_delay(policy: RetryPolicy, retries_done: int, waited_s: float, rn
 
 
 def expected_attempts(failure_probability: float, max_retries: int) -> float:
-    """Login attempts per person when each fails independently with this probability (FACTS.md, retry
+    """Login attempts per person when each fails independently with this probability (docs/facts.md, retry
     amplification): (1 - p^(r+1)) / (1 - p), r + 1 when every attempt fails."""
     p = failure_probability
     if not 0 <= p <= 1:

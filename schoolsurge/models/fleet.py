@@ -1,9 +1,9 @@
 """Fleet sizing: Locust worker processes (one per core) and memory a run needs.
 
-Defaults from FACTS.md (2-core machine, loopback): one FastHttpUser process serves about 5,300 requests/s of a
-small static JSON; 20,000 mostly idle users hold about 550 MB (about 27 KB each). Real pages and the SSO flow
-cost more than a static file, so the figures are overridable; processes are planned at `cpu_target` of a core
-because Locust's own latency figures drift once a worker's CPU is saturated (it warns at 90%).
+Defaults from docs/facts.md#load-generators-measured (2-core machine, loopback): one FastHttpUser process
+serves about 5,300 requests/s of a small static JSON; 20,000 mostly idle users hold about 550 MB (27 KB each).
+Real pages and the SSO flow cost more than a static file, so the figures are overridable; processes are planned
+at `cpu_target` of a core because Locust's own latency figures drift once a worker's CPU is saturated (it warns at 90%).
 """
 
 from __future__ import annotations

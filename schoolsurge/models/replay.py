@@ -40,14 +40,6 @@ class Replay:
         """Scenario clock (seconds since midnight) reached after run_s seconds of the run."""
         return self.scenario.window.start_s + run_s * self.speed
 
-    def run_s_at(self, clock_s: float) -> float:
-        """Run seconds at which the scenario clock reaches clock_s."""
-        return (clock_s - self.scenario.window.start_s) / self.speed
-
-    def scenario_seconds(self, real_seconds: float) -> float:
-        """A scenario duration (think time, session length) as run seconds."""
-        return real_seconds / self.speed
-
     @cached_property
     def national(self) -> NationalCurves:
         """The scenario's national curves, computed once per replay."""

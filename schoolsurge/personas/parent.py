@@ -10,10 +10,13 @@ class ParentBehaviour(Behaviour):
 
     def session(self) -> None:
         dashboard = self.platform.dashboard()
+        if not dashboard.child_ids:  # a platform that shows no children: the parent just reads
+            self.browse_until_deadline()
+            return
         for child in dashboard.child_ids:
             if not self.think():
                 return
-            self.platform.timetable(child)
-            self.platform.homework(child)
-        while dashboard.child_ids and self.think():
+            self.optional(self.platform.timetable, child)
+            self.optional(self.platform.homework, child)
+        while self.think():
             self.browse(dashboard.child_ids[self.rng.randrange(len(dashboard.child_ids))])

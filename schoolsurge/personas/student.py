@@ -26,14 +26,16 @@ class StudentBehaviour(Behaviour):
             if not self.think() or time.time() >= gives_up_at:
                 return False
             virtual_class = _class_of(self.platform.dashboard())
-        status = self.platform.join_virtual_class(virtual_class)
+        status = self.optional(self.platform.join_virtual_class, virtual_class)
+        if status is None:
+            return False
         if not wait_until_admitted(self, virtual_class, status):
-            self.platform.leave_virtual_class(virtual_class)
+            self.optional(self.platform.leave_virtual_class, virtual_class)
             return False
         stay_in_class(self, virtual_class)
         if self.session_left() > heartbeat_interval(self):
             self.browse_until_deadline()
-        self.platform.leave_virtual_class(virtual_class)
+        self.optional(self.platform.leave_virtual_class, virtual_class)
         return True
 
 

@@ -3,6 +3,7 @@ waiting room), opens it after a moment of preparation, and stays."""
 
 from __future__ import annotations
 
+from schoolsurge.clients.base import Dashboard
 from schoolsurge.personas.base import Behaviour
 from schoolsurge.personas.virtual_class import stay_in_class
 
@@ -12,12 +13,18 @@ class TeacherBehaviour(Behaviour):
 
     def session(self) -> None:
         dashboard = self.platform.dashboard()
-        if not dashboard.class_ids or self.rng.random() >= self.group.virtual_class:
-            self.browse_until_deadline()
+        if dashboard.class_ids and self.rng.random() < self.group.virtual_class and self.hold_virtual_class(dashboard):
             return
+        self.browse_until_deadline()
+
+    def hold_virtual_class(self, dashboard: Dashboard) -> bool:
+        """Create, open and hold a virtual class; False when the client offers no virtual classes."""
         class_id = dashboard.class_ids[self.rng.randrange(len(dashboard.class_ids))]
-        virtual_class = self.platform.schedule_virtual_class(class_id, "Cours du matin")
+        virtual_class = self.optional(self.platform.schedule_virtual_class, class_id, "Cours du matin")
+        if virtual_class is None:
+            return False
         self.think()  # setting up the lesson while pupils gather in the waiting room
-        self.platform.open_virtual_class(virtual_class)
+        self.optional(self.platform.open_virtual_class, virtual_class)
         stay_in_class(self, virtual_class)
-        self.platform.leave_virtual_class(virtual_class)  # the teacher leaving ends the lesson
+        self.optional(self.platform.leave_virtual_class, virtual_class)  # the teacher leaving ends the lesson
+        return True

@@ -16,16 +16,17 @@ def heartbeat_interval(person: Behaviour) -> float:
 
 
 def stay_in_class(person: Behaviour, virtual_class_id: int) -> None:
-    """Heartbeats until the session ends; counted in the ledger's in_virtual_class gauge meanwhile."""
-    engine = person.engine
-    engine.in_virtual_class += 1
+    """Heartbeats until the session ends; counted in the ledger's in_virtual_class gauge meanwhile. A client
+    without heartbeats just stays."""
+    share = person.share
+    share.in_virtual_class += 1
     try:
         while person.session_left() > heartbeat_interval(person):
             gevent.sleep(heartbeat_interval(person))
-            if person.platform.heartbeat(virtual_class_id) == "closed":
+            if person.optional(person.platform.heartbeat, virtual_class_id) == "closed":
                 return  # the teacher ended the lesson
     finally:
-        engine.in_virtual_class -= 1
+        share.in_virtual_class -= 1
 
 
 def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -> bool:
@@ -37,8 +38,8 @@ def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -
         if time.time() >= min(gives_up_at, person.deadline):
             return False
         gevent.sleep(heartbeat_interval(person))
-        status = person.platform.heartbeat(virtual_class_id)
-        if status == "closed":
+        status = person.optional(person.platform.heartbeat, virtual_class_id)
+        if status is None or status == "closed":
             return False
         admitted = status == "open"
     return True

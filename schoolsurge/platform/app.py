@@ -1,9 +1,11 @@
-"""The reference school platform: a CAS-like SSO, an ENT JSON API, admission control and Prometheus metrics,
-in one ASGI app (one per worker process).
+"""The reference school platform: a CAS 3.0 single sign-on, an ENT JSON API, admission control and Prometheus
+metrics, in one ASGI app (one per worker process).
 
-Endpoints are plain `def` functions: FastAPI runs them in its thread pool, so bcrypt (which releases the GIL)
-and SQLite calls never block the event loop. All state lives in SQLite, shared by the worker processes.
-The OpenAPI schema is served at /openapi.json.
+The endpoints live in routes/, one module-level router per journey; they reach the platform (database,
+settings, metrics) through FastAPI dependencies on the app state (routes/dependencies.py). Endpoints are plain
+`def` functions: FastAPI runs them in its thread pool, so bcrypt (which releases the GIL) and SQLite calls never
+block the event loop. All state lives in SQLite, shared by the worker processes. The OpenAPI schema is served
+at /openapi.json.
 """
 
 from __future__ import annotations
@@ -14,17 +16,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from schoolsurge.platform import db
 from schoolsurge.platform.admission import AdmissionControl, AdmissionGate, CapacityState
 from schoolsurge.platform.body_limit import BodyLimit
 from schoolsurge.platform.core import Platform
 from schoolsurge.platform.metrics import Metrics, RequestMetrics, RouteTemplates
-from schoolsurge.platform.routes import homework, ops, school, sso, virtual_classes
+from schoolsurge.platform.routes import cas, ent_auth, homework, ops, school, virtual_classes
 from schoolsurge.platform.schemas import Error
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
@@ -46,6 +49,8 @@ ERRORS = {
 }
 # Threads a worker keeps beyond its request slots, for the operators' endpoints that bypass admission.
 SPARE_THREADS = 4
+# In this order in the schema; /metrics (ops.metrics_router) is included apart, guarded or not.
+ROUTERS = (cas.router, ent_auth.router, school.router, homework.router, virtual_classes.router, ops.router)
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -70,12 +75,12 @@ def create_app(
 ) -> FastAPI:
     """Build one worker's app on an already seeded database file. Without `services`, no CAS service is
     registered (no ticket is ever issued); without `metrics_token_hash`, /metrics is open."""
-    cfg = settings or Settings()
+    settings = settings or Settings()
     metrics = Metrics()
     capacity = CapacityState(capacity_file)
     platform = Platform(
         Path(db_path),
-        cfg,
+        settings,
         metrics,
         capacity,
         admin_token_hash,
@@ -86,7 +91,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The thread pool never needs more threads than the admission gate lets requests in.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = cfg.max_in_flight + SPARE_THREADS
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_in_flight + SPARE_THREADS
         yield
 
     app = FastAPI(
@@ -99,12 +104,14 @@ def create_app(
         responses=ERRORS,  # type: ignore[arg-type]
         lifespan=lifespan,
     )
-    routers = [module.router(platform) for module in (sso, school, homework, virtual_classes, ops)]
-    for api in routers:
-        app.include_router(api)
-    app.state.platform = platform
+    app.state.platform = platform  # what routes.dependencies.get_platform hands the endpoints
+    for router in ROUTERS:
+        app.include_router(router)
+    # Guarded only when a metrics token is configured, so the schema says what the server actually requires.
+    metrics_guard = [Depends(ops.require_metrics_token)] if metrics_token_hash is not None else []
+    app.include_router(ops.metrics_router, dependencies=metrics_guard)
 
-    templates = RouteTemplates([route for api in routers for route in api.routes])
+    templates = RouteTemplates([route for router in (*ROUTERS, ops.metrics_router) for route in router.routes])
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -120,11 +127,11 @@ def create_app(
     @app.exception_handler(sqlite3.OperationalError)
     async def database_busy(request: Request, exc: sqlite3.OperationalError) -> JSONResponse:
         # Lock waits past db_timeout are overload, not bugs: answer like an overloaded server would.
-        if "locked" in str(exc) or "busy" in str(exc):
+        if db.is_busy(exc):
             return JSONResponse(
                 {"detail": "database busy, retry later"},
                 status_code=503,
-                headers={"Retry-After": str(cfg.retry_after)},
+                headers={"Retry-After": str(settings.retry_after)},
             )
         raise exc
 
@@ -134,7 +141,7 @@ def create_app(
 
     # Added last = outermost: metrics see shed and oversize requests too (they never read a body). The body
     # limit comes before admission and before any route, so no path and no credential check escapes it.
-    app.add_middleware(AdmissionControl, gate=AdmissionGate(cfg, capacity, metrics))
+    app.add_middleware(AdmissionControl, gate=AdmissionGate(settings, capacity, metrics))
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestMetrics, metrics=metrics, templates=templates)
     return app

@@ -19,7 +19,7 @@ from fastapi import HTTPException
 from schoolsurge.platform import db
 from schoolsurge.platform.admission import CapacityState
 from schoolsurge.platform.metrics import Metrics
-from schoolsurge.platform.security import token_hash
+from schoolsurge.platform.security import session_token, token_hash
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
@@ -74,7 +74,8 @@ class Platform:
         # Unknown users are checked against this hash so they cost (and take) as long as a wrong password.
         self.dummy_hash = bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds=self.hash_cost))
 
-    def conn(self) -> sqlite3.Connection:
+    def connection(self) -> sqlite3.Connection:
+        """This thread's SQLite connection (autocommit); never hand it to another thread."""
         return self.database.conn()
 
     # ---- sessions -----------------------------------------------------------------------------------
@@ -85,7 +86,7 @@ class Platform:
             raise HTTPException(401, "not logged in")
         key, now = token_hash(cookie), time.time()
         row = (
-            self.conn()
+            self.connection()
             .execute(
                 "SELECT s.last_seen, s.selected_child, a.id, a.username, a.role, a.idx, a.display_name, a.class_id"
                 " FROM sessions s JOIN accounts a ON a.id = s.account_id WHERE s.token_hash = ?",
@@ -97,15 +98,35 @@ class Platform:
             raise HTTPException(401, "session missing or expired; log in again")
         # Refreshed at most every touch interval (a write), but often enough for a short session lifetime.
         if now - row[0] > min(self.settings.session_touch_interval, self.settings.session_idle / 4):
-            self.conn().execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, key))
+            self.connection().execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, key))
         return Session(Account(*tuple(row)[2:]), key, row[1])
 
     def account(self, cookie: str | None) -> Account:
         return self.session(cookie).account
 
+    def open_session(self, account: Account) -> str:
+        """A new session for the account; returns the cookie value (only its hash is stored). A parent's session
+        starts on their first child."""
+        first_child = None
+        if account.role == "parent":
+            children = self.children_of(account)
+            first_child = children[0]["idx"] if children else None
+        cookie, now = session_token(), time.time()
+        self.connection().execute(
+            "INSERT INTO sessions (token_hash, account_id, created_at, last_seen, selected_child)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (token_hash(cookie), account.id, now, now, first_child),
+        )
+        return cookie
+
+    def end_session(self, cookie: str | None) -> None:
+        """Forget the session a cookie stands for, if any."""
+        if cookie:
+            self.connection().execute("DELETE FROM sessions WHERE token_hash = ?", (token_hash(cookie),))
+
     def account_by_id(self, account_id: int) -> Account | None:
         sql = "SELECT id, username, role, idx, display_name, class_id FROM accounts WHERE id = ?"
-        row = self.conn().execute(sql, (account_id,)).fetchone()
+        row = self.connection().execute(sql, (account_id,)).fetchone()
         return Account(*row) if row else None
 
     # ---- authorisation ------------------------------------------------------------------------------
@@ -121,11 +142,11 @@ class Platform:
                 "SELECT DISTINCT a.class_id FROM parent_children pc JOIN accounts a ON a.id = pc.child_id"
                 " WHERE pc.parent_id = ? ORDER BY a.class_id"
             )
-        return [r[0] for r in self.conn().execute(sql, (account.id,))]
+        return [r[0] for r in self.connection().execute(sql, (account.id,))]
 
     def children_of(self, parent: Account) -> list[sqlite3.Row]:
         return (
-            self.conn()
+            self.connection()
             .execute(
                 "SELECT a.id AS account_id, a.idx, a.display_name, a.class_id, c.name AS class_name, c.level"
                 " FROM parent_children pc JOIN accounts a ON a.id = pc.child_id JOIN classes c ON c.id = a.class_id"
@@ -138,7 +159,7 @@ class Platform:
     def child(self, parent: Account, child_idx: int) -> ChildRef:
         """One of the parent's own children by roster index; 404 for anybody else's, as for nobody's."""
         row = (
-            self.conn()
+            self.connection()
             .execute(
                 "SELECT a.id, a.idx, a.class_id FROM parent_children pc JOIN accounts a ON a.id = pc.child_id"
                 " WHERE pc.parent_id = ? AND a.role = 'student' AND a.idx = ?",
@@ -170,7 +191,7 @@ class Platform:
         """403 for anyone but a teacher; 404 for a class they do not teach, as for one that does not exist."""
         self.require_role(account, "teacher", "only teachers may do this")
         row = (
-            self.conn()
+            self.connection()
             .execute("SELECT 1 FROM teacher_classes WHERE teacher_id = ? AND class_id = ?", (account.id, class_id))
             .fetchone()
         )

@@ -190,6 +190,12 @@ def create_schema(conn: sqlite3.Connection) -> None:
     conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FAILURES_SCHEMA)
 
 
+def is_busy(error: sqlite3.OperationalError) -> bool:
+    """Did a statement give up waiting for the database lock (past `db_timeout`)? That is overload, not a bug."""
+    message = str(error)
+    return "locked" in message or "busy" in message
+
+
 class NotWritable(ValueError):
     """The database, or its folder, cannot be written; the message is one line saying what to do."""
 

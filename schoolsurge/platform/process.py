@@ -21,12 +21,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from schoolsurge.errors import PlatformStartError
 from schoolsurge.platform.security import admin_token_path
 from schoolsurge.platform.server import DEFAULT_SEED, DEFAULT_SIZE
-
-
-class PlatformError(RuntimeError):
-    """The platform process died or did not become ready in time."""
 
 
 class PlatformProcess:
@@ -66,7 +63,7 @@ class PlatformProcess:
     @property
     def base_url(self) -> str:
         if self._base_url is None:
-            raise PlatformError("platform is not running")
+            raise PlatformStartError("platform is not running")
         return self._base_url
 
     @property
@@ -77,7 +74,7 @@ class PlatformProcess:
     def admin_token(self) -> str:
         """The token of the admin endpoints (POST /admin/capacity), created by the running platform."""
         if self._base_url is None:
-            raise PlatformError("platform is not running")
+            raise PlatformStartError("platform is not running")
         return admin_token_path(self.db).read_text().strip()
 
     def command(self) -> list[str]:
@@ -124,9 +121,9 @@ class PlatformProcess:
                     return url
             code = self._proc.poll()
             if code is not None:
-                raise PlatformError(f"platform exited with code {code} before it was ready:\n{self.log_tail()}")
+                raise PlatformStartError(f"platform exited with code {code} before it was ready:\n{self.log_tail()}")
             time.sleep(0.05)
-        raise PlatformError(f"platform not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}")
+        raise PlatformStartError(f"platform not ready after {self.startup_timeout:.0f}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
         try:

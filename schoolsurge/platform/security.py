@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import string
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,11 +14,22 @@ import bcrypt
 
 # bcrypt only looks at the first 72 bytes and bcrypt 5 refuses longer secrets; none of ours is that long.
 BCRYPT_MAX_BYTES = 72
+# CAS 3.0 (sections 3.1.1 and 3.7): a service ticket starts with "ST-", holds only letters, digits and hyphens, and
+# services must accept at least 32 characters. Ours are exactly 32: "ST-" and 29 random alphanumerics (172 bits).
+SERVICE_TICKET_PREFIX = "ST-"
+SERVICE_TICKET_LENGTH = 32
+TICKET_ALPHABET = string.ascii_letters + string.digits
 
 
 def token() -> str:
-    """An unguessable one-time token (execution token, ticket): 192 random bits."""
+    """An unguessable one-time token (a login form's execution token): 192 random bits."""
     return secrets.token_urlsafe(24)
+
+
+def service_ticket() -> str:
+    """A CAS service ticket: ST- and random letters and digits, 32 characters in all."""
+    random_part = SERVICE_TICKET_LENGTH - len(SERVICE_TICKET_PREFIX)
+    return SERVICE_TICKET_PREFIX + "".join(secrets.choice(TICKET_ALPHABET) for _ in range(random_part))
 
 
 def session_token() -> str:

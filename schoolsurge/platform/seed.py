@@ -44,7 +44,7 @@ class LevelLayout:
     classes_per_school: int
     grades: tuple[str, ...]
     subjects: tuple[str, ...]
-    # (start, end) of each lesson; primary schools start at 8:30, secondary at 8:00 (FACTS.md, Timing).
+    # (start, end) of each lesson: primary schools start at 8:30, secondary at 8:00 (docs/facts.md#timing-and-behaviour)
     slots: tuple[tuple[str, str], ...]
     wednesday_slots: int  # lessons on Wednesday morning
 

@@ -26,7 +26,7 @@ class Settings:
     queue_length: int = 32  # requests a worker holds waiting for a slot; beyond: 503 + Retry-After at once
     queue_timeout: float = 5.0  # seconds a request may wait in the queue before it is shed with a 503
     db_timeout: float = 5.0  # seconds a write waits for SQLite's lock before the request fails with a 503
-    session_idle: float = 3600.0  # ENT sessions expire after 1 hour idle (FACTS.md)
+    session_idle: float = 3600.0  # ENT sessions expire after 1 hour idle (docs/facts.md#timing-and-behaviour)
     room_capacity: int = 40  # people in one virtual class, waiting room included
     # ---- security ---------------------------------------------------------------------------------
     login_flow_ttl: float = 300.0  # an execution token (login form) is valid 5 minutes

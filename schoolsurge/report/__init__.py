@@ -1,6 +1,8 @@
-"""Reporting: a run directory's raw results -> charts -> one self-contained HTML file."""
+"""Reporting: a run directory's raw results -> verdicts and charts -> one self-contained HTML file."""
 
+from schoolsurge.errors import ReportError
 from schoolsurge.report.build import build_report, write_report
-from schoolsurge.report.data import ReportError, load_run
+from schoolsurge.report.data import RunData, load_run
+from schoolsurge.report.verdicts import Verdict, judge, judge_run
 
-__all__ = ["ReportError", "build_report", "load_run", "write_report"]
+__all__ = ["ReportError", "RunData", "Verdict", "build_report", "judge", "judge_run", "load_run", "write_report"]

@@ -9,9 +9,9 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from schoolsurge.report import charts
-from schoolsurge.report.data import AGGREGATED, RunData, load_run, number_or_none
-from schoolsurge.rundir import REPORT, atomic_file
-from schoolsurge.slo import judge
+from schoolsurge.report.data import RunData, load_run, number_or_none
+from schoolsurge.report.verdicts import judge_run
+from schoolsurge.rundir import AGGREGATED, REPORT, atomic_file
 
 SUMMARY_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "Requests/s"]
 CHARTS = (
@@ -95,7 +95,7 @@ def render_report(data: RunData) -> str:
         description=scenario.description if scenario else "",
         notes=data.notes,
         run_facts=_run_facts(data),
-        verdicts=judge(data.totals(), scenario.slo) if scenario else [],
+        verdicts=judge_run(data),
         charts=[
             {"title": title, "png": base64.b64encode(draw(data)).decode("ascii")}
             for title, draw in (CHARTS + SESSION_CHARTS if data.sessions is not None else CHARTS)

@@ -12,7 +12,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
-from schoolsurge.report.data import AGGREGATED, RunData  # noqa: E402
+from schoolsurge.report.data import RunData  # noqa: E402
+from schoolsurge.rundir import AGGREGATED  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
 

@@ -12,13 +12,24 @@ import pandas as pd
 from hdrh.histogram import HdrHistogram
 
 from schoolsurge.engine.ledger import merged, read_histograms
-from schoolsurge.rundir import FAILURES_CSV, HISTOGRAMS, HISTORY_CSV, MANIFEST, SESSIONS_CSV, STATS_CSV, TIMELINE
-from schoolsurge.scenario import Scenario, ScenarioError, load_scenario
-from schoolsurge.slo import LOGIN_PERCENTILES, RunTotals
-from schoolsurge.steps import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
+from schoolsurge.errors import ReportError, ScenarioError
+from schoolsurge.report.verdicts import LOGIN_PERCENTILES, RunTotals
+from schoolsurge.rundir import (
+    AGGREGATED,
+    BOT_STEP_PREFIX,
+    FAILURES_CSV,
+    HISTOGRAMS,
+    HISTORY_CSV,
+    LOGIN_FLOW_NAME,
+    LOGIN_FLOW_TYPE,
+    SCENARIO_COPY,
+    SESSIONS_CSV,
+    STATS_CSV,
+    TIMELINE,
+    read_manifest,
+)
+from schoolsurge.scenario import Scenario, load_scenario
 
-AGGREGATED = "Aggregated"
-BOT_PREFIX = "bot "  # request names of the attack incident's bots, kept out of people's figures
 PERCENTILE_COLUMNS = ("50%", "95%", "99%")
 STATS_COLUMNS = {"Type", "Name", "Request Count", "Failure Count", "Requests/s", *PERCENTILE_COLUMNS}
 HISTORY_COLUMNS = {
@@ -32,10 +43,6 @@ HISTORY_COLUMNS = {
     "Total Failure Count",
     *PERCENTILE_COLUMNS,
 }
-
-
-class ReportError(ValueError):
-    """A run directory that cannot be reported on; the message says what is wrong and what to do."""
 
 
 @dataclass
@@ -56,7 +63,7 @@ class RunData:
     def is_request_row(self, frame: pd.DataFrame) -> pd.Series:
         """Rows that count people's HTTP requests (not the login FLOW summary, the aggregate or bots)."""
         names = frame["Name"].astype(str)
-        return (frame["Type"] != LOGIN_FLOW_TYPE) & (names != AGGREGATED) & ~names.str.startswith(BOT_PREFIX)
+        return (frame["Type"] != LOGIN_FLOW_TYPE) & (names != AGGREGATED) & ~names.str.startswith(BOT_STEP_PREFIX)
 
     def is_login_row(self, frame: pd.DataFrame) -> pd.Series:
         return (frame["Type"] == LOGIN_FLOW_TYPE) & (frame["Name"] == LOGIN_FLOW_NAME)
@@ -169,15 +176,15 @@ def load_run(run_dir: Path) -> RunData:
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a run directory; pass one of the folders under reports/")
     notes: list[str] = []
-    manifest = _read_json(run_dir / MANIFEST)
+    manifest = read_manifest(run_dir)
     if not manifest:
-        notes.append(f"{MANIFEST} is missing or unreadable; run details are unknown")
+        notes.append("manifest.json is missing or unreadable; run details are unknown")
     stats = _read_csv(run_dir / STATS_CSV, STATS_COLUMNS, "request statistics")
     history = _read_csv(run_dir / HISTORY_CSV, HISTORY_COLUMNS, "statistics history")
     failures = _read_failures(run_dir / FAILURES_CSV, notes)
     scenario = None
     try:
-        scenario = load_scenario(run_dir / "scenario.yaml")
+        scenario = load_scenario(run_dir / SCENARIO_COPY)
     except ScenarioError as error:
         notes.append(f"scenario copy unusable ({error}); SLOs are not judged")
     data = RunData(run_dir, manifest, stats, history, failures, scenario, notes=notes)

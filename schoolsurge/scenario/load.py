@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from schoolsurge.errors import ScenarioError
 from schoolsurge.scenario.checks import problems
 from schoolsurge.scenario.schema import Scenario
 
@@ -19,10 +20,6 @@ UNION_TAGS = frozenset(
 
 # The library's largest scenario is a few KB; a cap keeps `plan /dev/zero` from reading without end.
 MAX_SCENARIO_BYTES = 1 << 20
-
-
-class ScenarioError(ValueError):
-    """A scenario file that cannot be used; the message is one line naming file, field and expectation."""
 
 
 def _field_path(location: tuple[int | str, ...]) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from schoolsurge.scenario.clock import CLOCK_PATTERN, clock_to_seconds
 
-Persona = Literal["student", "teacher", "parent", "bot"]
+Persona = Literal["student", "teacher", "parent"]
 Backoff = Literal["exponential-full-jitter", "impatient-reload"]
 
 # The pages each persona reads once logged in, as named in a group's behaviour mix (virtual classes are the
@@ -21,7 +21,6 @@ ACTIONS: dict[str, frozenset[str]] = {
     "student": frozenset({"dashboard", "homework", "timetable", "messages", "homework-submit"}),
     "teacher": frozenset({"dashboard", "homework", "timetable", "messages", "homework-post"}),
     "parent": frozenset({"dashboard", "homework", "timetable", "messages"}),
-    "bot": frozenset({"login"}),
 }
 # Who takes part in virtual classes: teachers open them, pupils join them.
 VIRTUAL_CLASS_PERSONAS = frozenset({"teacher", "student"})
@@ -191,8 +190,8 @@ class Group(Strict):
 
     name: Slug
     persona: Persona
-    population: int = Field(gt=0, description="people in France (FACTS.md)")
-    source: str = Field(min_length=1, description="the FACTS.md line the population comes from")
+    population: int = Field(gt=0, description="people in France (docs/facts.md#population)")
+    source: str = Field(min_length=1, description="the docs/facts.md line the population comes from")
     participation: float = Field(gt=0, le=1, description="share of the population that logs in within the window")
     login_time: LoginTime
     session: SessionLength

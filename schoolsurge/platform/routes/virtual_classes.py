@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Path
 
 from schoolsurge.platform import db
 from schoolsurge.platform.core import Account, Platform
-from schoolsurge.platform.routes.common import SessionCookie
+from schoolsurge.platform.routes.dependencies import CallerDep, PlatformDep
 from schoolsurge.platform.schemas import (
     MAX_ID,
     Heartbeat,
@@ -24,154 +24,166 @@ from schoolsurge.platform.schemas import (
     VirtualClass,
 )
 
-VcId = Annotated[int, Path(ge=0, le=MAX_ID)]
+VirtualClassId = Annotated[int, Path(ge=0, le=MAX_ID)]
+
+router = APIRouter(tags=["virtual classes"])
 
 
-def router(p: Platform) -> APIRouter:
-    api = APIRouter(tags=["virtual classes"])
-
-    def load(vc_id: int, account: Account) -> sqlite3.Row:
-        """The virtual class, if the account is its teacher or a pupil of its class; else 404, as if it did not
-        exist (it is none of their business)."""
-        vc = (
-            p.conn()
-            .execute("SELECT id, class_id, teacher_id, title, status FROM virtual_classes WHERE id = ?", (vc_id,))
-            .fetchone()
+def visible_virtual_class(platform: Platform, virtual_class_id: int, account: Account) -> sqlite3.Row:
+    """The virtual class, if the account is its teacher or a pupil of its class; else 404, as if it did not
+    exist (it is none of their business)."""
+    virtual_class = (
+        platform.connection()
+        .execute(
+            "SELECT id, class_id, teacher_id, title, status FROM virtual_classes WHERE id = ?", (virtual_class_id,)
         )
-        is_pupil = vc is not None and account.role == "student" and account.class_id == vc["class_id"]
-        if vc is None or (account.id != vc["teacher_id"] and not is_pupil):
-            raise HTTPException(404, "no such virtual class")
-        return vc
+        .fetchone()
+    )
+    is_pupil = virtual_class is not None and account.role == "student" and account.class_id == virtual_class["class_id"]
+    if virtual_class is None or (account.id != virtual_class["teacher_id"] and not is_pupil):
+        raise HTTPException(404, "no such virtual class")
+    return virtual_class
 
-    def owned(vc_id: int, account: Account) -> sqlite3.Row:
-        vc = load(vc_id, account)
-        if account.id != vc["teacher_id"]:
-            raise HTTPException(403, "only the teacher who created this virtual class may do this")
-        return vc
 
-    def as_model(vc: sqlite3.Row, status: str | None = None) -> VirtualClass:
-        return VirtualClass(
-            id=vc["id"],
-            class_id=vc["class_id"],
-            title=vc["title"],
-            status=status or vc["status"],
-            join_url=f"/api/virtual-classes/{vc['id']}/join",
+def owned_virtual_class(platform: Platform, virtual_class_id: int, account: Account) -> sqlite3.Row:
+    """The virtual class, if the account is the teacher who created it; 403 for its pupils, 404 for others."""
+    virtual_class = visible_virtual_class(platform, virtual_class_id, account)
+    if account.id != virtual_class["teacher_id"]:
+        raise HTTPException(403, "only the teacher who created this virtual class may do this")
+    return virtual_class
+
+
+def require_not_closed(virtual_class: sqlite3.Row) -> None:
+    if virtual_class["status"] == "closed":
+        raise HTTPException(409, "virtual class is closed")
+
+
+def as_model(virtual_class: sqlite3.Row, status: str | None = None) -> VirtualClass:
+    return VirtualClass(
+        id=virtual_class["id"],
+        class_id=virtual_class["class_id"],
+        title=virtual_class["title"],
+        status=status or virtual_class["status"],
+        join_url=f"/api/virtual-classes/{virtual_class['id']}/join",
+    )
+
+
+def headcount(connection: sqlite3.Connection, virtual_class_id: int) -> tuple[int, int]:
+    """(people in the class, people in its waiting room), those who left not counted."""
+    joined, waiting = connection.execute(
+        "SELECT COUNT(admitted_at), COUNT(*) - COUNT(admitted_at) FROM vc_participants"
+        " WHERE vc_id = ? AND left_at IS NULL",
+        (virtual_class_id,),
+    ).fetchone()
+    return joined, waiting
+
+
+@router.post("/api/virtual-classes", status_code=201, summary="Teachers: create a virtual class (waiting room)")
+def create(platform: PlatformDep, caller: CallerDep, body: NewVirtualClass) -> VirtualClass:
+    account = caller.account()
+    platform.require_teacher_of(account, body.class_id)
+    virtual_class = (
+        platform.connection()
+        .execute(
+            "INSERT INTO virtual_classes (class_id, teacher_id, title, status, created_at)"
+            " VALUES (?, ?, ?, 'scheduled', ?) RETURNING id, class_id, teacher_id, title, status",
+            (body.class_id, account.id, body.title, time.time()),
         )
+        .fetchone()
+    )
+    platform.metrics.vc_created.inc()
+    return as_model(virtual_class)
 
-    def counts(c: sqlite3.Connection, vc_id: int) -> tuple[int, int]:
-        joined, waiting = c.execute(
-            "SELECT COUNT(admitted_at), COUNT(*) - COUNT(admitted_at) FROM vc_participants"
-            " WHERE vc_id = ? AND left_at IS NULL",
-            (vc_id,),
+
+@router.post("/api/virtual-classes/{id}/open", summary="Teachers: open the class; the waiting room comes in")
+def open_class(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> VirtualClass:
+    virtual_class = owned_virtual_class(platform, id, caller.account())
+    require_not_closed(virtual_class)
+    connection, now = platform.connection(), time.time()
+    with db.transaction(connection):
+        connection.execute("UPDATE virtual_classes SET status = 'open', opened_at = ? WHERE id = ?", (now, id))
+        connection.execute(
+            "UPDATE vc_participants SET admitted_at = ? WHERE vc_id = ? AND left_at IS NULL AND admitted_at IS NULL",
+            (now, id),
+        )
+    return as_model(virtual_class, "open")
+
+
+@router.post("/api/virtual-classes/{id}/join", summary="Pupils: join (the waiting room until it opens)")
+def join(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> JoinStatus:
+    account = caller.account()
+    platform.require_role(account, "student", "only pupils of the class join it")
+    virtual_class = visible_virtual_class(platform, id, account)
+    require_not_closed(virtual_class)
+    connection, now = platform.connection(), time.time()
+    room_capacity = platform.settings.room_capacity
+    admitted_at = now if virtual_class["status"] == "open" else None
+    with db.transaction(connection):
+        present = connection.execute(
+            "SELECT 1 FROM vc_participants WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
+            (id, account.id),
         ).fetchone()
-        return joined, waiting
+        joined, waiting = headcount(connection, id)
+        if present is None and joined + waiting + 1 >= room_capacity:  # + 1: the teacher
+            raise HTTPException(409, f"virtual class is full ({room_capacity} people)")
+        connection.execute(
+            "INSERT INTO vc_participants (vc_id, account_id, joined_at, admitted_at, last_seen)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (vc_id, account_id) DO UPDATE SET left_at = NULL,"
+            " admitted_at = COALESCE(vc_participants.admitted_at, excluded.admitted_at),"
+            " last_seen = excluded.last_seen",
+            (id, account.id, now, admitted_at, now),
+        )
+        joined, waiting = headcount(connection, id)
+    platform.metrics.vc_joins.inc()
+    return JoinStatus(status="joined" if admitted_at else "waiting", participants=joined, waiting=waiting)
 
-    @api.post("/api/virtual-classes", status_code=201, summary="Teachers: create a virtual class (waiting room)")
-    def create(body: NewVirtualClass, ent_session: SessionCookie = None) -> VirtualClass:
-        account = p.account(ent_session)
-        p.require_teacher_of(account, body.class_id)
-        vc = (
-            p.conn()
+
+@router.post("/api/virtual-classes/{id}/heartbeat", summary="Still here (teacher, or a pupil who joined)")
+def heartbeat(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> Heartbeat:
+    account = caller.account()
+    virtual_class = visible_virtual_class(platform, id, account)
+    require_not_closed(virtual_class)
+    if account.id != virtual_class["teacher_id"]:
+        updated = (
+            platform.connection()
             .execute(
-                "INSERT INTO virtual_classes (class_id, teacher_id, title, status, created_at)"
-                " VALUES (?, ?, ?, 'scheduled', ?) RETURNING id, class_id, teacher_id, title, status",
-                (body.class_id, account.id, body.title, time.time()),
+                "UPDATE vc_participants SET last_seen = ? WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
+                (time.time(), id, account.id),
             )
-            .fetchone()
+            .rowcount
         )
-        p.metrics.vc_created.inc()
-        return as_model(vc)
+        if not updated:
+            raise HTTPException(403, "join the virtual class first")
+    return Heartbeat(status="ok", virtual_class=virtual_class["status"])
 
-    @api.post("/api/virtual-classes/{id}/open", summary="Teachers: open the class; the waiting room comes in")
-    def open_class(id: VcId, ent_session: SessionCookie = None) -> VirtualClass:
-        vc = owned(id, p.account(ent_session))
-        if vc["status"] == "closed":
-            raise HTTPException(409, "virtual class is closed")
-        c, now = p.conn(), time.time()
-        with db.transaction(c):
-            c.execute("UPDATE virtual_classes SET status = 'open', opened_at = ? WHERE id = ?", (now, id))
-            c.execute(
-                "UPDATE vc_participants SET admitted_at = ?"
-                " WHERE vc_id = ? AND left_at IS NULL AND admitted_at IS NULL",
-                (now, id),
-            )
-        return as_model(vc, "open")
 
-    @api.post("/api/virtual-classes/{id}/join", summary="Pupils: join (the waiting room until it opens)")
-    def join(id: VcId, ent_session: SessionCookie = None) -> JoinStatus:
-        account = p.account(ent_session)
-        p.require_role(account, "student", "only pupils of the class join it")
-        vc = load(id, account)
-        if vc["status"] == "closed":
-            raise HTTPException(409, "virtual class is closed")
-        c, now = p.conn(), time.time()
-        admitted = now if vc["status"] == "open" else None
-        with db.transaction(c):
-            present = c.execute(
-                "SELECT 1 FROM vc_participants WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
-                (id, account.id),
-            ).fetchone()
-            joined, waiting = counts(c, id)
-            if present is None and joined + waiting + 1 >= p.settings.room_capacity:  # + 1: the teacher
-                raise HTTPException(409, f"virtual class is full ({p.settings.room_capacity} people)")
-            c.execute(
-                "INSERT INTO vc_participants (vc_id, account_id, joined_at, admitted_at, last_seen)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (vc_id, account_id) DO UPDATE SET left_at = NULL,"
-                " admitted_at = COALESCE(vc_participants.admitted_at, excluded.admitted_at),"
-                " last_seen = excluded.last_seen",
-                (id, account.id, now, admitted, now),
-            )
-            joined, waiting = counts(c, id)
-        p.metrics.vc_joins.inc()
-        return JoinStatus(status="joined" if admitted else "waiting", participants=joined, waiting=waiting)
+@router.get("/api/virtual-classes/{id}/participants", summary="Teachers: who is in the class or waiting")
+def participants(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> Participants:
+    virtual_class = owned_virtual_class(platform, id, caller.account())
+    rows = platform.connection().execute(
+        "SELECT a.idx, a.display_name, vp.admitted_at, vp.left_at FROM vc_participants vp"
+        " JOIN accounts a ON a.id = vp.account_id WHERE vp.vc_id = ? ORDER BY a.idx",
+        (id,),
+    )
+    people = [
+        Participant(id=pupil, name=name, state="left" if left_at else "in_class" if admitted_at else "waiting")
+        for pupil, name, admitted_at, left_at in rows
+    ]
+    return Participants(virtual_class_id=id, status=virtual_class["status"], participants=people)
 
-    @api.post("/api/virtual-classes/{id}/heartbeat", summary="Still here (teacher, or a pupil who joined)")
-    def heartbeat(id: VcId, ent_session: SessionCookie = None) -> Heartbeat:
-        account = p.account(ent_session)
-        vc = load(id, account)
-        if vc["status"] == "closed":
-            raise HTTPException(409, "virtual class is closed")
-        if account.id != vc["teacher_id"]:
-            updated = (
-                p.conn()
-                .execute(
-                    "UPDATE vc_participants SET last_seen = ? WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
-                    (time.time(), id, account.id),
-                )
-                .rowcount
-            )
-            if not updated:
-                raise HTTPException(403, "join the virtual class first")
-        return Heartbeat(status="ok", virtual_class=vc["status"])
 
-    @api.get("/api/virtual-classes/{id}/participants", summary="Teachers: who is in the class or waiting")
-    def participants(id: VcId, ent_session: SessionCookie = None) -> Participants:
-        vc = owned(id, p.account(ent_session))
-        rows = p.conn().execute(
-            "SELECT a.idx, a.display_name, vp.admitted_at, vp.left_at FROM vc_participants vp"
-            " JOIN accounts a ON a.id = vp.account_id WHERE vp.vc_id = ? ORDER BY a.idx",
-            (id,),
+@router.post("/api/virtual-classes/{id}/leave", summary="Leave; the teacher leaving closes the class")
+def leave(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> Status:
+    account = caller.account()
+    virtual_class = visible_virtual_class(platform, id, account)
+    connection, now = platform.connection(), time.time()
+    if account.id == virtual_class["teacher_id"]:
+        with db.transaction(connection):
+            connection.execute("UPDATE virtual_classes SET status = 'closed' WHERE id = ?", (id,))
+            connection.execute("UPDATE vc_participants SET left_at = ? WHERE vc_id = ? AND left_at IS NULL", (now, id))
+    else:
+        connection.execute(
+            "UPDATE vc_participants SET left_at = ? WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
+            (now, id, account.id),
         )
-        people = [
-            Participant(id=idx, name=name, state="left" if left else "in_class" if admitted else "waiting")
-            for idx, name, admitted, left in rows
-        ]
-        return Participants(virtual_class_id=id, status=vc["status"], participants=people)
-
-    @api.post("/api/virtual-classes/{id}/leave", summary="Leave; the teacher leaving closes the class")
-    def leave(id: VcId, ent_session: SessionCookie = None) -> Status:
-        account = p.account(ent_session)
-        vc = load(id, account)
-        c, now = p.conn(), time.time()
-        if account.id == vc["teacher_id"]:
-            with db.transaction(c):
-                c.execute("UPDATE virtual_classes SET status = 'closed' WHERE id = ?", (id,))
-                c.execute("UPDATE vc_participants SET left_at = ? WHERE vc_id = ? AND left_at IS NULL", (now, id))
-        else:
-            c.execute(
-                "UPDATE vc_participants SET left_at = ? WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
-                (now, id, account.id),
-            )
-        return Status(status="left")
-
-    return api
+    return Status(status="left")

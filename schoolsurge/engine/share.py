@@ -1,4 +1,8 @@
-"""One Locust process's share of the surge: its arrivals, its ledger and what its agents are doing."""
+"""One Locust process's share of a test: its part of the schedule, its ledger, what its agents are doing.
+
+A new share is made at every test start (the web UI can start a test again); the installed Engine keeps the
+current one.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.queue import ArrivalQueue
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import Arrival, build_schedule, split_schedule
+from schoolsurge.parameters import RunParameters
+from schoolsurge.rundir import Gauge
 
 
 @dataclass
@@ -28,39 +34,38 @@ class FleetStatus:
         self.loaded = self.loaded or other.loaded
 
 
-class Engine:
-    def __init__(
-        self,
-        replay: Replay,
-        seed: int,
-        late_after_s: float = 1.0,
-        drop_after_s: float = 60.0,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
+class ProcessShare:
+    def __init__(self, replay: Replay, parameters: RunParameters, clock: Callable[[], float] = time.time) -> None:
         self.replay = replay
-        self.seed = seed
+        self.parameters = parameters
         self.clock = clock
         self.ledger = Ledger()
-        self.queue = ArrivalQueue(self.ledger, late_after_s, drop_after_s, clock)
+        self.queue = ArrivalQueue(self.ledger, parameters.late_after_s, parameters.drop_after_s, clock)
         self.active_sessions = 0
         self.in_virtual_class = 0
         self._schedule: list[Arrival] | None = None
         self.parts, self.part_index = 1, 0
+        self.start_unix: float | None = None
 
     @property
     def schedule(self) -> list[Arrival]:
         """The whole run's arrivals (every process computes the same list from the seed)."""
         if self._schedule is None:
             replay = self.replay
-            self._schedule = build_schedule(replay.scenario, replay.scale, replay.speed, self.seed)
+            self._schedule = build_schedule(replay.scenario, replay.scale, replay.speed, self.parameters.seed)
         return self._schedule
 
     def assign(self, parts: int, index: int, start_unix: float) -> int:
         """Take part `index` of `parts` of the schedule, with run second 0 at start_unix; returns its size."""
-        self.parts, self.part_index = parts, index
+        self.parts, self.part_index, self.start_unix = parts, index, start_unix
         part = split_schedule(self.schedule, parts, index)
         self.queue.load(part, start_unix)
         return len(part)
+
+    def keep_clock(self, start_unix: float) -> None:
+        """The master runs no agents but keeps the run's clock."""
+        self.start_unix = start_unix
+        self.queue.load((), start_unix)
 
     def status(self) -> FleetStatus:
         return FleetStatus(
@@ -75,7 +80,7 @@ class Engine:
         if not self.queue.loaded:
             return
         second = self.queue.run_seconds()
-        self.ledger.sample(second, "active_sessions", self.active_sessions)
-        self.ledger.sample(second, "in_virtual_class", self.in_virtual_class)
-        self.ledger.sample(second, "waiting_for_agent", self.queue.waiting())
-        self.ledger.sample(second, "pool_size", pool_size)
+        self.ledger.sample(second, Gauge.ACTIVE_SESSIONS, self.active_sessions)
+        self.ledger.sample(second, Gauge.IN_VIRTUAL_CLASS, self.in_virtual_class)
+        self.ledger.sample(second, Gauge.WAITING_FOR_AGENT, self.queue.waiting())
+        self.ledger.sample(second, Gauge.POOL_SIZE, pool_size)

@@ -3,10 +3,10 @@
 The reference platform seeds its database from this roster and the personas log in with the same
 usernames and passwords, so no account file is needed for the embedded target. Pure functions, no I/O.
 
-Pupils are split over the school levels in the national proportions of FACTS.md; each level's pupils have
-contiguous indices (maternelle first, lycée professionnel last), and so do its classes. A primary class has
-one teacher; a secondary class has several, each teaching several classes. One parent account covers all the
-siblings of a family (FACTS.md, ÉduConnect).
+Pupils are split over the school levels in the national proportions of docs/facts.md#population; each
+level's pupils have contiguous indices (maternelle first, lycée professionnel last), and so do its classes.
+A primary class has one teacher; a secondary class has several, each teaching several classes. One parent
+account covers all the siblings of a family (docs/facts.md#timing-and-behaviour, ÉduConnect).
 """
 
 from __future__ import annotations
@@ -19,15 +19,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
-# FACTS.md, Population (school year 2020-21): pupils per level in France.
+# docs/facts.md#population (school year 2020-21): pupils per level in France.
 LEVELS = ("maternelle", "elementaire", "college", "lycee_gt", "lycee_pro")
-LEVEL_LABELS = {
-    "maternelle": "maternelle",
-    "elementaire": "élémentaire",
-    "college": "collège",
-    "lycee_gt": "lycée général et technologique",
-    "lycee_pro": "lycée professionnel",
-}
 NATIONAL_PUPILS = {
     "maternelle": 2_397_000,
     "elementaire": 4_167_000,
@@ -37,16 +30,15 @@ NATIONAL_PUPILS = {
 }
 PRIMARY_LEVELS = ("maternelle", "elementaire")
 SECONDARY_LEVELS = ("college", "lycee_gt", "lycee_pro")
-# Average pupils per class, rounded DEPP figures (assumption: not in FACTS.md yet).
+# Average pupils per class, rounded DEPP figures (an estimate: docs/facts.md#assumptions-of-this-project).
 CLASS_SIZE = {"maternelle": 24, "elementaire": 22, "college": 25, "lycee_gt": 30, "lycee_pro": 19}
-# FACTS.md: 869,300 teachers for 12.7M pupils.
+# docs/facts.md#population: 869,300 teachers for 12.7M pupils.
 TEACHERS_PER_PUPIL = 869_300 / 12_700_000
 # A secondary teacher teaches several classes; a primary teacher has one class of their own.
 SECONDARY_CLASSES_PER_TEACHER = 4
-# FACTS.md: 8.0M families with a minor child for 12.7M pupils, about 1.59 pupils per family (estimate);
+# docs/facts.md#population: 8.0M families with a minor child for 12.7M pupils, about 1.59 pupils per family (estimate);
 # these weights of one, two and three children give that mean.
 CHILDREN_WEIGHTS = {1: 0.52, 2: 0.37, 3: 0.11}
-MAX_CHILDREN_PER_PARENT = max(CHILDREN_WEIGHTS)
 
 ROLES = ("student", "teacher", "parent")
 

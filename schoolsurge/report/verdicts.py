@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from schoolsurge.scenario import Slo
+
+if TYPE_CHECKING:
+    from schoolsurge.report.data import RunData
 
 LOGIN_PERCENTILES = (50, 95, 99)
 
@@ -31,6 +35,10 @@ class Verdict:
     threshold: str
     measured: str
     met: bool
+
+    def line(self) -> str:
+        """As printed at the end of a run: `login p95 (08:00-10:00): 67 ms (...) (objective <= 2000 ms) -> met`."""
+        return f"{self.objective}: {self.measured} (objective {self.threshold}) -> {'met' if self.met else 'BREACHED'}"
 
 
 def _threshold(slo: Slo, percentile: int) -> float | None:
@@ -62,3 +70,8 @@ def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
         )
     )
     return verdicts
+
+
+def judge_run(data: RunData) -> list[Verdict]:
+    """The verdicts of a loaded run, none when its scenario is unknown."""
+    return judge(data.totals(), data.scenario.slo) if data.scenario is not None else []

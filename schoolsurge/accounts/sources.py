@@ -4,18 +4,17 @@ read from a CSV file of test accounts (any other platform)."""
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from schoolsurge.accounts import SECONDARY_LEVELS, Roster
+from schoolsurge.accounts.roster import SECONDARY_LEVELS, Roster
+from schoolsurge.errors import AccountsError
 
+log = logging.getLogger(__name__)
 CSV_COLUMNS = ("role", "username", "password")
-CSV_ROLES = ("student", "teacher", "parent", "bot")
-
-
-class AccountsError(ValueError):
-    """An accounts file that cannot be used; one line naming the file and what to fix."""
+CSV_ROLES = ("student", "teacher", "parent")
 
 
 class AccountSource(Protocol):
@@ -25,8 +24,8 @@ class AccountSource(Protocol):
 
 class SeededAccounts:
     """Accounts of the embedded platform, derived from (seed, pupils) like its database. Pupils who log in
-    themselves are secondary pupils (FACTS.md: primary pupils log in through their parents), so secondary
-    teachers come first too: they open the virtual classes those pupils join."""
+    themselves are secondary pupils (docs/facts.md#timing-and-behaviour: primary pupils log in through their
+    parents), so secondary teachers come first too: they open the virtual classes those pupils join."""
 
     def __init__(self, roster: Roster) -> None:
         self.roster = roster
@@ -90,3 +89,19 @@ class CsvAccounts:
     def credentials(self, role: str, index: int) -> tuple[str, str]:
         accounts = self.by_role[role]  # require_roles() has checked every role the scenario uses
         return accounts[index % len(accounts)]
+
+
+def accounts_for(accounts_file: Path | None, seed: int, pupils: int, roles: Iterable[str]) -> AccountSource:
+    """The run's accounts: a CSV file checked for every role the scenario needs, else the seeded roster."""
+    if accounts_file is None:
+        return SeededAccounts(Roster(seed, pupils))
+    accounts = CsvAccounts(accounts_file)
+    accounts.require_roles(roles)
+    if accounts.duplicates:
+        log.warning(
+            "%s: %d username(s) listed more than once (first: %s); those people share an account",
+            accounts_file,
+            len(accounts.duplicates),
+            accounts.duplicates[0],
+        )
+    return accounts

@@ -1,0 +1,155 @@
+"""The run directory, written by the process that keeps the results (a single process, or the master).
+
+However the run was started (`schoolsurge run`, `make`, plain `locust -f`, a master with workers), this
+leaves a complete run directory: manifest, scenario copy, timeline, Locust's CSV files with full history,
+sessions.csv and the histograms, and at exit the report. When `schoolsurge run` started Locust it has already
+created the directory and its manifest; this adds what Locust knows and leaves the verdicts to it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import gevent
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
+
+from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
+from schoolsurge.errors import ReportError
+from schoolsurge.rundir import (
+    FAILURES_CSV,
+    HISTOGRAMS,
+    LOCUST_PREFIX,
+    MANIFEST,
+    SESSIONS_CSV,
+    STATS_CSV,
+    TIMELINE,
+    RunStatus,
+    atomic_file,
+    finish_manifest,
+    start_manifest,
+    update_manifest,
+    write_json,
+)
+from schoolsurge.scenario import seconds_to_clock
+
+if TYPE_CHECKING:
+    from schoolsurge.engine.core import Engine
+
+FLUSH_EVERY_S = 5.0
+log = logging.getLogger(__name__)
+
+
+class RunDirectoryWriter:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        context = engine.context
+        assert context.run_dir is not None
+        self.run_dir = context.run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        # A directory without a manifest is ours to complete (plain locust); one with it belongs to a runner.
+        self.owned = not (self.run_dir / MANIFEST).exists()
+        fields = {
+            "scenario": context.scenario.name,
+            "scale": context.replay.scale,
+            "speed": context.replay.speed,
+            "seed": context.seed,
+            "client": f"{context.client_class.__module__}:{context.client_class.__qualname__}",
+            "role": type(engine.role).__name__.removesuffix("Role").lower(),
+        }
+        if self.owned:
+            start_manifest(
+                self.run_dir,
+                context.scenario_path or self.run_dir / "scenario.yaml",
+                target=engine.environment.host or "",
+                embedded=False,
+                **fields,
+            )
+        else:
+            update_manifest(self.run_dir, **fields)
+        self.own_csv = self._start_locust_csv()
+
+    def _start_locust_csv(self) -> tuple[StatsCSVFileWriter, gevent.Greenlet] | None:
+        """Locust writes its CSV files only when given --csv; otherwise (plain locust -f) we write them."""
+        options = self.engine.environment.parsed_options
+        prefix = getattr(options, "csv_prefix", None)
+        if prefix and str(prefix) == str(self.run_dir / LOCUST_PREFIX):
+            return None
+        writer = StatsCSVFileWriter(
+            self.engine.environment, PERCENTILES_TO_REPORT, str(self.run_dir / LOCUST_PREFIX), full_history=True
+        )
+        return writer, self.engine.spawn(writer.stats_writer)
+
+    def test_started(self, start_unix: float) -> None:
+        scenario = self.engine.context.scenario
+        replay = self.engine.context.replay
+        write_json(
+            self.run_dir / TIMELINE,
+            {
+                "test_start_unix": start_unix,
+                "window_start": scenario.window.start,
+                "window_end": scenario.window.end,
+                "scale": replay.scale,
+                "speed": replay.speed,
+                "people_scheduled": replay.people,
+            },
+        )
+
+    def clock_label(self, second: int) -> str:
+        clock = self.engine.context.replay.clock_at(second)
+        return f"{seconds_to_clock(clock)}:{int(clock) % 60:02d}"
+
+    def write_sessions(self) -> None:
+        ledger = self.engine.ledger()
+        if not ledger.seconds:
+            return
+        try:
+            write_sessions_csv(ledger, self.run_dir / SESSIONS_CSV, self.clock_label)
+            write_histograms(ledger, self.run_dir / HISTOGRAMS)
+        except OSError as error:
+            log.error("cannot write session metrics in %s: %s", self.run_dir, error)
+
+    def flush_forever(self) -> None:
+        while True:
+            gevent.sleep(FLUSH_EVERY_S)
+            self.write_sessions()
+
+    def finish(self) -> None:
+        """At exit: the last metrics, Locust's final statistics, how the run ended, and the report."""
+        self.write_sessions()
+        self._final_locust_csv()
+        status = RunStatus.COMPLETED if self.engine.completed else RunStatus.INTERRUPTED
+        finish_manifest(self.run_dir, status, results_written_unix=time.time())
+        self._report()
+
+    def _final_locust_csv(self) -> None:
+        if self.own_csv is None:
+            return
+        writer, greenlet = self.own_csv
+        greenlet.kill(block=True)  # before its files close under it
+        with contextlib.suppress(OSError):
+            writer.close_files()
+        tables = StatsCSV(self.engine.environment, PERCENTILES_TO_REPORT)
+        try:
+            for name, write_rows in ((STATS_CSV, tables.requests_csv), (FAILURES_CSV, tables.failures_csv)):
+                with atomic_file(self.run_dir / name) as handle:
+                    write_rows(csv.writer(handle))
+        except OSError as error:
+            log.error("cannot write Locust's statistics in %s: %s", self.run_dir, error)
+
+    def _report(self) -> None:
+        from schoolsurge.report import judge_run, load_run, write_report  # heavy: pandas and matplotlib
+
+        try:
+            data = load_run(self.run_dir)
+            report = write_report(data)
+        except ReportError as error:
+            log.error("no report: %s", error)
+            return
+        if self.owned:  # schoolsurge run prints the verdicts itself
+            for verdict in judge_run(data):
+                print(f"SLO {verdict.line()}", flush=True)
+            print(f"Report: {report}", flush=True)

@@ -1,0 +1,141 @@
+"""A run's parameters, resolved once from the scenario and the options: scale, speed, seed, lateness limits.
+
+`resolve_parameters` is the one place where an option left unset falls back to the scenario's value or to the
+defaults below; the runner, `plan`, the locustfile and the capacity sweep all call it. The argparse types at
+the end check an option as it is parsed, so a bad value is refused (one line, exit 2) before anything starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from schoolsurge.errors import ParameterError
+from schoolsurge.scenario import Scenario
+
+LATE_AFTER_S = 1.0  # an arrival that starts more than this after its intended time is counted late
+DROP_AFTER_S = 60.0  # one that would start more than this late is dropped (counted, never started)
+
+
+@dataclass(frozen=True)
+class RunParameters:
+    """How a scenario is replayed: `scale` of its people, its clock sped up `speed` times."""
+
+    scale: float
+    speed: float
+    seed: int
+    late_after_s: float = LATE_AFTER_S
+    drop_after_s: float = DROP_AFTER_S
+
+    @property
+    def load_fraction(self) -> float:
+        """Share of the national request rate the run offers (fewer people, each faster)."""
+        return self.scale * self.speed
+
+
+def resolve_parameters(
+    scenario: Scenario,
+    scale: float | None = None,
+    speed: float | None = None,
+    seed: int | None = None,
+    late_after_s: float | None = None,
+    drop_after_s: float | None = None,
+) -> RunParameters:
+    """The run's parameters: each given value, else the scenario's (scale, speed, seed), else the default.
+    Raises ParameterError naming the first value out of range."""
+    parameters = RunParameters(
+        scale=scenario.run.scale if scale is None else scale,
+        speed=scenario.run.speed if speed is None else speed,
+        seed=scenario.run.seed if seed is None else seed,
+        late_after_s=LATE_AFTER_S if late_after_s is None else late_after_s,
+        drop_after_s=DROP_AFTER_S if drop_after_s is None else drop_after_s,
+    )
+    check_parameters(parameters)
+    return parameters
+
+
+def parameters_from_options(scenario: Scenario, options: Any) -> RunParameters:
+    """resolve_parameters from parsed options (CLI or Locust) that may lack some of the fields."""
+    return resolve_parameters(
+        scenario,
+        scale=getattr(options, "scale", None),
+        speed=getattr(options, "speed", None),
+        seed=getattr(options, "seed", None),
+        late_after_s=getattr(options, "late_after", None),
+        drop_after_s=getattr(options, "drop_after", None),
+    )
+
+
+def check_parameters(parameters: RunParameters) -> None:
+    if not 0 < parameters.scale <= 1:  # NaN fails this comparison too
+        raise ParameterError(f"scale must be in (0, 1] (a fraction of the people), got {parameters.scale}")
+    if not 0 < parameters.speed < math.inf:
+        raise ParameterError(f"speed must be a finite number above 0, got {parameters.speed}")
+    if parameters.seed < 0:
+        raise ParameterError(f"seed must be 0 or more, got {parameters.seed}")
+    for name in ("late_after_s", "drop_after_s"):
+        value = getattr(parameters, name)
+        if not 0 <= value < math.inf:
+            raise ParameterError(f"{name} must be a finite number of seconds, 0 or more, got {value}")
+
+
+# ---- argparse types --------------------------------------------------------------------------------------
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+
+
+def scale_fraction(text: str) -> float:
+    """--scale: the fraction of people simulated, in (0, 1]."""
+    value = _number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1] (a fraction of the people), got {text}")
+    return value
+
+
+def speed_factor(text: str) -> float:
+    """--speed: time compression, scenario seconds per run second, above 0."""
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be above 0 (scenario seconds per run second), got {text}")
+    return value
+
+
+def seconds_at_least_zero(text: str) -> float:
+    """A duration in seconds, 0 or more (e.g. --late-after 0 counts every delay as late)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text}")
+    return value
+
+
+def seed_number(text: str) -> int:
+    """--seed: a whole number, 0 or more."""
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def process_count(text: str) -> int:
+    """--processes: Locust worker processes, 1 or more."""
+    value = _whole(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
+    return value

@@ -1,0 +1,203 @@
+"""The CAS server's state and rules: login forms (one-time execution tokens), service tickets and their
+validation (Apereo CAS Protocol 3.0), and the throttle on wrong passwords. All of it lives in SQLite, shared by
+the worker processes. The endpoints are in routes/cas.py and routes/ent_auth.py, the answers' formats in
+cas_responses.py.
+
+Service tickets are issued only to registered services (services.py), are single-use whatever the outcome of
+their validation (CAS 3.0 section 3.1.1) and expire after `ticket_ttl`. Repeated wrong passwords from one
+address lock that address out of that account for a while (429).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+
+from fastapi import HTTPException
+
+from schoolsurge.platform import db
+from schoolsurge.platform.core import Account, Platform
+from schoolsurge.platform.security import SERVICE_TICKET_PREFIX, normalize_service, service_ticket, token
+
+# What a ticket may look like to be quoted back in a failure message (CAS 3.0 section 3.7: letters, digits and
+# hyphens). Anything else is not echoed: it could break the XML, and it is the caller's input anyway.
+QUOTABLE_TICKET = re.compile(r"[A-Za-z0-9-]{1,256}")
+
+
+class Failure(StrEnum):
+    """Validation failure codes (CAS 3.0 section 2.5.3)."""
+
+    INVALID_REQUEST = "INVALID_REQUEST"  # service or ticket missing, or a `format` this server does not speak
+    INVALID_TICKET_SPEC = "INVALID_TICKET_SPEC"  # not a service ticket (e.g. a proxy ticket)
+    UNAUTHORIZED_SERVICE_PROXY = "UNAUTHORIZED_SERVICE_PROXY"  # a pgtUrl: no service may proxy here
+    INVALID_TICKET = "INVALID_TICKET"  # unknown, already used or expired
+    INVALID_SERVICE = "INVALID_SERVICE"  # issued for another service, or the service is not registered
+    INTERNAL_ERROR = "INTERNAL_ERROR"  # the ticket store could not answer (database busy)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of a ticket validation: the account on success, else a failure code and why."""
+
+    account: Account | None = None
+    authenticated_at: float = 0.0  # when the credentials were checked (the ticket was issued)
+    failure: Failure | None = None
+    message: str = ""
+
+    @classmethod
+    def failed(cls, failure: Failure, message: str) -> Validation:
+        return cls(failure=failure, message=message)
+
+
+@dataclass(frozen=True)
+class RedeemedTicket:
+    account_id: int
+    service: str  # the registered spelling it was issued for
+    issued_at: float
+
+
+# ---- login forms ----------------------------------------------------------------------------------------
+
+
+def start_login_flow(platform: Platform) -> str:
+    """A new login form's one-time execution token. Now and then also purges expired rows."""
+    execution, now = token(), time.time()
+    if random.random() < platform.settings.purge_probability:
+        purge_expired(platform, now)
+    platform.connection().execute("INSERT INTO login_flows (token, created_at) VALUES (?, ?)", (execution, now))
+    return execution
+
+
+def finish_login_flow(platform: Platform, execution: str, now: float) -> bool:
+    """Use up an execution token: True once for a token this server issued less than `login_flow_ttl` ago."""
+    # fetchall() finishes the statement so the delete commits now: a form can be submitted only once.
+    flow = (
+        platform.connection()
+        .execute("DELETE FROM login_flows WHERE token = ? RETURNING created_at", (execution,))
+        .fetchall()
+    )
+    return bool(flow) and now - flow[0][0] <= platform.settings.login_flow_ttl
+
+
+def purge_expired(platform: Platform, now: float) -> None:
+    settings, connection = platform.settings, platform.connection()
+    connection.execute("DELETE FROM login_flows WHERE created_at < ?", (now - settings.login_flow_ttl,))
+    connection.execute("DELETE FROM tickets WHERE created_at < ?", (now - settings.ticket_ttl,))
+    connection.execute("DELETE FROM sessions WHERE last_seen < ?", (now - settings.session_idle,))
+    connection.execute("DELETE FROM login_failures WHERE at < ?", (now - settings.throttle_window,))
+
+
+# ---- wrong passwords ------------------------------------------------------------------------------------
+
+
+def check_throttle(platform: Platform, address: str, username: str, now: float) -> int:
+    """Failed logins of this account from this address in the window; 429 once they reach the limit."""
+    settings = platform.settings
+    count, oldest = (
+        platform.connection()
+        .execute(
+            "SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = ? AND address = ? AND at > ?",
+            (username, address, now - settings.throttle_window),
+        )
+        .fetchone()
+    )
+    if count >= settings.throttle_failures:
+        platform.metrics.logins.labels("throttled").inc()
+        wait = max(1, math.ceil(oldest + settings.throttle_window - now))
+        raise HTTPException(
+            429, f"too many failed logins for this account; retry in {wait} s", headers={"Retry-After": str(wait)}
+        )
+    return count
+
+
+def record_failure(platform: Platform, address: str, username: str, now: float) -> None:
+    platform.connection().execute(
+        "INSERT INTO login_failures (address, username, at) VALUES (?, ?, ?)", (address, username, now)
+    )
+    platform.metrics.logins.labels("failure").inc()
+
+
+def clear_failures(platform: Platform, address: str, username: str) -> None:
+    platform.connection().execute("DELETE FROM login_failures WHERE username = ? AND address = ?", (username, address))
+
+
+# ---- service tickets ------------------------------------------------------------------------------------
+
+
+def issue_service_ticket(platform: Platform, account_id: int, registered_service: str, now: float) -> str:
+    ticket = service_ticket()
+    platform.connection().execute(
+        "INSERT INTO tickets (ticket, account_id, service, created_at) VALUES (?, ?, ?, ?)",
+        (ticket, account_id, registered_service, now),
+    )
+    return ticket
+
+
+def consume_ticket(platform: Platform, ticket: str) -> RedeemedTicket | None:
+    """Redeem a service ticket once: what it was issued for, or None if unknown, already used or expired."""
+    # fetchall() finishes the statement so the delete commits now: a ticket can be redeemed only once.
+    rows = (
+        platform.connection()
+        .execute("DELETE FROM tickets WHERE ticket = ? RETURNING account_id, service, created_at", (ticket,))
+        .fetchall()
+    )
+    if not rows or time.time() - rows[0][2] > platform.settings.ticket_ttl:
+        return None
+    return RedeemedTicket(*rows[0])
+
+
+def validate_service_ticket(platform: Platform, ticket: str, service: str, proxy_callback: str = "") -> Validation:
+    """CAS validation (/validate, /serviceValidate, /p3/serviceValidate): the ticket is used up whatever the
+    outcome, once the request names both a service and a service ticket. Succeeds only for a ticket issued for
+    this (registered) service. A database too busy to answer is INTERNAL_ERROR, and leaves the ticket unused."""
+    if not ticket or not service:
+        return Validation.failed(Failure.INVALID_REQUEST, "service and ticket are required")
+    if not ticket.startswith(SERVICE_TICKET_PREFIX):
+        return Validation.failed(
+            Failure.INVALID_TICKET_SPEC,
+            "not a service ticket (ST-...): this server issues no proxy tickets, and validates service tickets only",
+        )
+    try:
+        return _redeem_for(platform, ticket, service, proxy_callback)
+    except sqlite3.OperationalError as error:
+        if not db.is_busy(error):
+            raise
+        return Validation.failed(Failure.INTERNAL_ERROR, "the ticket store is busy; retry later")
+
+
+def _redeem_for(platform: Platform, ticket: str, service: str, proxy_callback: str) -> Validation:
+    redeemed = consume_ticket(platform, ticket)
+    if not platform.services.is_registered(service):
+        return Validation.failed(Failure.INVALID_SERVICE, "service not registered with this CAS server")
+    if redeemed is None:
+        quoted = f"ticket {ticket}" if QUOTABLE_TICKET.fullmatch(ticket) else "ticket"
+        return Validation.failed(Failure.INVALID_TICKET, f"{quoted} not recognized")
+    if redeemed.service != normalize_service(service):
+        return Validation.failed(Failure.INVALID_SERVICE, "ticket not issued for this service")
+    account = platform.account_by_id(redeemed.account_id)
+    if account is None:
+        return Validation.failed(Failure.INTERNAL_ERROR, "the ticket's account no longer exists")
+    if proxy_callback:
+        # CAS 3.0 section 2.5.4: no proxy-granting ticket can be issued, so the validation fails.
+        return Validation.failed(
+            Failure.UNAUTHORIZED_SERVICE_PROXY,
+            "this CAS server issues no proxy-granting tickets: validate without pgtUrl",
+        )
+    return Validation(account=account, authenticated_at=redeemed.issued_at)
+
+
+def redeem_at_ent(platform: Platform, ticket: str) -> tuple[Account | None, Failure | None]:
+    """Consume a ticket at the ENT's callback: (account, None) if it was issued for one of the ENT's own
+    callback URLs, else (None, failure code)."""
+    redeemed = consume_ticket(platform, ticket) if ticket else None
+    if redeemed is None:
+        return None, Failure.INVALID_TICKET
+    if not platform.services.is_ent_callback(redeemed.service):
+        return None, Failure.INVALID_SERVICE
+    account = platform.account_by_id(redeemed.account_id)
+    return account, None if account else Failure.INVALID_TICKET

@@ -1,0 +1,71 @@
+"""SLO verdicts, and the SLO window's arithmetic in the report's loader: pure numbers in, verdicts out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from schoolsurge.report.data import RunData
+from schoolsurge.report.verdicts import RunTotals, judge
+from schoolsurge.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_DAY = load_scenario(ROOT / "scenarios" / "first-day-2021.yaml")  # SLOs p50 500, p95 2000, p99 5000, 1%
+
+
+def test_every_objective_set_is_judged_at_its_threshold() -> None:
+    totals = RunTotals("08:00-10:00", requests=1000, failures=10, logins=50, login_ms={50: 500, 95: 2001, 99: 10})
+    verdicts = {v.objective.split(" (")[0]: v for v in judge(totals, FIRST_DAY.slo)}
+    assert list(verdicts) == ["login p50", "login p95", "login p99", "error ratio"]
+    assert verdicts["login p50"].met, "at the threshold is met"
+    assert not verdicts["login p95"].met
+    assert verdicts["error ratio"].met and "1.00% of 1000 requests" in verdicts["error ratio"].measured
+    assert verdicts["login p95"].line().endswith("-> BREACHED")
+
+
+def test_nothing_measured_meets_nothing() -> None:
+    verdicts = judge(RunTotals("08:00-10:00", requests=0, failures=0, logins=0), FIRST_DAY.slo)
+    assert not any(v.met for v in verdicts)
+    assert verdicts[0].measured == "no login measured"
+
+
+def _run_data(history_rows: list[tuple[float, str, int, int]], speed: float = 36.0) -> RunData:
+    """A loaded run with Locust's running totals at the given run seconds, per request name."""
+    start = 1_000_000.0
+    history = pd.DataFrame(
+        [
+            {"Timestamp": start + t, "Type": "GET", "Name": name, "Total Request Count": n, "Total Failure Count": f}
+            for t, name, n, f in history_rows
+        ]
+    )
+    last = history.groupby("Name").tail(1)
+    stats = pd.DataFrame(
+        {
+            "Type": "GET",
+            "Name": last["Name"],
+            "Request Count": last["Total Request Count"],
+            "Failure Count": last["Total Failure Count"],
+        }
+    )
+    return RunData(Path("."), {}, stats, history, pd.DataFrame(), FIRST_DAY, speed=speed, test_start_unix=start)
+
+
+def test_the_slo_window_is_converted_to_run_seconds_by_the_speed() -> None:
+    data = _run_data([(0, "home", 0, 0)], speed=36.0)
+    # 07:00 is run second 0; 08:00-10:00 is 3,600-10,800 scenario seconds later, divided by the speed.
+    assert data.slo_seconds() == (100.0, 300.0)
+
+
+def test_requests_in_the_window_are_the_difference_of_running_totals() -> None:
+    rows = [(50, "home", 100, 1), (99, "home", 200, 2), (150, "home", 500, 40), (299, "home", 900, 50)]
+    rows += [(301, "home", 1000, 51), (99, "homework", 10, 0), (299, "homework", 30, 5), (310, "homework", 35, 5)]
+    totals = _run_data(rows).totals()
+    # Before 100 s: home 200/2 and homework 10/0; before 300 s: home 900/50 and homework 30/5.
+    assert (totals.requests, totals.failures) == (900 + 30 - 200 - 10, 50 + 5 - 2 - 0)
+    assert totals.window == "08:00-10:00"
+
+
+def test_a_run_that_ended_inside_the_window_is_closed_by_its_final_totals() -> None:
+    totals = _run_data([(50, "home", 100, 1), (120, "home", 400, 9), (200, "home", 600, 10)]).totals()
+    assert (totals.requests, totals.failures) == (600 - 100, 10 - 1)
