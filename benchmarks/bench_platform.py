@@ -5,9 +5,10 @@
 
 1. Per worker, at the default hash cost, admission wide open: full CAS logins per second (form, credentials,
    ticket callback) and dashboard reads per second, closed loop; then the same with two workers (ratio).
-2. Per profile: an open-loop ramp of the surge's request mix (one login per READS_PER_LOGIN page reads,
-   arrivals on the clock, latency from the intended start so a slow platform cannot slow the load down),
-   until the platform sheds (503) or breaks the login SLO (p95 of the whole login over 2 s).
+2. Per profile, standing in for the default surge run (scale 1e-4, speed 36: its national limits scaled to
+   it, as in `make surge`): an open-loop ramp of the surge's request mix (one login per READS_PER_LOGIN page
+   reads, arrivals on the clock, latency from the intended start so a slow platform cannot slow the load
+   down), until the platform sheds (503) or breaks the login SLO (p95 of the whole login over 2 s).
 
 The load generator runs in this process (gevent + geventhttpclient, as Locust's FastHttpUser), on the same
 two cores as the platform, as in `make surge`. Figures vary with what else the machine runs: read them as
@@ -41,6 +42,7 @@ EXECUTION = re.compile(rb'name="execution"\s+value="([^"]+)"')
 # of `make surge` on the open-arrival engine on this machine (November 2026): 6.8 logins/s and 211 requests/s
 # over the busiest 10 s, i.e. about 31 requests per login: its own three, then pages and heartbeats.
 SURGE_PEAK_LOGINS_S = 6.8
+SURGE_RUN = (1e-4, 36.0)  # the default surge's scale and speed: the profiles' national limits scale to it
 READS_PER_LOGIN = 28  # besides the page read right after each login
 LOGIN_SLO_S = 2.0
 SHED_THRESHOLD = 0.01  # share of 503s from which a step counts as shedding
@@ -97,9 +99,21 @@ class Platform:
 
 
 @contextmanager
-def platform(args: list[str], profile: str | None = None) -> Iterator[PlatformProcess]:
+def platform(
+    args: list[str], profile: str | None = None, run: tuple[float, float] | None = None
+) -> Iterator[PlatformProcess]:
+    """The platform; `run` = (scale, speed) of the run it stands in for (default: national, 1:1)."""
     started = time.perf_counter()
-    with PlatformProcess(seed=SEED, size=SIZE, hash_cost=HASH_COST, profile=profile, extra_args=args) as proc:
+    run_scale, run_speed = run or (None, None)
+    with PlatformProcess(
+        seed=SEED,
+        size=SIZE,
+        hash_cost=HASH_COST,
+        profile=profile,
+        extra_args=args,
+        run_scale=run_scale,
+        run_speed=run_speed,
+    ) as proc:
         log = proc.log_path.read_text()
         seeded = re.search(r"seeded \S+ in ([0-9.]+)s", log)
         if seeded:
@@ -220,7 +234,7 @@ def open_loop_step(client: Platform, sessions: list[str], logins_s: float, secon
 
 def ramp(profile: str, levels: list[float], seconds: float) -> list[Step]:
     steps: list[Step] = []
-    with platform([], profile=profile) as proc:
+    with platform([], profile=profile, run=SURGE_RUN) as proc:
         client = Platform(proc.base_url, concurrency=2000)
         try:
             sessions = [cookie for _ in range(20) if (cookie := client.login()[1])]
@@ -264,7 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  2 workers: {two[0]:6.1f} logins/s   {two[1]:7.0f} dashboard reads/s")
     print(f"  ratio 2/1: {two[0] / one[0]:6.2f}x           {two[1] / one[1]:7.2f}x")
 
-    print(f"== profiles: open-loop ramp of the surge mix ({READS_PER_LOGIN} reads per login), {seconds:.0f} s a step")
+    print(
+        f"== profiles standing in for the default surge run (scale {SURGE_RUN[0]:g}, speed {SURGE_RUN[1]:g}): "
+        f"open-loop ramp of the surge mix ({READS_PER_LOGIN} reads per login), {seconds:.0f} s a step"
+    )
     results = {profile: ramp(profile, levels, seconds) for profile in PROFILES}
     print(f"== where each profile starts shedding (surge peak ~ {SURGE_PEAK_LOGINS_S:.0f} logins/s)")
     for profile, steps in results.items():

@@ -93,6 +93,8 @@ def _run(args: argparse.Namespace) -> int:
     )
     for verdict in outcome.verdicts:
         print(f"SLO {verdict.line()}")
+    if outcome.served is not None:
+        print(f"Who got in: {outcome.served.line()}")
     if outcome.report is not None:
         print(f"Report: {outcome.report}")
     if outcome.interrupted:

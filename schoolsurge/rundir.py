@@ -10,6 +10,7 @@ and the helpers that create a directory and keep its manifest. A run writes noth
       locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv   Locust's own
       sessions.csv             the engine's per-second metrics (SessionColumn below)
       time_to_login.jsonl      raw time-to-login histograms, one line per second
+      target_metrics.prom      the target's /metrics at the end (shed reasons, CPU), when it serves them
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
 """
@@ -38,6 +39,7 @@ FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
 TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
+TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the end of the run, when it has one
 LOCUST_LOG = "locust.log"
 PLATFORM_LOG = "platform.log"
 REPORT = "report.html"
@@ -57,7 +59,9 @@ AGGREGATED = "Aggregated"  # Locust's total row
 
 
 class Counter(StrEnum):
-    """Per-second counters of sessions.csv, counted in the row of the person's intended arrival (cohort)."""
+    """Per-second counters of sessions.csv. Most are counted in the row of the person's intended arrival (their
+    cohort), so a row tells what became of the people due that second; those in EVENT_COUNTERS are counted in
+    the second they happen, so they draw the load over time (the retry bubble)."""
 
     SCHEDULED = "scheduled"
     STARTED = "started"
@@ -65,11 +69,21 @@ class Counter(StrEnum):
     DROPPED = "dropped"
     LOGINS_SUCCEEDED = "logins_succeeded"
     LOGINS_FAILED = "logins_failed"
-    ABANDONED = "abandoned"
+    ABANDONED = "abandoned"  # gave up logging in
     LOGIN_ATTEMPTS = "login_attempts"
+    GAVE_UP_PAGE = "gave_up_page"  # logged in, then left when a page kept failing
+    VIRTUAL_CLASSES_OPENED = "virtual_classes_opened"  # teachers who opened one
+    VIRTUAL_CLASS_JOINS = "virtual_class_joins"  # pupils let into one
     STEPS_NOT_SUPPORTED = "steps_not_supported"
-    BOT_LOGIN_ATTEMPTS = "bot_login_attempts"
-    BOT_ATTEMPTS_NOT_SENT = "bot_attempts_not_sent"
+    LOGIN_RETRIES = "login_retries"  # event time: a login attempt after a failed one
+    PAGE_RETRIES = "page_retries"  # event time: a page asked again after it failed
+    BOT_LOGIN_ATTEMPTS = "bot_login_attempts"  # event time
+    BOT_ATTEMPTS_NOT_SENT = "bot_attempts_not_sent"  # event time
+
+
+EVENT_COUNTERS = frozenset(
+    {Counter.LOGIN_RETRIES, Counter.PAGE_RETRIES, Counter.BOT_LOGIN_ATTEMPTS, Counter.BOT_ATTEMPTS_NOT_SENT}
+)
 
 
 class Gauge(StrEnum):

@@ -25,6 +25,7 @@ from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
+from schoolsurge.report.outcome import ServedShare, served_share
 from schoolsurge.rundir import (
     LOCUST_LOG,
     LOCUST_PREFIX,
@@ -69,6 +70,7 @@ class RunOutcome:
     report: Path | None
     verdicts: list[Verdict]
     interrupted: bool
+    served: ServedShare | None = None
 
     @property
     def slo_met(self) -> bool:
@@ -120,13 +122,15 @@ def _run(request: RunRequest) -> RunOutcome:
         raise RunError(
             f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / PLATFORM_LOG}"
         ) from None
-    report, verdicts = _conclude(run_dir, code, interrupted)
+    report, verdicts, served = _conclude(run_dir, code, interrupted)
     if code not in (0, None) and not interrupted:
         raise RunError(f"Locust exited with status {code}; see {run_dir / LOCUST_LOG}")
-    return RunOutcome(run_dir, report, verdicts, interrupted)
+    return RunOutcome(run_dir, report, verdicts, interrupted, served)
 
 
-def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> tuple[Path | None, list[Verdict]]:
+def _conclude(
+    run_dir: Path, code: int | None, interrupted: bool
+) -> tuple[Path | None, list[Verdict], ServedShare | None]:
     """Record how the run ended; rebuild the report if Locust could not write it; judge the SLOs."""
     written = read_manifest(run_dir).get("status")
     if interrupted:
@@ -143,10 +147,10 @@ def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> tuple[Path 
         report = run_dir / REPORT
         if written != status or not report.exists():
             report = write_report(data)  # the locustfile's report does not say how the run really ended
-        return report, judge_run(data)
+        return report, judge_run(data), served_share(data)
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
-        return None, []
+        return None, [], None
 
 
 @contextlib.contextmanager
@@ -169,6 +173,9 @@ def _platform(
         hash_cost=scenario.platform.hash_cost,
         profile=scenario.platform.profile,
         log_path=run_dir / PLATFORM_LOG,
+        # The platform's capacity is national: it scales it to the run it stands in for.
+        run_scale=replay.scale,
+        run_speed=replay.speed,
     ) as platform:
         yield platform.base_url, platform.admin_token
 

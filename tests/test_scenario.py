@@ -11,7 +11,7 @@ from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.scenario import ScenarioError, clock_to_seconds, load_scenario, seconds_to_clock
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
-LIBRARY = ("first-day-2021", "normal-day", "rentree", "cyberattack-2021", "datacenter-loss", "smoke")
+LIBRARY = ("first-day-2021", "everyone", "normal-day", "rentree", "cyberattack-2021", "datacenter-loss", "smoke")
 
 
 def test_the_library_is_complete() -> None:

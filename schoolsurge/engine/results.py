@@ -12,13 +12,14 @@ import contextlib
 import csv
 import logging
 import time
+import urllib.request
 from typing import TYPE_CHECKING
 
 import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
 from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
-from schoolsurge.errors import ReportError
+from schoolsurge.errors import ReportError, UnsafeTargetError
 from schoolsurge.rundir import (
     FAILURES_CSV,
     HISTOGRAMS,
@@ -26,6 +27,7 @@ from schoolsurge.rundir import (
     MANIFEST,
     SESSIONS_CSV,
     STATS_CSV,
+    TARGET_METRICS,
     TIMELINE,
     RunStatus,
     atomic_file,
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
 FLUSH_EVERY_S = 5.0
+METRICS_TIMEOUT_S = 5.0
+MAX_METRICS_BYTES = 4 << 20
 log = logging.getLogger(__name__)
 
 
@@ -121,6 +125,7 @@ class RunDirectoryWriter:
         """At exit: the last metrics, Locust's final statistics, how the run ended, and the report."""
         self.write_sessions()
         self._final_locust_csv()
+        self._scrape_target_metrics()
         status = RunStatus.COMPLETED if self.engine.completed else RunStatus.INTERRUPTED
         finish_manifest(self.run_dir, status, results_written_unix=time.time())
         self._report()
@@ -140,8 +145,27 @@ class RunDirectoryWriter:
         except OSError as error:
             log.error("cannot write Locust's statistics in %s: %s", self.run_dir, error)
 
+    def _scrape_target_metrics(self) -> None:
+        """The target's Prometheus figures at the end (shed reasons, CPU): what tells a platform at its profile's
+        limits from a machine at its own. A target without /metrics is simply not scraped."""
+        host = self.engine.environment.host
+        if not host:
+            return
+        url = f"{host.rstrip('/')}/metrics"
+        try:
+            self.engine.guard.check(url)
+            with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT_S) as response:
+                text = response.read(MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+        except (OSError, UnsafeTargetError) as error:
+            log.info("no target metrics from %s (%s)", url, error)
+            return
+        with atomic_file(self.run_dir / TARGET_METRICS) as handle:
+            handle.write(text)
+
     def _report(self) -> None:
-        from schoolsurge.report import judge_run, load_run, write_report  # heavy: pandas and matplotlib
+        # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
+        from schoolsurge.report import judge_run, load_run, write_report
+        from schoolsurge.report.outcome import served_share
 
         try:
             data = load_run(self.run_dir)
@@ -152,4 +176,7 @@ class RunDirectoryWriter:
         if self.owned:  # schoolsurge run prints the verdicts itself
             for verdict in judge_run(data):
                 print(f"SLO {verdict.line()}", flush=True)
+            served = served_share(data)
+            if served is not None:
+                print(f"Who got in: {served.line()}", flush=True)
             print(f"Report: {report}", flush=True)

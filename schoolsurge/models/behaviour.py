@@ -7,7 +7,9 @@ owns the random generator (seeded per process), so a run is reproducible.
 
 from __future__ import annotations
 
+import math
 import random
+from statistics import NormalDist
 
 from schoolsurge.models.curves import lognormal_mu
 from schoolsurge.scenario import Group, RetryPolicy
@@ -21,10 +23,25 @@ def _draw(distribution: str, mean: float, sigma: float | None, rng: random.Rando
     return mean  # constant
 
 
-def draw_session_length(group: Group, rng: random.Random) -> float:
-    """Seconds from this person's login to their leaving."""
+GOLDEN_FRACTION = (5**0.5 - 1) / 2
+
+
+def session_length(group: Group, person: int, seed: int) -> float:
+    """Seconds person number `person` of the group stays, from the group's session-length distribution.
+
+    Spread rather than drawn: person k takes the quantile frac(u + k x 0.618...) (a golden-ratio sequence from
+    a seeded start u), so any run of consecutive people covers the distribution evenly and a small run's mean
+    session is the distribution's, not a heavy-tailed draw around it. Person numbers are shuffled over the
+    morning by the schedule, so lengths are not tied to arrival times. The same person stays as long in any
+    process split."""
+    start = random.Random(f"{seed}:{group.name}:session").random()
+    quantile = (start + person * GOLDEN_FRACTION) % 1.0
     session = group.session
-    return _draw(session.distribution, session.mean_minutes * 60, session.sigma, rng)
+    mean_s = session.mean_minutes * 60
+    if session.distribution == "exponential":
+        return -mean_s * math.log1p(-quantile)
+    z = NormalDist().inv_cdf(min(max(quantile, 1e-12), 1 - 1e-12))
+    return math.exp(lognormal_mu(mean_s, session.sigma) + session.sigma * z)
 
 
 def draw_think_time(group: Group, rng: random.Random) -> float:
@@ -45,8 +62,17 @@ def behaviour_shares(group: Group) -> dict[str, float]:
     return {action: weight / total for action, weight in group.behaviour.items()}
 
 
+def has_trait(person: int, share: float) -> bool:
+    """Whether person number `person` of a group is one of the `share` who, say, hold a virtual class.
+
+    Stratified rather than drawn: of the first n people exactly floor(n x share) have it (within one of
+    round(n x share)), so a small run counts the planned number, not a binomial draw around it. Person numbers
+    are shuffled over the morning by the schedule, so who has it is not tied to when they arrive."""
+    return int((person + 1) * share) > int(person * share)
+
+
 def next_retry_delay(policy: RetryPolicy, retries_done: int, waited_s: float, rng: random.Random) -> float | None:
-    """Seconds to wait before the next login attempt after a failure, or None when the person gives up.
+    """Seconds to wait before trying again after a failure (a login or a page), or None when the person gives up.
 
     retries_done: retries already made (0 after the first attempt failed); waited_s: seconds since the first
     attempt. A person gives up after max_retries retries, or when the next attempt would come after their

@@ -11,7 +11,7 @@ import numpy as np
 
 from schoolsurge.models.fleet import FleetFigures, fleet_need
 from schoolsurge.models.incidents import scaled_bot_rate
-from schoolsurge.models.population import NationalCurves, logins_expected, virtual_classes
+from schoolsurge.models.population import NationalCurves, logins_expected
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.scenario import BotFlood, Scenario, seconds_to_clock
@@ -28,7 +28,9 @@ def _national(scenario: Scenario, curves: NationalCurves) -> dict[str, Any]:
     peak_arrivals, peak_at = _peak(curves.per_minute(curves.total_arrivals()), start, 60)
     peak_sessions, sessions_at = _peak(curves.total_concurrent(), start, 1)
     peak_requests, requests_at = _peak(curves.total_requests(), start, 1)
-    opened, joined = virtual_classes(scenario)
+    classes = curves.virtual_classes
+    opened, joined = classes.total_opened, classes.total_joined
+    peak_in_class, in_class_at = _peak(classes.total_in_class(), start, 1)
     groups = {}
     for group in scenario.groups:
         group_peak, group_peak_at = _peak(curves.per_minute(curves.arrivals[group.name]), start, 60)
@@ -50,6 +52,9 @@ def _national(scenario: Scenario, curves: NationalCurves) -> dict[str, Any]:
         "virtual_classes": round(opened),
         "virtual_class_pupils": round(joined),
         "pupils_per_virtual_class": round(joined / opened, 2) if opened else None,
+        "virtual_class_join_probability": {name: round(p, 3) for name, p in classes.join_probability.items()},
+        "peak_in_virtual_class": round(peak_in_class),
+        "peak_in_virtual_class_at": in_class_at,
         "bot_attempts": round(float(curves.bot_attempts.sum())),
         "groups": groups,
     }
@@ -71,6 +76,9 @@ def make_plan(replay: Replay, figures: FleetFigures) -> dict[str, Any]:
         "peak_arrivals_per_s": round(national["peak_arrivals_per_s"] * scale * speed, 2),
         "peak_concurrent_sessions": round(national["peak_concurrent_sessions"] * scale, 1),
         "peak_requests_per_s": round(national["peak_requests_per_s"] * fraction, 1),
+        "virtual_classes": round(national["virtual_classes"] * scale, 1),
+        "virtual_class_pupils": round(national["virtual_class_pupils"] * scale, 1),
+        "peak_in_virtual_class": round(national["peak_in_virtual_class"] * scale, 1),
         "platform_pupils": replay.platform_pupils,
     }
     this_run = fleet_need(run["peak_requests_per_s"], run["peak_concurrent_sessions"], figures)

@@ -2,8 +2,10 @@
 
 Population x participation people log in within the window along the group's login-time curve. Sessions open
 at t are the convolution of the arrivals with the session-length survival function (Little's law in its
-time-varying form: on a flat stretch, open sessions = arrival rate x mean session length). Each open session
-asks for a page once per think time; each login costs the SSO flow's requests.
+time-varying form: on a flat stretch, open sessions = arrival rate x mean session length). Requests are what
+the personas ask: each login the SSO flow and the page it lands on; each open session a page per think time,
+or, inside a virtual class (virtual_classes.py), a keep-alive every HEARTBEAT_SECONDS; each session that ends
+within the window a logout; each virtual class its creation, opening and end, each pupil its join and leave.
 """
 
 from __future__ import annotations
@@ -12,12 +14,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from schoolsurge.models.curves import session_survival, window_cdf
+from schoolsurge.models.curves import window_cdf
 from schoolsurge.models.incidents import bot_attempts_per_second
+from schoolsurge.models.virtual_classes import (
+    HEARTBEAT_SECONDS,
+    VirtualClassCurves,
+    convolve_survival,
+    virtual_class_curves,
+)
 from schoolsurge.scenario import Group, Scenario, Window
 
 # The reference client's login: SSO form, credentials, ticket callback, then the dashboard it lands on.
 REQUESTS_PER_LOGIN = 4
+REQUESTS_PER_VIRTUAL_CLASS = 3  # a teacher's create, open and leave
+REQUESTS_PER_JOIN = 2  # a pupil's join and leave
 # A bot's failed attempt: the SSO form and a refused credentials post.
 REQUESTS_PER_BOT_ATTEMPT = 2
 
@@ -37,16 +47,19 @@ def concurrent_sessions(group: Group, arrivals: np.ndarray) -> np.ndarray:
 
     A login in second j is taken at its middle, so it is still open at the end of second i with the
     probability that its session lasts more than i - j + 0.5 seconds."""
-    kernel = session_survival(group.session, np.arange(len(arrivals)) + 0.5)
-    size = 2 * len(arrivals)
-    # FFT convolution: a whole morning second by second is 10^4-10^5 points.
-    full = np.fft.irfft(np.fft.rfft(arrivals, size) * np.fft.rfft(kernel, size), size)
-    return np.clip(full[: len(arrivals)], 0.0, None)
+    return convolve_survival(arrivals, group)
 
 
-def requests_per_second(group: Group, arrivals: np.ndarray, concurrent: np.ndarray) -> np.ndarray:
-    """Expected requests per second: the logins' SSO flows plus one page per think time per open session."""
-    return arrivals * REQUESTS_PER_LOGIN + concurrent / group.think.mean_seconds
+def requests_per_second(
+    group: Group, arrivals: np.ndarray, concurrent: np.ndarray, in_class: np.ndarray | None = None
+) -> np.ndarray:
+    """Expected requests per second of a group that holds no virtual class: the logins' SSO flows and landing
+    pages, a page per think time per open session (a keep-alive per HEARTBEAT_SECONDS for those in a virtual
+    class), and a logout per session that ends."""
+    in_class = np.zeros_like(concurrent) if in_class is None else in_class
+    ended = arrivals - np.diff(concurrent, prepend=0.0)  # sessions that ended in second i
+    pages = (concurrent - in_class) / group.think.mean_seconds + in_class / HEARTBEAT_SECONDS
+    return arrivals * REQUESTS_PER_LOGIN + pages + np.clip(ended, 0.0, None)
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,7 @@ class NationalCurves:
     requests: dict[str, np.ndarray]  # group -> requests in second i
     bot_attempts: np.ndarray  # bot-flood login attempts in second i
     bot_requests: np.ndarray
+    virtual_classes: VirtualClassCurves
 
     @property
     def seconds(self) -> int:
@@ -86,22 +100,26 @@ class NationalCurves:
 
 def national_curves(scenario: Scenario) -> NationalCurves:
     window = scenario.window
-    arrivals, concurrent, requests = {}, {}, {}
+    arrivals = {group.name: arrivals_per_second(group, window) for group in scenario.groups}
+    classes = virtual_class_curves(scenario, arrivals)
+    concurrent, requests = {}, {}
     for group in scenario.groups:
-        arrivals[group.name] = arrivals_per_second(group, window)
         concurrent[group.name] = concurrent_sessions(group, arrivals[group.name])
-        requests[group.name] = requests_per_second(group, arrivals[group.name], concurrent[group.name])
+        requests[group.name] = requests_per_second(
+            group, arrivals[group.name], concurrent[group.name], classes.in_class.get(group.name)
+        )
+        if group.persona == "teacher" and group.virtual_class:
+            requests[group.name] += arrivals[group.name] * group.virtual_class * REQUESTS_PER_VIRTUAL_CLASS
+        if group.name in classes.admitted:
+            requests[group.name] += classes.admitted[group.name] * REQUESTS_PER_JOIN
     bots = bot_attempts_per_second(scenario)
-    return NationalCurves(window.start_s, arrivals, concurrent, requests, bots, bots * REQUESTS_PER_BOT_ATTEMPT)
+    return NationalCurves(
+        window.start_s, arrivals, concurrent, requests, bots, bots * REQUESTS_PER_BOT_ATTEMPT, classes
+    )
 
 
 def virtual_classes(scenario: Scenario) -> tuple[float, float]:
-    """(virtual classes opened, pupils joining one) expected nationally: teachers open, students join."""
-    opened = joined = 0.0
-    for group in scenario.groups:
-        count = logins_expected(group) * group.virtual_class
-        if group.persona == "teacher":
-            opened += count
-        elif group.persona == "student":
-            joined += count
-    return opened, joined
+    """(virtual classes opened, pupils joining one) expected nationally: teachers open, students who wanted to
+    join and whose teacher came within their patience join."""
+    classes = national_curves(scenario).virtual_classes
+    return classes.total_opened, classes.total_joined

@@ -1,8 +1,10 @@
-"""A person's session as they live it: log in (retrying as their group does), act, log out.
+"""A person's session as they live it: log in, act, log out, asking again when the platform fails.
 
 Behaviour only: every platform interaction goes through a PlatformClient. Durations come from the scenario
-in scenario seconds and are divided by the run's speed here. A step the client does not offer is skipped and
-counted (`steps_not_supported`), never an error.
+in scenario seconds and are divided by the run's speed here. A failed login or page is tried again by the
+group's retry policy (the impatient reload of pupils, the backoff of adults) until it works or the person's
+patience runs out: failures add load, as the 2021 reconnection bubble did, instead of shrinking it. A step
+the client does not offer is skipped and counted (`steps_not_supported`), never an error.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import ClassVar, TypeVar
 
 import gevent
 
-from schoolsurge.clients.base import PlatformClient
+from schoolsurge.clients.base import Dashboard, PlatformClient
 from schoolsurge.engine.context import SurgeContext
 from schoolsurge.engine.queue import Claim
 from schoolsurge.engine.share import ProcessShare
 from schoolsurge.errors import StepFailed, StepNotSupported
-from schoolsurge.models.behaviour import draw_action, draw_session_length, draw_think_time, next_retry_delay
+from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 from schoolsurge.scenario import Group
 
@@ -30,6 +32,14 @@ StepRecorder = Callable[[str, str, float, Exception | None], None]
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 _unsupported_logged: set[str] = set()
+
+
+class GaveUp(Exception):
+    """A person left because a step kept failing until their patience ran out."""
+
+    def __init__(self, step: str, error: Exception) -> None:
+        super().__init__(f"{step} kept failing ({error})")
+        self.step = step
 
 
 class Behaviour:
@@ -60,21 +70,29 @@ class Behaviour:
         """Run second of this person's intended arrival: the ledger row their outcome is counted in."""
         return self.claim.arrival.at_s
 
+    @property
+    def window_end(self) -> float:
+        """Unix time at which the replayed window ends."""
+        started = self.share.start_unix if self.share.start_unix is not None else time.time()
+        return started + self.context.replay.duration_s
+
+    def session_ends_at(self, start: float) -> float:
+        """A session of this person's length from `start`, cut at the end of the replayed window: a session
+        still going then is left open, as it would be, rather than every such person logging out at once."""
+        length = session_length(self.group, self.person, self.context.seed) / self.speed
+        return min(start + length, self.window_end)
+
     def live(self) -> None:
         if not self.log_in():
             return
-        session_end = time.time() + draw_session_length(self.group, self.rng) / self.speed
-        started = self.share.start_unix if self.share.start_unix is not None else time.time()
-        window_end = started + self.context.replay.duration_s
-        # The run stops at the end of the replayed window: a session still going then is left open, as it
-        # would be, rather than every such person logging out in the same second.
-        self.deadline = min(session_end, window_end)
+        self.deadline = self.session_ends_at(time.time())
         try:
             self.session()
-        except StepFailed:
-            pass  # the failed request is in Locust's statistics; this person stops here
+        except GaveUp as gave_up:
+            self.share.ledger.count(self.cohort_second, Counter.GAVE_UP_PAGE)
+            self.record_step(LOGIN_FLOW_TYPE, f"gave up: {gave_up.step}", 0.0, gave_up)
         finally:
-            if session_end <= window_end:
+            if self.deadline < self.window_end:
                 with contextlib.suppress(StepFailed):
                     self.platform.logout()
 
@@ -86,6 +104,8 @@ class Behaviour:
         retries = 0
         while True:
             ledger.count(second, Counter.LOGIN_ATTEMPTS)
+            if retries:
+                ledger.count(self.share.queue.run_seconds(), Counter.LOGIN_RETRIES)
             try:
                 self.platform.login(username, password)
             except StepFailed as error:
@@ -107,17 +127,32 @@ class Behaviour:
     def _record_flow(self, error: Exception | None) -> None:
         self.record_step(LOGIN_FLOW_TYPE, LOGIN_FLOW_NAME, (time.time() - self.claim.intended_unix) * 1000, error)
 
-    def optional(self, step: Callable[..., Result], *args: object) -> Result | None:
-        """Take a step the client may not offer; None (counted and logged once) when it does not."""
-        try:
-            return step(*args)
-        except StepNotSupported as missing:
-            self.share.ledger.count(self.cohort_second, Counter.STEPS_NOT_SUPPORTED)
-            name = f"{type(self.platform).__name__}: {missing}"
-            if name not in _unsupported_logged:
-                _unsupported_logged.add(name)
-                log.warning("%s is not supported by this client; personas skip it", name)
-            return None
+    def step(self, call: Callable[..., Result], *args: object) -> Result | None:
+        """Take a step (a page, a virtual-class action) as a person does: while it fails, ask again by the
+        group's retry policy; when patience runs out, leave (GaveUp). None when the client does not offer the
+        step (skipped, counted, logged once)."""
+        first_attempt, retries = time.time(), 0
+        while True:
+            try:
+                return call(*args)
+            except StepNotSupported as missing:
+                self._skipped(str(missing))
+                return None
+            except StepFailed as error:
+                waited = (time.time() - first_attempt) * self.speed
+                delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
+                if delay is None:
+                    raise GaveUp(getattr(call, "__name__", "step"), error) from None
+                self.share.ledger.count(self.share.queue.run_seconds(), Counter.PAGE_RETRIES)
+                retries += 1
+                gevent.sleep(delay / self.speed)
+
+    def _skipped(self, step: str) -> None:
+        self.share.ledger.count(self.cohort_second, Counter.STEPS_NOT_SUPPORTED)
+        name = f"{type(self.platform).__name__}: {step}"
+        if name not in _unsupported_logged:
+            _unsupported_logged.add(name)
+            log.warning("%s is not supported by this client; personas skip it", name)
 
     def session_left(self) -> float:
         return self.deadline - time.time()
@@ -132,31 +167,33 @@ class Behaviour:
         """One step chosen by the group's behaviour mix (actions listed per persona in scenario ACTIONS)."""
         action = draw_action(self.group, self.rng)
         if action == "homework":
-            self.optional(self.platform.homework, child_id)
+            self.step(self.platform.homework, child_id)
         elif action == "timetable":
-            self.optional(self.platform.timetable, child_id)
+            self.step(self.platform.timetable, child_id)
         elif action == "messages":
-            self.optional(self.platform.messages)
+            self.step(self.platform.messages)
         elif action == "homework-submit":
             self.submit_some_homework()
         elif action == "homework-post":
             self.post_some_homework()
         else:
-            self.platform.dashboard()
+            self.dashboard()
+
+    def dashboard(self) -> Dashboard:
+        """The landing page, asked again while it fails (every persona starts there)."""
+        return self.step(self.platform.dashboard) or Dashboard()
 
     def submit_some_homework(self) -> None:
-        pending = [h for h in self.optional(self.platform.homework) or [] if not h.submitted]
+        pending = [h for h in self.step(self.platform.homework) or [] if not h.submitted]
         if pending:
             homework = pending[self.rng.randrange(len(pending))]
-            self.optional(self.platform.submit_homework, homework.id, "Travail rendu.")
+            self.step(self.platform.submit_homework, homework.id, "Travail rendu.")
 
     def post_some_homework(self) -> None:
-        classes = self.optional(self.platform.classes)
+        classes = self.step(self.platform.classes)
         if classes:
             subject = self.rng.choice(("Mathématiques", "Français", "Histoire-géographie", "Anglais"))
-            self.optional(
-                self.platform.post_homework, self.rng.choice(classes), subject, "2021-04-08", "Exercices p. 42"
-            )
+            self.step(self.platform.post_homework, self.rng.choice(classes), subject, "2021-04-08", "Exercices p. 42")
 
     def browse_until_deadline(self) -> None:
         while self.think():

@@ -9,14 +9,14 @@ class ParentBehaviour(Behaviour):
     persona = "parent"
 
     def session(self) -> None:
-        dashboard = self.platform.dashboard()
+        dashboard = self.dashboard()
         if not dashboard.child_ids:  # a platform that shows no children: the parent just reads
             self.browse_until_deadline()
             return
         for child in dashboard.child_ids:
             if not self.think():
                 return
-            self.optional(self.platform.timetable, child)
-            self.optional(self.platform.homework, child)
+            self.step(self.platform.timetable, child)
+            self.step(self.platform.homework, child)
         while self.think():
             self.browse(dashboard.child_ids[self.rng.randrange(len(dashboard.child_ids))])

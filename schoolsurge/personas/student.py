@@ -5,37 +5,46 @@ from __future__ import annotations
 import time
 
 from schoolsurge.clients.base import Dashboard
+from schoolsurge.models.behaviour import has_trait
 from schoolsurge.personas.base import Behaviour
 from schoolsurge.personas.virtual_class import heartbeat_interval, stay_in_class, wait_until_admitted
+from schoolsurge.rundir import Counter
 
 
 class StudentBehaviour(Behaviour):
     persona = "student"
 
     def session(self) -> None:
-        dashboard = self.platform.dashboard()
-        if self.rng.random() < self.group.virtual_class and self.attend_virtual_class(dashboard):
+        dashboard = self.dashboard()
+        if has_trait(self.person, self.group.virtual_class) and self.attend_virtual_class(dashboard):
             return
         self.browse_until_deadline()
 
     def attend_virtual_class(self, dashboard: Dashboard) -> bool:
-        """Join the class's virtual class once the teacher has created it; False if the pupil gives up."""
+        """Join the class's virtual class once the teacher has created it; False if the pupil gives up.
+
+        A pupil who came for the lesson waits for it as long as their patience lasts, looking again at the
+        dashboard between two thoughts; their time in class (their session length) counts from when the
+        teacher lets them in."""
         gives_up_at = time.time() + self.group.retry.patience_seconds / self.speed
+        self.deadline = max(self.deadline, gives_up_at)
         virtual_class = _class_of(dashboard)
         while virtual_class is None:
             if not self.think() or time.time() >= gives_up_at:
                 return False
-            virtual_class = _class_of(self.platform.dashboard())
-        status = self.optional(self.platform.join_virtual_class, virtual_class)
+            virtual_class = _class_of(self.dashboard())
+        status = self.step(self.platform.join_virtual_class, virtual_class)
         if status is None:
             return False
         if not wait_until_admitted(self, virtual_class, status):
-            self.optional(self.platform.leave_virtual_class, virtual_class)
+            self.step(self.platform.leave_virtual_class, virtual_class)
             return False
+        self.share.ledger.count(self.cohort_second, Counter.VIRTUAL_CLASS_JOINS)
+        self.deadline = self.session_ends_at(time.time())
         stay_in_class(self, virtual_class)
         if self.session_left() > heartbeat_interval(self):
             self.browse_until_deadline()
-        self.optional(self.platform.leave_virtual_class, virtual_class)
+        self.step(self.platform.leave_virtual_class, virtual_class)
         return True
 
 

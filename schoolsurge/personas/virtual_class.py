@@ -23,7 +23,7 @@ def stay_in_class(person: Behaviour, virtual_class_id: int) -> None:
     try:
         while person.session_left() > heartbeat_interval(person):
             gevent.sleep(heartbeat_interval(person))
-            if person.optional(person.platform.heartbeat, virtual_class_id) == "closed":
+            if person.step(person.platform.heartbeat, virtual_class_id) == "closed":
                 return  # the teacher ended the lesson
     finally:
         share.in_virtual_class -= 1
@@ -38,7 +38,7 @@ def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -
         if time.time() >= min(gives_up_at, person.deadline):
             return False
         gevent.sleep(heartbeat_interval(person))
-        status = person.optional(person.platform.heartbeat, virtual_class_id)
+        status = person.step(person.platform.heartbeat, virtual_class_id)
         if status is None or status == "closed":
             return False
         admitted = status == "open"

@@ -2,8 +2,12 @@
 `queue_length` more waiting; anything beyond is refused at once with 503 and Retry-After, as a load balancer
 in front of a saturated application server would. Nothing ever waits in an unbounded queue.
 
-An incident (POST /admin/capacity) removes a fraction of every worker's slots and queue, as losing that share
-of the servers in a datacenter fire would. The fraction is shared by the workers through a small file.
+These are the machine's limits. The profile's limits (profile_limits.py: rates and sessions, in national
+units scaled to the run) come before them and, with the profiles' generous slots and queues, bind first.
+
+An incident (POST /admin/capacity) removes a fraction of every worker's slots and queue (and of the profile's
+rates), as losing that share of the servers in a datacenter fire would. The fraction is shared by the workers
+through a small file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,12 @@ from schoolsurge.platform.settings import Settings
 
 # Operators must be able to look and act while the platform is saturated.
 EXEMPT_PREFIXES = ("/healthz", "/metrics", "/admin/")
+
+
+def is_operators(scope: Scope) -> bool:
+    """An operators' endpoint: bypasses the profile's limits and admission control (never the body limit)."""
+    path: str = scope["path"]
+    return path.startswith(EXEMPT_PREFIXES) or path == "/admin"
 
 
 class CapacityState:
@@ -162,13 +172,13 @@ class AdmissionControl:
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(EXEMPT_PREFIXES) or scope["path"] == "/admin":
+        if scope["type"] != "http" or is_operators(scope):
             await self.app(scope, receive, send)
             return
         try:
             await self.gate.acquire()
         except Shed as shed:
-            self.gate.metrics.shed.labels(shed.reason).inc()
+            self.gate.metrics.count_shed(shed.reason)
             detail = "overloaded: " + ("admission queue full" if shed.reason == "queue_full" else "waited too long")
             await json_reply(send, 503, f"{detail}, retry later", {"retry-after": str(self.gate.settings.retry_after)})
             return

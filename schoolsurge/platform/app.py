@@ -10,6 +10,8 @@ at /openapi.json.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -27,6 +29,7 @@ from schoolsurge.platform.admission import AdmissionControl, AdmissionGate, Capa
 from schoolsurge.platform.body_limit import BodyLimit
 from schoolsurge.platform.core import Platform
 from schoolsurge.platform.metrics import Metrics, RequestMetrics, RouteTemplates
+from schoolsurge.platform.profile_limits import ProfileGates, ProfileLimits
 from schoolsurge.platform.routes import cas, ent_auth, homework, ops, school, virtual_classes
 from schoolsurge.platform.schemas import Error
 from schoolsurge.platform.services import ServiceRegistry
@@ -44,7 +47,8 @@ ERRORS = {
         413: "request body too large",
         422: "malformed request",
         429: "too many failed logins for this account; see Retry-After",
-        503: "overloaded (admission queue full or database busy); see Retry-After",
+        503: "overloaded (a profile limit: logins, requests or sessions; the admission queue; the database); "
+        "see Retry-After",
     }.items()
 }
 # Threads a worker keeps beyond its request slots, for the operators' endpoints that bypass admission.
@@ -88,11 +92,21 @@ def create_app(
         metrics_token_hash=metrics_token_hash,
     )
 
+    gates = ProfileGates(settings, capacity, metrics, platform.live_sessions)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The thread pool never needs more threads than the admission gate lets requests in.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_in_flight + SPARE_THREADS
-        yield
+        cpu = asyncio.get_running_loop().create_task(metrics.record_cpu_periodically())
+        try:
+            yield
+        finally:
+            cpu.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await cpu
+            if gates.sessions is not None:
+                gates.sessions.close()
 
     app = FastAPI(
         title="schoolsurge reference platform",
@@ -139,9 +153,12 @@ def create_app(
     async def not_unicode(request: Request, exc: UnicodeEncodeError) -> JSONResponse:
         return JSONResponse({"detail": "text must be valid Unicode (no lone surrogates)"}, status_code=400)
 
-    # Added last = outermost: metrics see shed and oversize requests too (they never read a body). The body
-    # limit comes before admission and before any route, so no path and no credential check escapes it.
+    # Added last = outermost, so in the order a request meets them: metrics (they see shed and oversize
+    # requests too), the body limit (before anything reads a body: no path and no credential check escapes
+    # it), the profile's limits (rates and sessions, in national units scaled to the run: a request waiting
+    # for a token holds no slot), then the machine's admission control (slots and queue), then the routes.
     app.add_middleware(AdmissionControl, gate=AdmissionGate(settings, capacity, metrics))
+    app.add_middleware(ProfileLimits, gates=gates)
     app.add_middleware(BodyLimit)
     app.add_middleware(RequestMetrics, metrics=metrics, templates=templates)
     return app

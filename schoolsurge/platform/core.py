@@ -94,10 +94,11 @@ class Platform:
             )
             .fetchone()
         )
-        if row is None or now - row[0] > self.settings.session_idle:
+        idle = self.settings.run_session_idle  # the scenario's lifetime at the run's speed
+        if row is None or now - row[0] > idle:
             raise HTTPException(401, "session missing or expired; log in again")
         # Refreshed at most every touch interval (a write), but often enough for a short session lifetime.
-        if now - row[0] > min(self.settings.session_touch_interval, self.settings.session_idle / 4):
+        if now - row[0] > min(self.settings.run_session_touch_interval, idle / 4):
             self.connection().execute("UPDATE sessions SET last_seen = ? WHERE token_hash = ?", (now, key))
         return Session(Account(*tuple(row)[2:]), key, row[1])
 
@@ -118,6 +119,13 @@ class Platform:
             (token_hash(cookie), account.id, now, now, first_child),
         )
         return cookie
+
+    def live_sessions(self) -> int:
+        """Sessions not yet expired (run-level lifetime), all workers."""
+        since = time.time() - self.settings.run_session_idle
+        return int(
+            self.connection().execute("SELECT COUNT(*) FROM sessions WHERE last_seen > ?", (since,)).fetchone()[0]
+        )
 
     def end_session(self, cookie: str | None) -> None:
         """Forget the session a cookie stands for, if any."""

@@ -3,12 +3,18 @@
 With PROMETHEUS_MULTIPROC_DIR set (the server sets it for its workers) prometheus-client keeps every value in
 a per-process file there and a scrape, answered by any worker, adds them all up. Figures that live in the
 database (active sessions, virtual classes) or in the capacity state are computed at scrape time instead.
+
+The platform's CPU time is a counter each worker adds its own share to (os.times(), user + system, all its
+threads): every CPU_RECORD_EVERY_S and when it answers a scrape, so the sum over workers lags by at most that.
+A worker that dies keeps what it recorded (counters of dead processes stay in the sum).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
@@ -23,6 +29,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HASH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+CPU_RECORD_EVERY_S = 0.5
+# Why a request was refused with 503 before it reached an endpoint, and which kind of limit that was: the
+# profile's (national units, meant to bind) or the machine's (this process ran out of slots or queue).
+SHED_REASONS = {
+    "login_rate": "profile",
+    "request_rate": "profile",
+    "sessions_full": "profile",
+    "queue_full": "machine",
+    "queue_timeout": "machine",
+}
 
 
 class Metrics:
@@ -51,8 +67,31 @@ class Metrics:
             multiprocess_mode="livesum",
         )
         self.shed = Counter(
-            "schoolsurge_requests_shed", "Requests refused with 503 by admission control", ["reason"], registry=r
+            "schoolsurge_requests_shed",
+            "Requests refused with 503 by the profile's limits or admission control, by reason",
+            ["reason"],
+            registry=r,
         )
+        self.shed_by_limit = Counter(
+            "schoolsurge_requests_shed_by_limit",
+            "Requests refused with 503 by kind of limit: profile (national units) or machine (slots, queue)",
+            ["limit"],
+            registry=r,
+        )
+        self.rate_gate_waiting = Gauge(
+            "schoolsurge_rate_gate_waiting",
+            "Requests waiting for a token of the profile's rate limits, by gate (request, login)",
+            ["gate"],
+            registry=r,
+            multiprocess_mode="livesum",
+        )
+        self.cpu = Counter(
+            "schoolsurge_platform_cpu_seconds",
+            "User and system CPU time of the platform's worker processes, all threads",
+            registry=r,
+        )
+        self._cpu_recorded = 0.0
+        self._cpu_lock = threading.Lock()
         self.logins = Counter("schoolsurge_logins", "CAS login attempts by outcome", ["outcome"], registry=r)
         self.hashing = Histogram(
             "schoolsurge_password_hash_seconds", "Time spent checking bcrypt hashes", buckets=HASH_BUCKETS, registry=r
@@ -63,11 +102,36 @@ class Metrics:
         self.homework_posted = Counter("schoolsurge_homework_posted", "Homework posted by teachers", registry=r)
         for outcome in ("success", "failure", "throttled"):
             self.logins.labels(outcome)
-        for reason in ("queue_full", "queue_timeout"):
+        for reason in SHED_REASONS:
             self.shed.labels(reason)
+        for limit in ("profile", "machine"):
+            self.shed_by_limit.labels(limit)
+        for gate in ("request", "login"):
+            self.rate_gate_waiting.labels(gate)
+        self.record_cpu()
+
+    def count_shed(self, reason: str) -> None:
+        self.shed.labels(reason).inc()
+        self.shed_by_limit.labels(SHED_REASONS[reason]).inc()
+
+    def record_cpu(self) -> None:
+        """Add this process's CPU time used since the last record to the counter."""
+        times = os.times()
+        used = times.user + times.system
+        with self._cpu_lock:
+            if used > self._cpu_recorded:
+                self.cpu.inc(used - self._cpu_recorded)
+                self._cpu_recorded = used
+
+    async def record_cpu_periodically(self) -> None:
+        """Runs for the worker's lifetime (its app's lifespan)."""
+        while True:
+            await asyncio.sleep(CPU_RECORD_EVERY_S)
+            self.record_cpu()
 
     def exposition(self, *collectors: Collector) -> bytes:
         """Prometheus text of every worker's instruments plus the given scrape-time collectors."""
+        self.record_cpu()
         registry = CollectorRegistry(auto_describe=False)
         if os.environ.get(MULTIPROC_ENV):
             MultiProcessCollector(registry)

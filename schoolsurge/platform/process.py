@@ -8,6 +8,7 @@ stop(); with `db`, on that file, which keeps its data across restarts.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -24,13 +25,17 @@ from typing import IO
 from schoolsurge.errors import PlatformStartError
 from schoolsurge.platform.security import admin_token_path
 from schoolsurge.platform.server import DEFAULT_SEED, DEFAULT_SIZE
+from schoolsurge.platform.settings import run_scale as parse_run_scale
+from schoolsurge.platform.settings import run_speed as parse_run_speed
 
 
 class PlatformProcess:
     """`with PlatformProcess(size=60, hash_cost=4, profile="resized") as p: ... p.base_url ...`
 
     `hash_cost` and `profile` left at None take the platform's defaults (profile undersized-2021, whose
-    hash cost is 10); other knobs go in `extra_args`, e.g. ["--workers", "2", "--max-in-flight", "4"]."""
+    hash cost is 10). `run_scale` and `run_speed` name the run the platform stands in for (its profile's
+    national limits are scaled to it; None: the platform's default, 1 and 1, the national platform). Other
+    knobs go in `extra_args`, e.g. ["--workers", "2", "--max-in-flight", "4"]."""
 
     def __init__(
         self,
@@ -46,8 +51,21 @@ class PlatformProcess:
         startup_timeout: float = 600.0,  # a first seed of a large roster at cost 10 takes a while
         stop_timeout: float = 10.0,
         extra_args: Sequence[str] = (),
+        run_scale: float | None = None,
+        run_speed: float | None = None,
     ) -> None:
         self.seed, self.size, self.hash_cost, self.profile, self.host = seed, size, hash_cost, profile, host
+        # Checked here, with the platform's own rules, so a bad value fails in one line before anything starts.
+        for name, value, check in (
+            ("run_scale", run_scale, parse_run_scale),
+            ("run_speed", run_speed, parse_run_speed),
+        ):
+            if value is not None:
+                try:
+                    check(repr(float(value)))
+                except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+                    raise ValueError(f"{name}: {error}") from None
+        self.run_scale, self.run_speed = run_scale, run_speed
         self.cache_dir = cache_dir
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
         self.extra_args = list(extra_args)
@@ -87,6 +105,10 @@ class PlatformProcess:
             cmd += ["--profile", self.profile]
         if self.cache_dir is not None:
             cmd += ["--cache-dir", str(self.cache_dir)]
+        if self.run_scale is not None:
+            cmd += ["--run-scale", repr(float(self.run_scale))]
+        if self.run_speed is not None:
+            cmd += ["--run-speed", repr(float(self.run_speed))]
         return cmd + self.extra_args
 
     def start(self) -> PlatformProcess:

@@ -130,6 +130,21 @@ def check_folder_writable(folder: Path) -> None:
         ) from None
 
 
+def run_limits(cfg: Settings) -> str:
+    """The run the platform stands in for and the limits it gives, for the log."""
+
+    def rate(value: float | None, unit: str) -> str:
+        return f"{unit} unlimited" if value is None else f"{value:.4g} {unit}/s"
+
+    sessions = "unlimited" if cfg.run_sessions is None else str(cfg.run_sessions)
+    return (
+        f"run scale {cfg.run_scale:g} x speed {cfg.run_speed:g}: {rate(cfg.run_login_rate, 'logins')}, "
+        f"{rate(cfg.run_request_rate, 'requests')}, sessions {sessions}, waits up to "
+        f"{cfg.run_login_timeout:.4g} s (login) / {cfg.run_request_timeout:.4g} s (request), "
+        f"session idle {cfg.run_session_idle:.4g} s"
+    )
+
+
 def _log(message: str) -> None:
     print(f"[platform] {message}", file=sys.stderr, flush=True)
 
@@ -235,7 +250,8 @@ def serve(
             def on_ready() -> None:
                 _log(
                     f"listening on {base_url} (profile {profile}: {cfg.workers} worker(s) x {cfg.max_in_flight} "
-                    f"in flight + {cfg.queue_length} queued, bcrypt cost {cfg.hash_cost}, database {db_path})"
+                    f"in flight + {cfg.queue_length} queued, bcrypt cost {cfg.hash_cost}, database {db_path}; "
+                    f"{run_limits(cfg)})"
                 )
                 _log(f"CAS issues tickets to: {', '.join(sorted(services.ent_callbacks | services.others))}")
                 if access.metrics_token is None and not is_loopback_host(host):

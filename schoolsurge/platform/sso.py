@@ -88,7 +88,7 @@ def purge_expired(platform: Platform, now: float) -> None:
     settings, connection = platform.settings, platform.connection()
     connection.execute("DELETE FROM login_flows WHERE created_at < ?", (now - settings.login_flow_ttl,))
     connection.execute("DELETE FROM tickets WHERE created_at < ?", (now - settings.ticket_ttl,))
-    connection.execute("DELETE FROM sessions WHERE last_seen < ?", (now - settings.session_idle,))
+    connection.execute("DELETE FROM sessions WHERE last_seen < ?", (now - settings.run_session_idle,))
     connection.execute("DELETE FROM login_failures WHERE at < ?", (now - settings.throttle_window,))
 
 

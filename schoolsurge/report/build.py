@@ -10,6 +10,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from schoolsurge.report import charts
 from schoolsurge.report.data import RunData, load_run, number_or_none
+from schoolsurge.report.health import health
+from schoolsurge.report.outcome import plan_agreement, served_share
 from schoolsurge.report.verdicts import judge_run
 from schoolsurge.rundir import AGGREGATED, REPORT, atomic_file
 
@@ -20,6 +22,8 @@ CHARTS = (
     ("Login (whole SSO flow, Locust entry): p50 and p95", charts.login_latency_over_time),
 )
 SESSION_CHARTS = (
+    ("Who got in: share of the people due in each 5 minutes who logged in, gave up, or left", charts.served_over_time),
+    ("The reconnection bubble: retries per second against people's requests", charts.retries_over_time),
     ("Arrivals per minute: scheduled, started, late, dropped, gave up", charts.arrivals_per_minute),
     ("Time to log in from the intended arrival: p50, p95, p99", charts.time_to_login_over_time),
     ("Agent pool, people in a session and in a virtual class", charts.pool_and_sessions),
@@ -90,12 +94,17 @@ def render_report(data: RunData) -> str:
         top = failures.sort_values("Occurrences", ascending=False).head(15)
         failure_rows = [(r.Name, r.Error, int(r.Occurrences)) for r in top.itertuples()]
     scenario = data.scenario
+    run_health = health(data)
     return environment.get_template("template.html.j2").render(
         title=f"{data.manifest.get('scenario', data.run_dir.name)} — {data.run_dir.name}",
         description=scenario.description if scenario else "",
+        warnings=run_health.notes(),
         notes=data.notes,
         run_facts=_run_facts(data),
         verdicts=judge_run(data),
+        served=served_share(data),
+        agreement=plan_agreement(data),
+        health=run_health,
         charts=[
             {"title": title, "png": base64.b64encode(draw(data)).decode("ascii")}
             for title, draw in (CHARTS + SESSION_CHARTS if data.sessions is not None else CHARTS)

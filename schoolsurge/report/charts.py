@@ -110,3 +110,43 @@ def pool_and_sessions(data: RunData) -> bytes:
     axes.plot(x, sessions["in_virtual_class"], color="tab:green", label="in a virtual class")
     axes.plot(x, sessions["waiting_for_agent"], color="tab:red", label="arrivals waiting for an agent")
     return _finish(figure, axes, data, "people / agents")
+
+
+def _binned(data: RunData, columns: list[str]) -> pd.DataFrame:
+    """Session metrics summed over bins of whole run seconds about 5 scenario minutes long, indexed by the
+    scenario clock of each bin's start (never aliasing: a bin is always a whole number of run seconds)."""
+    sessions = data.sessions
+    speed = data.speed or 1.0
+    width = max(1, round(300 / speed))
+    start = data.clock_start_s if data.clock_start_s is not None else 0.0
+    bins = (sessions["second"] // width) * width
+    summed = sessions.groupby(bins)[columns].sum()
+    summed.index = start + summed.index * speed
+    return summed
+
+
+def served_over_time(data: RunData) -> bytes:
+    """Of the people due in each 5 minutes, the share who got in, and those who gave up."""
+    binned = _binned(data, ["started", "logins_succeeded", "abandoned", "gave_up_page"])
+    tried = binned["started"].where(binned["started"] > 0)
+    figure, axes = _figure()
+    axes.plot(binned.index, 100 * binned["logins_succeeded"] / tried, color="tab:green", label="got in (%)")
+    axes.plot(binned.index, 100 * binned["abandoned"] / tried, color="tab:red", label="gave up logging in (%)")
+    axes.plot(binned.index, 100 * binned["gave_up_page"] / tried, color="tab:purple", label="left, pages failing (%)")
+    axes.set_ylim(-2, 102)
+    return _finish(figure, axes, data, "% of the people due")
+
+
+def retries_over_time(data: RunData) -> bytes:
+    """The reconnection bubble: retries (logins and pages asked again) against all people's requests."""
+    binned = _binned(data, ["login_retries", "page_retries"])
+    requests = data.people_requests_per_second()
+    figure, axes = _figure()
+    width = max(1, round(300 / (data.speed or 1.0)))
+    axes.plot(binned.index, binned["login_retries"] / width, color="tab:red", label="login retries / s")
+    axes.plot(binned.index, binned["page_retries"] / width, color="tab:orange", label="page retries / s")
+    if requests is not None and len(requests):
+        per_bin = requests.groupby((requests.index // width) * width).sum() / width
+        start = data.clock_start_s if data.clock_start_s is not None else 0.0
+        axes.plot(start + per_bin.index * (data.speed or 1.0), per_bin, color="tab:blue", label="people's requests / s")
+    return _finish(figure, axes, data, "per run second")

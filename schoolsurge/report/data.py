@@ -26,6 +26,8 @@ from schoolsurge.rundir import (
     SESSIONS_CSV,
     STATS_CSV,
     TIMELINE,
+    Counter,
+    Gauge,
     read_manifest,
 )
 from schoolsurge.scenario import Scenario, load_scenario
@@ -68,6 +70,25 @@ class RunData:
     def is_login_row(self, frame: pd.DataFrame) -> pd.Series:
         return (frame["Type"] == LOGIN_FLOW_TYPE) & (frame["Name"] == LOGIN_FLOW_NAME)
 
+    @property
+    def scale(self) -> float | None:
+        """The run's scale (share of the people), from the manifest."""
+        scale = number_or_none(self.manifest.get("scale"))
+        return scale if scale and 0 < scale <= 1 else None
+
+    def people_requests_per_second(self) -> pd.Series | None:
+        """People's requests in each run second (bots, the login FLOW entries and the total row left out),
+        from the running totals of Locust's full history; None without a known start."""
+        if self.test_start_unix is None or not len(self.history):
+            return None
+        rows = self.history[self.is_request_row(self.history)]
+        if rows.empty:
+            return None
+        rows = rows.sort_values("Timestamp")
+        added = rows.groupby("Name")["Total Request Count"].diff().fillna(rows["Total Request Count"])
+        second = (rows["Timestamp"] - self.test_start_unix).round().astype(int).clip(lower=0)
+        return added.groupby(second).sum()
+
     def slo_seconds(self) -> tuple[float, float] | None:
         """The SLO window in run seconds, when the scenario and the clock are known."""
         if self.scenario is None or self.speed is None:
@@ -81,7 +102,7 @@ class RunData:
         window = self.scenario.slo_window
         return f"{window.start}-{window.end}"
 
-    def _requests_in(self, seconds: tuple[float, float] | None) -> tuple[int, int]:
+    def requests_in(self, seconds: tuple[float, float] | None) -> tuple[int, int]:
         """People's (requests, failures) within run seconds [a, b), from the history's running totals."""
         rows = self.stats[self.is_request_row(self.stats)]
         whole = int(rows["Request Count"].sum()), int(rows["Failure Count"].sum())
@@ -102,7 +123,7 @@ class RunData:
 
     def totals(self) -> RunTotals:
         seconds = self.slo_seconds()
-        requests, failures = self._requests_in(seconds)
+        requests, failures = self.requests_in(seconds)
         login = self.stats[self.is_login_row(self.stats)]
         logins = int(login["Request Count"].sum() - login["Failure Count"].sum())
         if self.histograms:
@@ -223,6 +244,11 @@ def _load_sessions(data: RunData) -> None:
             raise ReportError(f"{sessions_path}: corrupt session metrics ({error}); rerun the scenario") from None
         if "second" not in data.sessions.columns:
             raise ReportError(f"{sessions_path}: not a sessions file (no `second` column); rerun the scenario")
+        missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
+        if missing:  # a run of an earlier version: what it did not count shows as zero
+            data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")
+            for name in missing:
+                data.sessions[name] = 0
     if histograms_path.exists():
         try:
             data.histograms = read_histograms(histograms_path)

@@ -54,7 +54,8 @@ def format_plan(plan: dict[str, Any]) -> str:
         lines.append(
             f"  virtual classes       {_count(national['virtual_classes'])} opened, "
             f"{_count(national['virtual_class_pupils'])} pupils joining "
-            f"({national['pupils_per_virtual_class']:.1f} per class)"
+            f"({national['pupils_per_virtual_class']:.1f} per class), {_count(national['peak_in_virtual_class'])} "
+            f"in a class at {national['peak_in_virtual_class_at']}"
         )
     for incident in plan["incidents"]:
         if incident["kind"] == "bot-flood":
@@ -73,6 +74,11 @@ def format_plan(plan: dict[str, Any]) -> str:
     lines.append(f"  peak arrivals         {_rate(run['peak_arrivals_per_s'])}/s")
     lines.append(f"  peak open sessions    {_rate(run['peak_concurrent_sessions'])}")
     lines.append(f"  peak requests         {_rate(run['peak_requests_per_s'])}/s")
+    if run["virtual_classes"]:
+        lines.append(
+            f"  virtual classes       {_rate(run['virtual_classes'])} opened, {_rate(run['virtual_class_pupils'])} "
+            f"pupils joining, {_rate(run['peak_in_virtual_class'])} in a class at most"
+        )
     for incident in plan["incidents"]:
         if incident["kind"] == "bot-flood":
             lines.append(f"  bot login attempts    {_rate(incident['run_rate_per_s'])}/s during the flood")

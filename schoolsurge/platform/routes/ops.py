@@ -7,7 +7,7 @@ server actually requires.
 
 from __future__ import annotations
 
-import time
+import math
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -22,6 +22,7 @@ from schoolsurge.platform.metrics import GaugesAtScrape
 from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Capacity, CapacityChange, Status
 from schoolsurge.platform.security import same_secret, token_hash
+from schoolsurge.platform.settings import Settings
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -50,9 +51,7 @@ def capacity_now(platform: Platform) -> Capacity:
 def gauges_at_scrape(platform: Platform) -> Gauges:
     """The figures that live in the database and in the capacity state, computed when scraped."""
     connection = platform.connection()
-    since = time.time() - platform.settings.session_idle
-    sessions = connection.execute("SELECT COUNT(*) FROM sessions WHERE last_seen > ?", (since,)).fetchone()[0]
-    yield "schoolsurge_active_sessions", "Sessions not yet expired", {(): sessions}, []
+    yield "schoolsurge_active_sessions", "Sessions not yet expired", {(): platform.live_sessions()}, []
     by_status = dict(
         connection.execute(
             "SELECT status, COUNT(*) FROM virtual_classes WHERE status != 'closed' GROUP BY status"
@@ -87,6 +86,46 @@ def gauges_at_scrape(platform: Platform) -> Gauges:
         "schoolsurge_queue_limit",
         "Requests that may wait for a slot, all workers",
         {(): capacity.queue_limit_per_worker * capacity.workers},
+        [],
+    )
+    yield from profile_limit_gauges(platform.settings, capacity.fraction_lost)
+
+
+def profile_limit_gauges(settings: Settings, fraction_lost: float) -> Gauges:
+    """The profile's limits at the run's level (national x scale x speed), all workers, an incident's loss
+    taken out of the rates; +Inf when the profile sets none. And the run the platform stands in for."""
+
+    def limit(value: float | None, lost: float = 0.0) -> dict[tuple[str, ...], float]:
+        return {(): math.inf if value is None else value * (1.0 - lost)}
+
+    yield (
+        "schoolsurge_login_rate_limit",
+        "Logins per second the profile admits at this run's level, all workers (+Inf: unlimited)",
+        limit(settings.run_login_rate, fraction_lost),
+        [],
+    )
+    yield (
+        "schoolsurge_request_rate_limit",
+        "Requests per second the profile admits at this run's level, all workers (+Inf: unlimited)",
+        limit(settings.run_request_rate, fraction_lost),
+        [],
+    )
+    yield (
+        "schoolsurge_sessions_limit",
+        "Live sessions the profile holds at this run's level (+Inf: unlimited)",
+        limit(settings.run_sessions),
+        [],
+    )
+    yield (
+        "schoolsurge_run_scale",
+        "Share of the national population the platform stands in for",
+        {(): settings.run_scale},
+        [],
+    )
+    yield (
+        "schoolsurge_run_speed",
+        "How many times faster than the scenario's clock the run goes",
+        {(): settings.run_speed},
         [],
     )
 

@@ -1,0 +1,118 @@
+"""Was it the platform's capacity, or the machine, that bound? The generator's and the platform's health.
+
+- Generator: arrivals that started late or were dropped mean the load generator could not keep the clock;
+  then the run measured the generator, not the platform.
+- Platform: the embedded platform counts the requests it refused by reason. `login_rate`, `request_rate` and
+  `sessions_full` are its profile's limits (national capacity, scaled to the run): the rehearsal's outcome.
+  `queue_full` and `queue_timeout` are the machine's (workers, slots, queue): when they bind, the run measured
+  the laptop. Its CPU seconds over the run say how busy the machine was.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from schoolsurge.report.data import RunData
+from schoolsurge.rundir import TARGET_METRICS, Counter
+
+PROFILE_REASONS = frozenset({"login_rate", "request_rate", "sessions_full"})
+MACHINE_REASONS = frozenset({"queue_full", "queue_timeout"})
+LATE_LIMIT = 0.01  # more than 1% of arrivals late or dropped: the generator did not keep the clock
+MACHINE_SHED_LIMIT = 0.01  # more than 1% of requests refused at the machine's limits
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Health:
+    arrivals: int = 0
+    late: int = 0
+    dropped: int = 0
+    shed_by_reason: dict[str, float] = field(default_factory=dict)
+    requests: int = 0
+    platform_cpu_s: float | None = None
+    run_s: float | None = None
+
+    @property
+    def generator_bound(self) -> bool:
+        return self.arrivals > 0 and (self.late + self.dropped) / self.arrivals > LATE_LIMIT
+
+    @property
+    def shed_by_machine(self) -> float:
+        return sum(v for k, v in self.shed_by_reason.items() if k in MACHINE_REASONS)
+
+    @property
+    def shed_by_profile(self) -> float:
+        return sum(v for k, v in self.shed_by_reason.items() if k in PROFILE_REASONS)
+
+    @property
+    def machine_bound(self) -> bool:
+        return self.requests > 0 and self.shed_by_machine / self.requests > MACHINE_SHED_LIMIT
+
+    def notes(self) -> list[str]:
+        """What a reader must know before believing the figures, first."""
+        notes = []
+        if self.generator_bound:
+            notes.append(
+                f"This run measured the load generator, not the platform: {self.late + self.dropped} of "
+                f"{self.arrivals} arrivals started late or were dropped. Use fewer people (--scale), a slower "
+                "clock (--speed) or more Locust processes."
+            )
+        if self.machine_bound:
+            notes.append(
+                f"This run measured the machine, not the platform's profile: {self.shed_by_machine:,.0f} requests "
+                "were refused at the machine's own limits (queue full or timed out) rather than at the profile's "
+                "national capacity. Give the platform more workers or run it on another machine."
+            )
+        return notes
+
+    def lines(self) -> list[tuple[str, str]]:
+        rows = [("arrivals late / dropped (generator)", f"{self.late:,} / {self.dropped:,} of {self.arrivals:,}")]
+        if self.shed_by_reason:
+            by_reason = ", ".join(f"{reason} {count:,.0f}" for reason, count in sorted(self.shed_by_reason.items()))
+            rows.append(("requests refused by the platform, by reason", by_reason))
+        if self.platform_cpu_s is not None and self.run_s:
+            rows.append(
+                (
+                    "platform CPU",
+                    f"{self.platform_cpu_s:,.0f} s over {self.run_s:,.0f} s of run "
+                    f"({self.platform_cpu_s / self.run_s:.2f} cores on average)",
+                )
+            )
+        return rows
+
+
+def health(data: RunData) -> Health:
+    arrivals = late = dropped = 0
+    if data.sessions is not None:
+        arrivals = int(data.sessions[Counter.SCHEDULED].sum())
+        late = int(data.sessions[Counter.LATE].sum())
+        dropped = int(data.sessions[Counter.DROPPED].sum())
+    shed, cpu = _platform_figures(data)
+    requests, _ = data.requests_in(None)
+    ended, started = data.manifest.get("ended_unix"), data.test_start_unix
+    run_s = float(ended) - started if isinstance(ended, int | float) and started else None
+    return Health(arrivals, late, dropped, shed, requests, cpu, run_s)
+
+
+def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:
+    """Shed requests by reason and CPU seconds, from the target's metrics scraped at the end of the run."""
+    path = data.run_dir / TARGET_METRICS
+    if not path.exists():
+        return {}, None
+    shed: dict[str, float] = {}
+    cpu = None
+    try:
+        for family in text_string_to_metric_families(path.read_text(encoding="utf-8", errors="replace")):
+            for sample in family.samples:
+                if sample.name == "schoolsurge_requests_shed_total":
+                    reason = sample.labels.get("reason", "?")
+                    shed[reason] = shed.get(reason, 0.0) + sample.value
+                elif sample.name == "schoolsurge_platform_cpu_seconds_total":
+                    cpu = (cpu or 0.0) + sample.value
+    except ValueError as error:  # a malformed exposition: the report notes nothing rather than failing
+        log.warning("%s: not Prometheus text (%s)", path, error)
+        return {}, None
+    return {reason: count for reason, count in shed.items() if count}, cpu
