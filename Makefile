@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= scenarios/first-day-2021.yaml
 ARGS ?=
 
-.PHONY: install surge smoke target report test lint bench
+.PHONY: install surge smoke capacity target report test lint bench
 
 # Reinstalls only when pyproject.toml changes, so every target below can depend on it cheaply.
 $(STAMP): pyproject.toml
@@ -21,6 +21,10 @@ surge: install
 
 smoke: install
 	$(BIN)/schoolsurge run scenarios/smoke.yaml --fail-on-slo $(ARGS)
+
+# Capacity sweep of the embedded platform (undersized-2021 by default; ARGS="--profile resized" for the other).
+capacity: install
+	$(BIN)/schoolsurge capacity $(SCENARIO) $(ARGS)
 
 target: install
 	$(BIN)/schoolsurge target $(ARGS)

@@ -1,4 +1,4 @@
-"""`schoolsurge target | run | report | plan`: the suite's command line.
+"""`schoolsurge target | run | capacity | capacity fit | report | plan`: the suite's command line.
 
 Exit status: 0 done, 1 the run could not proceed, 2 bad input (one line says which), 3 an SLO breached
 (with --fail-on-slo), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported).
@@ -10,11 +10,18 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from schoolsurge.clients.options import add_client_arguments, forwarded_client_arguments
 from schoolsurge.errors import RunError, UsageError
+from schoolsurge.models.sweep import DEFAULT_MEASURE_S, DEFAULT_STEPS
 from schoolsurge.parameters import process_count, scale_fraction, seed_number, speed_factor
+from schoolsurge.platform.settings import PROFILES as PROFILE_NAMES
+from schoolsurge.rundir import CAPACITY_JSON
+from schoolsurge.sweep_options import at_least_zero, positive_number, stop_margin, sweep_steps
+
+if TYPE_CHECKING:
+    from schoolsurge.runner import RunRequest
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -30,21 +37,70 @@ class OneLineErrorParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"schoolsurge: {message}; see {self.prog} --help\n")
 
 
-def _add_run(subparsers: argparse._SubParsersAction) -> None:
-    run = subparsers.add_parser("run", help="replay a scenario with Locust and build its report")
+def _add_run_arguments(run: argparse.ArgumentParser, defaults: str = "the scenario's") -> None:
+    """What `run` and `capacity` share: the target, the replay, the processes, the client."""
     run.add_argument("scenario", type=Path, help="scenario file, e.g. scenarios/first-day-2021.yaml")
     run.add_argument("--target", help="base URL of the platform (default: start the embedded reference one)")
-    run.add_argument("--scale", type=scale_fraction, help="fraction of people simulated (default: the scenario's)")
-    run.add_argument("--speed", type=speed_factor, help="time compression (default: the scenario's)")
+    run.add_argument(
+        "--profile",
+        choices=sorted(PROFILE_NAMES),
+        help="capacity profile of the embedded platform (default: the scenario's)",
+    )
+    run.add_argument("--scale", type=scale_fraction, help=f"fraction of people simulated (default: {defaults})")
+    run.add_argument("--speed", type=speed_factor, help=f"time compression (default: {defaults})")
     run.add_argument("--seed", type=seed_number, help="seed of accounts and randomness (default: the scenario's)")
     run.add_argument("--processes", type=process_count, help="Locust worker processes (default: one process)")
     run.add_argument("--accounts", type=Path, help="CSV of test accounts role,username,password (another platform)")
     run.add_argument("--locustfile", type=Path, help="a locustfile of your own (default: the surge locustfile)")
     run.add_argument("--reports-dir", type=Path, default=Path("reports"), help="where run directories go")
     run.add_argument("--allow-host", help="a non-loopback host you own and explicitly allow to be loaded")
-    run.add_argument("--fail-on-slo", action="store_true", help=f"exit {EXIT_SLO_BREACHED} if an SLO breaks")
     run.add_argument("--force", action="store_true", help="run even when the plan says this machine cannot hold it")
     add_client_arguments(run)
+
+
+def _add_run(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="replay a scenario with Locust and build its report")
+    _add_run_arguments(run)
+    run.add_argument("--fail-on-slo", action="store_true", help=f"exit {EXIT_SLO_BREACHED} if an SLO breaks")
+
+
+def _add_capacity(subparsers: argparse._SubParsersAction) -> None:
+    capacity = subparsers.add_parser(
+        "capacity",
+        help="capacity sweep: the scenario's people at a constant rate per step, up past saturation "
+        "(`schoolsurge capacity fit FILE.csv` fits a table)",
+        description="Steps the scenario's arrival rate up until the platform breaks, measures each step once "
+        "settled, fits the Universal Scalability Law and says what capacity the national morning needs. "
+        "`schoolsurge capacity fit FILE.csv [--n COLUMN --x COLUMN] [--json]` fits any concurrency/throughput table.",
+    )
+    _add_run_arguments(capacity, defaults="the sweep's, from the plan")
+    capacity.add_argument("--steps", type=sweep_steps, default=DEFAULT_STEPS, help="load steps (default 10)")
+    capacity.add_argument("--low", type=positive_number, help="lowest step, x the national peak arrival rate")
+    capacity.add_argument("--high", type=positive_number, help="highest step, x the national peak arrival rate")
+    capacity.add_argument(
+        "--step-duration",
+        type=positive_number,
+        help=f"seconds measured per settled step (default {DEFAULT_MEASURE_S:g})",
+    )
+    capacity.add_argument(
+        "--settle", type=at_least_zero, help="settling per step, in mean sessions at the run's speed (default 3)"
+    )
+    capacity.add_argument("--stop-margin", type=stop_margin, help="stop once a step breaches an objective x this (5)")
+    capacity.add_argument("--linear", action="store_true", help="linear steps (default: geometric)")
+    capacity.add_argument(
+        "--expected-capacity",
+        type=positive_number,
+        help="the target's expected capacity, x the national peak (default: the embedded platform's profile's; "
+        "unknown: steps go up to 4x the peak)",
+    )
+
+
+def _add_capacity_fit(subparsers: argparse._SubParsersAction) -> None:
+    fit = subparsers.add_parser("capacity-fit", prog="schoolsurge capacity fit", help=argparse.SUPPRESS)
+    fit.add_argument("table", type=Path, help="CSV of concurrency and throughput (a sweep's capacity.csv, or yours)")
+    fit.add_argument("--n", dest="n_column", help="column of concurrency N (default: concurrency)")
+    fit.add_argument("--x", dest="x_column", help="column of throughput X (default: successful_requests_per_s)")
+    fit.add_argument("--json", action="store_true", help="print the model as one JSON object")
 
 
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
@@ -71,26 +127,31 @@ def _add_target(subparsers: argparse._SubParsersAction) -> None:
     add_target_arguments(target)
 
 
-def _run(args: argparse.Namespace) -> int:
-    from schoolsurge.runner import RunRequest, run
+def _run_request(args: argparse.Namespace) -> RunRequest:
+    from schoolsurge.runner import RunRequest
 
-    outcome = run(
-        RunRequest(
-            scenario_path=args.scenario,
-            target=args.target,
-            scale=args.scale,
-            speed=args.speed,
-            seed=args.seed,
-            processes=args.processes,
-            reports_dir=args.reports_dir,
-            allow_host=args.allow_host,
-            fail_on_slo=args.fail_on_slo,
-            force=args.force,
-            accounts=args.accounts,
-            locustfile=args.locustfile,
-            client_arguments=forwarded_client_arguments(args),
-        )
+    return RunRequest(
+        scenario_path=args.scenario,
+        target=args.target,
+        scale=args.scale,
+        speed=args.speed,
+        seed=args.seed,
+        processes=args.processes,
+        reports_dir=args.reports_dir,
+        allow_host=args.allow_host,
+        fail_on_slo=getattr(args, "fail_on_slo", False),
+        force=args.force,
+        accounts=args.accounts,
+        locustfile=args.locustfile,
+        client_arguments=forwarded_client_arguments(args),
+        profile=args.profile,
     )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from schoolsurge.runner import run
+
+    outcome = run(_run_request(args))
     for verdict in outcome.verdicts:
         print(f"SLO {verdict.line()}")
     if outcome.served is not None:
@@ -101,6 +162,38 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if args.fail_on_slo and not outcome.slo_met:
         return EXIT_SLO_BREACHED
+    return 0
+
+
+def _capacity(args: argparse.Namespace) -> int:
+    from schoolsurge.models.sweep import SweepSettings
+    from schoolsurge.runner import run
+
+    given = {"low": args.low, "high": args.high, "measure_s": args.step_duration}
+    given |= {"settle_sessions": args.settle, "stop_margin": args.stop_margin}
+    try:
+        settings = SweepSettings(
+            steps=args.steps, linear=args.linear, **{k: v for k, v in given.items() if v is not None}
+        )
+    except ValueError as error:
+        raise UsageError(f"{error}; change the sweep options") from None
+    request = _run_request(args)
+    request.sweep, request.sweep_capacity = settings, args.expected_capacity
+    outcome = run(request)
+    answer = outcome.run_dir / CAPACITY_JSON
+    if answer.exists():
+        for line in json.loads(answer.read_text(encoding="utf-8")).get("headline", []):
+            print(line)
+    if outcome.report is not None:
+        print(f"Report: {outcome.report}")
+    return EXIT_INTERRUPTED if outcome.interrupted else 0
+
+
+def _capacity_fit(args: argparse.Namespace) -> int:
+    from schoolsurge.capacity_table import fit_json, fit_table, format_fit
+
+    fit = fit_table(args.table, args.n_column, args.x_column)
+    print(json.dumps(fit_json(fit), indent=2) if args.json else format_fit(fit))
     return 0
 
 
@@ -151,14 +244,28 @@ def _target(args: argparse.Namespace) -> int:
     return run_target(args)
 
 
-COMMANDS = {"run": _run, "report": _report, "plan": _plan, "target": _target}
+COMMANDS = {
+    "run": _run,
+    "capacity": _capacity,
+    "capacity-fit": _capacity_fit,
+    "report": _report,
+    "plan": _plan,
+    "target": _target,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog="schoolsurge", description=__doc__)
-    subparsers = parser.add_subparsers(dest="command", required=True)
+    subparsers = parser.add_subparsers(
+        dest="command", required=True, metavar="{target,run,capacity,capacity fit,report,plan}"
+    )
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["capacity", "fit"]:
+        argv = ["capacity-fit", *argv[2:]]
     _add_target(subparsers)
     _add_run(subparsers)
+    _add_capacity(subparsers)
+    _add_capacity_fit(subparsers)
     _add_report(subparsers)
     _add_plan(subparsers)
     try:

@@ -8,7 +8,8 @@
     │   ├── ClientError              --client / client options that cannot be used
     │   ├── UnsafeTargetError        a target that is not loopback and not explicitly allowed
     │   ├── RunTooLargeError         a run the plan says this machine cannot hold
-    │   └── ReportError              a run directory that cannot be reported on
+    │   ├── ReportError              a run directory that cannot be reported on
+    │   └── FitError                 a table a capacity model cannot be fitted to (too few points, bad values)
     ├── RunError                     the run could not proceed (exit 1)
     │   └── PlatformStartError       the embedded platform did not start
     ├── StepFailed                   one step of a person's session failed on the platform; already recorded
@@ -55,6 +56,10 @@ class RunTooLargeError(UsageError):
 
 class ReportError(UsageError):
     """A run directory that cannot be reported on; the message says what is wrong and what to do."""
+
+
+class FitError(UsageError):
+    """Measurements a capacity model cannot be fitted to; the message says what is missing."""
 
 
 class RunError(SchoolsurgeError, RuntimeError):

@@ -23,6 +23,7 @@ from schoolsurge.errors import UnsafeTargetError, UsageError
 from schoolsurge.parameters import scale_fraction, seconds_at_least_zero, seed_number, speed_factor
 from schoolsurge.rundir import new_run_dir
 from schoolsurge.safety import check_target
+from schoolsurge.sweep_options import add_sweep_arguments
 
 __all__ = ["PoolShape", "SurgeAgent"]
 
@@ -48,10 +49,11 @@ def add_options(parser: Any) -> None:
         "--drop-after", type=seconds_at_least_zero, default=None, help="start delay (s) past which it is dropped (60)"
     )
 
-    def add_client_argument(flag: str, **kwargs: Any) -> None:
+    def add_hidden_argument(flag: str, **kwargs: Any) -> None:
         parser.add_argument(flag, include_in_web_ui=False, **kwargs)
 
-    add_client_arguments(parser, add_client_argument)
+    add_client_arguments(parser, add_hidden_argument)
+    add_sweep_arguments(add_hidden_argument)
 
 
 def _fail(message: str) -> None:

@@ -84,7 +84,7 @@ def check_parameters(parameters: RunParameters) -> None:
 # ---- argparse types --------------------------------------------------------------------------------------
 
 
-def _number(text: str) -> float:
+def finite_number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -94,7 +94,7 @@ def _number(text: str) -> float:
     return value
 
 
-def _whole(text: str) -> int:
+def whole_number(text: str) -> int:
     try:
         return int(text)
     except ValueError:
@@ -103,7 +103,7 @@ def _whole(text: str) -> int:
 
 def scale_fraction(text: str) -> float:
     """--scale: the fraction of people simulated, in (0, 1]."""
-    value = _number(text)
+    value = finite_number(text)
     if not 0 < value <= 1:
         raise argparse.ArgumentTypeError(f"must be in (0, 1] (a fraction of the people), got {text}")
     return value
@@ -111,7 +111,7 @@ def scale_fraction(text: str) -> float:
 
 def speed_factor(text: str) -> float:
     """--speed: time compression, scenario seconds per run second, above 0."""
-    value = _number(text)
+    value = finite_number(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0 (scenario seconds per run second), got {text}")
     return value
@@ -119,7 +119,7 @@ def speed_factor(text: str) -> float:
 
 def seconds_at_least_zero(text: str) -> float:
     """A duration in seconds, 0 or more (e.g. --late-after 0 counts every delay as late)."""
-    value = _number(text)
+    value = finite_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text}")
     return value
@@ -127,7 +127,7 @@ def seconds_at_least_zero(text: str) -> float:
 
 def seed_number(text: str) -> int:
     """--seed: a whole number, 0 or more."""
-    value = _whole(text)
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
@@ -135,7 +135,7 @@ def seed_number(text: str) -> int:
 
 def process_count(text: str) -> int:
     """--processes: Locust worker processes, 1 or more."""
-    value = _whole(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
     return value

@@ -11,6 +11,8 @@ and the helpers that create a directory and keep its manifest. A run writes noth
       sessions.csv             the engine's per-second metrics (SessionColumn below)
       time_to_login.jsonl      raw time-to-login histograms, one line per second
       target_metrics.prom      the target's /metrics at the end (shed reasons, CPU), when it serves them
+      capacity.csv             a capacity sweep's steps (CapacityColumn below), sweeps only
+      capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
 """
@@ -40,6 +42,8 @@ TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
 TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the end of the run, when it has one
+CAPACITY_CSV = "capacity.csv"
+CAPACITY_JSON = "capacity.json"
 LOCUST_LOG = "locust.log"
 PLATFORM_LOG = "platform.log"
 REPORT = "report.html"
@@ -79,10 +83,33 @@ class Counter(StrEnum):
     PAGE_RETRIES = "page_retries"  # event time: a page asked again after it failed
     BOT_LOGIN_ATTEMPTS = "bot_login_attempts"  # event time
     BOT_ATTEMPTS_NOT_SENT = "bot_attempts_not_sent"  # event time
+    # Event time, people's HTTP requests only (not the login flow entry, not bots): the load as it happened.
+    REQUESTS = "requests"
+    FAILURES_503 = "failures_503"  # refused: unavailable, shed
+    FAILURES_429 = "failures_429"  # refused: throttled
+    FAILURES_TIMEOUT = "failures_timeout"  # no answer in time (client timeout or 504)
+    FAILURES_5XX = "failures_5xx"  # any other 5xx
+    FAILURES_CONNECTION = "failures_connection"  # refused or reset connection, no HTTP answer
+    FAILURES_OTHER = "failures_other"  # 4xx other than 429, wrong content
 
 
+FAILURE_COUNTERS = (
+    Counter.FAILURES_503,
+    Counter.FAILURES_429,
+    Counter.FAILURES_TIMEOUT,
+    Counter.FAILURES_5XX,
+    Counter.FAILURES_CONNECTION,
+    Counter.FAILURES_OTHER,
+)
 EVENT_COUNTERS = frozenset(
-    {Counter.LOGIN_RETRIES, Counter.PAGE_RETRIES, Counter.BOT_LOGIN_ATTEMPTS, Counter.BOT_ATTEMPTS_NOT_SENT}
+    {
+        Counter.LOGIN_RETRIES,
+        Counter.PAGE_RETRIES,
+        Counter.BOT_LOGIN_ATTEMPTS,
+        Counter.BOT_ATTEMPTS_NOT_SENT,
+        Counter.REQUESTS,
+        *FAILURE_COUNTERS,
+    }
 )
 
 
@@ -93,6 +120,7 @@ class Gauge(StrEnum):
     IN_VIRTUAL_CLASS = "in_virtual_class"
     WAITING_FOR_AGENT = "waiting_for_agent"
     POOL_SIZE = "pool_size"
+    GENERATOR_CPU_PERCENT = "generator_cpu_percent"  # summed over processes: 100 = one core busy
 
 
 class RunStatus(StrEnum):
@@ -110,6 +138,47 @@ SESSIONS_COLUMNS = (
     *Gauge,
     "start_delay_max_ms",
     *(f"time_to_login_p{p}_ms" for p in TIME_TO_LOGIN_PERCENTILES),
+    # people's HTTP requests completed in that second (event time), from the merged histograms
+    *(f"request_latency_p{p}_ms" for p in TIME_TO_LOGIN_PERCENTILES),
+)
+
+
+# ---- capacity.csv (a capacity sweep: one row per load step) ------------------------------------------------
+
+
+class StepStatus(StrEnum):
+    MEASURED = "measured"  # held and measured on its settled part
+    STOPPED = "stopped"  # measured, and breached the SLOs by the stop margin: the sweep ended after it
+    INCOMPLETE = "incomplete"  # the run stopped (Ctrl-C...) before its settled part was measured whole
+    SKIPPED = "skipped"  # never run: the sweep stopped before it
+
+
+# Rates are in run terms (this run's people and clock); divide by the load fraction (scale x speed,
+# capacity.json) for national terms. Latencies are real milliseconds.
+CAPACITY_COLUMNS = (
+    "step",
+    "status",
+    "offered_arrivals_per_s",
+    "national_arrivals_per_s",  # the same offered rate in national terms
+    "start_s",  # run seconds: the step began, its measured (settled) part began, it ended
+    "measured_from_s",
+    "end_s",
+    "arrivals",  # people who started in the measured part
+    "logins_per_s",  # logins achieved
+    "requests_per_s",  # people's HTTP requests, failed or not
+    "successful_requests_per_s",
+    *(f"{counter.value}_per_s" for counter in FAILURE_COUNTERS),
+    "concurrency",  # mean people in a session (N)
+    "in_virtual_class",
+    *(f"time_to_login_p{p}_ms" for p in TIME_TO_LOGIN_PERCENTILES),
+    *(f"request_latency_p{p}_ms" for p in TIME_TO_LOGIN_PERCENTILES),
+    "error_ratio",
+    "late",
+    "dropped",
+    "gave_up",  # people who gave up logging in or left when pages kept failing
+    "generator_cpu_percent",
+    "slo_met",  # every objective of the scenario held in the step (true/false)
+    "breaches",  # the objectives breached, "; "-separated
 )
 VERSIONED_PACKAGES = (
     "schoolsurge",

@@ -19,11 +19,14 @@ from pathlib import Path
 
 import schoolsurge
 from schoolsurge.clients.options import load_client_class
-from schoolsurge.errors import PlatformStartError, ReportError, RunError, RunTooLargeError
+from schoolsurge.errors import ParameterError, PlatformStartError, ReportError, RunError, RunTooLargeError
 from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
+from schoolsurge.models.population import national_curves
 from schoolsurge.models.replay import Replay
+from schoolsurge.models.sweep import SweepReplay, SweepSettings, mean_session_s
 from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
 from schoolsurge.report.outcome import ServedShare, served_share
 from schoolsurge.rundir import (
@@ -40,6 +43,7 @@ from schoolsurge.rundir import (
 )
 from schoolsurge.safety import check_target
 from schoolsurge.scenario import Scenario, load_scenario
+from schoolsurge.sweep_options import forwarded_sweep_arguments, resolve_sweep
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -62,6 +66,9 @@ class RunRequest:
     accounts: Path | None = None  # CSV of test accounts (default: the embedded platform's, from the seed)
     locustfile: Path | None = None  # a locustfile of one's own (default: the surge locustfile)
     client_arguments: Sequence[str] = field(default_factory=list)  # --client ..., --cas-url ..., passed on
+    profile: str | None = None  # the embedded platform's capacity profile (default: the scenario's)
+    sweep: SweepSettings | None = None  # a capacity sweep instead of the morning
+    sweep_capacity: float | None = None  # the target's expected capacity, x the peak (embedded: its profile's)
 
 
 @dataclass
@@ -84,8 +91,17 @@ def run(request: RunRequest) -> RunOutcome:
 
 def _run(request: RunRequest) -> RunOutcome:
     scenario = load_scenario(request.scenario_path)
-    parameters = resolve_parameters(scenario, request.scale, request.speed, request.seed)
-    replay = Replay(scenario, parameters.scale, parameters.speed)
+    profile = _check_profile(request.profile or scenario.platform.profile)
+    replay: Replay
+    if request.sweep is None:
+        parameters = resolve_parameters(scenario, request.scale, request.speed, request.seed)
+        replay = Replay(scenario, parameters.scale, parameters.speed)
+    else:
+        if request.sweep_capacity is None and request.target is None:
+            request.sweep_capacity = profile_capacity(scenario, profile)
+        parameters, replay = resolve_sweep(
+            scenario, request.sweep, request.sweep_capacity, request.scale, request.speed, request.seed
+        )
     if request.target is not None:
         check_target(request.target, request.allow_host)  # refuse before creating anything
     _check_client(request.client_arguments)
@@ -101,18 +117,14 @@ def _run(request: RunRequest) -> RunOutcome:
         processes=request.processes or 1,
         embedded=request.target is None,
         target=request.target or "embedded",
+        **({"profile": profile} if request.target is None else {}),
     )
     print(f"schoolsurge: run directory {run_dir}", flush=True)
     code, interrupted = None, False
     try:
-        with _platform(request, scenario, replay, parameters.seed, run_dir) as (target, admin_token):
+        with _platform(request, scenario, profile, replay, parameters.seed, run_dir) as (target, admin_token):
             update_manifest(run_dir, target=target)
-            print(
-                f"schoolsurge: replaying {scenario.window.start}-{scenario.window.end} at scale "
-                f"{parameters.scale:g}, speed {parameters.speed:g}x against {target} "
-                f"(about {replay.duration_s:.0f} s)",
-                flush=True,
-            )
+            print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
             command = _locust_command(request, parameters, target, run_dir)
             code, interrupted = _run_locust(command, admin_token)
     except KeyboardInterrupt:
@@ -153,9 +165,43 @@ def _conclude(
         return None, [], None
 
 
+def _what_runs(replay: Replay) -> str:
+    scale = f"scale {replay.scale:.3g}, speed {replay.speed:g}x"
+    if isinstance(replay, SweepReplay):
+        return (
+            f"capacity sweep: {len(replay.rates)} steps of {replay.rates[0]:.2f} to {replay.rates[-1]:.2f} arrivals/s "
+            f"(run terms; {replay.multiples[0]:.3g} to {replay.multiples[-1]:.3g} x the national peak), each settled "
+            f"{replay.settle_s:.0f} s and measured {replay.measure_s:g} s, at {scale} (load fraction "
+            f"{replay.load_fraction:.3g})"
+        )
+    return f"replaying {replay.scenario.window.start}-{replay.scenario.window.end} at {scale}"
+
+
+def _check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ParameterError(f"unknown platform profile {profile!r}; choose one of {', '.join(sorted(PROFILES))}")
+    return profile
+
+
+def profile_capacity(scenario: Scenario, profile: str) -> float:
+    """What the embedded platform's profile holds at a constant arrival rate, as a multiple of the scenario's
+    national peak arrival rate: the lowest of its login rate over the peak login rate, its request rate over the
+    peak request rate, and its sessions over the sessions a constant rate keeps open (rate x mean session)."""
+    limits = NATIONAL_LIMITS[profile]
+    curves = national_curves(scenario)
+    peak_logins = float(curves.per_minute(curves.total_arrivals()).max())
+    held = [
+        limits["national_login_rate"] / peak_logins,
+        limits["national_request_rate"] / float(curves.total_requests().max()),
+    ]
+    if limits["national_sessions"] is not None:
+        held.append(limits["national_sessions"] / (peak_logins * mean_session_s(scenario)))
+    return min(held)
+
+
 @contextlib.contextmanager
 def _platform(
-    request: RunRequest, scenario: Scenario, replay: Replay, seed: int, run_dir: Path
+    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path
 ) -> Iterator[tuple[str, str | None]]:
     """The target URL: the user's (checked) or an embedded platform sized for this replay."""
     if request.target is not None:  # already checked by run(), before the run directory was made
@@ -171,7 +217,7 @@ def _platform(
         seed=seed,
         size=replay.platform_pupils,
         hash_cost=scenario.platform.hash_cost,
-        profile=scenario.platform.profile,
+        profile=profile,
         log_path=run_dir / PLATFORM_LOG,
         # The platform's capacity is national: it scales it to the run it stands in for.
         run_scale=replay.scale,
@@ -200,6 +246,8 @@ def _locust_command(request: RunRequest, parameters: RunParameters, target: str,
         command += ["--processes", str(request.processes)]
     if request.accounts:
         command += ["--accounts", str(request.accounts)]
+    if request.sweep is not None:
+        command += forwarded_sweep_arguments(request.sweep, request.sweep_capacity)
     return command + list(request.client_arguments)
 
 

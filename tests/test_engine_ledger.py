@@ -6,8 +6,8 @@ import csv
 import random
 from pathlib import Path
 
-from schoolsurge.engine.ledger import Ledger, write_sessions_csv
-from schoolsurge.rundir import SESSIONS_COLUMNS
+from schoolsurge.engine.ledger import Ledger, read_histograms, write_histograms, write_sessions_csv
+from schoolsurge.rundir import FAILURE_COUNTERS, SESSIONS_COLUMNS, Counter
 
 
 def _record(ledger: Ledger, rng: random.Random, events: int) -> None:
@@ -17,6 +17,9 @@ def _record(ledger: Ledger, rng: random.Random, events: int) -> None:
         ledger.count(second, "login_attempts", rng.randint(1, 3))
         ledger.time_to_login(second, rng.lognormvariate(5, 1))
         ledger.start_delay(second, rng.uniform(0, 500))
+        for _ in range(rng.randint(1, 4)):
+            failure = rng.choice([None, None, None, *FAILURE_COUNTERS])
+            ledger.request(rng.uniform(0, 30), rng.lognormvariate(3, 1), failure)
 
 
 def test_merging_worker_ledgers_equals_one_ledger() -> None:
@@ -31,6 +34,9 @@ def test_merging_worker_ledgers_equals_one_ledger() -> None:
         assert not part.seconds, "a worker forgets what it has sent"
     assert merged.total("started") == whole.total("started") == 600
     assert merged.total("login_attempts") == whole.total("login_attempts")
+    assert merged.total(Counter.REQUESTS) == whole.total(Counter.REQUESTS) > 600
+    for kind in FAILURE_COUNTERS:
+        assert merged.total(kind) == whole.total(kind) > 0
     assert list(merged.rows()) == list(whole.rows())
     assert merged.overall_time_to_login().get_value_at_percentile(95) == (
         whole.overall_time_to_login().get_value_at_percentile(95)
@@ -66,3 +72,15 @@ def test_sessions_csv_has_documented_columns(tmp_path: Path) -> None:
     assert rows[0]["clock"] == "08:00:00"
     assert 3960 <= int(rows[0]["time_to_login_p99_ms"]) <= 4040
     assert rows[1]["time_to_login_p50_ms"] == "", "no login that second: no percentile, not zero"
+
+
+def test_histogram_file_keeps_both_kinds_per_second(tmp_path: Path) -> None:
+    ledger = Ledger()
+    _record(ledger, random.Random(7), 100)
+    path = tmp_path / "histograms.jsonl"
+    write_histograms(ledger, path)
+    logins, latency = read_histograms(path), read_histograms(path, "request_latency")
+    assert sum(h.get_total_count() for h in logins.values()) == 100
+    assert sum(h.get_total_count() for h in latency.values()) == ledger.total(Counter.REQUESTS)
+    for second, histogram in latency.items():
+        assert histogram.get_max_value() == ledger.seconds[second].request_latency.get_max_value()

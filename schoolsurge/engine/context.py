@@ -11,9 +11,9 @@ from schoolsurge.accounts import AccountSource, accounts_for
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.clients.options import client_settings, load_client_class
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.parameters import RunParameters, parameters_from_options
 from schoolsurge.scenario import Group, Scenario, load_scenario
+from schoolsurge.sweep_options import expected_capacity, resolve_sweep, sweep_settings
 
 
 @dataclass
@@ -34,7 +34,7 @@ class SurgeContext:
         next_index: dict[str, int] = {}
         for group in self.scenario.groups:
             self._offsets[group.name] = next_index.get(group.persona, 0)
-            next_index[group.persona] = self._offsets[group.name] + people_at_scale(group, self.replay.scale)
+            next_index[group.persona] = self._offsets[group.name] + self.replay.people_of(group)
 
     @property
     def scenario(self) -> Scenario:
@@ -59,8 +59,22 @@ def build_context(options: Any) -> SurgeContext:
     Raises a UsageError (ScenarioError, ParameterError, AccountsError, ClientError) naming what is wrong."""
     scenario_path = Path(options.scenario)
     scenario = load_scenario(scenario_path)
-    parameters = parameters_from_options(scenario, options)
-    replay = Replay(scenario, parameters.scale, parameters.speed)
+    settings = sweep_settings(options)
+    replay: Replay
+    if settings is None:
+        parameters = parameters_from_options(scenario, options)
+        replay = Replay(scenario, parameters.scale, parameters.speed)
+    else:
+        parameters, replay = resolve_sweep(
+            scenario,
+            settings,
+            expected_capacity(options),
+            getattr(options, "scale", None),
+            getattr(options, "speed", None),
+            getattr(options, "seed", None),
+            getattr(options, "late_after", None),
+            getattr(options, "drop_after", None),
+        )
     accounts_file = getattr(options, "accounts", None)
     accounts = accounts_for(
         Path(accounts_file) if accounts_file else None,

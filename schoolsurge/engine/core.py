@@ -24,9 +24,11 @@ from schoolsurge.engine.http import HostGuard
 from schoolsurge.engine.incidents import drive_capacity_incidents
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.progress import report_progress
+from schoolsurge.engine.requests import failure_kind, is_people_request
 from schoolsurge.engine.results import RunDirectoryWriter
 from schoolsurge.engine.roles import Role, role_for
 from schoolsurge.engine.share import FleetStatus, ProcessShare
+from schoolsurge.engine.sweep import watch_sweep
 
 SAMPLE_EVERY_S = 1.0
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ class Engine:
         self.guard = HostGuard(context.allow_host)
         self.share = ProcessShare(context.replay, context.parameters)
         self.completed = False  # set by the load shape once the whole window has been replayed
+        self.sweep_stopped_after: int | None = None  # a sweep's step that breached past the margin
+        self.stopped_at_s: float | None = None  # run second at which the test stopped
         self.greenlets: list[gevent.Greenlet] = []
         self.role: Role = role_for(self)
         self.results = RunDirectoryWriter(self) if self.role.writes_results and context.run_dir else None
@@ -59,6 +63,10 @@ class Engine:
 
     def fleet_status(self) -> FleetStatus:
         return self.role.fleet_status()
+
+    def stop_sweep(self, step: int) -> None:
+        """End the sweep after this step (the stop rule); the load shape stops the test at its next tick."""
+        self.sweep_stopped_after = step
 
     def spawn(self, function: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """A background task of this run, ended by close()."""
@@ -79,13 +87,18 @@ class Engine:
             return  # a worker starts when the master's assignment arrives
         start_unix = time.time()
         self.completed = False
+        self.sweep_stopped_after = self.stopped_at_s = None
         self.new_share()
         self.role.start_test(start_unix)
         if self.results is not None:
             self.results.test_started(start_unix)
         self.spawn(drive_capacity_incidents, self.context, environment.host, lambda: start_unix)
+        if self.context.replay.is_sweep:
+            self.spawn(watch_sweep, self)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        if self.share.queue.loaded:
+            self.stopped_at_s = self.share.queue.run_seconds()
         if self.results is not None:
             self.results.write_sessions()
 
@@ -93,11 +106,26 @@ class Engine:
         if self.results is not None:
             self.results.finish()
 
+    def _on_request(
+        self,
+        request_type: str,
+        name: str,
+        response_time: float,
+        response: Any = None,
+        exception: BaseException | None = None,
+        **_: Any,
+    ) -> None:
+        queue = self.share.queue
+        if queue.loaded and is_people_request(request_type, name):
+            self.share.ledger.request(queue.run_seconds(), response_time, failure_kind(response, exception))
+
     def _sample_forever(self) -> None:
         while True:
             gevent.sleep(SAMPLE_EVERY_S)
             runner = self.environment.runner
-            self.share.sample_gauges(runner.user_count if runner else 0)
+            if runner is None:
+                continue
+            self.share.sample_gauges(runner.user_count, round(runner.current_cpu_usage))
 
 
 def install(environment: Environment, context: SurgeContext) -> Engine:
@@ -111,6 +139,7 @@ def install(environment: Environment, context: SurgeContext) -> Engine:
     events.test_stop.add_listener(engine._on_test_stop)
     events.quitting.add_listener(engine._on_quitting)
     if engine.role.runs_agents:
+        events.request.add_listener(engine._on_request)
         engine.spawn(engine._sample_forever)
         engine.spawn(run_bot_floods, engine)
     if engine.role.writes_results:

@@ -1,7 +1,8 @@
 """Per-second session metrics that add up across worker processes.
 
 Every field is additive: counters are deltas, gauges are sampled once per second by each process (so the sum
-over processes is the total), and time-to-login is an HdrHistogram (histograms of several processes add).
+over processes is the total), and time-to-login and request latency are HdrHistograms (histograms of several
+processes add).
 Workers ship their pending seconds to the master and forget them; the master (or a single process) keeps
 the merged ledger and writes it as sessions.csv.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,9 +22,10 @@ from hdrh.histogram import HdrHistogram
 
 from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge, atomic_file
 
-# Time to log in, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
+# Time to log in and request latency, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
 HISTOGRAM_RANGE_MS = (1, 3_600_000)
 HISTOGRAM_DIGITS = 2
+HISTOGRAM_FIELDS = ("time_to_login", "request_latency")  # SecondMetrics' histograms, as named in the files
 
 
 def new_histogram() -> HdrHistogram:
@@ -35,6 +38,7 @@ class SecondMetrics:
     gauges: dict[Gauge, int] = field(default_factory=dict)
     start_delay_max_ms: float = 0.0
     time_to_login: HdrHistogram | None = None
+    request_latency: HdrHistogram | None = None  # people's HTTP requests completed in this second
 
     def add(self, other: SecondMetrics) -> None:
         for name, value in other.counters.items():
@@ -42,23 +46,44 @@ class SecondMetrics:
         for name, value in other.gauges.items():
             self.gauges[name] = self.gauges.get(name, 0) + value
         self.start_delay_max_ms = max(self.start_delay_max_ms, other.start_delay_max_ms)
-        if other.time_to_login is not None:
-            if self.time_to_login is None:
-                self.time_to_login = new_histogram()
-            self.time_to_login.add(other.time_to_login)
+        self.time_to_login = _added(self.time_to_login, other.time_to_login)
+        self.request_latency = _added(self.request_latency, other.request_latency)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"c": self.counters, "g": self.gauges, "d": self.start_delay_max_ms}
         if self.time_to_login is not None:
-            wire["h"] = base64.b64encode(self.time_to_login.encode()).decode("ascii")
+            wire["h"] = _encoded(self.time_to_login)
+        if self.request_latency is not None:
+            wire["r"] = _encoded(self.request_latency)
         return wire
 
     @classmethod
     def from_wire(cls, wire: dict[str, Any]) -> SecondMetrics:
-        histogram = HdrHistogram.decode(base64.b64decode(wire["h"])) if wire.get("h") else None
         counters = {Counter(name): value for name, value in wire.get("c", {}).items()}
         gauges = {Gauge(name): value for name, value in wire.get("g", {}).items()}
-        return cls(counters, gauges, float(wire.get("d", 0.0)), histogram)
+        return cls(counters, gauges, float(wire.get("d", 0.0)), _decoded(wire.get("h")), _decoded(wire.get("r")))
+
+
+def _added(total: HdrHistogram | None, more: HdrHistogram | None) -> HdrHistogram | None:
+    if more is None:
+        return total
+    if total is None:
+        total = new_histogram()
+    total.add(more)
+    return total
+
+
+def _encoded(histogram: HdrHistogram) -> str:
+    return base64.b64encode(histogram.encode()).decode("ascii")
+
+
+def _decoded(text: str | None) -> HdrHistogram | None:
+    return HdrHistogram.decode(base64.b64decode(text)) if text else None
+
+
+def _record(histogram: HdrHistogram, milliseconds: float) -> None:
+    low, high = HISTOGRAM_RANGE_MS
+    histogram.record_value(int(min(max(milliseconds, low), high)))
 
 
 class Ledger:
@@ -89,8 +114,18 @@ class Ledger:
         bucket = self._at(second)
         if bucket.time_to_login is None:
             bucket.time_to_login = new_histogram()
-        low, high = HISTOGRAM_RANGE_MS
-        bucket.time_to_login.record_value(int(min(max(milliseconds, low), high)))
+        _record(bucket.time_to_login, milliseconds)
+
+    def request(self, second: float, milliseconds: float, failure: Counter | None) -> None:
+        """A person's HTTP request completed at run second `second`; `failure` is its failure kind, if failed."""
+        bucket = self._at(second)
+        counters = bucket.counters
+        counters[Counter.REQUESTS] = counters.get(Counter.REQUESTS, 0) + 1
+        if failure is not None:
+            counters[failure] = counters.get(failure, 0) + 1
+        if bucket.request_latency is None:
+            bucket.request_latency = new_histogram()
+        _record(bucket.request_latency, milliseconds)
 
     def merge(self, other: Ledger) -> None:
         for second, bucket in other.seconds.items():
@@ -126,11 +161,12 @@ class Ledger:
             row.update({name.value: bucket.counters.get(name, 0) for name in Counter})
             row.update({name.value: bucket.gauges.get(name, 0) for name in Gauge})
             row["start_delay_max_ms"] = round(bucket.start_delay_max_ms)
-            for p in TIME_TO_LOGIN_PERCENTILES:
-                histogram = bucket.time_to_login
-                row[f"time_to_login_p{p}_ms"] = (
-                    histogram.get_value_at_percentile(p) if histogram and histogram.get_total_count() else ""
-                )
+            for name in HISTOGRAM_FIELDS:
+                histogram = getattr(bucket, name)
+                for p in TIME_TO_LOGIN_PERCENTILES:
+                    row[f"{name}_p{p}_ms"] = (
+                        histogram.get_value_at_percentile(p) if histogram and histogram.get_total_count() else ""
+                    )
             yield row
 
 
@@ -142,25 +178,32 @@ def write_sessions_csv(ledger: Ledger, path: Path, clock_of_second: Any = None) 
 
 
 def write_histograms(ledger: Ledger, path: Path) -> None:
-    """The raw time-to-login histograms, one JSON line per second, so any window can be merged later."""
+    """The raw histograms (time to log in by cohort second, request latency by event second), one JSON line per
+    second, so any window can be merged later."""
     with atomic_file(path) as handle:
         for second in sorted(ledger.seconds):
-            histogram = ledger.seconds[second].time_to_login
-            if histogram is not None and histogram.get_total_count():
-                encoded = base64.b64encode(histogram.encode()).decode("ascii")
-                handle.write(json.dumps({"second": second, "time_to_login": encoded}) + "\n")
+            bucket = ledger.seconds[second]
+            record: dict[str, Any] = {"second": second}
+            for name in HISTOGRAM_FIELDS:
+                histogram = getattr(bucket, name)
+                if histogram is not None and histogram.get_total_count():
+                    record[name] = _encoded(histogram)
+            if len(record) > 1:
+                handle.write(json.dumps(record) + "\n")
 
 
-def read_histograms(path: Path) -> dict[int, HdrHistogram]:
-    """Per-second time-to-login histograms written by write_histograms; ValueError names a corrupt line."""
+def read_histograms(path: Path, name: str = "time_to_login") -> dict[int, HdrHistogram]:
+    """Per-second histograms of one kind (time_to_login or request_latency) written by write_histograms;
+    ValueError names a corrupt line."""
     histograms: dict[int, HdrHistogram] = {}
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
-                histograms[int(record["second"])] = HdrHistogram.decode(base64.b64decode(record["time_to_login"]))
+                if name in record:
+                    histograms[int(record["second"])] = HdrHistogram.decode(base64.b64decode(record[name]))
             except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"line {number} is not a time-to-login record ({error})") from None
+                raise ValueError(f"line {number} is not a histogram record ({error})") from None
     return histograms
 
 
@@ -169,3 +212,17 @@ def merged(histograms: Iterable[HdrHistogram]) -> HdrHistogram:
     for histogram in histograms:
         total.add(histogram)
     return total
+
+
+def login_percentile(succeeded: HdrHistogram | None, gave_up: int, percentile: float) -> float | None:
+    """The percentile of time to log in over everyone who tried: the people who logged in (`succeeded`, their
+    times) and the `gave_up` people who gave up, counting as never logged in. inf when those who gave up are
+    more than the percentile's tail; None when nobody tried. A sweep's steps and a run's bins are judged so."""
+    logged_in = succeeded.get_total_count() if succeeded is not None else 0
+    tried = logged_in + gave_up
+    if not tried:
+        return None
+    rank = percentile / 100 * tried
+    if succeeded is None or rank > logged_in or not logged_in:
+        return math.inf
+    return float(succeeded.get_value_at_percentile(100 * rank / logged_in))

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 
+from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 from schoolsurge.scenario import seconds_to_clock
 
@@ -24,7 +25,14 @@ def progress_line(engine: Engine) -> str | None:
         return None
     ledger = engine.ledger()
     status = engine.fleet_status()
-    clock = seconds_to_clock(engine.context.replay.clock_at(time.time() - started))
+    replay = engine.context.replay
+    run_s = time.time() - started
+    if isinstance(replay, SweepReplay):
+        step = replay.step_at(run_s)
+        settling = run_s < replay.step_bounds(step)[1]
+        clock = f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s{' settling' if settling else ''}"
+    else:
+        clock = seconds_to_clock(replay.clock_at(run_s))
     stats = engine.environment.stats
     login = stats.get(LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE)
     p95 = login.get_current_response_time_percentile(0.95) if login.num_requests else None

@@ -32,6 +32,9 @@ class PoolShape(LoadTestShape):
         status = engine.fleet_status()
         duration = context.replay.duration_s
         drained = status.loaded and status.remaining == 0 and status.active == 0
+        if context.replay.is_sweep and (run_s >= duration or engine.sweep_stopped_after is not None):
+            engine.completed = True  # a sweep ends at its last step or by its stop rule, not by draining
+            return None
         if run_s >= duration and (drained or run_s >= duration + DRAIN_LIMIT_S):
             engine.completed = True  # the whole window was replayed: the run ends as planned
             return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.queue import ArrivalQueue
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.schedule import Arrival, build_schedule, split_schedule
+from schoolsurge.models.schedule import Arrival, split_schedule
 from schoolsurge.parameters import RunParameters
 from schoolsurge.rundir import Gauge
 
@@ -51,8 +51,7 @@ class ProcessShare:
     def schedule(self) -> list[Arrival]:
         """The whole run's arrivals (every process computes the same list from the seed)."""
         if self._schedule is None:
-            replay = self.replay
-            self._schedule = build_schedule(replay.scenario, replay.scale, replay.speed, self.parameters.seed)
+            self._schedule = self.replay.schedule(self.parameters.seed)
         return self._schedule
 
     def assign(self, parts: int, index: int, start_unix: float) -> int:
@@ -75,7 +74,7 @@ class ProcessShare:
             loaded=self.queue.loaded,
         )
 
-    def sample_gauges(self, pool_size: int) -> None:
+    def sample_gauges(self, pool_size: int, cpu_percent: int = 0) -> None:
         """Once a second: the gauges of sessions.csv for this process."""
         if not self.queue.loaded:
             return
@@ -84,3 +83,4 @@ class ProcessShare:
         self.ledger.sample(second, Gauge.IN_VIRTUAL_CLASS, self.in_virtual_class)
         self.ledger.sample(second, Gauge.WAITING_FOR_AGENT, self.queue.waiting())
         self.ledger.sample(second, Gauge.POOL_SIZE, pool_size)
+        self.ledger.sample(second, Gauge.GENERATOR_CPU_PERCENT, cpu_percent)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from schoolsurge.models.population import NationalCurves, national_curves
-from schoolsurge.models.schedule import check_scale_speed, people_at_scale
-from schoolsurge.scenario import Scenario
+from schoolsurge.models.schedule import Arrival, build_schedule, check_scale_speed, people_at_scale
+from schoolsurge.scenario import Group, Scenario
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,21 @@ class Replay:
         return float(sum(c[second] for c in curves.concurrent.values())) * self.scale
 
     @property
+    def is_sweep(self) -> bool:
+        return False
+
+    def people_of(self, group: Group) -> int:
+        """People of the group this run simulates: its accounts are that many, numbered from 0."""
+        return people_at_scale(group, self.scale)
+
+    @property
     def people(self) -> int:
         """People this run simulates (the schedule's length)."""
-        return sum(people_at_scale(group, self.scale) for group in self.scenario.groups)
+        return sum(self.people_of(group) for group in self.scenario.groups)
+
+    def schedule(self, seed: int) -> list[Arrival]:
+        """Every arrival of the run, sorted by intended start (schedule.py)."""
+        return build_schedule(self.scenario, self.scale, self.speed, seed)
 
     @property
     def platform_pupils(self) -> int:

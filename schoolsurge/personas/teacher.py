@@ -4,7 +4,6 @@ room), opens it after a moment of preparation, and stays; otherwise reads and br
 from __future__ import annotations
 
 from schoolsurge.clients.base import Dashboard
-from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.personas.base import Behaviour
 from schoolsurge.personas.virtual_class import stay_in_class
 from schoolsurge.rundir import Counter
@@ -23,7 +22,7 @@ class TeacherBehaviour(Behaviour):
         """Exactly round(n x share) of the group's n people hold one: its first people. With the embedded
         platform's accounts they teach, one class each, the secondary classes whose pupils log in (the seeded
         roster lists those first), so every virtual class has pupils to join it, as in 2021."""
-        held = round(people_at_scale(self.group, self.context.replay.scale) * self.group.virtual_class)
+        held = round(self.context.replay.people_of(self.group) * self.group.virtual_class)
         return self.person < held
 
     def hold_virtual_class(self, dashboard: Dashboard) -> bool:

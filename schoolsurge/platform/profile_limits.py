@@ -33,7 +33,12 @@ from schoolsurge.platform.asgi import json_reply
 from schoolsurge.platform.metrics import Metrics
 from schoolsurge.platform.settings import Settings
 
-BURST_S = 1.0  # a bucket holds this many seconds of its rate (at least one token)
+BURST_S = 1.0  # a bucket holds this many seconds of its rate...
+# ...and at least this many tokens: nationally a second of logins is thousands of tokens and smooths chance
+# bursts away; a run at a small scale gets about one token a second per worker, and without a floor it would
+# refuse two people who happen to arrive together even far below the profile's rate (a capacity sweep at scale
+# 5e-6 met its SLOs only up to 40% of the resized profile's login rate; with 3 tokens, 57%).
+MIN_BURST_TOKENS = 10.0
 SESSION_COUNT_EVERY_S = 0.25  # how stale a worker's count of live sessions may be
 LOGIN_PATH = "/cas/login"
 
@@ -67,7 +72,7 @@ class RateGate:
 
     @staticmethod
     def burst(rate: float) -> float:
-        return max(1.0, rate * BURST_S)
+        return max(MIN_BURST_TOKENS, rate * BURST_S)
 
     def rate_now(self) -> float | None:
         """This worker's rate after an incident; None after a total loss (the gate steps aside: admission

@@ -8,7 +8,8 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from schoolsurge.report import charts
+from schoolsurge.report import capacity_charts, charts
+from schoolsurge.report.capacity import CapacityCard, capacity_card, write_capacity_json
 from schoolsurge.report.data import RunData, load_run, number_or_none
 from schoolsurge.report.health import health
 from schoolsurge.report.outcome import plan_agreement, served_share
@@ -82,7 +83,31 @@ def _run_facts(data: RunData) -> list[tuple[str, str]]:
     return facts
 
 
+def _capacity(card: CapacityCard | None) -> dict[str, object] | None:
+    """What the report's first section shows: the headline, the figures, and for a sweep its charts and steps."""
+    if card is None:
+        return None
+    columns, rows = card.step_table() if card.kind == "sweep" else ([], [])
+    return {
+        "kind": card.kind,
+        "headline": card.headline(),
+        "notes": card.notes,
+        "figures": card.figures(),
+        "charts": [
+            {"title": title, "png": base64.b64encode(png).decode("ascii")}
+            for title, png in (capacity_charts.sweep_charts(card) if card.kind == "sweep" else [])
+        ],
+        "step_columns": columns,
+        "step_rows": rows,
+    }
+
+
 def render_report(data: RunData) -> str:
+    """The report's HTML, its capacity answer first."""
+    return _render(data, capacity_card(data))
+
+
+def _render(data: RunData, card: CapacityCard | None) -> str:
     environment = Environment(
         loader=PackageLoader("schoolsurge", "report"), autoescape=select_autoescape(["html", "j2"])
     )
@@ -95,15 +120,20 @@ def render_report(data: RunData) -> str:
         failure_rows = [(r.Name, r.Error, int(r.Occurrences)) for r in top.itertuples()]
     scenario = data.scenario
     run_health = health(data)
+    sweep = card is not None and card.kind == "sweep"
     return environment.get_template("template.html.j2").render(
+        sweep=sweep,
         title=f"{data.manifest.get('scenario', data.run_dir.name)} — {data.run_dir.name}",
         description=scenario.description if scenario else "",
         warnings=run_health.notes(),
+        capacity=_capacity(card),
         notes=data.notes,
         run_facts=_run_facts(data),
-        verdicts=judge_run(data),
-        served=served_share(data),
-        agreement=plan_agreement(data),
+        # A sweep's steps are not the morning: its verdicts are per step (the capacity section), and the morning's
+        # SLO window, served share and plan agreement would read it against the wrong clock.
+        verdicts=judge_run(data) if not sweep else [],
+        served=served_share(data) if not sweep else None,
+        agreement=plan_agreement(data) if not sweep else [],
         health=run_health,
         charts=[
             {"title": title, "png": base64.b64encode(draw(data)).decode("ascii")}
@@ -122,9 +152,12 @@ def build_report(run_dir: Path) -> Path:
 
 
 def write_report(data: RunData) -> Path:
-    """Write report.html of an already loaded run."""
-    html = render_report(data)
+    """Write report.html of an already loaded run, and capacity.json beside it when it has a capacity answer."""
+    card = capacity_card(data)
+    html = _render(data, card)
     path = data.run_dir / REPORT
     with atomic_file(path) as handle:
         handle.write(html)
+    if card is not None:
+        write_capacity_json(card)
     return path

@@ -1,0 +1,167 @@
+"""A capacity sweep as the engine runs it: each step measured on its settled part, the stop rule, capacity.csv.
+
+The figures of a step come from the run's ledger (merged over the workers on the master): counters by the
+person's intended arrival (their cohort) or by the second things happened (requests, failures), gauges sampled
+every second, histograms merged. Time to log in counts the people who gave up logging in as never logged in,
+so a platform that turns people away cannot look fast.
+
+The stop rule: a step whose error ratio or login percentile exceeds its objective by the sweep's stop margin
+ends the sweep, a few seconds after the step (the workers' figures reach the master every few seconds); the
+steps not run are written as skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from schoolsurge.engine.ledger import Ledger, SecondMetrics, login_percentile, merged
+from schoolsurge.models.sweep import SweepReplay
+from schoolsurge.rundir import (
+    CAPACITY_COLUMNS,
+    FAILURE_COUNTERS,
+    TIME_TO_LOGIN_PERCENTILES,
+    Counter,
+    Gauge,
+    StepStatus,
+    atomic_file,
+)
+from schoolsurge.scenario import Slo
+
+if TYPE_CHECKING:
+    from schoolsurge.engine.core import Engine
+
+JUDGE_AFTER_S = 4.0  # after a step ends: the workers' last figures of it have reached the master
+log = logging.getLogger(__name__)
+
+
+def measure_step(ledger: Ledger, replay: SweepReplay, step: int, slo: Slo) -> dict[str, Any]:
+    """One row of capacity.csv for a step, from the seconds of its settled part."""
+    start, measured_from, end = replay.step_bounds(step)
+    seconds = [ledger.seconds.get(s, SecondMetrics()) for s in range(math.ceil(measured_from), math.floor(end))]
+    span = max(len(seconds), 1)
+
+    def total(name: Counter) -> int:
+        return sum(b.counters.get(name, 0) for b in seconds)
+
+    def mean(name: Gauge) -> float:
+        return sum(b.gauges.get(name, 0) for b in seconds) / span
+
+    requests = total(Counter.REQUESTS)
+    failures = sum(total(counter) for counter in FAILURE_COUNTERS)
+    abandoned = total(Counter.ABANDONED)
+    logins = merged(b.time_to_login for b in seconds if b.time_to_login is not None)
+    latency = merged(b.request_latency for b in seconds if b.request_latency is not None)
+    rate = replay.rates[step]
+    row: dict[str, Any] = {
+        "step": step + 1,
+        "status": StepStatus.MEASURED.value,
+        "offered_arrivals_per_s": round(rate, 4),
+        "national_arrivals_per_s": round(rate / replay.load_fraction, 1),
+        "start_s": round(start, 1),
+        "measured_from_s": round(measured_from, 1),
+        "end_s": round(end, 1),
+        "arrivals": total(Counter.STARTED),
+        "logins_per_s": round(total(Counter.LOGINS_SUCCEEDED) / span, 4),
+        "requests_per_s": round(requests / span, 3),
+        "successful_requests_per_s": round((requests - failures) / span, 3),
+        "concurrency": round(mean(Gauge.ACTIVE_SESSIONS), 2),
+        "in_virtual_class": round(mean(Gauge.IN_VIRTUAL_CLASS), 2),
+        "error_ratio": round(failures / requests, 5) if requests else "",
+        "late": total(Counter.LATE),
+        "dropped": total(Counter.DROPPED),
+        "gave_up": abandoned + total(Counter.GAVE_UP_PAGE),
+        "generator_cpu_percent": round(mean(Gauge.GENERATOR_CPU_PERCENT), 1),
+    }
+    for counter in FAILURE_COUNTERS:
+        row[f"{counter.value}_per_s"] = round(total(counter) / span, 4)
+    for p in TIME_TO_LOGIN_PERCENTILES:
+        value = login_percentile(logins, abandoned, p)
+        row[f"time_to_login_p{p}_ms"] = "" if value is None else value if math.isinf(value) else round(value)
+        row[f"request_latency_p{p}_ms"] = latency.get_value_at_percentile(p) if latency.get_total_count() else ""
+    if not requests and not row["arrivals"]:  # nothing measured (a step cut short): not judged
+        row["slo_met"], row["breaches"] = "", ""
+        return row
+    breaches = step_breaches(row, slo, 1.0)
+    row["slo_met"] = not breaches
+    row["breaches"] = "; ".join(breaches)
+    return row
+
+
+def step_breaches(row: dict[str, Any], slo: Slo, margin: float) -> list[str]:
+    """The objectives a step's figures exceed by more than `margin` times (1: the SLOs themselves)."""
+    breaches = []
+    for p, objective in ((50, slo.login_p50_ms), (95, slo.login_p95_ms), (99, slo.login_p99_ms)):
+        measured = row[f"time_to_login_p{p}_ms"]
+        if objective is None:
+            continue
+        if measured == "":
+            if row["arrivals"]:
+                breaches.append(f"login p{p}: nobody logged in (objective {objective:.0f} ms)")
+        elif measured > objective * margin:
+            breaches.append(f"login p{p} {measured:.0f} ms > {margin:g} x {objective:.0f} ms")
+    ratio = row["error_ratio"]
+    if ratio != "" and ratio > slo.error_ratio * margin:
+        breaches.append(f"error ratio {ratio:.2%} > {margin:g} x {slo.error_ratio:.2%}")
+    return breaches
+
+
+def watch_sweep(engine: Engine) -> None:
+    """On the process that keeps the results: judge each step once its figures are in; stop past the margin."""
+    replay = engine.context.replay
+    assert isinstance(replay, SweepReplay)
+    queue = engine.share.queue
+    slo = engine.context.scenario.slo
+    for step in range(len(replay.multiples)):
+        _, _, end = replay.step_bounds(step)
+        while queue.run_seconds() < end + JUDGE_AFTER_S:
+            gevent.sleep(0.5)
+        if step == len(replay.multiples) - 1:
+            return
+        row = measure_step(engine.ledger(), replay, step, slo)
+        breaches = step_breaches(row, slo, replay.stop_margin)
+        if breaches:
+            log.warning("sweep stopped after step %d: %s", step + 1, "; ".join(breaches))
+            print(f"schoolsurge: sweep stopped after step {step + 1} ({'; '.join(breaches)})", flush=True)
+            engine.stop_sweep(step)
+            return
+
+
+def sweep_rows(ledger: Ledger, replay: SweepReplay, slo: Slo, stopped_after: int | None, ran_s: float) -> list[dict]:
+    """Every step's row: measured, the one that stopped the sweep, those cut short, those skipped."""
+    rows = []
+    for step in range(len(replay.multiples)):
+        start, _, end = replay.step_bounds(step)
+        if (stopped_after is not None and step > stopped_after) or ran_s <= start:
+            rate = replay.rates[step]
+            rows.append(
+                {
+                    "step": step + 1,
+                    "status": StepStatus.SKIPPED.value,
+                    "offered_arrivals_per_s": round(rate, 4),
+                    "national_arrivals_per_s": round(rate / replay.load_fraction, 1),
+                    "start_s": round(start, 1),
+                    "measured_from_s": round(start + replay.settle_s, 1),
+                    "end_s": round(end, 1),
+                }
+            )
+            continue
+        row = measure_step(ledger, replay, step, slo)
+        if step == stopped_after:
+            row["status"] = StepStatus.STOPPED.value
+        elif ran_s < end:
+            row["status"] = StepStatus.INCOMPLETE.value
+        rows.append(row)
+    return rows
+
+
+def write_capacity_csv(rows: list[dict], path: Path) -> None:
+    with atomic_file(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=CAPACITY_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)

@@ -1,0 +1,250 @@
+"""A capacity sweep: the scenario's people arriving at a constant rate per step, stepped up past saturation.
+
+Each step offers a multiple of the scenario's national peak arrival rate (its plan), in run terms: multiple x
+peak x load fraction. The people are the scenario's mix (each group's share of the morning's logins, with its
+behaviours, session lengths and think times); the morning's clock, incidents and bots play no part.
+
+A step is held `settle_s` before it is measured: with a constant arrival rate, people in a session approach
+rate x mean session (Little's law) as the sessions begun at the previous rate end, so the settling time is a
+few mean session lengths at the run's speed. Only the next `measure_s` seconds count.
+
+Defaults: 10 steps, geometric, from high/20 to `high`. `high` is 3x the target's expected capacity when it is
+known (the embedded platform's profile, in national units) and 4x the scenario's peak otherwise. The load
+fraction is chosen so that the top step asks TOP_REQUESTS_PER_S of the run's machine, which this 2-core machine
+holds with the embedded platform on it; the speed so that the whole sweep (and seeding its accounts at bcrypt
+cost 10) fits in about 8 minutes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from schoolsurge.accounts.roster import Roster
+from schoolsurge.models.population import logins_expected, national_curves
+from schoolsurge.models.replay import Replay
+from schoolsurge.models.schedule import Arrival
+from schoolsurge.scenario import Group, Scenario
+
+DEFAULT_STEPS = 10
+DEFAULT_SPAN = 20.0  # highest step / lowest step
+DEFAULT_HIGH_UNKNOWN = 4.0  # x the scenario's peak, when the target's capacity is unknown
+DEFAULT_HIGH_OVER_CAPACITY = 3.0  # x the target's expected capacity, when known
+DEFAULT_MEASURE_S = 16.0
+DEFAULT_SETTLE_SESSIONS = 3.0
+DEFAULT_SPEED = 150.0
+DEFAULT_STOP_MARGIN = 5.0  # a step breaching an objective by this factor ends the sweep
+TOP_REQUESTS_PER_S = 250.0  # people's requests/s of the top step, run terms: what this machine holds
+ACCOUNT_MARGIN = 1.5  # accounts per group: this many times its people in a session at the top step
+ACCOUNT_FLOOR = 10
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The steps as multiples of the scenario's national peak arrival rate, and how long each is held."""
+
+    steps: int = DEFAULT_STEPS
+    low: float | None = None  # None: high / DEFAULT_SPAN
+    high: float | None = None  # None: from the target's expected capacity, else DEFAULT_HIGH_UNKNOWN
+    measure_s: float = DEFAULT_MEASURE_S
+    settle_sessions: float = DEFAULT_SETTLE_SESSIONS
+    stop_margin: float = DEFAULT_STOP_MARGIN
+    linear: bool = False
+
+    def __post_init__(self) -> None:
+        if self.steps < 2:
+            raise ValueError(f"a sweep needs at least 2 steps, got {self.steps}")
+        for name in ("low", "high"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < math.inf:
+                raise ValueError(f"{name} must be a positive multiple of the peak, got {value}")
+        if self.low is not None and self.high is not None and self.low >= self.high:
+            raise ValueError(f"low ({self.low:g}) must be below high ({self.high:g})")
+        if not 0 < self.measure_s < math.inf or not 0 <= self.settle_sessions < math.inf:
+            raise ValueError("measure must be positive and settle zero or more")
+        if not self.stop_margin >= 1:
+            raise ValueError(f"the stop margin must be at least 1, got {self.stop_margin}")
+
+    def multiples(self, expected_capacity: float | None = None) -> tuple[float, ...]:
+        """Each step's offered rate as a multiple of the scenario's national peak arrival rate."""
+        high = self.high
+        if high is None:
+            high = DEFAULT_HIGH_OVER_CAPACITY * expected_capacity if expected_capacity else DEFAULT_HIGH_UNKNOWN
+        low = self.low if self.low is not None else high / DEFAULT_SPAN
+        if low >= high:
+            raise ValueError(f"low ({low:g}) must be below high ({high:g})")
+        spaced = np.linspace(low, high, self.steps) if self.linear else np.geomspace(low, high, self.steps)
+        return tuple(float(m) for m in spaced)
+
+
+def arrival_shares(scenario: Scenario) -> dict[str, float]:
+    """Each group's share of the people who log in: the mix a sweep's arrivals follow."""
+    expected = {group.name: logins_expected(group) for group in scenario.groups}
+    total = sum(expected.values())
+    return {name: value / total for name, value in expected.items()}
+
+
+def mean_session_s(scenario: Scenario) -> float:
+    """Mean session length over the mix, scenario seconds."""
+    shares = arrival_shares(scenario)
+    return sum(shares[group.name] * group.session.mean_minutes * 60 for group in scenario.groups)
+
+
+def default_load_fraction(national_peak_requests_per_s: float, high: float) -> float:
+    """The load fraction at which the top step asks TOP_REQUESTS_PER_S of the machine."""
+    return TOP_REQUESTS_PER_S / (high * national_peak_requests_per_s)
+
+
+@dataclass(frozen=True)
+class SweepReplay(Replay):
+    """A replay whose arrivals come at a constant rate per step instead of following the morning's curve.
+    It answers the engine's questions (duration, expected concurrency, people, accounts) for the sweep."""
+
+    multiples: tuple[float, ...] = ()  # of the national peak arrival rate
+    settle_s: float = 0.0
+    measure_s: float = DEFAULT_MEASURE_S
+    stop_margin: float = DEFAULT_STOP_MARGIN
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if len(self.multiples) < 2:
+            raise ValueError("a sweep needs at least 2 steps")
+
+    @property
+    def is_sweep(self) -> bool:
+        return True
+
+    @cached_property
+    def national_peak_arrivals_per_s(self) -> float:
+        """The scenario's highest national login rate, per second averaged over a minute (as `plan` says)."""
+        curves = self.national
+        return float(curves.per_minute(curves.total_arrivals()).max())
+
+    @cached_property
+    def rates(self) -> tuple[float, ...]:
+        """Offered arrivals per run second of each step."""
+        unit = self.national_peak_arrivals_per_s * self.load_fraction
+        return tuple(m * unit for m in self.multiples)
+
+    @property
+    def step_s(self) -> float:
+        return self.settle_s + self.measure_s
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.multiples) * self.step_s
+
+    def step_at(self, run_s: float) -> int:
+        """The step running at run second run_s (the last one after the end)."""
+        return min(max(int(run_s // self.step_s), 0), len(self.multiples) - 1)
+
+    def step_bounds(self, step: int) -> tuple[float, float, float]:
+        """(start, measured from, end) of a step, run seconds."""
+        start = step * self.step_s
+        return start, start + self.settle_s, start + self.step_s
+
+    @cached_property
+    def mean_session_run_s(self) -> float:
+        return mean_session_s(self.scenario) / self.speed
+
+    def concurrent_at(self, run_s: float) -> float:
+        """Little's law at the step's rate: what people in a session settle to."""
+        return self.rates[self.step_at(run_s)] * self.mean_session_run_s
+
+    @cached_property
+    def _group_people(self) -> dict[str, int]:
+        """Accounts each group cycles through: enough that nobody is in two sessions at once at the top step."""
+        shares = arrival_shares(self.scenario)
+        top = max(self.rates)
+        people = {}
+        for group in self.scenario.groups:
+            in_session = top * shares[group.name] * group.session.mean_minutes * 60 / self.speed
+            people[group.name] = max(ACCOUNT_FLOOR, math.ceil(ACCOUNT_MARGIN * in_session) + 1)
+        return people
+
+    def people_of(self, group: Group) -> int:
+        return self._group_people[group.name]
+
+    @cached_property
+    def people(self) -> int:
+        return sum(round(rate * self.step_s) for rate in self.rates)
+
+    @cached_property
+    def platform_pupils(self) -> int:
+        """The smallest roster (in pupils; its teachers and parents follow) with enough accounts of every role:
+        every account is hashed when the platform is seeded, so no more than needed."""
+        need = {"student": 0, "teacher": 0, "parent": 0}
+        for group in self.scenario.groups:
+            need[group.persona] += self.people_of(group)
+        pupils = max(1, need["student"])
+        while any(Roster(0, pupils).count(role) < count for role, count in need.items()):
+            pupils = math.ceil(pupils * 1.05) + 1
+        return pupils
+
+    def schedule(self, seed: int) -> list[Arrival]:
+        """Arrivals of every step, evenly spread at the step's rate (stratified: the k-th of a step falls at
+        (k + U) / rate), each drawn from the mix; a group's people are reused in turn."""
+        rng = np.random.default_rng([seed, 7919])
+        names = [group.name for group in self.scenario.groups]
+        shares = arrival_shares(self.scenario)
+        probabilities = np.array([shares[name] for name in names])
+        next_person = dict.fromkeys(names, 0)
+        arrivals = []
+        for step, rate in enumerate(self.rates):
+            start = step * self.step_s
+            count = round(rate * self.step_s)
+            offsets = (np.arange(count) + rng.random(count)) / rate if count else np.empty(0)
+            groups = rng.choice(len(names), size=count, p=probabilities)
+            for offset, index in zip(offsets.tolist(), groups.tolist(), strict=True):
+                name = names[index]
+                group = self.scenario.groups[index]
+                person = next_person[name]
+                next_person[name] = (person + 1) % self.people_of(group)
+                arrivals.append(Arrival(start + offset, name, person))
+        return arrivals
+
+
+def default_scale_speed(
+    scenario: Scenario, settings: SweepSettings, expected_capacity: float | None = None
+) -> tuple[float, float]:
+    """(scale, speed) of a sweep by default: DEFAULT_SPEED, and the scale whose top step asks
+    TOP_REQUESTS_PER_S of the machine."""
+    curves = national_curves(scenario)
+    high = settings.multiples(expected_capacity)[-1]
+    fraction = default_load_fraction(float(curves.total_requests().max()), high)
+    return min(1.0, fraction / DEFAULT_SPEED), DEFAULT_SPEED
+
+
+def sweep_replay(
+    scenario: Scenario,
+    settings: SweepSettings,
+    scale: float,
+    speed: float,
+    expected_capacity: float | None = None,
+) -> SweepReplay:
+    """The sweep of a scenario at this scale and speed (its incidents left out: a sweep measures capacity)."""
+    quiet = scenario.model_copy(update={"incidents": []})
+    settle_s = settings.settle_sessions * mean_session_s(scenario) / speed
+    return SweepReplay(
+        quiet,
+        scale,
+        speed,
+        multiples=settings.multiples(expected_capacity),
+        settle_s=settle_s,
+        measure_s=settings.measure_s,
+        stop_margin=settings.stop_margin,
+    )
+
+
+__all__ = [
+    "SweepReplay",
+    "SweepSettings",
+    "arrival_shares",
+    "default_load_fraction",
+    "default_scale_speed",
+    "mean_session_s",
+    "sweep_replay",
+]

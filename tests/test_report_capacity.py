@@ -1,0 +1,402 @@
+"""The capacity answer, first in the report: a sweep's card from a capacity.csv generated from a known USL curve
+(so the fit must find that curve's peak), a normal run's card from sessions built with the engine's own ledger
+and from a real run, capacity.json beside the report, and a malformed capacity.csv named in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from schoolsurge.cli import EXIT_USAGE, main
+from schoolsurge.engine.ledger import Ledger, read_histograms, write_histograms, write_sessions_csv
+from schoolsurge.errors import ReportError
+from schoolsurge.models.population import national_curves
+from schoolsurge.report import build_report, load_run
+from schoolsurge.report.capacity import capacity_card, load_capacity_steps, run_card
+from schoolsurge.report.outcome import served_share
+from schoolsurge.rundir import (
+    CAPACITY_COLUMNS,
+    CAPACITY_CSV,
+    CAPACITY_JSON,
+    FAILURE_COUNTERS,
+    HISTORY_CSV,
+    SESSIONS_CSV,
+    STATS_CSV,
+    TIMELINE,
+    Counter,
+    Gauge,
+    RunStatus,
+    finish_manifest,
+    start_manifest,
+    write_json,
+)
+from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+FIRST_DAY = ROOT / "scenarios" / "first-day-2021.yaml"  # SLOs: login p50 500, p95 2000, p99 5000 ms; errors 1%
+SMOKE = ROOT / "scenarios" / "smoke.yaml"  # SLOs: login p95 1500 ms; errors 1%; window 07:30-08:30
+
+# The curve the synthetic sweep is drawn from: X(N) = γN / (1 + α(N−1) + βN(N−1)).
+ALPHA, BETA, GAMMA = 0.02, 0.0005, 5.0
+PEAK_N = math.sqrt((1 - ALPHA) / BETA)  # 44.3 people in a session
+SCALE, SPEED = 1e-4, 36.0
+LOAD_FRACTION = SCALE * SPEED
+MEASURED_STEPS, ALL_STEPS = 10, 12  # the 10th breaches by the stop margin; 11 and 12 are skipped
+LOGINS_PER_REQUEST = 0.03
+
+STATS_HEADER = "Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Requests/s,50%,95%,99%"
+HISTORY_HEADER = (
+    "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,95%,99%,Total Request Count,Total Failure Count"
+)
+
+
+def usl(n: float) -> float:
+    return GAMMA * n / (1 + ALPHA * (n - 1) + BETA * n * (n - 1))
+
+
+def _locust_files(run_dir: Path) -> None:
+    """Locust's two statistics files, valid and empty: a sweep's figures come from capacity.csv."""
+    (run_dir / STATS_CSV).write_text(f"{STATS_HEADER}\n,Aggregated,0,0,0,0,0,0,0,0\n")
+    (run_dir / HISTORY_CSV).write_text(f"{HISTORY_HEADER}\n")
+
+
+def _login_p95(n: float) -> float:
+    """Time to log in p95 (ms): crosses the 2,000 ms objective between N = 25 and N = 30."""
+    return 400 * math.exp((n - 10) / 10)
+
+
+def _step_rows() -> list[dict[str, Any]]:
+    """A sweep over N = 5, 10, ... 50 people in a session, throughput on the USL curve with 0.5% noise. Login
+    p50 and p99 cross their objectives later than p95 (p95 / 5 against 500, 2 x p95 against 5,000); the error
+    ratio crosses 1% near N = 39; request latency climbs steeply towards N*."""
+    rng = np.random.default_rng(2021)
+    rows = []
+    for step in range(1, ALL_STEPS + 1):
+        n = 5.0 * step
+        offered = n / 20
+        base = {
+            "step": step,
+            "offered_arrivals_per_s": offered,
+            "national_arrivals_per_s": offered / LOAD_FRACTION,
+            "start_s": (step - 1) * 100,
+            "measured_from_s": (step - 1) * 100 + 60,
+            "end_s": step * 100,
+        }
+        if step > MEASURED_STEPS:
+            rows.append({**base, "status": "skipped"})
+            continue
+        successful = usl(n) * (1 + rng.normal(0, 0.005))
+        error_ratio = 0.001 * math.exp((n - 30) / 4)
+        requests = successful / (1 - error_ratio)
+        login95 = _login_p95(n)
+        request95 = 40 + 4000 * (n / PEAK_N) ** 8
+        row = {
+            **base,
+            "status": "stopped" if step == MEASURED_STEPS else "measured",
+            "arrivals": round(offered * 40),
+            "logins_per_s": successful * LOGINS_PER_REQUEST,
+            "requests_per_s": requests,
+            "successful_requests_per_s": successful,
+            **{f"{counter.value}_per_s": 0.0 for counter in FAILURE_COUNTERS},
+            "failures_503_per_s": requests - successful,
+            "concurrency": n,
+            "in_virtual_class": 0.3 * n,
+            "time_to_login_p50_ms": login95 / 5,
+            "time_to_login_p95_ms": login95,
+            "time_to_login_p99_ms": 2 * login95,
+            "request_latency_p50_ms": request95 / 3,
+            "request_latency_p95_ms": request95,
+            "request_latency_p99_ms": 2 * request95,
+            "error_ratio": error_ratio,
+            "late": 0,
+            "dropped": 0,
+            "gave_up": 0,
+            "generator_cpu_percent": 30.0,
+        }
+        breaches = [
+            name
+            for name, measured, limit in (
+                ("login p50", login95 / 5, 500),
+                ("login p95", login95, 2000),
+                ("login p99", 2 * login95, 5000),
+                ("error ratio", error_ratio, 0.01),
+            )
+            if measured > limit
+        ]
+        rows.append({**row, "slo_met": not breaches, "breaches": "; ".join(breaches)})
+    return rows
+
+
+def _write_steps(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    with (run_dir / CAPACITY_CSV).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CAPACITY_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _sweep_dir(tmp_path: Path, rows: list[dict[str, Any]] | None = None) -> Path:
+    run_dir = tmp_path / "20210406T063000Z-first-day-2021"
+    run_dir.mkdir()
+    sweep = {"steps": ALL_STEPS, "settle_s": 60.0, "measure_s": 40.0, "stop_margin": 5}
+    start_manifest(run_dir, FIRST_DAY, scenario="first-day-2021", scale=SCALE, speed=SPEED, kind="sweep", sweep=sweep)
+    finish_manifest(run_dir, RunStatus.COMPLETED)
+    _locust_files(run_dir)
+    _write_steps(run_dir, _step_rows() if rows is None else rows)
+    return run_dir
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    return _sweep_dir(tmp_path)
+
+
+def _sections(html: str) -> list[str]:
+    return [re.sub(r"<[^>]+>", "", title) for title in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
+
+
+def _capacity_section(html: str) -> str:
+    return html[html.index('<h2 id="capacity">') : html.index("<h2>Run</h2>")]
+
+
+# ---- a sweep -----------------------------------------------------------------------------------------------
+
+
+def test_the_capacity_answer_comes_first_with_its_charts_and_steps(sweep_dir: Path) -> None:
+    html = build_report(sweep_dir).read_text()
+    sections = _sections(html)
+    assert sections[0] == "Capacity", sections
+    assert {"Run", "Service-level objectives", "Summary by step", "Versions"} <= set(sections), "others still there"
+    capacity = _capacity_section(html)
+    assert capacity.count("data:image/png;base64,") == 3
+    assert capacity.count("<tr class=") == ALL_STEPS  # one row per step, the skipped ones included
+    headline = json.loads((sweep_dir / CAPACITY_JSON).read_text())["headline"]
+    for line in headline:
+        assert line in html.replace("&#39;", "'").replace("&amp;", "&")
+        if re.search(r"\d+ (successful requests|logins|requests)/s", line):
+            assert "run terms" in line or "national" in line, line
+
+
+def test_the_usl_fit_recovers_the_generating_curve(sweep_dir: Path) -> None:
+    build_report(sweep_dir)
+    answer = json.loads((sweep_dir / CAPACITY_JSON).read_text())
+    fit = answer["usl"]
+    assert fit["peak_concurrency"] == pytest.approx(PEAK_N, rel=0.05)
+    assert fit["peak_throughput"] == pytest.approx(usl(PEAK_N), rel=0.03)
+    assert fit["r_squared"] > 0.97
+    assert fit["peak_concurrency_national"] == pytest.approx(fit["peak_concurrency"] / SCALE)
+    assert fit["peak_throughput_national"] == pytest.approx(fit["peak_throughput"] / LOAD_FRACTION)
+    usl_line = next(line for line in answer["headline"] if line.startswith("Peak throughput"))
+    assert f"N* = {fit['peak_concurrency']:,.0f} people" in usl_line and f"R² {fit['r_squared']:.2f}" in usl_line
+
+
+def test_slo_capacity_is_where_login_p95_crosses_its_objective_in_requests_and_logins(sweep_dir: Path) -> None:
+    build_report(sweep_dir)
+    answer = json.loads((sweep_dir / CAPACITY_JSON).read_text())
+    rows = {row["step"]: row for row in _step_rows()}
+    held, breached = rows[5], rows[6]  # N = 25 holds every objective, N = 30 breaches login p95 first
+    share = (2000 - held["time_to_login_p95_ms"]) / (breached["time_to_login_p95_ms"] - held["time_to_login_p95_ms"])
+
+    def between(column: str) -> float:
+        return held[column] + share * (breached[column] - held[column])
+
+    slo = answer["slo_capacity"]
+    assert slo["limiting_objective"] == "login p95" and not slo["beyond_measured"]
+    assert slo["successful_requests_per_s"] == pytest.approx(between("successful_requests_per_s"))
+    assert slo["logins_per_s"] == pytest.approx(between("logins_per_s"))
+    assert slo["successful_requests_per_s_national"] == pytest.approx(slo["successful_requests_per_s"] / LOAD_FRACTION)
+    first = answer["headline"][0]
+    assert first.startswith(f"This platform holds {slo['successful_requests_per_s']:.0f} successful requests/s and")
+    assert "run terms;" in first and "nationally" in first and "login p95 breaks first" in first
+
+
+def test_instances_needed_are_the_peak_demand_with_headroom_over_the_national_capacity(sweep_dir: Path) -> None:
+    build_report(sweep_dir)
+    answer = json.loads((sweep_dir / CAPACITY_JSON).read_text())
+    slo = answer["slo_capacity"]
+    curves = national_curves(load_scenario(FIRST_DAY))
+    # Demand per clock minute (07:00-10:00 is whole minutes), its peak, 30% headroom, over one instance's capacity.
+    peak_logins = curves.total_arrivals().reshape(-1, 60).mean(axis=1).max()
+    peak_requests = curves.total_requests().reshape(-1, 60).mean(axis=1).max()
+    by_logins = math.ceil(peak_logins * 1.3 / (slo["logins_per_s"] / LOAD_FRACTION))
+    by_requests = math.ceil(peak_requests * 1.3 / (slo["successful_requests_per_s"] / LOAD_FRACTION))
+    national = answer["national"]
+    assert national["instances_needed"] == max(by_logins, by_requests)
+    assert national["instances_needed"] > 1, "the synthetic platform is far smaller than the nation"
+    assert national["headroom"] == 0.3
+    line = next(line for line in answer["headline"] if "instances of this platform" in line)
+    assert f"needs {national['instances_needed']} instances" in line and "30% headroom" in line
+    assert f"from {national['exceeds_from']}" in line
+
+
+def test_skipped_steps_are_listed_and_shown_as_skipped(sweep_dir: Path) -> None:
+    html = build_report(sweep_dir).read_text()
+    answer = json.loads((sweep_dir / CAPACITY_JSON).read_text())
+    assert answer["skipped_steps"] == [11, 12]
+    assert any(
+        line.startswith("Steps 11 and 12 of 12 were skipped") and "step 10" in line for line in answer["headline"]
+    )
+    assert _capacity_section(html).count('<tr class="skipped">') == 2
+    assert [step["status"] for step in answer["steps"]].count("stopped") == 1
+
+
+def test_the_knee_lies_where_latency_leaves_its_floor(sweep_dir: Path) -> None:
+    card = capacity_card(load_run(sweep_dir))
+    assert card is not None and card.knee_measure == "request latency p95"
+    rows = {row["step"]: row for row in _step_rows()}
+    # Request p95 is within 30% of its floor up to N = 25 and over 4x it from N = 40: the knee is in between.
+    assert rows[5]["successful_requests_per_s"] < card.knee_requests_per_s < rows[8]["successful_requests_per_s"]
+    assert any(line.startswith("The knee of latency is at") for line in card.headline())
+
+
+def test_a_fit_that_cannot_be_made_is_reported_not_raised(tmp_path: Path) -> None:
+    rows = _step_rows()
+    for row in rows[3:]:  # three steps measured, the rest never run
+        for column in list(row):
+            if column not in ("step", "offered_arrivals_per_s", "national_arrivals_per_s", "start_s"):
+                row.pop(column)
+        row["status"] = "skipped"
+    run_dir = _sweep_dir(tmp_path, rows)
+    html = build_report(run_dir).read_text()
+    answer = json.loads((run_dir / CAPACITY_JSON).read_text())
+    error = answer["usl"]["error"]
+    assert "4" in error and "\n" not in error, "the fit's own one-line message: it needs 4 points"
+    assert "The USL could not be fitted" in html
+    assert answer["slo_capacity"]["beyond_measured"], "the three steps held every objective"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("\x00garbage\n", "line 14: step status"),
+        ("1,measured" + ",1" * 60 + "\n", "corrupt capacity steps"),
+        ("13,measured,1,1,0,0,0,1,1,1,1,0,0,0,0,0,0,many,1,1,1,1,1,1,1,0,0,0,0,1,true,\n", "concurrency"),
+    ],
+    ids=["nul-garbage", "too-many-fields", "not-a-number"],
+)
+def test_a_malformed_capacity_csv_is_named_in_one_line(
+    sweep_dir: Path, line: str, expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with (sweep_dir / CAPACITY_CSV).open("a") as handle:
+        handle.write(line)
+    with pytest.raises(ReportError, match=re.escape(expected)) as raised:
+        load_capacity_steps(sweep_dir)
+    assert str(sweep_dir / CAPACITY_CSV) in str(raised.value) and "\n" not in str(raised.value)
+    assert main(["report", str(sweep_dir)]) == EXIT_USAGE
+    error = capsys.readouterr().err.strip()
+    assert CAPACITY_CSV in error and "\n" not in error
+
+
+def test_a_run_without_capacity_csv_has_no_steps(tmp_path: Path) -> None:
+    assert load_capacity_steps(tmp_path) is None
+
+
+# ---- a normal run ------------------------------------------------------------------------------------------
+
+RUN_SCALE, RUN_SPEED = 2e-5, 30.0  # bins of round(60 / 30) = 2 run seconds, one scenario minute
+RUN_BINS = 20
+SLOW_BIN = 6  # its people take 3 s to log in: login p95 breaks at a low load
+FAILING_FROM = 12  # from this bin on, 10% of requests fail
+
+
+def _run_dir(tmp_path: Path) -> Path:
+    """A normal run of the smoke scenario whose per-second figures are written by the engine's ledger: in bin b
+    (2 run seconds), b people start and log in each second and people send 10 b requests per second."""
+    run_dir = tmp_path / "20210406T063000Z-smoke"
+    run_dir.mkdir()
+    start_manifest(run_dir, SMOKE, scenario="smoke", scale=RUN_SCALE, speed=RUN_SPEED, seed=2021)
+    finish_manifest(run_dir, RunStatus.COMPLETED)
+    write_json(run_dir / TIMELINE, {"test_start_unix": 1_617_690_600.0, "speed": RUN_SPEED})
+    _locust_files(run_dir)
+    ledger = Ledger()
+    for second in range(2 * RUN_BINS):
+        b = second // 2
+        for name in (Counter.SCHEDULED, Counter.STARTED, Counter.LOGINS_SUCCEEDED, Counter.LOGIN_ATTEMPTS):
+            ledger.count(second, name, b)
+        for _ in range(b):
+            ledger.time_to_login(second, 3000 if b == SLOW_BIN else 300)
+        for request in range(10 * b):
+            ledger.request(second, 25.0, Counter.FAILURES_503 if b >= FAILING_FROM and request < b else None)
+        ledger.sample(second, Gauge.ACTIVE_SESSIONS, 10 * b)
+    write_sessions_csv(ledger, run_dir / SESSIONS_CSV)
+    write_histograms(ledger, run_dir / "time_to_login.jsonl")
+    return run_dir
+
+
+def test_run_card_finds_the_load_held_and_the_lowest_load_that_broke(tmp_path: Path) -> None:
+    run_dir = _run_dir(tmp_path)
+    html = build_report(run_dir).read_text()
+    assert _sections(html)[0] == "Capacity"
+    assert _capacity_section(html).count("data:image/png;base64,") == 0, "the run card is the short one"
+    answer = json.loads((run_dir / CAPACITY_JSON).read_text())
+    assert answer["kind"] == "run"
+    figures = answer["run"]
+    fraction = RUN_SCALE * RUN_SPEED
+    # Bins 7-11 hold every objective; bins 9, 10, 11 are the highest three in a row: held at least bin 9's load.
+    assert figures["held"]["requests_per_s"] == 10 * 9 and figures["held"]["logins_per_s"] == 9
+    assert figures["held"]["requests_per_s_national"] == pytest.approx(90 / fraction)
+    assert (figures["held"]["from"], figures["held"]["to"]) == ("07:39", "07:42")
+    # The slow bin breaks login p95 at a lower load than the failing bins break the error ratio.
+    assert figures["broke"]["requests_per_s"] == 10 * SLOW_BIN and figures["broke"]["from"] == "07:36"
+    assert figures["broke"]["breaches"][0].startswith("login p95")
+    everyone = 2 * sum(range(RUN_BINS))
+    assert figures["tried"] == everyone
+    assert figures["within_login_p95_objective"] == everyone - 2 * SLOW_BIN
+    assert figures["within_login_p95_objective_national"] == pytest.approx(
+        figures["within_login_p95_objective"] / RUN_SCALE
+    )
+    headline = answer["headline"]
+    assert headline[0].startswith("This run held 90 people's requests/s and 9.0 logins/s (run terms; 150,000")
+    assert headline[1].startswith("The lowest load at which they broke was 60 people's requests/s")
+    assert any("on 6 April 2021, 37% did" in line for line in headline)
+
+
+def test_run_card_reads_sessions_of_an_earlier_version(tmp_path: Path) -> None:
+    run_dir = _run_dir(tmp_path)
+    sessions = pd.read_csv(run_dir / SESSIONS_CSV)
+    older = [Counter.REQUESTS, *FAILURE_COUNTERS, Gauge.GENERATOR_CPU_PERCENT]
+    older += [c for c in sessions.columns if c.startswith("request_latency_")]
+    sessions.drop(columns=older).to_csv(run_dir / SESSIONS_CSV, index=False)
+    card = run_card(load_run(run_dir))
+    assert card is not None and card.run is not None
+    # No request counts (and Locust's history is empty): only the login objective is judged.
+    assert card.run.broke is not None and card.run.broke.requests_per_s == 0
+    assert card.run.held is not None and card.run.held.logins_per_s == RUN_BINS - 3
+    assert any("come from nowhere" in note for note in card.notes)
+    assert card.headline()[0].startswith("This run held 17 logins/s (run terms; 28,300 logins/s nationally)")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    reports = tmp_path_factory.mktemp("reports")
+    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
+
+
+def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:
+    run_dir = smoke_run.run_dir
+    html = (run_dir / "report.html").read_text()
+    assert _sections(html)[0] == "Capacity"
+    assert html.count("data:image/png;base64,") == 8, "the run card adds no chart to a normal run"
+    answer = json.loads((run_dir / CAPACITY_JSON).read_text())
+    figures = answer["run"]
+    data = load_run(run_dir)
+    served = served_share(data)
+    assert served is not None and (figures["served"], figures["tried"]) == (served.served, served.tried)
+    # On this healthy platform every login takes well under the 1,500 ms objective: all of them count.
+    histograms = read_histograms(run_dir / "time_to_login.jsonl")
+    assert max(h.get_max_value() for h in histograms.values()) <= 1500
+    assert figures["within_login_p95_objective"] == sum(h.get_total_count() for h in histograms.values())
+    assert figures["held"] is not None and figures["broke"] is None
+    assert figures["held"]["requests_per_s"] <= figures["top"]["requests_per_s"]
+    fraction = data.scale * data.speed
+    assert figures["top"]["requests_per_s_national"] == pytest.approx(figures["top"]["requests_per_s"] / fraction)
+    for line in answer["headline"]:
+        assert "run terms" in line
