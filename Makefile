@@ -38,6 +38,7 @@ test: install
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_platform
+	$(BIN)/python -m benchmarks.bench_report
 
 lint: install
 	$(BIN)/ruff check .

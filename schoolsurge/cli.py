@@ -1,7 +1,8 @@
-"""`schoolsurge target | run | capacity | capacity fit | report | plan`: the suite's command line.
+"""`schoolsurge target | run | capacity | capacity fit | report | compare | plan`: the suite's command line.
 
 Exit status: 0 done, 1 the run could not proceed, 2 bad input (one line says which), 3 an SLO breached
-(with --fail-on-slo), 130 interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported).
+(with --fail-on-slo) or a figure regressed (compare --fail-on-regression), 130 interrupted (Ctrl-C, SIGTERM,
+SIGHUP; what was measured is kept and reported).
 """
 
 from __future__ import annotations
@@ -106,6 +107,21 @@ def _add_capacity_fit(subparsers: argparse._SubParsersAction) -> None:
 def _add_report(subparsers: argparse._SubParsersAction) -> None:
     report = subparsers.add_parser("report", help="(re)build report.html of a run directory")
     report.add_argument("run_dir", type=Path, help="a folder under reports/")
+
+
+def _add_compare(subparsers: argparse._SubParsersAction) -> None:
+    compare = subparsers.add_parser(
+        "compare", help="compare runs: charts overlaid, headline figures against a baseline"
+    )
+    compare.add_argument("runs", type=Path, nargs="+", help="two or more run directories")
+    compare.add_argument("--baseline", type=Path, help="the run the others are compared with (default: the first)")
+    compare.add_argument("--out", type=Path, help="where compare.html goes (default: reports/compare-<UTC time>/)")
+    compare.add_argument(
+        "--fail-on-regression",
+        type=positive_number,
+        metavar="PCT",
+        help=f"exit {EXIT_SLO_BREACHED} when a headline figure is worse than the baseline's by more than PCT %%",
+    )
 
 
 def _add_plan(subparsers: argparse._SubParsersAction) -> None:
@@ -233,9 +249,29 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from schoolsurge.report import build_report
+    from schoolsurge.report.refresh import refresh_index
 
-    print(f"Report: {build_report(args.run_dir)}")
+    report = build_report(args.run_dir)
+    print(f"Report: {report}")
+    refresh_index(Path(args.run_dir).resolve().parent)
     return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from schoolsurge.report.compare import compare_runs, regressions, write_comparison
+    from schoolsurge.report.refresh import refresh_index
+    from schoolsurge.rundir import new_run_dir
+
+    comparison = compare_runs(args.runs, args.baseline)
+    out = args.out or new_run_dir(Path(args.runs[0]).resolve().parent, "compare")
+    print(f"Comparison: {write_comparison(comparison, Path(out))}")
+    refresh_index(Path(out).resolve().parent)
+    if args.fail_on_regression is None:
+        return 0
+    worse = regressions(comparison, args.fail_on_regression)
+    for line in worse:
+        print(f"REGRESSION {line}")
+    return EXIT_SLO_BREACHED if worse else 0
 
 
 def _target(args: argparse.Namespace) -> int:
@@ -249,6 +285,7 @@ COMMANDS = {
     "capacity": _capacity,
     "capacity-fit": _capacity_fit,
     "report": _report,
+    "compare": _compare,
     "plan": _plan,
     "target": _target,
 }
@@ -257,7 +294,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineErrorParser(prog="schoolsurge", description=__doc__)
     subparsers = parser.add_subparsers(
-        dest="command", required=True, metavar="{target,run,capacity,capacity fit,report,plan}"
+        dest="command", required=True, metavar="{target,run,capacity,capacity fit,report,compare,plan}"
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:2] == ["capacity", "fit"]:
@@ -267,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_capacity(subparsers)
     _add_capacity_fit(subparsers)
     _add_report(subparsers)
+    _add_compare(subparsers)
     _add_plan(subparsers)
     try:
         args = parser.parse_args(argv)

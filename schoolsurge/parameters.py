@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from schoolsurge.errors import ParameterError
 from schoolsurge.scenario import Scenario
+
+Number = TypeVar("Number", int, float)
 
 LATE_AFTER_S = 1.0  # an arrival that starts more than this after its intended time is counted late
 DROP_AFTER_S = 60.0  # one that would start more than this late is dropped (counted, never started)
@@ -101,41 +104,32 @@ def whole_number(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
-def scale_fraction(text: str) -> float:
-    """--scale: the fraction of people simulated, in (0, 1]."""
-    value = finite_number(text)
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] (a fraction of the people), got {text}")
-    return value
+def checked(
+    parse: Callable[[str], Number], holds: Callable[[Number], bool], expected: str, doc: str
+) -> Callable[[str], Number]:
+    """An argparse type: `parse` the text, then refuse a value for which `holds` is false, saying what is
+    `expected` (e.g. "must be 1 or more")."""
+
+    def argument_type(text: str) -> Number:
+        value = parse(text)
+        if not holds(value):
+            raise argparse.ArgumentTypeError(f"{expected}, got {text}")
+        return value
+
+    argument_type.__doc__ = doc
+    return argument_type
 
 
-def speed_factor(text: str) -> float:
-    """--speed: time compression, scenario seconds per run second, above 0."""
-    value = finite_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0 (scenario seconds per run second), got {text}")
-    return value
-
-
-def seconds_at_least_zero(text: str) -> float:
-    """A duration in seconds, 0 or more (e.g. --late-after 0 counts every delay as late)."""
-    value = finite_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, got {text}")
-    return value
-
-
-def seed_number(text: str) -> int:
-    """--seed: a whole number, 0 or more."""
-    value = whole_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def process_count(text: str) -> int:
-    """--processes: Locust worker processes, 1 or more."""
-    value = whole_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {text}")
-    return value
+scale_fraction = checked(
+    finite_number, lambda v: 0 < v <= 1, "must be in (0, 1] (a fraction of the people)", "--scale, in (0, 1]"
+)
+speed_factor = checked(
+    finite_number, lambda v: v > 0, "must be above 0 (scenario seconds per run second)", "--speed, above 0"
+)
+seconds_at_least_zero = checked(
+    finite_number, lambda v: v >= 0, "must be a number of seconds, 0 or more", "a duration in seconds, 0 or more"
+)
+seed_number = checked(whole_number, lambda v: v >= 0, "must be 0 or more", "--seed: a whole number, 0 or more")
+process_count = checked(whole_number, lambda v: v >= 1, "must be 1 or more", "--processes: 1 or more")
+positive_number = checked(finite_number, lambda v: v > 0, "must be above 0", "a number above 0")
+number_at_least_zero = checked(finite_number, lambda v: v >= 0, "must be 0 or more", "a number, 0 or more")

@@ -29,6 +29,7 @@ from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
 from schoolsurge.report.outcome import ServedShare, served_share
+from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
     LOCUST_LOG,
     LOCUST_PREFIX,
@@ -159,6 +160,7 @@ def _conclude(
         report = run_dir / REPORT
         if written != status or not report.exists():
             report = write_report(data)  # the locustfile's report does not say how the run really ended
+        refresh_index(run_dir.parent)
         return report, judge_run(data), served_share(data)
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)

@@ -4,7 +4,6 @@ is given."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,36 +19,21 @@ from schoolsurge.models.sweep import (
     default_scale_speed,
     sweep_replay,
 )
-from schoolsurge.parameters import RunParameters, finite_number, resolve_parameters, whole_number
+from schoolsurge.parameters import (
+    RunParameters,
+    checked,
+    finite_number,
+    positive_number,
+    resolve_parameters,
+    whole_number,
+)
+from schoolsurge.parameters import number_at_least_zero as at_least_zero
 from schoolsurge.scenario import Scenario
 
-
-def positive_number(text: str) -> float:
-    value = finite_number(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-    return value
-
-
-def at_least_zero(text: str) -> float:
-    value = finite_number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def sweep_steps(text: str) -> int:
-    value = whole_number(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"a sweep needs at least 2 steps, got {text}")
-    return value
-
-
-def stop_margin(text: str) -> float:
-    value = finite_number(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more (a factor of the objective), got {text}")
-    return value
+sweep_steps = checked(whole_number, lambda v: v >= 2, "a sweep needs at least 2 steps", "--sweep-steps: 2 or more")
+stop_margin = checked(
+    finite_number, lambda v: v >= 1, "must be 1 or more (a factor of the objective)", "--sweep-stop-margin"
+)
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,7 @@ class RunDirectoryWriter:
         # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
         from schoolsurge.report import judge_run, load_run, write_report
         from schoolsurge.report.outcome import served_share
+        from schoolsurge.report.refresh import refresh_index
 
         try:
             data = load_run(self.run_dir)
@@ -197,7 +198,8 @@ class RunDirectoryWriter:
         except ReportError as error:
             log.error("no report: %s", error)
             return
-        if self.owned:  # schoolsurge run prints the verdicts itself
+        if self.owned:  # schoolsurge run prints the verdicts and refreshes the index itself
+            refresh_index(self.run_dir.parent)
             for verdict in judge_run(data):
                 print(f"SLO {verdict.line()}", flush=True)
             served = served_share(data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 import pandas as pd
@@ -11,30 +10,34 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from schoolsurge.report import capacity_charts, charts
 from schoolsurge.report.capacity import CapacityCard, capacity_card, write_capacity_json
 from schoolsurge.report.data import RunData, load_run, number_or_none
+from schoolsurge.report.funnel import login_funnel
 from schoolsurge.report.health import health
 from schoolsurge.report.outcome import plan_agreement, served_share
+from schoolsurge.report.retries import retry_figures
+from schoolsurge.report.tables import STEP_COLUMNS, bot_lines, exception_rows, failure_rows, step_rows
 from schoolsurge.report.verdicts import judge_run
-from schoolsurge.rundir import AGGREGATED, REPORT, atomic_file
+from schoolsurge.rundir import REPORT, StepStatus, atomic_file
 
-SUMMARY_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "95%", "99%", "Requests/s"]
-CHARTS = (
-    ("Simulated users (agents) over the morning", charts.users_over_time),
-    ("Requests and failures per second", charts.throughput_over_time),
-    ("Login (whole SSO flow, Locust entry): p50 and p95", charts.login_latency_over_time),
-)
-SESSION_CHARTS = (
-    ("Who got in: share of the people due in each 5 minutes who logged in, gave up, or left", charts.served_over_time),
-    ("The reconnection bubble: retries per second against people's requests", charts.retries_over_time),
-    ("Arrivals per minute: scheduled, started, late, dropped, gave up", charts.arrivals_per_minute),
-    ("Time to log in from the intended arrival: p50, p95, p99", charts.time_to_login_over_time),
-    ("Agent pool, people in a session and in a virtual class", charts.pool_and_sessions),
-)
+CONTENTS = {
+    "capacity": "Capacity",
+    "served": "Who got in",
+    "slo": "SLOs",
+    "plan": "Against plan",
+    "arrivals": "Arrivals",
+    "concurrency": "Concurrency",
+    "requests": "Requests",
+    "latency": "Latency",
+    "funnel": "Funnel",
+    "retries": "Retries",
+    "health": "Health",
+    "steps": "Steps",
+    "failures": "Failures",
+}
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "-" if pd.isna(value) else f"{value:,.1f}" if value % 1 else f"{value:,.0f}"
-    return f"{value:,}" if isinstance(value, int) else str(value)
+def _peak(column: pd.Series) -> int:
+    peak = pd.to_numeric(column, errors="coerce").max()
+    return int(peak) if pd.notna(peak) else 0
 
 
 def _run_facts(data: RunData) -> list[tuple[str, str]]:
@@ -74,7 +77,7 @@ def _run_facts(data: RunData) -> list[tuple[str, str]]:
         facts.append(
             (
                 "peak agent pool / peak people in a session",
-                f"{int(s['pool_size'].max()):,} / {int(s['active_sessions'].max()):,}",
+                f"{_peak(s['pool_size']):,} / {_peak(s['active_sessions']):,}",
             )
         )
         bots = int(s["bot_login_attempts"].sum())
@@ -94,8 +97,8 @@ def _capacity(card: CapacityCard | None) -> dict[str, object] | None:
         "notes": card.notes,
         "figures": card.figures(),
         "charts": [
-            {"title": title, "png": base64.b64encode(png).decode("ascii")}
-            for title, png in (capacity_charts.sweep_charts(card) if card.kind == "sweep" else [])
+            {"title": title, "svg": markup}
+            for title, markup in (capacity_charts.sweep_charts(card) if card.kind == "sweep" else [])
         ],
         "step_columns": columns,
         "step_rows": rows,
@@ -107,24 +110,50 @@ def render_report(data: RunData) -> str:
     return _render(data, capacity_card(data))
 
 
+def _sweep_steps(card: CapacityCard | None) -> list[tuple[float, str]]:
+    """Where each step of a sweep began (run seconds), to mark on its time charts."""
+    if card is None or card.kind != "sweep" or card.steps is None:
+        return []
+    steps = card.steps[card.steps["status"] != StepStatus.SKIPPED.value]
+    starts = pd.to_numeric(steps["start_s"], errors="coerce")
+    return [(float(x), f"step {int(step)}") for step, x in zip(steps["step"], starts, strict=True) if pd.notna(x)]
+
+
 def _render(data: RunData, card: CapacityCard | None) -> str:
     environment = Environment(
         loader=PackageLoader("schoolsurge", "report"), autoescape=select_autoescape(["html", "j2"])
     )
-    # Locust's Aggregated row also counts the login FLOW entries; the run facts carry the true totals.
-    stats = data.stats[data.stats["Name"] != AGGREGATED][SUMMARY_COLUMNS]
-    failures = data.failures
-    failure_rows = []
-    if not failures.empty and {"Name", "Error", "Occurrences"} <= set(failures.columns):
-        top = failures.sort_values("Occurrences", ascending=False).head(15)
-        failure_rows = [(r.Name, r.Error, int(r.Occurrences)) for r in top.itertuples()]
     scenario = data.scenario
     run_health = health(data)
     sweep = card is not None and card.kind == "sweep"
+    chart_context = charts.context(data, sweep, _sweep_steps(card))
+    axis = chart_context.axis
+    served = served_share(data) if not sweep else None
+    agreement = plan_agreement(data) if not sweep else []
+    sections = charts.section_charts(chart_context)
+    funnel = login_funnel(data)
+    retries = retry_figures(data.sessions, axis).lines(axis.clock) if data.sessions is not None else []
+    bots = bot_lines(data)
+    present = {
+        "capacity": card is not None,
+        "served": served is not None,
+        "slo": True,
+        "plan": bool(agreement),
+        "arrivals": bool(sections.get("arrivals")),
+        "concurrency": bool(sections.get("concurrency")),
+        "requests": bool(sections.get("requests") or bots),
+        "latency": bool(sections.get("latency")),
+        "funnel": bool(funnel),
+        "retries": bool(retries or sections.get("retries")),
+        "health": True,
+        "steps": True,
+        "failures": True,
+    }
     return environment.get_template("template.html.j2").render(
         sweep=sweep,
         title=f"{data.manifest.get('scenario', data.run_dir.name)} — {data.run_dir.name}",
         description=scenario.description if scenario else "",
+        contents=[(anchor, CONTENTS[anchor]) for anchor, shown in present.items() if shown],
         warnings=run_health.notes(),
         capacity=_capacity(card),
         notes=data.notes,
@@ -132,16 +161,17 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         # A sweep's steps are not the morning: its verdicts are per step (the capacity section), and the morning's
         # SLO window, served share and plan agreement would read it against the wrong clock.
         verdicts=judge_run(data) if not sweep else [],
-        served=served_share(data) if not sweep else None,
-        agreement=plan_agreement(data) if not sweep else [],
+        served=served,
+        agreement=agreement,
         health=run_health,
-        charts=[
-            {"title": title, "png": base64.b64encode(draw(data)).decode("ascii")}
-            for title, draw in (CHARTS + SESSION_CHARTS if data.sessions is not None else CHARTS)
-        ],
-        summary_columns=list(stats.columns),
-        summary_rows=[[_cell(v) for v in row] for row in stats.itertuples(index=False)],
-        failure_rows=failure_rows,
+        sections=sections,
+        funnel=funnel,
+        retries=retries,
+        bots=bots,
+        step_columns=STEP_COLUMNS,
+        step_rows=step_rows(data),
+        failure_rows=failure_rows(data),
+        exception_rows=exception_rows(data),
         versions=sorted(versions.items()) if isinstance(versions := data.manifest.get("versions"), dict) else [],
     )
 

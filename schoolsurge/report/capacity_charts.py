@@ -12,7 +12,6 @@ Axes say run terms or national terms; where both apply, the second is a secondar
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Callable
 
@@ -25,6 +24,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
 from schoolsurge.report.capacity import CapacityCard  # noqa: E402
+from schoolsurge.report.charts_base import svg
 from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
@@ -44,15 +44,11 @@ def _figure(rows: int = 1, height: float = 3.6) -> tuple[plt.Figure, list[Axes]]
     return figure, list(axes[:, 0])
 
 
-def _png(figure: plt.Figure, axes: list[Axes], legend: str = "upper left") -> bytes:
+def _finish(figure: plt.Figure, axes: list[Axes], legend: str = "upper left") -> plt.Figure:
     for ax in axes:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc=legend, fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    return buffer.getvalue()
+    return figure
 
 
 def _national_axis(axes: Axes, card: CapacityCard, which: str, label: str) -> None:
@@ -70,7 +66,7 @@ def _national_axis(axes: Axes, card: CapacityCard, which: str, label: str) -> No
     secondary.tick_params(labelsize=8)
 
 
-def throughput_vs_concurrency(card: CapacityCard) -> bytes:
+def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
     """Successful requests/s against people in a session: steps, USL fit, N*, SLO capacity."""
     steps = card.measured_steps
     figure, (axes,) = _figure()
@@ -100,10 +96,10 @@ def throughput_vs_concurrency(card: CapacityCard) -> bytes:
     axes.set_xlabel("people in a session, N (run terms)")
     axes.set_ylabel("successful requests/s (run terms)")
     _national_axis(axes, card, "y", "national terms")
-    return _png(figure, [axes])
+    return _finish(figure, [axes])
 
 
-def latency_vs_throughput(card: CapacityCard) -> bytes:
+def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
     """The hockey stick: request latency p50/p95/p99 and login p95 against throughput, in sweep order."""
     steps = card.measured_steps
     x = steps["successful_requests_per_s"].to_numpy(dtype=float)
@@ -134,7 +130,7 @@ def latency_vs_throughput(card: CapacityCard) -> bytes:
     axes.set_xlabel("successful requests/s (run terms)")
     axes.set_ylabel("ms (log)")
     _national_axis(axes, card, "x", "successful requests/s (national terms)")
-    return _png(figure, [axes])
+    return _finish(figure, [axes])
 
 
 def _per_minute(start_s: int, per_second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,7 +140,7 @@ def _per_minute(start_s: int, per_second: np.ndarray) -> tuple[np.ndarray, np.nd
     return minutes * 60.0, np.bincount(index, weights=np.asarray(per_second, dtype=float)) / counts
 
 
-def national_demand(card: CapacityCard) -> bytes:
+def national_demand(card: CapacityCard) -> plt.Figure:
     """National requests/s and logins/s over the morning against one instance's national capacity."""
     demand = card.demand
     if demand is None:
@@ -171,23 +167,24 @@ def national_demand(card: CapacityCard) -> bytes:
     axes[1].xaxis.set_major_locator(MultipleLocator(1800 if high - low > 3 * 3600 / 2 else 600))
     axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: seconds_to_clock(v)))
     axes[1].set_xlabel("scenario clock (HH:MM)")
-    return _png(figure, axes, legend="upper right")  # the morning's demand is low towards 10:00
+    return _finish(figure, axes, legend="upper right")  # the morning's demand is low towards 10:00
 
 
-SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], bytes]], ...] = (
+SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
     ("Throughput against people in a session: measured steps, USL fit, N* and SLO capacity", throughput_vs_concurrency),
     ("Latency against throughput: the knee and the objective", latency_vs_throughput),
     ("The national morning against one instance of this platform (national terms)", national_demand),
 )
 
 
-def sweep_charts(card: CapacityCard) -> list[tuple[str, bytes]]:
-    """(title, PNG) of each chart the card can draw (the national one needs the scenario and load fraction)."""
+def sweep_charts(card: CapacityCard) -> list[tuple[str, str]]:
+    """(title, inline SVG) of each chart the card can draw (the national one needs the scenario and load
+    fraction)."""
     charts = []
     for title, draw in SWEEP_CHARTS:
         if draw is national_demand and card.demand is None:
             continue
         if draw is not national_demand and card.measured_steps.empty:
             continue
-        charts.append((title, draw(card)))
+        charts.append((title, svg(draw(card), f"capacity{len(charts)}", title)))
     return charts

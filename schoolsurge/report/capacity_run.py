@@ -26,6 +26,7 @@ from schoolsurge.report.capacity_card import (
     empty_card,
 )
 from schoolsurge.report.data import RunData
+from schoolsurge.report.latency import count_at_or_below
 from schoolsurge.report.outcome import served_share
 from schoolsurge.rundir import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTILES, Counter
 from schoolsurge.scenario import seconds_to_clock
@@ -182,12 +183,5 @@ def _within_objective(run: RunFigures, data: RunData, sessions: pd.DataFrame) ->
     run.tried = int(pd.to_numeric(cohort[Counter.STARTED], errors="coerce").fillna(0).sum())
     if not data.histograms or math.isnan(run.objective_ms):
         return
-    within = 0
-    for second, histogram in data.histograms.items():
-        if low <= second < high:
-            within += sum(
-                item.count_at_value_iterated_to
-                for item in histogram.get_recorded_iterator()
-                if item.value_iterated_to <= run.objective_ms
-            )
+    within = count_at_or_below((h for second, h in data.histograms.items() if low <= second < high), run.objective_ms)
     run.within_objective = within

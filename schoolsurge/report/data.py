@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +14,17 @@ from hdrh.histogram import HdrHistogram
 
 from schoolsurge.engine.ledger import merged, read_histograms
 from schoolsurge.errors import ReportError, ScenarioError
+from schoolsurge.report.locust_csv import Table, find_locust_files, read_table
 from schoolsurge.report.verdicts import LOGIN_PERCENTILES, RunTotals
 from schoolsurge.rundir import (
     AGGREGATED,
     BOT_STEP_PREFIX,
-    FAILURES_CSV,
     HISTOGRAMS,
-    HISTORY_CSV,
+    LOCUST_PREFIX,
     LOGIN_FLOW_NAME,
     LOGIN_FLOW_TYPE,
     SCENARIO_COPY,
     SESSIONS_CSV,
-    STATS_CSV,
     TIMELINE,
     Counter,
     Gauge,
@@ -45,6 +45,39 @@ HISTORY_COLUMNS = {
     "Total Failure Count",
     *PERCENTILE_COLUMNS,
 }
+STATS_TABLE = Table(
+    "Locust request statistics",
+    frozenset(STATS_COLUMNS),
+    filled=frozenset({"Request Count", "Failure Count"}),
+    min_rows=1,  # Locust always writes its Aggregated row
+)
+HISTORY_TABLE = Table(
+    "Locust statistics history",
+    frozenset(HISTORY_COLUMNS),
+    filled=frozenset({"Timestamp", "User Count", "Total Request Count", "Total Failure Count"}),
+)
+FAILURES_TABLE = Table(
+    "Locust failures",
+    frozenset({"Name", "Error", "Occurrences"}),
+    text=frozenset({"Method", "Name", "Error", "First Seen", "Last Seen"}),
+    filled=frozenset({"Occurrences"}),
+)
+SESSIONS_TABLE = Table(
+    "session metrics", frozenset({"second"}), text=frozenset({"clock"}), filled=frozenset({"second"})
+)
+PLAIN_LOCUST_NOTE = (
+    "This is a plain Locust run: open arrivals, time to log in from the intended arrival, sessions and the served "
+    "share need the schoolsurge engine: `locust -f locustfiles/surge.py` or `schoolsurge run`. Charts show run "
+    "seconds; without a scenario no SLO is judged."
+)
+
+
+class HistoryDetail(StrEnum):
+    """How much of Locust's history a run has: what the charts over time can draw."""
+
+    NONE = "none"  # no history file, or no row in it: nothing over time
+    TOTAL = "total"  # only the Aggregated rows (no --csv-full-history): users and total requests over time
+    BY_NAME = "by name"  # every entry's rows (--csv-full-history, as schoolsurge runs): every chart
 
 
 @dataclass
@@ -61,6 +94,15 @@ class RunData:
     sessions: pd.DataFrame | None = None
     histograms: dict[int, HdrHistogram] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    locust_prefix: str = LOCUST_PREFIX  # the --csv prefix of Locust's files (run1 for run1_stats.csv)
+    plain_locust: bool = False  # a Locust run without the schoolsurge engine: no manifest, sessions, timeline
+
+    @property
+    def history_detail(self) -> HistoryDetail:
+        if not len(self.history):
+            return HistoryDetail.NONE
+        by_name = (self.history["Name"].astype(str) != AGGREGATED).any()
+        return HistoryDetail.BY_NAME if by_name else HistoryDetail.TOTAL
 
     def is_request_row(self, frame: pd.DataFrame) -> pd.Series:
         """Rows that count people's HTTP requests (not the login FLOW summary, the aggregate or bots)."""
@@ -140,25 +182,6 @@ class RunData:
         return RunTotals(self.slo_window_label(), requests, failures, logins, percentiles, "whole run, Locust login")
 
 
-def _read_csv(path: Path, required: set[str], what: str) -> pd.DataFrame:
-    if not path.exists():
-        raise ReportError(f"{path}: missing; the run wrote no {what} (was it stopped before it started?)")
-    try:
-        frame = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ReportError(f"{path}: corrupt {what} ({reason}); rerun the scenario to get it again") from None
-    missing = required - set(frame.columns)
-    if missing:
-        raise ReportError(
-            f"{path}: not a Locust {what} file (missing columns {', '.join(sorted(missing))}); "
-            "rerun the scenario to get it again"
-        )
-    for column in PERCENTILE_COLUMNS:
-        frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    return frame
-
-
 def number_or_none(value: Any) -> float | None:
     """A finite number from a JSON field written by us or edited by hand ("36", 36, "x" -> None)."""
     if isinstance(value, bool):
@@ -171,15 +194,16 @@ def number_or_none(value: Any) -> float | None:
 
 
 def _read_failures(path: Path, notes: list[str]) -> pd.DataFrame:
-    """Locust's failures table; an empty or unreadable one is noted, not fatal (it only feeds one table)."""
+    """Locust's failures table; an empty or damaged one is noted, not fatal (it only feeds one table)."""
     if not path.exists():
         return pd.DataFrame()
-    try:
-        return pd.read_csv(path)
-    except pd.errors.EmptyDataError:
+    if not path.stat().st_size:
         notes.append(f"{path.name} is empty; failures are not listed by error")
-    except (pd.errors.ParserError, UnicodeDecodeError) as error:
-        notes.append(f"{path.name} is unreadable ({str(error).splitlines()[0]}); failures are not listed by error")
+        return pd.DataFrame()
+    try:
+        return read_table(path, FAILURES_TABLE)
+    except ReportError as error:
+        notes.append(f"failures are not listed by error: {error}")
     return pd.DataFrame()
 
 
@@ -192,23 +216,48 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_run(run_dir: Path) -> RunData:
-    """Load everything a report needs from a run directory."""
+    """Load everything a report needs from a run directory: a schoolsurge run's, or any Locust run's CSV files
+    (`locust --csv PREFIX`, with or without --csv-full-history), whose report draws what it can."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a run directory; pass one of the folders under reports/")
+    files = find_locust_files(run_dir)
     notes: list[str] = []
     manifest = read_manifest(run_dir)
-    if not manifest:
+    plain = not manifest and not any((run_dir / name).exists() for name in (SESSIONS_CSV, HISTOGRAMS, TIMELINE))
+    if plain:
+        notes.append(PLAIN_LOCUST_NOTE)
+    elif not manifest:
         notes.append("manifest.json is missing or unreadable; run details are unknown")
-    stats = _read_csv(run_dir / STATS_CSV, STATS_COLUMNS, "request statistics")
-    history = _read_csv(run_dir / HISTORY_CSV, HISTORY_COLUMNS, "statistics history")
-    failures = _read_failures(run_dir / FAILURES_CSV, notes)
+    stats = read_table(files.stats, STATS_TABLE)
+    if files.history.exists():
+        history = read_table(files.history, HISTORY_TABLE)
+    else:
+        history = pd.DataFrame({column: pd.Series(dtype=float) for column in HISTORY_TABLE.required})
+        notes.append(f"no {files.history.name}: nothing is drawn over time (Locust writes it with --csv)")
+    failures = _read_failures(files.failures, notes)
     scenario = None
-    try:
-        scenario = load_scenario(run_dir / SCENARIO_COPY)
-    except ScenarioError as error:
-        notes.append(f"scenario copy unusable ({error}); SLOs are not judged")
-    data = RunData(run_dir, manifest, stats, history, failures, scenario, notes=notes)
+    if not plain or (run_dir / SCENARIO_COPY).exists():
+        try:
+            scenario = load_scenario(run_dir / SCENARIO_COPY)
+        except ScenarioError as error:
+            notes.append(f"scenario copy unusable ({error}); SLOs are not judged")
+    data = RunData(
+        run_dir,
+        manifest,
+        stats,
+        history,
+        failures,
+        scenario,
+        notes=notes,
+        locust_prefix=files.prefix,
+        plain_locust=plain,
+    )
+    if data.history_detail == HistoryDetail.TOTAL:
+        notes.append(
+            f"{files.history.name} has only Locust's Aggregated rows (the run had no --csv-full-history): "
+            "requests per second by name and the login over time are missing from the charts"
+        )
     _load_sessions(data)
     timeline = _read_json(run_dir / TIMELINE)
     started = number_or_none(timeline.get("test_start_unix"))
@@ -230,7 +279,8 @@ def load_run(run_dir: Path) -> RunData:
             data.sessions["clock_s"] = data.clock_start_s + data.sessions["second"] * data.speed
     else:
         history["clock_s"] = history["Timestamp"] - (history["Timestamp"].min() if len(history) else 0)
-        notes.append("scenario clock unknown; charts show run seconds")
+        if not plain:  # a plain run's note says so already
+            notes.append("scenario clock unknown; charts show run seconds")
     return data
 
 
@@ -238,12 +288,7 @@ def _load_sessions(data: RunData) -> None:
     """The engine's per-second session metrics and time-to-login histograms, when the run has them."""
     sessions_path, histograms_path = data.run_dir / SESSIONS_CSV, data.run_dir / HISTOGRAMS
     if sessions_path.exists():
-        try:
-            data.sessions = pd.read_csv(sessions_path)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
-            raise ReportError(f"{sessions_path}: corrupt session metrics ({error}); rerun the scenario") from None
-        if "second" not in data.sessions.columns:
-            raise ReportError(f"{sessions_path}: not a sessions file (no `second` column); rerun the scenario")
+        data.sessions = read_table(sessions_path, SESSIONS_TABLE)
         missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
         if missing:  # a run of an earlier version: what it did not count shows as zero
             data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")

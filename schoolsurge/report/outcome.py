@@ -91,7 +91,7 @@ def plan_agreement(data: RunData) -> list[Agreement]:
     sessions = data.sessions.set_index("second")[columns].reindex(range(bins * width), fill_value=0)
 
     def planned(national: np.ndarray, factor: float) -> np.ndarray:
-        per_run_second = _national_per_run_second(national, replay.speed, bins * width)
+        per_run_second = national_per_run_second(national, replay.speed, bins * width)
         return per_run_second.reshape(bins, width).mean(axis=1) * factor
 
     def measured(series: pd.Series) -> np.ndarray:
@@ -130,7 +130,7 @@ def plan_agreement(data: RunData) -> list[Agreement]:
     return agreements
 
 
-def _national_per_run_second(national: np.ndarray, speed: float, run_seconds: int) -> np.ndarray:
+def national_per_run_second(national: np.ndarray, speed: float, run_seconds: int) -> np.ndarray:
     """A national per-second curve averaged over each run second (speed scenario seconds each)."""
     edges = np.minimum(np.round(np.arange(run_seconds + 1) * speed).astype(int), len(national))
     cumulative = np.concatenate([[0.0], np.cumsum(national)])

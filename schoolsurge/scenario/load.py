@@ -22,6 +22,10 @@ UNION_TAGS = frozenset(
 MAX_SCENARIO_BYTES = 1 << 20
 
 
+# libyaml's safe loader when PyYAML was built with it: the same documents, several times faster to read.
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _field_path(location: tuple[int | str, ...]) -> str:
     parts = [str(part) for i, part in enumerate(location) if not (i > 0 and part in UNION_TAGS)]
     return ".".join(parts) or "(top level)"
@@ -78,7 +82,7 @@ def load_scenario(path: str | Path) -> Scenario:
     path = Path(path)
     text = read_scenario_text(path)
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=SAFE_LOADER)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -1,0 +1,130 @@
+"""The reports as a person sees them: opened in headless Chromium (DevTools protocol), with no console error, no
+uncaught exception, no failed load, every image decoded and every chart drawn with a size; a full-page
+screenshot of each is saved beside the test's files. Skipped only when no chromium is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import struct
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from schoolsurge.report import build_report
+from schoolsurge.runner import RunOutcome, RunRequest, run
+
+ROOT = Path(__file__).resolve().parent.parent
+SMOKE = ROOT / "scenarios" / "smoke.yaml"
+WIDTH = 1280
+
+
+def _screenshots_module() -> ModuleType:
+    """benchmarks/screenshots.py (the same browser and checks as `python -m benchmarks.screenshots`)."""
+    if "benchmarks.screenshots" in sys.modules:
+        return sys.modules["benchmarks.screenshots"]
+    spec = importlib.util.spec_from_file_location("benchmarks.screenshots", ROOT / "benchmarks" / "screenshots.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+pytest.importorskip("websocket", reason="websocket-client is a dev dependency: pip install -e '.[dev]'")
+screenshots = _screenshots_module()
+if screenshots.find_chromium() is None:
+    pytest.skip("chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with screenshots.Chromium(width=WIDTH) as chromium:
+        yield chromium
+
+
+@pytest.fixture(scope="module")
+def surge_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    reports = tmp_path_factory.mktemp("reports")
+    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
+
+
+@pytest.fixture(scope="module")
+def plain_run(platform_url: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_report_plain_locust import plain_locust_run
+
+    run_dir = plain_locust_run(platform_url, tmp_path_factory.mktemp("plain") / "plain-locust")
+    build_report(run_dir)
+    return run_dir
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return struct.unpack(">II", head[16:24])
+
+
+def _look(browser: Any, report: Path, shot: Path) -> Any:
+    """Open the report, screenshot it, and fail with everything a person would have seen wrong."""
+    check = browser.open(report)
+    browser.screenshot(shot)
+    assert check.ok, check.summary()
+    width, height = _png_size(shot)
+    assert width == WIDTH and height >= min(check.height, 900), (width, height, check.height)
+    return check
+
+
+def test_the_checks_catch_what_a_person_would_see(browser: Any, tmp_path: Path) -> None:
+    page = tmp_path / "broken.html"
+    page.write_text(
+        "<!doctype html><html><head><title>broken</title></head><body>"
+        '<img alt="truncated chart" src="data:image/png;base64,iVBORw0KGgo=">'
+        '<img alt="missing file" src="no-such-chart.png">'
+        '<svg aria-label="flat chart" width="300" height="0"><path d="M0 0L1 1"/></svg>'
+        '<svg aria-label="blank chart" width="300" height="100"></svg>'
+        "<script>console.error('chart data missing'); undefinedFunction();</script>"
+        "</body></html>"
+    )
+    check = browser.open(page)
+    assert not check.ok
+    text = check.summary()
+    for expected in (
+        "broken image: truncated chart",
+        "broken image: missing file",
+        "chart without a size: flat chart",
+        "empty chart: blank chart",
+        "console.error: chart data missing",
+        "undefinedFunction is not defined",
+        "no-such-chart.png",
+    ):
+        assert expected in text, text
+
+
+def test_surge_report_renders_cleanly(browser: Any, surge_run: RunOutcome, tmp_path: Path) -> None:
+    assert surge_run.report is not None
+    check = _look(browser, surge_run.report, tmp_path / "surge.png")
+    assert check.svgs + check.images >= 5, check.summary()  # the engine's charts, not only Locust's
+
+
+def test_plain_locust_report_renders_cleanly(browser: Any, plain_run: Path, tmp_path: Path) -> None:
+    check = _look(browser, plain_run / "report.html", tmp_path / "plain-locust.png")
+    assert check.svgs + check.images >= 2, check.summary()
+
+
+def test_comparison_report_renders_cleanly(
+    browser: Any, surge_run: RunOutcome, plain_run: Path, tmp_path: Path
+) -> None:
+    compare = pytest.importorskip("schoolsurge.report.compare", reason="the comparison report is not written yet")
+    doubled = tmp_path / "doubled"  # the same run read as if at twice the scale: a second, different run
+    shutil.copytree(surge_run.run_dir, doubled)
+    manifest = json.loads((doubled / "manifest.json").read_text())
+    (doubled / "manifest.json").write_text(json.dumps({**manifest, "scale": manifest["scale"] * 2}))
+    comparison = compare.compare_runs([surge_run.run_dir, doubled, plain_run])
+    page = compare.write_comparison(comparison, tmp_path / "compare")
+    check = _look(browser, page, tmp_path / "compare.png")
+    assert check.svgs + check.images >= 1, check.summary()
