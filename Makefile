@@ -4,7 +4,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SCENARIO ?= scenarios/first-day-2021.yaml
+# Common knobs (empty: the scenario's): TARGET=http://127.0.0.1:8080 SCALE=2e-4 SPEED=72 WORKERS=2 PROFILE=resized
+TARGET ?=
+SCALE ?=
+SPEED ?=
+WORKERS ?=
+PROFILE ?=
 ARGS ?=
+KNOBS = $(if $(TARGET),--target $(TARGET)) $(if $(SCALE),--scale $(SCALE)) $(if $(SPEED),--speed $(SPEED)) \
+	$(if $(WORKERS),--processes $(WORKERS)) $(if $(PROFILE),--profile $(PROFILE))
+JUNIT ?= reports/junit
 
 .PHONY: install surge smoke capacity target report test lint bench
 
@@ -17,14 +26,14 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 surge: install
-	$(BIN)/schoolsurge run $(SCENARIO) $(ARGS)
+	$(BIN)/schoolsurge run $(SCENARIO) $(KNOBS) $(ARGS)
 
 smoke: install
-	$(BIN)/schoolsurge run scenarios/smoke.yaml --fail-on-slo $(ARGS)
+	$(BIN)/schoolsurge run scenarios/smoke.yaml --fail-on-slo --junit $(JUNIT)/smoke.xml $(KNOBS) $(ARGS)
 
-# Capacity sweep of the embedded platform (undersized-2021 by default; ARGS="--profile resized" for the other).
+# Capacity sweep of the embedded platform (undersized-2021 by default; PROFILE=resized for the other).
 capacity: install
-	$(BIN)/schoolsurge capacity $(SCENARIO) $(ARGS)
+	$(BIN)/schoolsurge capacity $(SCENARIO) $(KNOBS) $(ARGS)
 
 target: install
 	$(BIN)/schoolsurge target $(ARGS)

@@ -1,8 +1,12 @@
 """`schoolsurge target | run | capacity | capacity fit | report | compare | plan`: the suite's command line.
 
-Exit status: 0 done, 1 the run could not proceed, 2 bad input (one line says which), 3 an SLO breached
-(with --fail-on-slo) or a figure regressed (compare --fail-on-regression), 130 interrupted (Ctrl-C, SIGTERM,
-SIGHUP; what was measured is kept and reported).
+Exit status (docs: README.md, "Exit status"):
+  0    done (a run: its SLOs met, or not judged without --fail-on-slo)
+  1    the run could not proceed (the platform did not start, Locust failed)
+  2    bad input, refused before anything started (one line says which)
+  3    an SLO breached (run --fail-on-slo), or a figure regressed (compare --fail-on-regression)
+  4    invalid run: the load generator, not the platform, was the bottleneck (generator-bound)
+  130  interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported)
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from typing import TYPE_CHECKING, NoReturn
 from schoolsurge.clients.options import add_client_arguments, forwarded_client_arguments
 from schoolsurge.errors import RunError, UsageError
 from schoolsurge.models.sweep import DEFAULT_MEASURE_S, DEFAULT_STEPS
-from schoolsurge.parameters import process_count, scale_fraction, seed_number, speed_factor
+from schoolsurge.monitoring_options import add_monitoring_arguments, forwarded_monitoring_arguments
+from schoolsurge.parameters import process_count, scale_fraction, seconds_at_least_zero, seed_number, speed_factor
 from schoolsurge.platform.settings import PROFILES as PROFILE_NAMES
 from schoolsurge.rundir import CAPACITY_JSON
 from schoolsurge.sweep_options import at_least_zero, positive_number, stop_margin, sweep_steps
@@ -27,6 +32,7 @@ if TYPE_CHECKING:
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_SLO_BREACHED = 3
+EXIT_INVALID_RUN = 4
 EXIT_INTERRUPTED = 130
 DEFAULT_CHART_DIR = Path("reports")
 
@@ -50,6 +56,12 @@ def _add_run_arguments(run: argparse.ArgumentParser, defaults: str = "the scenar
     run.add_argument("--scale", type=scale_fraction, help=f"fraction of people simulated (default: {defaults})")
     run.add_argument("--speed", type=speed_factor, help=f"time compression (default: {defaults})")
     run.add_argument("--seed", type=seed_number, help="seed of accounts and randomness (default: the scenario's)")
+    run.add_argument(
+        "--late-after", type=seconds_at_least_zero, help="start delay (s) counted as a late arrival (default 1)"
+    )
+    run.add_argument(
+        "--drop-after", type=seconds_at_least_zero, help="start delay (s) past which an arrival is dropped (60)"
+    )
     run.add_argument("--processes", type=process_count, help="Locust worker processes (default: one process)")
     run.add_argument("--accounts", type=Path, help="CSV of test accounts role,username,password (another platform)")
     run.add_argument("--locustfile", type=Path, help="a locustfile of your own (default: the surge locustfile)")
@@ -57,12 +69,14 @@ def _add_run_arguments(run: argparse.ArgumentParser, defaults: str = "the scenar
     run.add_argument("--allow-host", help="a non-loopback host you own and explicitly allow to be loaded")
     run.add_argument("--force", action="store_true", help="run even when the plan says this machine cannot hold it")
     add_client_arguments(run)
+    add_monitoring_arguments(run.add_argument, locust=False)
 
 
 def _add_run(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="replay a scenario with Locust and build its report")
     _add_run_arguments(run)
     run.add_argument("--fail-on-slo", action="store_true", help=f"exit {EXIT_SLO_BREACHED} if an SLO breaks")
+    run.add_argument("--junit", type=Path, help="write the SLO verdicts and the run's validity as JUnit XML here")
 
 
 def _add_capacity(subparsers: argparse._SubParsersAction) -> None:
@@ -161,6 +175,10 @@ def _run_request(args: argparse.Namespace) -> RunRequest:
         locustfile=args.locustfile,
         client_arguments=forwarded_client_arguments(args),
         profile=args.profile,
+        junit=getattr(args, "junit", None),
+        late_after_s=getattr(args, "late_after", None),
+        drop_after_s=getattr(args, "drop_after", None),
+        monitoring_arguments=forwarded_monitoring_arguments(args),
     )
 
 
@@ -172,10 +190,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"SLO {verdict.line()}")
     if outcome.served is not None:
         print(f"Who got in: {outcome.served.line()}")
+    if outcome.invalid_reason is not None:
+        print(f"INVALID RUN ({outcome.invalid_reason}): it measured the load generator, not the platform")
     if outcome.report is not None:
         print(f"Report: {outcome.report}")
     if outcome.interrupted:
         return EXIT_INTERRUPTED
+    if not outcome.valid:
+        return EXIT_INVALID_RUN
     if args.fail_on_slo and not outcome.slo_met:
         return EXIT_SLO_BREACHED
     return 0
@@ -198,11 +220,18 @@ def _capacity(args: argparse.Namespace) -> int:
     outcome = run(request)
     answer = outcome.run_dir / CAPACITY_JSON
     if answer.exists():
-        for line in json.loads(answer.read_text(encoding="utf-8")).get("headline", []):
+        figures = json.loads(answer.read_text(encoding="utf-8"))
+        for line in figures.get("headline", []):
             print(line)
+        if figures.get("operational_laws"):  # the platform's CPU bound beside the USL (docs/monitoring.md)
+            print(figures["operational_laws"]["explanation"])
+    if outcome.invalid_reason is not None:
+        print(f"INVALID RUN ({outcome.invalid_reason}): the sweep measured the load generator, not the platform")
     if outcome.report is not None:
         print(f"Report: {outcome.report}")
-    return EXIT_INTERRUPTED if outcome.interrupted else 0
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return 0 if outcome.valid else EXIT_INVALID_RUN
 
 
 def _capacity_fit(args: argparse.Namespace) -> int:

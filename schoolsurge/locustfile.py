@@ -20,6 +20,7 @@ from locust.runners import WorkerRunner
 from schoolsurge.clients.options import add_client_arguments
 from schoolsurge.engine import PoolShape, SurgeAgent, build_context, engine_of, install
 from schoolsurge.errors import UnsafeTargetError, UsageError
+from schoolsurge.monitoring_options import add_monitoring_arguments
 from schoolsurge.parameters import scale_fraction, seconds_at_least_zero, seed_number, speed_factor
 from schoolsurge.rundir import new_run_dir
 from schoolsurge.safety import check_target
@@ -54,6 +55,7 @@ def add_options(parser: Any) -> None:
 
     add_client_arguments(parser, add_hidden_argument)
     add_sweep_arguments(add_hidden_argument)
+    add_monitoring_arguments(add_hidden_argument)
 
 
 def _fail(message: str) -> None:
@@ -80,8 +82,9 @@ def on_init(environment: Environment, **_: Any) -> None:
 @events.test_start.add_listener
 def on_test_start(environment: Environment, **_: Any) -> None:
     """Headless and web UI alike: a target changed in the web form is checked again before any load."""
-    if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
-        return
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner) or environment.parsed_options is None:
+        return  # a worker (its runner may still be connecting when its first spawn arrives)
     try:
         check_target(environment.host or "", engine_of(environment).context.allow_host)
     except UnsafeTargetError as error:

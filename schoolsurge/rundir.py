@@ -11,6 +11,7 @@ and the helpers that create a directory and keep its manifest. A run writes noth
       sessions.csv             the engine's per-second metrics (SessionColumn below)
       time_to_login.jsonl      raw time-to-login histograms, one line per second
       target_metrics.prom      the target's /metrics at the end (shed reasons, CPU), when it serves them
+      target_metrics.jsonl     the target's /metrics every few seconds during the run, one scrape a line
       capacity.csv             a capacity sweep's steps (CapacityColumn below), sweeps only
       capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
       locust.log, platform.log logs (platform.log for the embedded platform)
@@ -42,6 +43,7 @@ TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
 TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the end of the run, when it has one
+TARGET_METRICS_SERIES = "target_metrics.jsonl"  # its samples every few seconds: {"unix", "samples"} per line
 CAPACITY_CSV = "capacity.csv"
 CAPACITY_JSON = "capacity.json"
 LOCUST_LOG = "locust.log"
@@ -71,6 +73,7 @@ class Counter(StrEnum):
     STARTED = "started"
     LATE = "late"
     DROPPED = "dropped"
+    LOST = "lost"  # never started: the Locust worker whose part it was died or left (manifest lost_workers)
     LOGINS_SUCCEEDED = "logins_succeeded"
     LOGINS_FAILED = "logins_failed"
     ABANDONED = "abandoned"  # gave up logging in
@@ -91,6 +94,7 @@ class Counter(StrEnum):
     FAILURES_5XX = "failures_5xx"  # any other 5xx
     FAILURES_CONNECTION = "failures_connection"  # refused or reset connection, no HTTP answer
     FAILURES_OTHER = "failures_other"  # 4xx other than 429, wrong content
+    GENERATOR_SATURATED_S = "generator_saturated_s"  # event time: a Locust process above 90% CPU that second
 
 
 FAILURE_COUNTERS = (
@@ -109,6 +113,7 @@ EVENT_COUNTERS = frozenset(
         Counter.BOT_ATTEMPTS_NOT_SENT,
         Counter.REQUESTS,
         *FAILURE_COUNTERS,
+        Counter.GENERATOR_SATURATED_S,
     }
 )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -28,6 +29,8 @@ from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
+from schoolsurge.report.health import health
+from schoolsurge.report.junit import write_junit
 from schoolsurge.report.outcome import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
@@ -48,6 +51,7 @@ from schoolsurge.sweep_options import forwarded_sweep_arguments, resolve_sweep
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+PROFILE_ENV = "SCHOOLSURGE_PROFILE"
 LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results and report
 
 
@@ -70,6 +74,10 @@ class RunRequest:
     profile: str | None = None  # the embedded platform's capacity profile (default: the scenario's)
     sweep: SweepSettings | None = None  # a capacity sweep instead of the morning
     sweep_capacity: float | None = None  # the target's expected capacity, x the peak (embedded: its profile's)
+    junit: Path | None = None  # where to write the verdicts and the run's validity as JUnit XML
+    late_after_s: float | None = None  # start delay counted as late (default 1 s)
+    drop_after_s: float | None = None  # start delay past which an arrival is dropped (default 60 s)
+    monitoring_arguments: Sequence[str] = field(default_factory=list)  # --metrics-port ... (monitoring_options.py)
 
 
 @dataclass
@@ -79,10 +87,15 @@ class RunOutcome:
     verdicts: list[Verdict]
     interrupted: bool
     served: ServedShare | None = None
+    invalid_reason: str | None = None  # "generator-bound: ..." when the run measured the generator
 
     @property
     def slo_met(self) -> bool:
         return all(v.met for v in self.verdicts)
+
+    @property
+    def valid(self) -> bool:
+        return self.invalid_reason is None
 
 
 def run(request: RunRequest) -> RunOutcome:
@@ -92,16 +105,26 @@ def run(request: RunRequest) -> RunOutcome:
 
 def _run(request: RunRequest) -> RunOutcome:
     scenario = load_scenario(request.scenario_path)
-    profile = _check_profile(request.profile or scenario.platform.profile)
+    # A choice on the command line (or SCHOOLSURGE_PROFILE, as for `schoolsurge target`) overrides the scenario's.
+    profile = _check_profile(request.profile or os.environ.get(PROFILE_ENV) or scenario.platform.profile)
     replay: Replay
     if request.sweep is None:
-        parameters = resolve_parameters(scenario, request.scale, request.speed, request.seed)
+        parameters = resolve_parameters(
+            scenario, request.scale, request.speed, request.seed, request.late_after_s, request.drop_after_s
+        )
         replay = Replay(scenario, parameters.scale, parameters.speed)
     else:
         if request.sweep_capacity is None and request.target is None:
             request.sweep_capacity = profile_capacity(scenario, profile)
         parameters, replay = resolve_sweep(
-            scenario, request.sweep, request.sweep_capacity, request.scale, request.speed, request.seed
+            scenario,
+            request.sweep,
+            request.sweep_capacity,
+            request.scale,
+            request.speed,
+            request.seed,
+            request.late_after_s,
+            request.drop_after_s,
         )
     if request.target is not None:
         check_target(request.target, request.allow_host)  # refuse before creating anything
@@ -135,16 +158,17 @@ def _run(request: RunRequest) -> RunOutcome:
         raise RunError(
             f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / PLATFORM_LOG}"
         ) from None
-    report, verdicts, served = _conclude(run_dir, code, interrupted)
+    outcome = _conclude(run_dir, code, interrupted)
+    if request.junit is not None:
+        write_junit(request.junit, scenario.name, outcome.verdicts, outcome.invalid_reason)
     if code not in (0, None) and not interrupted:
         raise RunError(f"Locust exited with status {code}; see {run_dir / LOCUST_LOG}")
-    return RunOutcome(run_dir, report, verdicts, interrupted, served)
+    return outcome
 
 
-def _conclude(
-    run_dir: Path, code: int | None, interrupted: bool
-) -> tuple[Path | None, list[Verdict], ServedShare | None]:
-    """Record how the run ended; rebuild the report if Locust could not write it; judge the SLOs."""
+def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> RunOutcome:
+    """Record how the run ended and whether it is valid; rebuild the report if Locust could not write it; judge
+    the SLOs."""
     written = read_manifest(run_dir).get("status")
     if interrupted:
         status = RunStatus.INTERRUPTED
@@ -156,15 +180,17 @@ def _conclude(
         status = RunStatus.FAILED
     finish_manifest(run_dir, status, locust_exit_code=code)
     try:
-        data = load_run(run_dir)  # once, for both the report and the verdicts
-        report = run_dir / REPORT
-        if written != status or not report.exists():
-            report = write_report(data)  # the locustfile's report does not say how the run really ended
-        refresh_index(run_dir.parent)
-        return report, judge_run(data), served_share(data)
+        data = load_run(run_dir)  # once, for the validity, the report and the verdicts
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
-        return None, [], None
+        return RunOutcome(run_dir, None, [], interrupted)
+    invalid = health(data).invalid_reason()
+    data.manifest.update(update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid))
+    report = run_dir / REPORT
+    if written != status or not report.exists():
+        report = write_report(data)  # the locustfile's report does not say how the run really ended
+    refresh_index(run_dir.parent)
+    return RunOutcome(run_dir, report, judge_run(data), interrupted, served_share(data), invalid)
 
 
 def _what_runs(replay: Replay) -> str:
@@ -242,15 +268,18 @@ def _locust_command(request: RunRequest, parameters: RunParameters, target: str,
     command += ["--logfile", str(run_dir / LOCUST_LOG), "--exit-code-on-error", "0"]
     command += ["--scenario", str(request.scenario_path), "--run-dir", str(run_dir)]
     command += ["--scale", repr(parameters.scale), "--speed", repr(parameters.speed), "--seed", str(parameters.seed)]
+    command += ["--late-after", repr(parameters.late_after_s), "--drop-after", repr(parameters.drop_after_s)]
     if request.allow_host:
         command += ["--allow-host", request.allow_host]
     if request.processes:
-        command += ["--processes", str(request.processes)]
+        # A free master port, so that two runs with --processes on one machine do not collide on Locust's 5557.
+        port = str(free_loopback_port())
+        command += ["--processes", str(request.processes), "--master-bind-port", port, "--master-port", port]
     if request.accounts:
         command += ["--accounts", str(request.accounts)]
     if request.sweep is not None:
         command += forwarded_sweep_arguments(request.sweep, request.sweep_capacity)
-    return command + list(request.client_arguments)
+    return command + list(request.monitoring_arguments) + list(request.client_arguments)
 
 
 def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]:
@@ -327,6 +356,12 @@ def check_machine_holds(replay: Replay, scenario_path: Path, force: bool) -> Non
         f"machine has {have}: lower --scale (about {suggestion:g} fits), run a fleet of master and workers "
         "(docs/engine.md), or pass --force"
     )
+
+
+def free_loopback_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def available_memory_mb() -> float | None:

@@ -176,7 +176,7 @@ def test_first_day_documented_figures(first_day: Scenario) -> None:
 
 def test_first_day_default_run_matches_make_surge(first_day: Scenario) -> None:
     replay = Replay(first_day, first_day.run.scale, first_day.run.speed)
-    assert replay.duration_s == 300
+    assert replay.duration_s == 150  # 3 hours at speed 72
     assert replay.platform_pupils == 1_270
     assert replay.people == pytest.approx(710, abs=2)
     assert max(replay.concurrent_at(t) for t in range(300)) == pytest.approx(160, abs=3)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from schoolsurge.cli import EXIT_USAGE, main
+from schoolsurge.models import fleet as fleet_module
 from schoolsurge.models.population import national_curves
 from schoolsurge.models.schedule import build_schedule
 from schoolsurge.scenario import load_scenario
@@ -50,17 +51,20 @@ def test_plan_works_on_every_library_scenario(path: Path, tmp_path: Path, capsys
 def test_first_day_plan_peaks_in_the_crush(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = plan_json(capsys, str(SCENARIOS / "first-day-2021.yaml"), "--chart", str(tmp_path / "c.png"))
     national, run, fleet = plan["national"], plan["run"], plan["fleet"]
+    speed = load_scenario(SCENARIOS / "first-day-2021.yaml").run.speed  # the scenario's own (scale 1e-4)
     assert "08:00" <= national["peak_at"] < "10:00"
     assert national["virtual_classes"] == pytest.approx(150_000, rel=0.001)
     # Scale divides concurrency; scale x speed (the load fraction) divides rates.
     assert run["peak_concurrent_sessions"] == pytest.approx(national["peak_concurrent_sessions"] * 1e-4, rel=0.01)
-    assert run["peak_arrivals_per_s"] == pytest.approx(national["peak_arrivals_per_s"] * 36e-4, rel=0.01)
-    assert run["peak_requests_per_s"] == pytest.approx(national["peak_requests_per_s"] * 36e-4, rel=0.01)
-    assert run["platform_pupils"] == 1_270 and run["duration_s"] == 300
-    # Full scale: the national peak of requests at 5,300 per process and 75% CPU; 1.59M sessions at 27 KB each.
+    assert run["peak_arrivals_per_s"] == pytest.approx(national["peak_arrivals_per_s"] * 1e-4 * speed, rel=0.01)
+    assert run["peak_requests_per_s"] == pytest.approx(national["peak_requests_per_s"] * 1e-4 * speed, rel=0.01)
+    assert run["platform_pupils"] == 1_270 and run["duration_s"] == pytest.approx(3 * 3600 / speed, abs=0.1)
+    # Full scale: the national peak of requests at the fleet figures (`make bench`'s, else the documented
+    # defaults); 1.59M sessions at their KB each.
     assert 50_000 <= national["peak_requests_per_s"] <= 60_000
-    assert fleet["workers_full_scale"] == math.ceil(national["peak_requests_per_s"] / (5300 * 0.75))
-    assert fleet["memory_full_scale_mb"] == pytest.approx(1_594_960 * 27 / 1000, rel=0.01)
+    per_process = fleet["requests_per_s_per_process"] * fleet["cpu_target"]
+    assert fleet["workers_full_scale"] == math.ceil(national["peak_requests_per_s"] / per_process)
+    assert fleet["memory_full_scale_mb"] == pytest.approx(1_594_960 * fleet["kb_per_session"] / 1000, rel=0.01)
 
 
 def test_full_scale_in_real_time_is_the_national_morning(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -79,14 +83,80 @@ def test_fleet_figures_can_be_overridden(tmp_path: Path, capsys: pytest.CaptureF
     overrides = ["--rps-per-process", "1000", "--cpu-target", "1", "--kb-per-session", "54"]
     slower = plan_json(capsys, *base, *overrides)["fleet"]
     assert slower["requests_per_s_per_process"] == 1000 and slower["cpu_target"] == 1
-    assert slower["workers_full_scale"] == pytest.approx(default["workers_full_scale"] * 5300 * 0.75 / 1000, abs=1)
-    assert slower["memory_full_scale_mb"] == pytest.approx(2 * default["memory_full_scale_mb"], rel=0.001)
+    per_process = default["requests_per_s_per_process"] * default["cpu_target"]
+    assert slower["workers_full_scale"] == pytest.approx(default["workers_full_scale"] * per_process / 1000, abs=1)
+    assert slower["memory_full_scale_mb"] == pytest.approx(
+        54 / default["kb_per_session"] * default["memory_full_scale_mb"], rel=0.001
+    )
+
+
+def _constants(path: Path, per_process: float, kb: float) -> Path:
+    measured = {"by": "make bench (benchmarks/bench_engine.py)", "machine": "Test CPU, 3 cores", "date": "2031-04-06"}
+    path.write_text(json.dumps({"requests_per_s_per_process": per_process, "kb_per_session": kb, "measured": measured}))
+    return path
+
+
+def test_plan_reads_the_fleet_constants_file_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(fleet_module.CONSTANTS_ENV, str(_constants(tmp_path / "fleet.json", 2_000, 40)))
+    base = [str(SCENARIOS / "first-day-2021.yaml"), "--chart", str(tmp_path / "c.png")]
+    plan = plan_json(capsys, *base)
+    fleet = plan["fleet"]
+    assert fleet["requests_per_s_per_process"] == 2000 and fleet["kb_per_session"] == 40
+    assert fleet["cpu_target"] == 0.75, "a file without cpu_target keeps the default margin"
+    said = "fleet figures measured by make bench (benchmarks/bench_engine.py) on Test CPU, 3 cores 2031-04-06"
+    assert fleet["source"] == said
+    assert fleet["workers_full_scale"] == math.ceil(plan["national"]["peak_requests_per_s"] / (2000 * 0.75))
+    assert fleet["memory_full_scale_mb"] == pytest.approx(
+        plan["national"]["peak_concurrent_sessions"] * 40 / 1000, abs=1
+    )
+    assert main(["plan", *base]) == 0
+    out = capsys.readouterr().out
+    assert "Fleet (2,000 requests/s per process at 75% CPU, 40 KB per open session)" in out
+    assert f"figures               {said}" in out
+    # An option still overrides the file's figure.
+    assert plan_json(capsys, *base, "--rps-per-process", "1000")["fleet"]["requests_per_s_per_process"] == 1000
+
+
+def test_plan_without_a_constants_file_says_it_uses_the_documented_defaults(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(fleet_module.CONSTANTS_ENV, raising=False)
+    monkeypatch.setattr(fleet_module, "CONSTANTS_PATH", tmp_path / "absent.json")
+    fleet = plan_json(capsys, str(SCENARIOS / "smoke.yaml"), "--chart", str(tmp_path / "c.png"))["fleet"]
+    assert fleet["requests_per_s_per_process"] == fleet_module.DEFAULT_REQUESTS_PER_S_PER_PROCESS
+    assert fleet["kb_per_session"] == fleet_module.DEFAULT_KB_PER_SESSION
+    assert fleet["source"].startswith("documented defaults measured on ")
+
+
+def test_the_committed_constants_are_the_documented_defaults() -> None:
+    """benchmarks/fleet_constants.json (make bench) and the defaults beside FleetFigures say the same."""
+    constants = fleet_module.read_constants(fleet_module.CONSTANTS_PATH)
+    assert constants is not None
+    assert constants["requests_per_s_per_process"] == fleet_module.DEFAULT_REQUESTS_PER_S_PER_PROCESS
+    assert constants["kb_per_session"] == fleet_module.DEFAULT_KB_PER_SESSION
+
+
+def test_a_missing_or_broken_constants_file_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = ["plan", str(SCENARIOS / "smoke.yaml"), "--chart", str(tmp_path / "c.png")]
+    monkeypatch.setenv(fleet_module.CONSTANTS_ENV, str(tmp_path / "absent.json"))
+    assert main(base) == EXIT_USAGE
+    assert f"fleet constants file {tmp_path / 'absent.json'} not found" in capsys.readouterr().err
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"requests_per_s_per_process": 2000}')
+    monkeypatch.setenv(fleet_module.CONSTANTS_ENV, str(broken))
+    assert main(base) == EXIT_USAGE
+    assert f"fleet constants file {broken} lacks a figure" in capsys.readouterr().err
 
 
 def test_bot_flood_is_offered_at_the_load_fraction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plan = plan_json(capsys, str(SCENARIOS / "cyberattack-2021.yaml"), "--chart", str(tmp_path / "c.png"))
     (flood,) = plan["incidents"]
-    assert flood["run_rate_per_s"] == pytest.approx(flood["national_rate_per_s"] * 1e-4 * 36)
+    run = load_scenario(SCENARIOS / "cyberattack-2021.yaml").run
+    assert flood["run_rate_per_s"] == pytest.approx(flood["national_rate_per_s"] * run.scale * run.speed)
     assert plan["national"]["bot_attempts"] == flood["national_rate_per_s"] * 90 * 60
 
 

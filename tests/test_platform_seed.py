@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import bcrypt
 import pytest
-from conftest import login
+from conftest import Client, Reply, login, login_form, metric_value, post_credentials, ticket_of
 
 from schoolsurge.accounts import (
     CLASS_SIZE,
@@ -20,8 +22,10 @@ from schoolsurge.accounts import (
     apportion,
 )
 from schoolsurge.platform import db as platform_db
+from schoolsurge.platform import security
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.platform.seed import ensure_database, prepare_database
+from schoolsurge.platform.security import is_pending, verify_password
+from schoolsurge.platform.seed import cache_path, ensure_database, prepare_database
 
 # ---- roster ---------------------------------------------------------------------------------------------
 
@@ -67,6 +71,16 @@ def test_teachers_and_families_follow_the_national_proportions() -> None:
         assert parents == tuple(sorted(parents))
         assert all(any(roster.level_of_pupil(c) == level for c in roster.families[p]) for p in parents)
         assert {roster.parent_of_pupil(p) for p in roster.pupils_of_level(level)} == set(parents)
+
+
+def stored_hash(path: Path, username: str) -> bytes:
+    """An account's password_hash column: its bare salt before its first login, its bcrypt hash after."""
+    conn = sqlite3.connect(path)
+    try:
+        (value,) = conn.execute("SELECT password_hash FROM accounts WHERE username = ?", (username,)).fetchone()
+        return bytes(value)
+    finally:
+        conn.close()
 
 
 def dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -118,13 +132,17 @@ def test_seeding_is_deterministic_and_matches_the_roster(tmp_path: Path) -> None
     assert set(data["teacher_classes"]) == {
         (t, c) for t in range(roster.teachers) for c in roster.classes_of_teacher(t)
     }
-    # Passwords are bcrypt hashes, at the requested cost, of the roster's passwords.
+    # Passwords are hashed at first login: each account holds a bcrypt salt of the requested cost, its own.
     conn = sqlite3.connect(first)
+    salts = [row[0] for row in conn.execute("SELECT password_hash FROM accounts")]
+    conn.close()
+    assert len(set(salts)) == len(salts) == len(data["accounts"])
     for role in ("student", "teacher", "parent"):
         user, secret = roster.credentials(role, 1)
-        (hashed,) = conn.execute("SELECT password_hash FROM accounts WHERE username = ?", (user,)).fetchone()
-        assert hashed.startswith(b"$2b$04$") and bcrypt.checkpw(secret.encode(), hashed)
-    conn.close()
+        salt = stored_hash(first, user)
+        assert len(salt) == 29 and salt.startswith(b"$2b$04$") and is_pending(salt)
+        hashed = bcrypt.hashpw(secret.encode(), salt)  # what the first login will store
+        assert bcrypt.checkpw(secret.encode(), hashed) and not is_pending(hashed)
 
 
 def test_cache_is_reused_and_rebuilt_only_when_stale(tmp_path: Path) -> None:
@@ -186,3 +204,144 @@ def test_prepare_database_copies_the_cache_or_resumes_a_file_of_its_own(tmp_path
     assert platform_db.read_meta(own)["size"] == "31"
     with pytest.raises(ValueError, match="is the seed cache itself"):
         prepare_database(tmp_path / "cache" / "platform-3-30-4.sqlite3", tmp_path / "cache", 3, 30, 4, logs.append)
+
+
+# ---- lazy password hashing ------------------------------------------------------------------------------
+
+
+def hashes_done(client: Client) -> float:
+    """bcrypt computations the platform has done, all workers: one per credential check."""
+    return metric_value(client.get("/metrics").text, "schoolsurge_password_hash_seconds_count")
+
+
+def cas_login(client: Client, username: str, password: str) -> int:
+    """POST credentials on a fresh login form; the status (302 right, 401 wrong)."""
+    return post_credentials(client, username, password).status
+
+
+def test_first_login_hashes_the_password_at_full_cost_and_later_logins_check_the_stored_hash(
+    tmp_path: Path, platform_cache: Path
+) -> None:
+    seed, size, cost = 13, 40, 4
+    roster, own = Roster(seed, size), tmp_path / "own.sqlite3"
+    options = {"seed": seed, "size": size, "hash_cost": cost, "cache_dir": platform_cache}
+    with PlatformProcess(**options, profile="resized", db=own, startup_timeout=60) as proc:
+        client = Client(proc.base_url)
+        username, password = roster.credentials("teacher", 2)
+        salt = stored_hash(own, username)
+        assert is_pending(salt) and salt.startswith(b"$2b$04$")
+
+        # A wrong password before the first login: refused, one bcrypt computation as for any login, nothing stored.
+        before = hashes_done(client)
+        assert cas_login(client, username, password[::-1]) == 401
+        assert hashes_done(client) == before + 1
+        assert stored_hash(own, username) == salt
+
+        # The first right login: accepted, and the account now holds the bcrypt hash of its password, same salt.
+        _, me = login(proc.base_url, roster, "teacher", 2)
+        assert me["username"] == username
+        assert hashes_done(client) == before + 2
+        hashed = stored_hash(own, username)
+        assert len(hashed) == 60 and hashed.startswith(salt) and hashed.startswith(b"$2b$04$")
+        assert bcrypt.checkpw(password.encode(), hashed)
+
+        # Later logins check the stored hash (unchanged), still one bcrypt computation each, right or wrong.
+        login(proc.base_url, roster, "teacher", 2)
+        assert cas_login(client, username, "0" * len(password)) == 401
+        assert hashes_done(client) == before + 4
+        assert stored_hash(own, username) == hashed
+
+        # An unknown user costs one computation too; other accounts are untouched.
+        assert cas_login(client, "nobody.0000000", password) == 401
+        assert hashes_done(client) == before + 5
+        assert is_pending(stored_hash(own, roster.credentials("teacher", 3)[0]))
+    # The seed cache is never served: it still holds the bare salt.
+    assert stored_hash(cache_path(platform_cache, seed, size, cost), username) == salt
+
+
+def test_verification_does_the_same_bcrypt_work_whatever_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    password = "0123456789abcdef"
+    salt = bcrypt.gensalt(rounds=8)
+    hashed = bcrypt.hashpw(password.encode(), salt)
+    calls: list[str] = []
+    real_hashpw, real_checkpw = bcrypt.hashpw, bcrypt.checkpw
+
+    def counting_hashpw(secret: bytes, with_salt: bytes) -> bytes:
+        calls.append(f"hashpw {with_salt[:7].decode()}")
+        return real_hashpw(secret, with_salt)
+
+    def counting_checkpw(secret: bytes, against: bytes) -> bool:
+        calls.append(f"checkpw {against[:7].decode()}")
+        return real_checkpw(secret, against)
+
+    monkeypatch.setattr(security.bcrypt, "hashpw", counting_hashpw)
+    monkeypatch.setattr(security.bcrypt, "checkpw", counting_checkpw)
+
+    def expected() -> str:
+        return password
+
+    cases = {
+        "first login, right": (password, salt, (True, hashed)),
+        "first login, wrong": ("fedcba9876543210", salt, (False, None)),
+        "first login, wrong length": ("x", salt, (False, None)),
+        "later login, right": (password, hashed, (True, None)),
+        "later login, wrong": ("fedcba9876543210", hashed, (False, None)),
+    }
+    fastest: dict[str, float] = {}
+    for name, (given, stored, outcome) in cases.items():
+        calls.clear()
+        assert verify_password(given, stored, expected) == outcome, name
+        assert len(calls) == 1 and calls[0].endswith("$2b$08$"), (name, calls)  # one hash, at the full cost
+        durations = []
+        for _ in range(3):
+            started = time.perf_counter()
+            verify_password(given, stored, expected)
+            durations.append(time.perf_counter() - started)
+        fastest[name] = min(durations)
+    # Wall time only as a sanity check, with a wide margin: skipping bcrypt would be thousands of times faster.
+    slowest = max(fastest.values())
+    assert all(seconds > slowest / 4 for seconds in fastest.values()), fastest
+
+
+def post_together(clients: list[Client], username: str, password: str) -> list[Reply]:
+    """Each client posts the same credentials on its own login form, all released at once; the replies in order."""
+    forms = [login_form(client) for client in clients]
+    replies: dict[int, Reply] = {}
+    start = threading.Barrier(len(clients))
+
+    def submit(n: int) -> None:
+        start.wait()
+        replies[n] = post_credentials(clients[n], username, password, forms[n])
+
+    threads = [threading.Thread(target=submit, args=(n,)) for n in range(len(clients))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(replies) == list(range(len(clients))), "a login thread failed"
+    return [replies[n] for n in range(len(clients))]
+
+
+def test_concurrent_first_logins_of_one_account_store_one_valid_hash(tmp_path: Path, platform_cache: Path) -> None:
+    # Cost 8 (a few ms a hash) so that logins posted together overlap in bcrypt; seeding stays instant.
+    seed, size, cost = 17, 40, 8
+    roster, own = Roster(seed, size), tmp_path / "own.sqlite3"
+    options = {"seed": seed, "size": size, "hash_cost": cost, "cache_dir": platform_cache}
+    # Two worker processes on one SQLite file: concurrent logins land on either.
+    with PlatformProcess(**options, profile="resized", db=own, startup_timeout=60) as proc:
+        for idx in range(4):
+            username, password = roster.credentials("parent", idx)
+            salt = stored_hash(own, username)
+            clients = [Client(proc.base_url) for _ in range(4)]
+            replies = post_together(clients, username, password)
+            # Every login succeeded, once each: a ticket of its own, which opens a session.
+            tickets = [ticket_of(reply) for reply in replies]
+            assert len(set(tickets)) == len(clients)
+            for client, ticket in zip(clients, tickets, strict=True):
+                session = client.get(f"/ent/auth/callback?ticket={ticket}")
+                assert session.status == 200 and session.json()["username"] == username
+            # The account holds one bcrypt hash of its password, over its seeded salt.
+            hashed = stored_hash(own, username)
+            assert len(hashed) == 60 and hashed.startswith(salt) and bcrypt.checkpw(password.encode(), hashed)
+            _, me = login(proc.base_url, roster, "parent", idx)  # and the stored hash opens the account again
+            assert me["username"] == username

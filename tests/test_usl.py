@@ -58,9 +58,10 @@ def test_spec_sdm91_matches_the_published_fit() -> None:
 def test_spec_sdm91_intervals_are_student_t_on_n_minus_3_degrees_of_freedom() -> None:
     fit = fit_usl(*load("specsdm91"))
     t = stats.t.ppf(0.975, 4)
-    assert fit.alpha_ci == pytest.approx((fit.alpha - t * fit.alpha_se, fit.alpha + t * fit.alpha_se))
-    assert fit.beta_ci == pytest.approx((fit.beta - t * fit.beta_se, fit.beta + t * fit.beta_se))
-    assert fit.gamma_ci == pytest.approx((fit.gamma - t * fit.gamma_se, fit.gamma + t * fit.gamma_se))
+    # Wald intervals on n-3 degrees of freedom, clipped at the coefficients' lower bound 0
+    assert fit.alpha_ci == pytest.approx((max(0.0, fit.alpha - t * fit.alpha_se), fit.alpha + t * fit.alpha_se))
+    assert fit.beta_ci == pytest.approx((max(0.0, fit.beta - t * fit.beta_se), fit.beta + t * fit.beta_se))
+    assert fit.gamma_ci == pytest.approx((max(0.0, fit.gamma - t * fit.gamma_se), fit.gamma + t * fit.gamma_se))
 
 
 def test_raytracer_first_six_points_match_the_reference() -> None:
@@ -76,7 +77,8 @@ def test_raytracer_first_six_points_match_the_reference() -> None:
     assert r_usl_interval(fit.beta, fit.beta_se, 6) == pytest.approx((0.00110, 0.00215), abs=2e-5)
     assert r_usl_interval(fit.gamma, fit.gamma_se, 6) == pytest.approx((19.26717, 22.44492), abs=2e-4)
     t = stats.t.ppf(0.975, 3)
-    assert fit.alpha_ci == pytest.approx((fit.alpha - t * fit.alpha_se, fit.alpha + t * fit.alpha_se))
+    # Wald intervals on n-3 degrees of freedom, clipped at the coefficients' lower bound 0
+    assert fit.alpha_ci == pytest.approx((max(0.0, fit.alpha - t * fit.alpha_se), fit.alpha + t * fit.alpha_se))
     # N* ≈ 24.5 lies past the last measured 20 processors: the fit says so.
     assert fit.peak_concurrency == pytest.approx(24.49, rel=0.005)
     assert any("beyond the largest measured concurrency" in w for w in fit.warnings)

@@ -4,31 +4,86 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 from locust.exception import StopUser
+from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from schoolsurge.clients.base import ClientContext, Person
 from schoolsurge.engine.core import Engine, engine_of
 from schoolsurge.engine.http import guard_session, new_connection
+from schoolsurge.engine.queue import Claim
+from schoolsurge.engine.share import ProcessShare
 from schoolsurge.errors import UnsafeTargetError
 from schoolsurge.personas import behaviour_for
+from schoolsurge.rundir import Counter
 
 IDLE_POLL_S = 1.0
 log = logging.getLogger(__name__)
 
 
-class SurgeAgent(FastHttpUser):
-    """One agent lives many people's sessions, one after another; the pool of agents is sized by PoolShape.
-    The platform client is the run's `--client` (default: the embedded platform's)."""
+class PersonHost(FastHttpUser):
+    """A Locust user that lives people's sessions through the run's platform client (`--client`, default: the
+    embedded platform's): the engine's pooled agent and the closed-model user classes (personas/users.py)."""
 
+    abstract = True
     wait_time = constant(0)
 
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         self.engine: Engine = engine_of(self.environment)
         guard_session(self.client, self.engine.guard)
+
+    def live_person(self, claim: Claim, share: ProcessShare, sessions: Any) -> None:
+        """Live the claimed person's session through the run's client: `share` counts them in a session,
+        `sessions` is what their behaviour sees (the share itself, or the closed model's view of it)."""
+        self.client.cookiejar.clear()  # a new person: no cookie of the previous one
+        context = self.engine.context
+        arrival = claim.arrival
+        client = context.client_class(
+            ClientContext(
+                http=self.client,
+                settings=context.client_settings,
+                person=Person(context.group(arrival.group).persona, arrival.group, arrival.person),
+                open_connection=self._back_channel,
+            )
+        )
+        behaviour = behaviour_for(context, sessions, client, claim, self._record_step)
+        share.active_sessions += 1
+        try:
+            behaviour.live()
+        except UnsafeTargetError as refused:
+            # The client asked for a URL the guard refuses: nothing was sent; the whole test stops, loudly.
+            log.error("%s; stopping the test", refused)
+            gevent.spawn(self.environment.runner.quit)
+            raise StopUser() from None
+        finally:
+            share.active_sessions -= 1
+
+    def request_context(self) -> dict[str, Any]:
+        """The context of the request events of a person's steps (Locust passes it to listeners)."""
+        return {}
+
+    def _back_channel(self) -> object:
+        return new_connection(self.environment, self.engine.guard)
+
+    def _record_step(self, kind: str, name: str, milliseconds: float, error: Exception | None) -> None:
+        self.environment.events.request.fire(
+            request_type=kind,
+            name=name,
+            response_time=milliseconds,
+            response_length=0,
+            exception=error,
+            context=self.request_context(),
+        )
+
+
+class SurgeAgent(PersonHost):
+    """One agent lives many people's sessions, one after another, each at its scheduled time; the pool of
+    agents is sized by PoolShape."""
 
     @task
     def live_next_arrival(self) -> None:
@@ -42,35 +97,14 @@ class SurgeAgent(FastHttpUser):
             return
         early = claim.intended_unix - time.time()
         if early > 0:
-            gevent.sleep(early)
+            try:
+                gevent.sleep(early)
+            except GreenletExit:
+                # Stopped while waiting for this person's time: Locust moves agents to a worker that joined
+                # late. The person is lost, counted, not silently missing (a test that stops loses no one).
+                runner = self.environment.runner
+                if runner is not None and runner.state in (STATE_SPAWNING, STATE_RUNNING):
+                    share.ledger.count(claim.arrival.at_s, Counter.LOST)
+                raise
         share.queue.started(claim)
-        self.client.cookiejar.clear()  # a new person: no cookie of the previous one
-        context = engine.context
-        arrival = claim.arrival
-        client = context.client_class(
-            ClientContext(
-                http=self.client,
-                settings=context.client_settings,
-                person=Person(context.group(arrival.group).persona, arrival.group, arrival.person),
-                open_connection=self._back_channel,
-            )
-        )
-        behaviour = behaviour_for(context, share, client, claim, self._record_step)
-        share.active_sessions += 1
-        try:
-            behaviour.live()
-        except UnsafeTargetError as refused:
-            # The client asked for a URL the guard refuses: nothing was sent; the whole test stops, loudly.
-            log.error("%s; stopping the test", refused)
-            gevent.spawn(self.environment.runner.quit)
-            raise StopUser() from None
-        finally:
-            share.active_sessions -= 1
-
-    def _back_channel(self) -> object:
-        return new_connection(self.environment, self.engine.guard)
-
-    def _record_step(self, kind: str, name: str, milliseconds: float, error: Exception | None) -> None:
-        self.environment.events.request.fire(
-            request_type=kind, name=name, response_time=milliseconds, response_length=0, exception=error, context={}
-        )
+        self.live_person(claim, share, share)

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.event import Event
 from locust.env import Environment
+from locust.runners import WorkerRunner
 
 from schoolsurge.engine.bots import run_bot_floods
 from schoolsurge.engine.context import SurgeContext
+from schoolsurge.engine.exporter import MetricsServer, start_metrics_server
 from schoolsurge.engine.http import HostGuard
 from schoolsurge.engine.incidents import drive_capacity_incidents
 from schoolsurge.engine.ledger import Ledger
@@ -29,10 +32,14 @@ from schoolsurge.engine.results import RunDirectoryWriter
 from schoolsurge.engine.roles import Role, role_for
 from schoolsurge.engine.share import FleetStatus, ProcessShare
 from schoolsurge.engine.sweep import watch_sweep
+from schoolsurge.rundir import Counter
 
 SAMPLE_EVERY_S = 1.0
+SATURATED_CPU_PERCENT = 90.0  # a Locust process this busy can no longer keep the clock (Locust warns at 90%)
+WORKER_INSTALL_WAIT_S = 30.0  # how long a worker's first agents wait for its init to install the engine
 log = logging.getLogger(__name__)
 _INSTALLED: weakref.WeakKeyDictionary[Environment, Engine] = weakref.WeakKeyDictionary()
+_INSTALL_DONE: weakref.WeakKeyDictionary[Environment, Event] = weakref.WeakKeyDictionary()
 
 
 class EngineNotInstalledError(RuntimeError):
@@ -51,6 +58,7 @@ class Engine:
         self.greenlets: list[gevent.Greenlet] = []
         self.role: Role = role_for(self)
         self.results = RunDirectoryWriter(self) if self.role.writes_results and context.run_dir else None
+        self.metrics_server: MetricsServer | None = None  # the run's /metrics (exporter.py), set by install()
 
     def new_share(self) -> ProcessShare:
         """A fresh share for a new test (the web UI can start several)."""
@@ -78,6 +86,8 @@ class Engine:
         """Final write, then stop the background tasks (Locust's exit ends them too)."""
         if self.results is not None:
             self.results.write_sessions()
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
         gevent.killall(self.greenlets)
 
     # ---- Locust events ----------------------------------------------------------------------------------
@@ -97,6 +107,7 @@ class Engine:
             self.spawn(watch_sweep, self)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        self.role.stop_test()
         if self.share.queue.loaded:
             self.stopped_at_s = self.share.queue.run_seconds()
         if self.results is not None:
@@ -105,6 +116,8 @@ class Engine:
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if self.results is not None:
             self.results.finish()
+        if self.metrics_server is not None:  # the final figures, served a while longer, then no more
+            self.metrics_server.linger_and_stop()
 
     def _on_request(
         self,
@@ -115,9 +128,12 @@ class Engine:
         exception: BaseException | None = None,
         **_: Any,
     ) -> None:
-        queue = self.share.queue
+        # On every request's path: as little as it takes (failure_kind only for a failed request).
+        share = self.share
+        queue = share.queue
         if queue.loaded and is_people_request(request_type, name):
-            self.share.ledger.request(queue.run_seconds(), response_time, failure_kind(response, exception))
+            failure = None if exception is None else failure_kind(response, exception)
+            share.ledger.request(queue.run_seconds(), response_time, failure)
 
     def _sample_forever(self) -> None:
         while True:
@@ -125,7 +141,10 @@ class Engine:
             runner = self.environment.runner
             if runner is None:
                 continue
-            self.share.sample_gauges(runner.user_count, round(runner.current_cpu_usage))
+            cpu = runner.current_cpu_usage
+            self.share.sample_gauges(runner.user_count, round(cpu))
+            if cpu > SATURATED_CPU_PERCENT and self.share.queue.loaded:
+                self.share.ledger.count(self.share.queue.run_seconds(), Counter.GENERATOR_SATURATED_S)
 
 
 def install(environment: Environment, context: SurgeContext) -> Engine:
@@ -144,17 +163,42 @@ def install(environment: Environment, context: SurgeContext) -> Engine:
         engine.spawn(run_bot_floods, engine)
     if engine.role.writes_results:
         engine.spawn(report_progress, engine)
+        engine.metrics_server = start_metrics_server(engine, environment.parsed_options)
     if engine.results is not None:
         engine.spawn(engine.results.flush_forever)
+        engine.spawn(engine.results.target_metrics.scrape_forever)
+    _install_done(environment).set()
     return engine
 
 
+def _install_done(environment: Environment) -> Event:
+    event = _INSTALL_DONE.get(environment)
+    if event is None:
+        event = _INSTALL_DONE[environment] = Event()
+    return event
+
+
+def _may_be_installing(environment: Environment) -> bool:
+    """A worker's init may still be running: its runner exists (or is being built: a worker that joins a
+    running test gets its first spawn while still connecting) and this is a Locust greenlet, not the main one
+    (which is the one that runs init)."""
+    runner = environment.runner
+    return (runner is None or isinstance(runner, WorkerRunner)) and gevent.getcurrent().parent is not None
+
+
 def engine_of(environment: Environment) -> Engine:
-    """The engine installed on this environment."""
-    try:
-        return _INSTALLED[environment]
-    except KeyError:
+    """The engine installed on this environment.
+
+    On a worker this may wait: Locust connects a worker to its master before the init event that installs the
+    engine, and a master that starts the test at once (or is running it already) can have the worker spawn
+    agents while that init is still running or even before it began; those agents wait for the engine."""
+    engine = _INSTALLED.get(environment)
+    if engine is None and _may_be_installing(environment):
+        _install_done(environment).wait(WORKER_INSTALL_WAIT_S)
+        engine = _INSTALLED.get(environment)
+    if engine is None:
         raise EngineNotInstalledError(
             "the open-arrival engine is not installed on this Locust environment; run a locustfile that imports "
             "schoolsurge.locustfile (e.g. locustfiles/surge.py), or call schoolsurge.engine.install()"
-        ) from None
+        )
+    return engine

@@ -5,6 +5,12 @@ over processes is the total), and time-to-login and request latency are HdrHisto
 processes add).
 Workers ship their pending seconds to the master and forget them; the master (or a single process) keeps
 the merged ledger and writes it as sessions.csv.
+
+Recording a request is on every request's path, so it is kept light: its latency is counted in a small
+per-second tally (milliseconds -> count) that goes into the HdrHistogram, one record per distinct value, when
+the histogram is next read. What the ledger writes every few seconds (sessions.csv's rows, the histograms'
+encodings) is kept per second and recomputed only for the seconds that changed since, so a write costs what
+changed, not the whole run so far.
 """
 
 from __future__ import annotations
@@ -38,7 +44,28 @@ class SecondMetrics:
     gauges: dict[Gauge, int] = field(default_factory=dict)
     start_delay_max_ms: float = 0.0
     time_to_login: HdrHistogram | None = None
-    request_latency: HdrHistogram | None = None  # people's HTTP requests completed in this second
+    # people's HTTP requests completed in this second: `request_latency`, with the tally not yet recorded
+    _latency: HdrHistogram | None = None
+    _tally: dict[int, int] = field(default_factory=dict, repr=False, compare=False)  # whole ms -> requests
+    _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def request_latency(self) -> HdrHistogram | None:
+        """People's HTTP requests completed in this second (their tally recorded first)."""
+        tally = self._tally
+        if tally:
+            histogram = self._latency
+            if histogram is None:
+                histogram = self._latency = new_histogram()
+            for milliseconds, count in tally.items():
+                histogram.record_value(milliseconds, count)
+            tally.clear()
+        return self._latency
+
+    @request_latency.setter
+    def request_latency(self, histogram: HdrHistogram | None) -> None:
+        self._tally.clear()
+        self._latency = histogram
 
     def add(self, other: SecondMetrics) -> None:
         for name, value in other.counters.items():
@@ -53,8 +80,9 @@ class SecondMetrics:
         wire: dict[str, Any] = {"c": self.counters, "g": self.gauges, "d": self.start_delay_max_ms}
         if self.time_to_login is not None:
             wire["h"] = _encoded(self.time_to_login)
-        if self.request_latency is not None:
-            wire["r"] = _encoded(self.request_latency)
+        latency = self.request_latency
+        if latency is not None:
+            wire["r"] = _encoded(latency)
         return wire
 
     @classmethod
@@ -62,6 +90,28 @@ class SecondMetrics:
         counters = {Counter(name): value for name, value in wire.get("c", {}).items()}
         gauges = {Gauge(name): value for name, value in wire.get("g", {}).items()}
         return cls(counters, gauges, float(wire.get("d", 0.0)), _decoded(wire.get("h")), _decoded(wire.get("r")))
+
+    def cached(self, name: str, key: Any, compute: Any) -> Any:
+        """compute() once per `key` (what the value depends on): a second's figures change no more once its
+        people are done and its requests answered."""
+        hit = self._cache.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = compute()
+        self._cache[name] = (key, value)
+        return value
+
+    def fingerprint(self) -> tuple[Any, ...]:
+        """What this second's row depends on: it changes whenever anything is recorded in it (counts and
+        histograms only grow; gauges are compared as they are)."""
+        latency = self.request_latency
+        return (
+            tuple(self.counters.items()),
+            tuple(self.gauges.items()),
+            self.start_delay_max_ms,
+            self.time_to_login.get_total_count() if self.time_to_login is not None else -1,
+            latency.get_total_count() if latency is not None else -1,
+        )
 
 
 def _added(total: HdrHistogram | None, more: HdrHistogram | None) -> HdrHistogram | None:
@@ -84,6 +134,10 @@ def _decoded(text: str | None) -> HdrHistogram | None:
 def _record(histogram: HdrHistogram, milliseconds: float) -> None:
     low, high = HISTOGRAM_RANGE_MS
     histogram.record_value(int(min(max(milliseconds, low), high)))
+
+
+_LOWEST_MS, _HIGHEST_MS = HISTOGRAM_RANGE_MS
+_REQUESTS = Counter.REQUESTS
 
 
 class Ledger:
@@ -117,15 +171,20 @@ class Ledger:
         _record(bucket.time_to_login, milliseconds)
 
     def request(self, second: float, milliseconds: float, failure: Counter | None) -> None:
-        """A person's HTTP request completed at run second `second`; `failure` is its failure kind, if failed."""
-        bucket = self._at(second)
+        """A person's HTTP request completed at run second `second`; `failure` is its failure kind, if failed.
+        On every request's path: its latency goes to the second's tally (whole ms, clamped to the histogram's
+        range, as _record does), recorded in the histogram when that is next read."""
+        key = max(0, int(second))
+        bucket = self.seconds.get(key)
+        if bucket is None:
+            bucket = self.seconds[key] = SecondMetrics()
         counters = bucket.counters
-        counters[Counter.REQUESTS] = counters.get(Counter.REQUESTS, 0) + 1
+        counters[_REQUESTS] = counters.get(_REQUESTS, 0) + 1
         if failure is not None:
             counters[failure] = counters.get(failure, 0) + 1
-        if bucket.request_latency is None:
-            bucket.request_latency = new_histogram()
-        _record(bucket.request_latency, milliseconds)
+        value = int(min(max(milliseconds, _LOWEST_MS), _HIGHEST_MS))
+        tally = bucket._tally
+        tally[value] = tally.get(value, 0) + 1
 
     def merge(self, other: Ledger) -> None:
         for second, bucket in other.seconds.items():
@@ -155,19 +214,26 @@ class Ledger:
     def rows(self, clock_of_second: Any = None) -> Iterable[dict[str, Any]]:
         if not self.seconds:
             return
+        empty = SecondMetrics()
         for second in range(0, max(self.seconds) + 1):
-            bucket = self.seconds.get(second, SecondMetrics())
+            bucket = self.seconds.get(second, empty)
             row: dict[str, Any] = {"second": second, "clock": clock_of_second(second) if clock_of_second else ""}
-            row.update({name.value: bucket.counters.get(name, 0) for name in Counter})
-            row.update({name.value: bucket.gauges.get(name, 0) for name in Gauge})
-            row["start_delay_max_ms"] = round(bucket.start_delay_max_ms)
-            for name in HISTOGRAM_FIELDS:
-                histogram = getattr(bucket, name)
-                for p in TIME_TO_LOGIN_PERCENTILES:
-                    row[f"{name}_p{p}_ms"] = (
-                        histogram.get_value_at_percentile(p) if histogram and histogram.get_total_count() else ""
-                    )
+            row.update(bucket.cached("row", bucket.fingerprint(), lambda bucket=bucket: _row_figures(bucket)))
             yield row
+
+
+def _row_figures(bucket: SecondMetrics) -> dict[str, Any]:
+    """A sessions.csv row's figures for a second (all but its second and clock)."""
+    row: dict[str, Any] = {name.value: bucket.counters.get(name, 0) for name in Counter}
+    row.update({name.value: bucket.gauges.get(name, 0) for name in Gauge})
+    row["start_delay_max_ms"] = round(bucket.start_delay_max_ms)
+    for name in HISTOGRAM_FIELDS:
+        histogram = getattr(bucket, name)
+        for p in TIME_TO_LOGIN_PERCENTILES:
+            row[f"{name}_p{p}_ms"] = (
+                histogram.get_value_at_percentile(p) if histogram and histogram.get_total_count() else ""
+            )
+    return row
 
 
 def write_sessions_csv(ledger: Ledger, path: Path, clock_of_second: Any = None) -> None:
@@ -187,7 +253,8 @@ def write_histograms(ledger: Ledger, path: Path) -> None:
             for name in HISTOGRAM_FIELDS:
                 histogram = getattr(bucket, name)
                 if histogram is not None and histogram.get_total_count():
-                    record[name] = _encoded(histogram)
+                    count = histogram.get_total_count()  # it only grows: the same count, the same histogram
+                    record[name] = bucket.cached(name, count, lambda histogram=histogram: _encoded(histogram))
             if len(record) > 1:
                 handle.write(json.dumps(record) + "\n")
 

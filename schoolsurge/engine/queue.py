@@ -7,15 +7,16 @@ past the lateness limit, is dropped (counted). Every scheduled arrival ends up s
 
 from __future__ import annotations
 
-import bisect
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 from gevent.event import Event
 
 from schoolsurge.engine.ledger import Ledger
+from schoolsurge.models.schedule import ArrivalArrays
 from schoolsurge.parameters import DROP_AFTER_S, LATE_AFTER_S
 from schoolsurge.rundir import Counter
 
@@ -45,19 +46,26 @@ class ArrivalQueue:
         self.drop_after_s = drop_after_s
         self.clock = clock
         self._arrivals: Sequence[ScheduledArrival] = ()
-        self._times: list[float] = []
+        self._times: np.ndarray = np.empty(0)
         self._next = 0
         self.start_unix: float | None = None
         self._loaded = Event()
 
-    def load(self, arrivals: Sequence[ScheduledArrival], start_unix: float) -> None:
-        """Take this process's part of the schedule (sorted by at_s); run second 0 is start_unix."""
+    def load(self, arrivals: Sequence[ScheduledArrival] | ArrivalArrays, start_unix: float) -> None:
+        """Take this process's part of the schedule (sorted by at_s); run second 0 is start_unix. ArrivalArrays
+        are used as they are (no object per arrival until it is claimed)."""
+        if isinstance(arrivals, ArrivalArrays):
+            times = arrivals.at_s
+        else:
+            times = np.fromiter((a.at_s for a in arrivals), dtype=np.float64, count=len(arrivals))
         self._arrivals = arrivals
-        self._times = [a.at_s for a in arrivals]
+        self._times = times
         self._next = 0
         self.start_unix = start_unix
-        for arrival in arrivals:
-            self.ledger.count(arrival.at_s, Counter.SCHEDULED)
+        if len(times):  # scheduled arrivals per run second, counted in one pass
+            per_second = np.bincount(np.maximum(times, 0.0).astype(np.int64))
+            for second in np.flatnonzero(per_second).tolist():
+                self.ledger.count(second, Counter.SCHEDULED, int(per_second[second]))
         self._loaded.set()
 
     @property
@@ -79,7 +87,7 @@ class ArrivalQueue:
         """Arrivals whose intended time has come but that no agent has claimed yet."""
         if not self.loaded:
             return 0
-        due = bisect.bisect_right(self._times, self.run_seconds())
+        due = int(np.searchsorted(self._times, self.run_seconds(), side="right"))
         return max(0, due - self._next)
 
     def claim(self) -> Claim | None:

@@ -12,15 +12,15 @@ import contextlib
 import csv
 import logging
 import time
-import urllib.request
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
 from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
 from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
-from schoolsurge.errors import ReportError, UnsafeTargetError
+from schoolsurge.engine.target_metrics import TargetMetrics
+from schoolsurge.errors import ReportError
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
     CAPACITY_CSV,
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
 FLUSH_EVERY_S = 5.0
-METRICS_TIMEOUT_S = 5.0
-MAX_METRICS_BYTES = 4 << 20
 log = logging.getLogger(__name__)
 
 
@@ -90,6 +88,7 @@ class RunDirectoryWriter:
         else:
             update_manifest(self.run_dir, **fields)
         self.own_csv = self._start_locust_csv()
+        self.target_metrics = TargetMetrics(engine, self.run_dir)  # core.install() runs its scrape_forever
 
     def _start_locust_csv(self) -> tuple[StatsCSVFileWriter, gevent.Greenlet] | None:
         """Locust writes its CSV files only when given --csv; otherwise (plain locust -f) we write them."""
@@ -116,6 +115,14 @@ class RunDirectoryWriter:
                 "people_scheduled": replay.people,
             },
         )
+
+    def record_workers(self, lost: list[dict[str, Any]], late: list[dict[str, Any]]) -> None:
+        """A master's Locust workers lost during the test and those that joined after its start, each with the
+        note the report shows (manifest `lost_workers`, `late_workers`)."""
+        try:
+            update_manifest(self.run_dir, lost_workers=lost, late_workers=late)
+        except OSError as error:
+            log.error("cannot record the workers in %s: %s", self.run_dir / MANIFEST, error)
 
     def clock_label(self, second: int) -> str:
         clock = self.engine.context.replay.clock_at(second)
@@ -171,17 +178,10 @@ class RunDirectoryWriter:
 
     def _scrape_target_metrics(self) -> None:
         """The target's Prometheus figures at the end (shed reasons, CPU): what tells a platform at its profile's
-        limits from a machine at its own. A target without /metrics is simply not scraped."""
-        host = self.engine.environment.host
-        if not host:
-            return
-        url = f"{host.rstrip('/')}/metrics"
-        try:
-            self.engine.guard.check(url)
-            with urllib.request.urlopen(url, timeout=METRICS_TIMEOUT_S) as response:
-                text = response.read(MAX_METRICS_BYTES).decode("utf-8", errors="replace")
-        except (OSError, UnsafeTargetError) as error:
-            log.info("no target metrics from %s (%s)", url, error)
+        limits from a machine at its own; also the last line of target_metrics.jsonl. A target without /metrics
+        (or --target-metrics off) is simply not scraped."""
+        text = self.target_metrics.scrape(final=True)
+        if text is None:
             return
         with atomic_file(self.run_dir / TARGET_METRICS) as handle:
             handle.write(text)
@@ -189,17 +189,23 @@ class RunDirectoryWriter:
     def _report(self) -> None:
         # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
         from schoolsurge.report import judge_run, load_run, write_report
+        from schoolsurge.report.health import health
         from schoolsurge.report.outcome import served_share
         from schoolsurge.report.refresh import refresh_index
 
         try:
             data = load_run(self.run_dir)
+            invalid = health(data).invalid_reason() if self.owned else None
+            if self.owned:  # schoolsurge run judges the validity itself, once the run has concluded
+                data.manifest.update(update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid))
             report = write_report(data)
         except ReportError as error:
             log.error("no report: %s", error)
             return
         if self.owned:  # schoolsurge run prints the verdicts and refreshes the index itself
             refresh_index(self.run_dir.parent)
+            if invalid is not None:
+                print(f"INVALID RUN ({invalid}): it measured the load generator, not the platform", flush=True)
             for verdict in judge_run(data):
                 print(f"SLO {verdict.line()}", flush=True)
             served = served_share(data)

@@ -2,31 +2,44 @@
 
 - `LocalRole` (one process): runs the agents over the whole schedule, keeps the ledger, writes the results.
 - `MasterRole`: runs no agents; at test start gives each connected worker its part of the schedule and one
-  shared start time, merges the ledgers the workers send with their stats reports, writes the results.
+  shared start time, merges the ledgers the workers send with their stats reports, writes the results, and
+  watches the workers: one that dies or leaves during the test is lost (what of its part had not started is
+  counted `lost`), one that joins after the start is late (it takes no part).
 - `WorkerRole`: runs the agents over its part, sends its ledger with every stats report.
 
 The assignment survives any ordering of connection and start: a worker asks for its part once it can hear
 the answer (Locust connects a worker to the master before the locustfile's init event, where the handler is
-registered), and the master answers at test start or, for a worker that asks later, when it asks.
+registered, and a master may start the test at once), and the master answers at test start or, for a worker
+that asks later, when it asks.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import gevent
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_INIT, STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.share import FleetStatus
+from schoolsurge.models.schedule import split_schedule
+from schoolsurge.rundir import Counter
+from schoolsurge.scenario import seconds_to_clock
 
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
 ASSIGN_MESSAGE = "schoolsurge:assign"
 READY_MESSAGE = "schoolsurge:ready"
+REFUSED_MESSAGE = "schoolsurge:refused"
 REPORT_KEY = "schoolsurge"
+WATCH_EVERY_S = 1.0
+CONNECTED_STATES = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)  # Locust's STATE_INIT is a worker's "ready"
+SETTLED = (Counter.SCHEDULED, Counter.STARTED, Counter.DROPPED)  # what the master follows of each part
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +52,9 @@ class Role:
 
     def start_test(self, start_unix: float) -> None:
         """A test starts: take (or hand out) the schedule with run second 0 at start_unix."""
+
+    def stop_test(self) -> None:
+        """The test has stopped."""
 
     def ledger(self) -> Ledger:
         """The run's merged ledger as far as this process knows it."""
@@ -53,6 +69,27 @@ class LocalRole(Role):
         self.engine.share.assign(1, 0, start_unix)
 
 
+@dataclass
+class WorkerPart:
+    """One worker's part of the test, as the master follows it."""
+
+    worker: str
+    parts: int
+    index: int
+    start_unix: float
+    heard: Ledger = field(default_factory=Ledger)  # its SCHEDULED, STARTED and DROPPED counts, by cohort second
+    last_report_unix: float | None = None
+    lost: Ledger | None = None  # what was counted for its part when it was lost (undone if it comes back)
+    refused: str | None = None  # why the worker refused its part (it replays another run)
+
+    def hear(self, piece: Ledger) -> None:
+        self.last_report_unix = time.time()
+        for second, bucket in piece.seconds.items():
+            for name in SETTLED:
+                if bucket.counters.get(name):
+                    self.heard.count(second, name, bucket.counters[name])
+
+
 class MasterRole(Role):
     runs_agents = False
 
@@ -61,34 +98,169 @@ class MasterRole(Role):
         self.runner: MasterRunner = engine.environment.runner  # type: ignore[assignment]
         self.merged = Ledger()
         self.worker_status: dict[str, FleetStatus] = {}
-        self.assignments: dict[str, dict[str, Any]] = {}
+        self.assignments: dict[str, WorkerPart] = {}
+        self.lost_workers: list[dict[str, Any]] = []
+        self.late_workers: list[dict[str, Any]] = []
         self.runner.register_message(READY_MESSAGE, self._on_ready)
+        self.runner.register_message(REFUSED_MESSAGE, self._on_refused)
         engine.environment.events.worker_report.add_listener(self._on_worker_report)
+        engine.spawn(self._watch_workers)
 
     def start_test(self, start_unix: float) -> None:
         self.engine.share.keep_clock(start_unix)
         self.merged, self.worker_status = Ledger(), {}
-        workers = sorted(self.runner.clients.values(), key=lambda node: self.runner.get_worker_index(node.id))
+        self.lost_workers, self.late_workers = [], []
+        connected = [node for node in self.runner.clients.values() if node.state in CONNECTED_STATES]
+        workers = sorted(connected, key=lambda node: self.runner.get_worker_index(node.id))
         self.assignments = {
-            node.id: {"parts": len(workers), "index": index, "start_unix": start_unix}
-            for index, node in enumerate(workers)
+            node.id: WorkerPart(node.id, len(workers), index, start_unix) for index, node in enumerate(workers)
         }
-        for client_id, assignment in self.assignments.items():
-            self.runner.send_message(ASSIGN_MESSAGE, assignment, client_id=client_id)
+        for part in self.assignments.values():
+            self._send_part(part)
+        self._record_workers()
         log.info("schedule split over %d workers", len(workers))
 
+    def stop_test(self) -> None:
+        # The last worker's death stops the test before the watcher's next look: a missing worker is lost all
+        # the same. (Absent ones are not: at a stop, workers leave the list and come back, all alive.)
+        self.check_workers(stopping=True)
+
+    def _send_part(self, part: WorkerPart) -> None:
+        message = {"parts": part.parts, "index": part.index, "start_unix": part.start_unix}
+        self.runner.send_message(ASSIGN_MESSAGE, {**message, "run": run_identity(self.engine)}, client_id=part.worker)
+
     def _on_ready(self, environment: Environment, msg: Any, **_: Any) -> None:
-        assignment = self.assignments.get(msg.node_id)
-        if assignment is not None:  # the test started before this worker could hear its part: send it again
-            self.runner.send_message(ASSIGN_MESSAGE, assignment, client_id=msg.node_id)
+        part = self.assignments.get(msg.node_id)
+        if part is not None and part.lost is None:  # the test started before this worker could hear its part
+            self._send_part(part)
+
+    def _on_refused(self, environment: Environment, msg: Any, **_: Any) -> None:
+        part = self.assignments.get(msg.node_id)
+        if part is not None and part.lost is None and part.start_unix == msg.data["start_unix"]:
+            part.refused = msg.data["reason"]
+            self._lose(part)
+            self._record_workers()
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         report = data.get(REPORT_KEY)
         if not report:
             return
-        self.merged.merge(Ledger.from_wire(report["ledger"]))
+        piece = Ledger.from_wire(report["ledger"])
+        part = self.assignments.get(client_id)
+        if part is not None:
+            if part.lost is not None and part.refused is None:
+                self._found(part)
+            part.hear(piece)
+        self.merged.merge(piece)
         waiting, active, remaining, loaded = report["status"]
         self.worker_status[client_id] = FleetStatus(waiting, active, remaining, loaded)
+
+    # ---- lost and late workers --------------------------------------------------------------------------
+
+    def _watch_workers(self) -> None:
+        while True:
+            gevent.sleep(WATCH_EVERY_S)
+            self.check_workers()
+
+    def check_workers(self, stopping: bool = False) -> None:
+        """During a test: a worker with a part that Locust marks missing (no heartbeat for a few seconds) or
+        that left is lost; a worker connected without a part joined late."""
+        if self.engine.share.start_unix is None or not self.assignments:
+            return
+        if not stopping and self.runner.state not in (STATE_SPAWNING, STATE_RUNNING):
+            return
+        changed = False
+        for part in self.assignments.values():
+            node = self.runner.clients.get(part.worker)
+            gone = node.state == STATE_MISSING if node is not None else not stopping
+            if part.lost is None and gone:
+                self._lose(part)
+                changed = True
+        if not stopping:
+            known = {record["worker"] for record in self.late_workers}
+            for node in list(self.runner.clients.values()):
+                if node.state in CONNECTED_STATES and node.id not in self.assignments and node.id not in known:
+                    self._late(node.id)
+                    changed = True
+        if changed:
+            self._record_workers()
+
+    def _run_s(self) -> float:
+        return self.engine.share.queue.run_seconds()
+
+    def _clock(self, run_s: float) -> str:
+        return seconds_to_clock(self.engine.context.replay.clock_at(run_s))
+
+    def _lose(self, part: WorkerPart) -> None:
+        """Count what the master had not heard started (or dropped) of the worker's part as lost, and what it
+        had not heard scheduled as scheduled, so every arrival of the run stays accounted for."""
+        arrivals = split_schedule(self.engine.share.schedule, part.parts, part.index)
+        due = Ledger()
+        for arrival in arrivals:
+            due.count(arrival.at_s, Counter.SCHEDULED)
+        counted = Ledger()
+        for second, bucket in due.seconds.items():
+            scheduled = bucket.counters[Counter.SCHEDULED]
+            heard = part.heard.seconds[second].counters if second in part.heard.seconds else {}
+            if scheduled > heard.get(Counter.SCHEDULED, 0):
+                counted.count(second, Counter.SCHEDULED, scheduled - heard.get(Counter.SCHEDULED, 0))
+            never = scheduled - heard.get(Counter.STARTED, 0) - heard.get(Counter.DROPPED, 0)
+            if never > 0:
+                counted.count(second, Counter.LOST, never)
+        part.lost = counted
+        self.merged.merge(counted)
+        self.worker_status.pop(part.worker, None)  # its agents no longer wait for anyone
+        at_s = self._run_s()
+        lost = counted.total(Counter.LOST)
+        heard_s = None if part.last_report_unix is None else part.last_report_unix - part.start_unix
+        last = "it never reported" if heard_s is None else f"its last report came at {heard_s:.0f} s"
+        if part.refused is not None:
+            last = f"it refused its part: {part.refused}"
+        note = (
+            f"Worker {part.worker} (part {part.index + 1} of {part.parts}) was lost at run second {at_s:.0f} "
+            f"({self._clock(at_s)}; {last}): {lost} of its {len(arrivals)} arrivals were not known to have "
+            "started and are counted as lost (sessions.csv `lost`); the run went on without them."
+        )
+        self.lost_workers.append(
+            {
+                "worker": part.worker,
+                "part": f"{part.index + 1}/{part.parts}",
+                "at_s": round(at_s, 1),
+                "last_report_s": None if heard_s is None else round(heard_s, 1),
+                "arrivals": len(arrivals),
+                "arrivals_lost": lost,
+                "note": note,
+            }
+        )
+        log.warning("%s", note)
+
+    def _found(self, part: WorkerPart) -> None:
+        """A worker counted lost reports again (it had only missed heartbeats): its part was not lost."""
+        assert part.lost is not None
+        undo = Ledger()
+        for second, bucket in part.lost.seconds.items():
+            for name, amount in bucket.counters.items():
+                undo.count(second, name, -amount)
+        self.merged.merge(undo)
+        part.lost = None
+        self.lost_workers = [record for record in self.lost_workers if record["worker"] != part.worker]
+        self._record_workers()
+        log.warning("worker %s reports again: its part was not lost after all", part.worker)
+
+    def _late(self, worker: str) -> None:
+        at_s = self._run_s()
+        note = (
+            f"Worker {worker} joined at run second {at_s:.0f} ({self._clock(at_s)}), after the schedule was "
+            f"split over the {len(self.assignments)} workers connected at the start: it took no part in the "
+            "replay. Locust still gave it a share of the agent pool, which idled, and stopped as many agents on "
+            "the other workers: people they were waiting for were not replayed, sessions they lived were cut short."
+        )
+        self.late_workers.append({"worker": worker, "at_s": round(at_s, 1), "note": note})
+        log.warning("%s", note)
+
+    def _record_workers(self) -> None:
+        if self.engine.results is not None:
+            self.engine.results.record_workers(self.lost_workers, self.late_workers)
 
     def ledger(self) -> Ledger:
         return self.merged
@@ -105,16 +277,31 @@ class WorkerRole(Role):
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine)
-        runner: WorkerRunner = engine.environment.runner  # type: ignore[assignment]
-        runner.register_message(ASSIGN_MESSAGE, self._on_assign)
+        self.runner: WorkerRunner = engine.environment.runner  # type: ignore[assignment]
+        self.runner.register_message(ASSIGN_MESSAGE, self._on_assign)
         engine.environment.events.report_to_master.add_listener(self._on_report_to_master)
-        runner.send_message(READY_MESSAGE)  # now that the handler is in place, ask for a part
+        self.runner.send_message(READY_MESSAGE)  # now that the handler is in place, ask for a part
 
     def _on_assign(self, environment: Environment, msg: Any, **_: Any) -> None:
         start_unix = msg.data["start_unix"]
         if self.engine.share.start_unix == start_unix:
             return  # the same part again (the ready handshake can deliver it twice)
         share = self.engine.new_share()
+        ours, theirs = run_identity(self.engine), msg.data.get("run", {})
+        differ = [
+            f"{key} {ours.get(key)!r} here, {value!r} on the master"
+            for key, value in theirs.items()
+            if ours.get(key) != value
+        ]
+        if differ:  # its part would be other people at other times than the master counts
+            reason = (
+                f"this worker replays another run ({', '.join(differ)}); start it with the master's --scenario, "
+                "--scale, --speed and --seed"
+            )
+            log.error("%s; quitting", reason)
+            self.runner.send_message(REFUSED_MESSAGE, {"start_unix": start_unix, "reason": reason})
+            gevent.spawn_later(1, self.runner.quit)  # once the message has left
+            return
         size = share.assign(msg.data["parts"], msg.data["index"], start_unix)
         log.info("worker part %d/%d: %d arrivals", msg.data["index"] + 1, msg.data["parts"], size)
 
@@ -125,6 +312,19 @@ class WorkerRole(Role):
             "ledger": share.ledger.take().to_wire(),
             "status": [status.waiting, status.active, status.remaining, status.loaded],
         }
+
+
+def run_identity(engine: Engine) -> dict[str, Any]:
+    """What makes every process compute the same schedule: a worker whose identity differs from the master's
+    would replay other people at other times, so it refuses its part."""
+    replay = engine.context.replay
+    return {
+        "scenario": engine.context.scenario.name,
+        "scale": replay.scale,
+        "speed": replay.speed,
+        "seed": engine.context.seed,
+        "arrivals": len(engine.share.schedule),
+    }
 
 
 def role_for(engine: Engine) -> Role:

@@ -7,13 +7,15 @@ current one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.queue import ArrivalQueue
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.schedule import Arrival, split_schedule
+from schoolsurge.models.schedule import Arrival, ArrivalArrays, schedule_part
+from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.parameters import RunParameters
 from schoolsurge.rundir import Gauge
 
@@ -34,6 +36,52 @@ class FleetStatus:
         self.loaded = self.loaded or other.loaded
 
 
+def part_of_schedule(replay: Replay, seed: int, parts: int, index: int) -> ArrivalArrays:
+    """Part `index` of `parts` of the replay's arrivals, round-robin by position in the whole run."""
+    if isinstance(replay, SweepReplay):
+        return replay.schedule_part(seed, parts, index)
+    return schedule_part(replay.scenario, replay.scale, replay.speed, seed, parts, index)
+
+
+class RunSchedule(Sequence[Arrival]):
+    """The whole run's arrivals, computed only as far as they are asked for: its length comes from the replay,
+    a round-robin part (`schedule[index::parts]`, as split_schedule takes it) is computed on its own, and
+    anything else from the whole run's arrays, computed once. A worker that needs the run's size or another
+    part than its own never holds the whole run."""
+
+    def __init__(self, replay: Replay, seed: int) -> None:
+        self.replay, self.seed = replay, seed
+        self._whole: ArrivalArrays | None = None
+
+    def __len__(self) -> int:
+        return self.replay.people  # the schedule's length, from the scale (or a sweep's rates) alone
+
+    def part(self, parts: int, index: int) -> ArrivalArrays:
+        return part_of_schedule(self.replay, self.seed, parts, index)
+
+    @property
+    def arrays(self) -> ArrivalArrays:
+        if self._whole is None:
+            self._whole = self.part(1, 0)
+        return self._whole
+
+    @overload
+    def __getitem__(self, index: int) -> Arrival: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> ArrivalArrays: ...
+
+    def __getitem__(self, index: int | slice) -> Arrival | ArrivalArrays:
+        if isinstance(index, slice) and self._whole is None and index.stop is None:
+            start, step = index.start or 0, index.step or 1
+            if step >= 1 and 0 <= start < step:
+                return self.part(step, start)
+        return self.arrays[index]
+
+    def __iter__(self) -> Iterator[Arrival]:
+        return iter(self.arrays)
+
+
 class ProcessShare:
     def __init__(self, replay: Replay, parameters: RunParameters, clock: Callable[[], float] = time.time) -> None:
         self.replay = replay
@@ -43,21 +91,15 @@ class ProcessShare:
         self.queue = ArrivalQueue(self.ledger, parameters.late_after_s, parameters.drop_after_s, clock)
         self.active_sessions = 0
         self.in_virtual_class = 0
-        self._schedule: list[Arrival] | None = None
+        self.schedule = RunSchedule(replay, parameters.seed)  # the whole run's, computed as far as asked
         self.parts, self.part_index = 1, 0
         self.start_unix: float | None = None
 
-    @property
-    def schedule(self) -> list[Arrival]:
-        """The whole run's arrivals (every process computes the same list from the seed)."""
-        if self._schedule is None:
-            self._schedule = self.replay.schedule(self.parameters.seed)
-        return self._schedule
-
     def assign(self, parts: int, index: int, start_unix: float) -> int:
-        """Take part `index` of `parts` of the schedule, with run second 0 at start_unix; returns its size."""
+        """Take part `index` of `parts` of the schedule, with run second 0 at start_unix; returns its size.
+        Only this part is computed (every process derives its own from the seed)."""
         self.parts, self.part_index, self.start_unix = parts, index, start_unix
-        part = split_schedule(self.schedule, parts, index)
+        part = self.schedule.part(parts, index)
         self.queue.load(part, start_unix)
         return len(part)
 

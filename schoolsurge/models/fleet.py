@@ -1,27 +1,98 @@
 """Fleet sizing: Locust worker processes (one per core) and memory a run needs.
 
-Defaults from docs/facts.md#load-generators-measured (2-core machine, loopback): one FastHttpUser process
-serves about 5,300 requests/s of a small static JSON; 20,000 mostly idle users hold about 550 MB (27 KB each).
-Real pages and the SSO flow cost more than a static file, so the figures are overridable; processes are planned
-at `cpu_target` of a core because Locust's own latency figures drift once a worker's CPU is saturated (it warns at 90%).
+The figures come from `make bench` (benchmarks/bench_engine.py), which measures the surge engine's personas
+against the embedded platform and writes them to benchmarks/fleet_constants.json (or the file named by
+SCHOOLSURGE_FLEET_CONSTANTS); `FleetFigures()` reads that file when it is there, else takes the documented
+defaults below. Requests/s per process is one core's worth (1 / the personas' CPU seconds per request);
+processes are planned at `cpu_target` of a core because Locust's own latency figures drift once a worker's CPU
+is saturated (it warns at 90%). KB per session is the resident memory of one agent living a session.
 """
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONSTANTS_ENV = "SCHOOLSURGE_FLEET_CONSTANTS"
+CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_constants.json"
+
+# Documented defaults, for when no constants file is found: benchmarks/bench_engine.py on an AMD EPYC
+# (2 cores, 23 GiB, the platform on the same cores), November 2026 (the same figures as the committed
+# benchmarks/fleet_constants.json). Bare Locust reading a static file does about 5,300 requests/s on such a
+# core and holds 20,000 idle users in about 27 KB each (docs/facts.md#load-generators-measured): the personas'
+# real pages, logins and sessions cost more.
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 1_230.0
+DEFAULT_KB_PER_SESSION = 31.0
+DEFAULT_CPU_TARGET = 0.75
+DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, November 2026"
+
+
+def constants_path() -> Path:
+    """The fleet constants file: SCHOOLSURGE_FLEET_CONSTANTS, else benchmarks/fleet_constants.json."""
+    given = os.environ.get(CONSTANTS_ENV)
+    return Path(given) if given else CONSTANTS_PATH
+
+
+def read_constants(path: Path | None = None) -> dict[str, Any] | None:
+    """The constants file's figures, None when there is none (a file named by the environment must exist).
+    Raises ValueError naming the file when it cannot be used."""
+    named = path is not None or bool(os.environ.get(CONSTANTS_ENV))
+    path = path if path is not None else constants_path()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if named:
+            raise ValueError(f"fleet constants file {path} not found ({CONSTANTS_ENV})") from None
+        return None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"fleet constants file {path} is unreadable ({error})") from None
+    try:
+        figures = {
+            "requests_per_s_per_process": float(data["requests_per_s_per_process"]),
+            "kb_per_session": float(data["kb_per_session"]),
+            "cpu_target": float(data.get("cpu_target", DEFAULT_CPU_TARGET)),
+        }
+        measured = data.get("measured", {})
+        by = measured.get("by", "make bench")
+        figures["source"] = f"fleet figures measured by {by} on {measured['machine']} {measured['date']}"
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise ValueError(f"fleet constants file {path} lacks a figure ({error!r})") from None
+    return figures
+
+
+def _default(name: str) -> Any:
+    def factory() -> Any:
+        constants = read_constants()
+        if constants is not None:
+            return constants[name]
+        return {
+            "requests_per_s_per_process": DEFAULT_REQUESTS_PER_S_PER_PROCESS,
+            "kb_per_session": DEFAULT_KB_PER_SESSION,
+            "cpu_target": DEFAULT_CPU_TARGET,
+            "source": DEFAULT_SOURCE,
+        }[name]
+
+    return field(default_factory=factory)
 
 
 @dataclass(frozen=True)
 class FleetFigures:
-    requests_per_s_per_process: float = 5_300.0
-    kb_per_session: float = 27.0
-    cpu_target: float = 0.75
+    """What one Locust process offers and what one open session weighs. Each figure left out is read from the
+    constants file (`make bench`), else a documented default; `source` says which."""
+
+    requests_per_s_per_process: float = _default("requests_per_s_per_process")
+    kb_per_session: float = _default("kb_per_session")
+    cpu_target: float = _default("cpu_target")
+    source: str = _default("source")
 
     def __post_init__(self) -> None:
-        if self.requests_per_s_per_process <= 0:
+        if not self.requests_per_s_per_process > 0:
             raise ValueError(f"requests per second per process must be positive, got {self.requests_per_s_per_process}")
-        if self.kb_per_session <= 0:
+        if not self.kb_per_session > 0:
             raise ValueError(f"KB per session must be positive, got {self.kb_per_session}")
         if not 0 < self.cpu_target <= 1:
             raise ValueError(f"CPU target must be in (0, 1], got {self.cpu_target}")
@@ -39,11 +110,17 @@ def fleet_need(peak_requests_per_s: float, peak_sessions: float, figures: FleetF
     return FleetNeed(workers=workers, memory_mb=peak_sessions * figures.kb_per_session / 1000)
 
 
-# Measured: `run --scale 1` of first-day-2021 built its 7.1M arrivals as Python objects and passed 4.3 GB,
-# about 0.6 KB an arrival, in every process (each builds the whole schedule before keeping its part).
-SCHEDULE_KB_PER_ARRIVAL = 0.6
+# Each process builds only its own part of the schedule (schoolsurge/models/schedule.py): while building, every
+# group's sorted times and person numbers (12 bytes an arrival of the whole run), then it keeps its part (13
+# bytes an arrival). Measured by benchmarks/bench_engine.py: first-day-2021 at scale 1 (7.1M arrivals) peaks
+# at about 100 MB for a part of 16 and 190 MB for the whole run in one part, over the interpreter's own (the
+# ranking's working arrays add a few MB). It was 0.6 KB an arrival, 4.3 GB at scale 1 in every process, when
+# each process built the whole run as a list of objects.
+SCHEDULE_BYTES_PER_ARRIVAL_BUILT = 12.0  # per arrival of the whole run, in every process, while building
+SCHEDULE_BYTES_PER_ARRIVAL_KEPT = 13.0  # per arrival of its part, kept by the process
 
 
 def schedule_memory_mb(people: int, processes: int) -> float:
-    """Memory the arrival schedule takes in all the processes of a run."""
-    return people * SCHEDULE_KB_PER_ARRIVAL * processes / 1000
+    """Memory the arrival schedule takes at its peak in all the processes of a run, together."""
+    built = people * SCHEDULE_BYTES_PER_ARRIVAL_BUILT * processes
+    return (built + people * SCHEDULE_BYTES_PER_ARRIVAL_KEPT) / 1e6

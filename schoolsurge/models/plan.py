@@ -87,6 +87,7 @@ def make_plan(replay: Replay, figures: FleetFigures) -> dict[str, Any]:
         "requests_per_s_per_process": figures.requests_per_s_per_process,
         "kb_per_session": figures.kb_per_session,
         "cpu_target": figures.cpu_target,
+        "source": figures.source,  # the constants file measured by `make bench`, or the documented defaults
         "workers": this_run.workers,
         "memory_mb": round(this_run.memory_mb, 1),
         "workers_full_scale": full_scale.workers,

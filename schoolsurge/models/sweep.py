@@ -26,7 +26,7 @@ import numpy as np
 from schoolsurge.accounts.roster import Roster
 from schoolsurge.models.population import logins_expected, national_curves
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.schedule import Arrival
+from schoolsurge.models.schedule import Arrival, ArrivalArrays, group_index_dtype
 from schoolsurge.scenario import Group, Scenario
 
 DEFAULT_STEPS = 10
@@ -184,27 +184,35 @@ class SweepReplay(Replay):
             pupils = math.ceil(pupils * 1.05) + 1
         return pupils
 
-    def schedule(self, seed: int) -> list[Arrival]:
+    def schedule_arrays(self, seed: int) -> ArrivalArrays:
         """Arrivals of every step, evenly spread at the step's rate (stratified: the k-th of a step falls at
         (k + U) / rate), each drawn from the mix; a group's people are reused in turn."""
         rng = np.random.default_rng([seed, 7919])
-        names = [group.name for group in self.scenario.groups]
+        names = tuple(group.name for group in self.scenario.groups)
         shares = arrival_shares(self.scenario)
         probabilities = np.array([shares[name] for name in names])
-        next_person = dict.fromkeys(names, 0)
-        arrivals = []
+        times, groups = [np.empty(0)], [np.empty(0, dtype=np.int64)]
         for step, rate in enumerate(self.rates):
             start = step * self.step_s
             count = round(rate * self.step_s)
             offsets = (np.arange(count) + rng.random(count)) / rate if count else np.empty(0)
-            groups = rng.choice(len(names), size=count, p=probabilities)
-            for offset, index in zip(offsets.tolist(), groups.tolist(), strict=True):
-                name = names[index]
-                group = self.scenario.groups[index]
-                person = next_person[name]
-                next_person[name] = (person + 1) % self.people_of(group)
-                arrivals.append(Arrival(start + offset, name, person))
-        return arrivals
+            groups.append(rng.choice(len(names), size=count, p=probabilities))
+            times.append(start + offsets)
+        group = np.concatenate(groups)
+        person = np.empty(len(group), dtype=np.uint32)
+        for number, scenario_group in enumerate(self.scenario.groups):
+            drawn = group == number  # the k-th person drawn from a group is its person k, cycling
+            person[drawn] = np.arange(np.count_nonzero(drawn)) % self.people_of(scenario_group)
+        return ArrivalArrays(np.concatenate(times), group.astype(group_index_dtype(len(names))), person, names)
+
+    def schedule_part(self, seed: int, parts: int = 1, index: int = 0) -> ArrivalArrays:
+        """Part `index` of `parts` of the sweep's arrivals, round-robin by position (a sweep's schedule is
+        small: every process computes it whole)."""
+        return self.schedule_arrays(seed).round_robin(parts, index)
+
+    def schedule(self, seed: int) -> list[Arrival]:
+        """Every arrival of the sweep, in start order (schedule_arrays, as objects)."""
+        return self.schedule_arrays(seed).to_list()
 
 
 def default_scale_speed(

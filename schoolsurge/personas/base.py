@@ -14,18 +14,20 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import gevent
 
 from schoolsurge.clients.base import Dashboard, PlatformClient
-from schoolsurge.engine.context import SurgeContext
-from schoolsurge.engine.queue import Claim
-from schoolsurge.engine.share import ProcessShare
 from schoolsurge.errors import StepFailed, StepNotSupported
 from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 from schoolsurge.scenario import Group
+
+if TYPE_CHECKING:  # the engine imports the personas: annotations only, so either can be imported first
+    from schoolsurge.engine.context import SurgeContext
+    from schoolsurge.engine.queue import Claim
+    from schoolsurge.engine.share import ProcessShare
 
 # (type, name, milliseconds, error or None): how a behaviour reports a step that spans several requests.
 StepRecorder = Callable[[str, str, float, Exception | None], None]

@@ -16,10 +16,11 @@ from pathlib import Path
 import bcrypt
 from fastapi import HTTPException
 
+from schoolsurge import accounts
 from schoolsurge.platform import db
 from schoolsurge.platform.admission import CapacityState
 from schoolsurge.platform.metrics import Metrics
-from schoolsurge.platform.security import session_token, token_hash
+from schoolsurge.platform.security import check_password, session_token, token_hash, verify_password
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
@@ -66,13 +67,41 @@ class Platform:
         self.admin_token_hash = admin_token_hash
         self.services = services
         self.metrics_token_hash = metrics_token_hash
-        self.database = db.Database(db_path, settings.db_timeout)
+        self.database = db.Database(db_path, settings.db_timeout, observe=metrics.db_time.observe)
         meta = db.read_meta(Path(db_path), readonly=False)
         if meta.get("complete") != "1":
             raise ValueError(f"{db_path} is not a complete platform database; seed it first")
         self.hash_cost = int(meta["hash_cost"])
+        self.seed = int(meta["seed"])  # seeded passwords derive from it (accounts.password), see check_credentials
         # Unknown users are checked against this hash so they cost (and take) as long as a wrong password.
         self.dummy_hash = bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds=self.hash_cost))
+
+    # ---- credentials --------------------------------------------------------------------------------
+
+    def check_credentials(self, username: str, password: str) -> int | None:
+        """The id of the account these credentials open, or None. Every call does exactly one bcrypt hash at
+        the platform's cost (timed in the password-hash metric): an unknown user is checked against a dummy
+        hash, a seeded account's first login hashes the password with the account's salt and stores the hash
+        if it is right (security.verify_password), and every later login checks that hash."""
+        conn = self.connection()
+        row = conn.execute("SELECT id, password_hash FROM accounts WHERE username = ?", (username,)).fetchone()
+        with self.metrics.hashing.time():
+            if row is None:
+                check_password(password, self.dummy_hash)
+                return None
+            stored = bytes(row[1])
+            valid, hashed = verify_password(password, stored, lambda: accounts.password(self.seed, username))
+        if hashed is not None:
+            try:
+                # Only over the salt: a worker that stored it first stored the very same hash (same salt).
+                conn.execute(
+                    "UPDATE accounts SET password_hash = ? WHERE id = ? AND password_hash = ?", (hashed, row[0], stored)
+                )
+            except sqlite3.OperationalError as error:
+                if not db.is_busy(error):
+                    raise
+                # Not stored this time: the next login hashes again, at the same cost, to the same hash.
+        return int(row[0]) if valid else None
 
     def connection(self) -> sqlite3.Connection:
         """This thread's SQLite connection (autocommit); never hand it to another thread."""

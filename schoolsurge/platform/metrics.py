@@ -29,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HASH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+DB_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 CPU_RECORD_EVERY_S = 0.5
 # Why a request was refused with 503 before it reached an endpoint, and which kind of limit that was: the
 # profile's (national units, meant to bind) or the machine's (this process ran out of slots or queue).
@@ -95,6 +96,12 @@ class Metrics:
         self.logins = Counter("schoolsurge_logins", "CAS login attempts by outcome", ["outcome"], registry=r)
         self.hashing = Histogram(
             "schoolsurge_password_hash_seconds", "Time spent checking bcrypt hashes", buckets=HASH_BUCKETS, registry=r
+        )
+        self.db_time = Histogram(
+            "schoolsurge_db_statement_duration_seconds",
+            "Time SQLite statements took to execute, lock waits included (rate of the sum: database seconds/s)",
+            buckets=DB_BUCKETS,
+            registry=r,
         )
         self.vc_created = Counter("schoolsurge_virtual_classes_created", "Virtual classes created", registry=r)
         self.vc_joins = Counter("schoolsurge_virtual_class_joins", "Virtual class joins", registry=r)

@@ -7,6 +7,7 @@ import hmac
 import os
 import secrets
 import string
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -42,17 +43,54 @@ def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
-def check_password(password: str, hashed: bytes) -> bool:
+# A bcrypt salt: "$2b$", two digits of cost, "$", 22 characters. A full hash adds 31 characters of digest.
+BCRYPT_SALT_BYTES = 29
+
+
+def _secret(password: str) -> bytes | None:
+    """The bytes bcrypt hashes, or None for what no account's password can be (never hashed, as before)."""
     try:
         secret = password.encode()
     except UnicodeEncodeError:  # lone surrogates from a malformed form
-        return False
-    if len(secret) > BCRYPT_MAX_BYTES:
+        return None
+    return secret if len(secret) <= BCRYPT_MAX_BYTES else None
+
+
+def check_password(password: str, hashed: bytes) -> bool:
+    secret = _secret(password)
+    if secret is None:
         return False
     try:
         return bcrypt.checkpw(secret, hashed)
     except ValueError:
         return False
+
+
+def is_pending(stored: bytes) -> bool:
+    """Is this a seeded account's bare salt, its password not hashed yet (seed.py), rather than a bcrypt hash?"""
+    return len(stored) == BCRYPT_SALT_BYTES
+
+
+def verify_password(password: str, stored: bytes, expected: Callable[[], str]) -> tuple[bool, bytes | None]:
+    """Check a password against an account's stored bcrypt hash, or its bare salt before its first login.
+
+    Returns (valid, hash to store). A hash is checked with bcrypt.checkpw. A salt means the password was never
+    hashed: the submitted password is hashed with it at its cost, right or wrong (the same bcrypt work as a
+    check, so a first login is no cheaper than any other and a wrong password takes as long as a right one),
+    and compared in constant time with the account's expected password (`expected()`, derived from the seed).
+    Only a right password's hash is returned to be stored; the same salt gives every worker the same hash."""
+    if not is_pending(stored):
+        return check_password(password, stored), None
+    secret = _secret(password)
+    if secret is None:
+        return False, None
+    try:
+        hashed = bcrypt.hashpw(secret, stored)
+    except ValueError:
+        return False, None
+    if hmac.compare_digest(secret, expected().encode()):
+        return True, hashed
+    return False, None
 
 
 def same_secret(given_hash: str, expected_hash: str) -> bool:

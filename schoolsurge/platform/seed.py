@@ -5,21 +5,25 @@ without an account file; display names, schools, timetables and homework come fr
 `random.Random`, both seeded, so the same (seed, size) always gives the same platform. Only the bcrypt salts
 differ between builds. A built file is cached by (seed, size, hash cost) and reused when its meta table matches.
 
+Passwords are hashed lazily: each account is seeded with a random bcrypt salt of the hash cost (29 bytes,
+"$2b$10$" and 22 characters) in place of its hash, and its first login does the hashing (security.verify_password
+and Platform.check_credentials): it pays the full bcrypt cost, right password or wrong, and stores the hash of a
+right one, which every later login checks. Hashing 215,000 accounts at cost 10 up front would take two hours on
+two cores; salts take a fraction of a second, and no login is any cheaper than on a platform hashed in advance.
+
 The cache is never served: `prepare_database` gives each server a database file of its own, a copy of the
 cache, so two servers started from the same cached seed never share (or wipe) each other's sessions.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,8 +38,6 @@ SURGE_DAY = "2021-04-06"
 WEEK = ("2021-04-06", "2021-04-07", "2021-04-08", "2021-04-09")
 WEDNESDAY = "2021-04-07"
 HOMEWORK_DUE = ("2021-04-07", "2021-04-08", "2021-04-09")
-# Below this much bcrypt work (accounts x 2**cost) a process pool costs more than it saves.
-POOL_THRESHOLD = 2**16
 
 
 @dataclass(frozen=True)
@@ -214,32 +216,10 @@ def plan(seed: int, size: int) -> Plan:
     return out
 
 
-def _hash_chunk(passwords: list[str], cost: int) -> list[bytes]:
-    return [bcrypt.hashpw(p.encode(), bcrypt.gensalt(rounds=cost)) for p in passwords]
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def hash_passwords(passwords: list[str], cost: int, log: Callable[[str], None]) -> list[bytes]:
-    """bcrypt every password over all cores (bcrypt is CPU-bound), logging progress every 10%."""
-    total = len(passwords)
-    workers = os.cpu_count() or 1
-    if workers == 1 or total * 2**cost < POOL_THRESHOLD:
-        return _hash_chunk(passwords, cost)
-    # Small chunks keep the progress line moving and the cores evenly loaded at the end.
-    chunk = max(1, total // (workers * 25))
-    hashes: list[bytes] = []
-    next_report = 10
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for done in pool.map(_hash_chunk, _chunks(passwords, chunk), [cost] * math.ceil(total / chunk)):
-            hashes.extend(done)
-            while len(hashes) * 100 >= next_report * total and next_report <= 100:
-                log(f"hashing passwords: {next_report}% ({len(hashes)}/{total})")
-                next_report += 10
-    return hashes
+def password_salts(count: int, cost: int) -> list[bytes]:
+    """A fresh random bcrypt salt of the given cost per account: what an account holds until its first login
+    hashes its password (security.verify_password). 16 random bytes each, so no two accounts share one."""
+    return [bcrypt.gensalt(rounds=cost) for _ in range(count)]
 
 
 DEFAULT_CACHE_DIR = Path(".cache")
@@ -291,8 +271,11 @@ def build_database(path: Path, seed: int, size: int, hash_cost: int, log: Callab
     """Build into a temporary file beside `path`, then rename: an interrupted build leaves nothing behind."""
     started = time.perf_counter()
     rows = plan(seed, size)
-    log(f"seeding {path}: {len(rows.accounts)} accounts, {len(rows.classes)} classes, bcrypt cost {hash_cost}")
-    hashes = hash_passwords([a[1] for a in rows.accounts], hash_cost, log)
+    log(
+        f"seeding {path}: {len(rows.accounts)} accounts, {len(rows.classes)} classes, bcrypt cost {hash_cost}"
+        " (each password is hashed at its account's first login)"
+    )
+    salts = password_salts(len(rows.accounts), hash_cost)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -300,7 +283,7 @@ def build_database(path: Path, seed: int, size: int, hash_cost: int, log: Callab
     try:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
-            _write(conn, rows, hashes, seed, size, hash_cost)
+            _write(conn, rows, salts, seed, size, hash_cost)
         finally:
             conn.close()
         # WAL and shared-memory files of an older database would be replayed into the new one.
@@ -312,7 +295,7 @@ def build_database(path: Path, seed: int, size: int, hash_cost: int, log: Callab
     log(f"seeded {path} in {time.perf_counter() - started:.1f}s")
 
 
-def _write(conn: sqlite3.Connection, rows: Plan, hashes: list[bytes], seed: int, size: int, hash_cost: int) -> None:
+def _write(conn: sqlite3.Connection, rows: Plan, salts: list[bytes], seed: int, size: int, hash_cost: int) -> None:
     # A scratch file: no journal needed, it is thrown away if anything fails.
     conn.execute("PRAGMA journal_mode = OFF")
     conn.execute("PRAGMA synchronous = OFF")
@@ -322,7 +305,7 @@ def _write(conn: sqlite3.Connection, rows: Plan, hashes: list[bytes], seed: int,
     conn.executemany("INSERT INTO classes (id, school_id, name, level) VALUES (?, ?, ?, ?)", rows.classes)
     conn.executemany(
         "INSERT INTO accounts (username, role, idx, display_name, password_hash, class_id) VALUES (?, ?, ?, ?, ?, ?)",
-        [(u, role, idx, name, h, c) for (u, _, role, idx, name, c), h in zip(rows.accounts, hashes, strict=True)],
+        [(u, role, idx, name, s, c) for (u, _, role, idx, name, c), s in zip(rows.accounts, salts, strict=True)],
     )
     ids = {(r, i): a for a, r, i in conn.execute("SELECT id, role, idx FROM accounts")}
     conn.executemany(

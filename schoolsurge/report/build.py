@@ -13,6 +13,7 @@ from schoolsurge.report.data import RunData, load_run, number_or_none
 from schoolsurge.report.funnel import login_funnel
 from schoolsurge.report.health import health
 from schoolsurge.report.outcome import plan_agreement, served_share
+from schoolsurge.report.platform_side import platform_section
 from schoolsurge.report.retries import retry_figures
 from schoolsurge.report.tables import STEP_COLUMNS, bot_lines, exception_rows, failure_rows, step_rows
 from schoolsurge.report.verdicts import judge_run
@@ -30,6 +31,7 @@ CONTENTS = {
     "funnel": "Funnel",
     "retries": "Retries",
     "health": "Health",
+    "platform": "Platform side",
     "steps": "Steps",
     "failures": "Failures",
 }
@@ -134,6 +136,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
     funnel = login_funnel(data)
     retries = retry_figures(data.sessions, axis).lines(axis.clock) if data.sessions is not None else []
     bots = bot_lines(data)
+    platform = platform_section(data, axis, card)  # the target's own metrics, when the run scraped them
     present = {
         "capacity": card is not None,
         "served": served is not None,
@@ -146,6 +149,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         "funnel": bool(funnel),
         "retries": bool(retries or sections.get("retries")),
         "health": True,
+        "platform": platform is not None,
         "steps": True,
         "failures": True,
     }
@@ -164,6 +168,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         served=served,
         agreement=agreement,
         health=run_health,
+        platform=platform,
         sections=sections,
         funnel=funnel,
         retries=retries,

@@ -238,6 +238,9 @@ def capacity_json(card: CapacityCard) -> dict[str, Any]:
             "published_2021_share": PUBLISHED_2021_SHARE,
             "requests_source": run.requests_source,
         }
+    from schoolsurge.report.platform_side import operational_laws_json  # (it imports this module's card)
+
+    out["operational_laws"] = operational_laws_json(card)  # the platform's CPU bound, when its metrics were scraped
     return _jsonable(out)
 
 

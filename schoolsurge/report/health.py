@@ -21,6 +21,7 @@ from schoolsurge.rundir import TARGET_METRICS, Counter
 PROFILE_REASONS = frozenset({"login_rate", "request_rate", "sessions_full"})
 MACHINE_REASONS = frozenset({"queue_full", "queue_timeout"})
 LATE_LIMIT = 0.01  # more than 1% of arrivals late or dropped: the generator did not keep the clock
+SATURATED_LIMIT_S = 5  # process-seconds above 90% CPU tolerated (Locust samples its CPU every 5 s)
 MACHINE_SHED_LIMIT = 0.01  # more than 1% of requests refused at the machine's limits
 log = logging.getLogger(__name__)
 
@@ -34,10 +35,31 @@ class Health:
     requests: int = 0
     platform_cpu_s: float | None = None
     run_s: float | None = None
+    worker_notes: tuple[str, ...] = ()  # Locust workers lost or late (manifest, roles.py)
+    saturated_s: int = 0  # process-seconds a Locust process spent above 90% CPU
+    lost: int = 0  # arrivals of a Locust worker that died or left (never started)
+
+    @property
+    def late_share(self) -> float:
+        return (self.late + self.dropped + self.lost) / self.arrivals if self.arrivals else 0.0
 
     @property
     def generator_bound(self) -> bool:
-        return self.arrivals > 0 and (self.late + self.dropped) / self.arrivals > LATE_LIMIT
+        """The run is invalid: a generator was saturated, or more than 1% of arrivals did not start on time."""
+        return self.late_share > LATE_LIMIT or self.saturated_s > SATURATED_LIMIT_S
+
+    def invalid_reason(self) -> str | None:
+        """Why the run cannot be trusted as a measure of the platform (None when it can)."""
+        if not self.generator_bound:
+            return None
+        reasons = []
+        if self.late_share > LATE_LIMIT:
+            reasons.append(
+                f"{self.late + self.dropped + self.lost:,} of {self.arrivals:,} arrivals late, dropped or lost"
+            )
+        if self.saturated_s > SATURATED_LIMIT_S:
+            reasons.append(f"a Locust process above 90% CPU for {self.saturated_s} s")
+        return "generator-bound: " + ", ".join(reasons)
 
     @property
     def shed_by_machine(self) -> float:
@@ -54,11 +76,11 @@ class Health:
     def notes(self) -> list[str]:
         """What a reader must know before believing the figures, first."""
         notes = []
-        if self.generator_bound:
+        reason = self.invalid_reason()
+        if reason is not None:
             notes.append(
-                f"This run measured the load generator, not the platform: {self.late + self.dropped} of "
-                f"{self.arrivals} arrivals started late or were dropped. Use fewer people (--scale), a slower "
-                "clock (--speed) or more Locust processes."
+                f"INVALID RUN ({reason}): this run measured the load generator, not the platform. Use fewer "
+                "people (--scale), a slower clock (--speed) or more Locust processes (--processes)."
             )
         if self.machine_bound:
             notes.append(
@@ -66,7 +88,7 @@ class Health:
                 "were refused at the machine's own limits (queue full or timed out) rather than at the profile's "
                 "national capacity. Give the platform more workers or run it on another machine."
             )
-        return notes
+        return [*notes, *self.worker_notes]
 
     def lines(self) -> list[tuple[str, str]]:
         rows = [("arrivals late / dropped (generator)", f"{self.late:,} / {self.dropped:,} of {self.arrivals:,}")]
@@ -85,16 +107,20 @@ class Health:
 
 
 def health(data: RunData) -> Health:
-    arrivals = late = dropped = 0
+    arrivals = late = dropped = saturated = lost = 0
     if data.sessions is not None:
         arrivals = int(data.sessions[Counter.SCHEDULED].sum())
         late = int(data.sessions[Counter.LATE].sum())
         dropped = int(data.sessions[Counter.DROPPED].sum())
+        saturated = int(data.sessions[Counter.GENERATOR_SATURATED_S].sum())
+        lost = int(data.sessions[Counter.LOST].sum())
     shed, cpu = _platform_figures(data)
     requests, _ = data.requests_in(None)
     ended, started = data.manifest.get("ended_unix"), data.test_start_unix
     run_s = float(ended) - started if isinstance(ended, int | float) and started else None
-    return Health(arrivals, late, dropped, shed, requests, cpu, run_s)
+    workers = [*data.manifest.get("lost_workers", []), *data.manifest.get("late_workers", [])]
+    notes = tuple(str(w.get("note", "")) for w in workers)
+    return Health(arrivals, late, dropped, shed, requests, cpu, run_s, notes, saturated, lost)
 
 
 def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:

@@ -36,7 +36,7 @@ from schoolsurge.platform.cas_responses import (
 from schoolsurge.platform.core import Platform
 from schoolsurge.platform.routes.dependencies import SESSION_COOKIE, PlatformDep
 from schoolsurge.platform.schemas import Error, Status
-from schoolsurge.platform.security import check_password, normalize_service
+from schoolsurge.platform.security import normalize_service
 from schoolsurge.platform.sso import Failure, Validation
 
 MAX_URL = 2048
@@ -184,15 +184,9 @@ def login(
     if not sso.finish_login_flow(platform, execution, now):
         raise HTTPException(401, "login form unknown, already used or expired; reload it and log in again")
     failures = sso.check_throttle(platform, address, username, now)
-    row = (
-        platform.connection()
-        .execute("SELECT id, password_hash FROM accounts WHERE username = ?", (username,))
-        .fetchone()
-    )
-    with platform.metrics.hashing.time():
-        # Unknown users are checked against a dummy hash: they cost (and take) as long as a wrong password.
-        valid = check_password(password, row[1] if row else platform.dummy_hash)
-    if row is None or not valid:
+    # One bcrypt hash whatever the outcome: unknown users and wrong passwords cost (and take) as long as a login.
+    account_id = platform.check_credentials(username, password)
+    if account_id is None:
         sso.record_failure(platform, address, username, now)
         # CAS 3.0 section 2.2.4: a failed login returns to /login as a credential requestor, with the error.
         return login_page(sso.start_login_flow(platform), service or None, failed=True)
@@ -203,7 +197,7 @@ def login(
         return logged_in_page()
     # The canonical registered URL, not the raw input: the redirect goes exactly where registration allows.
     registered = normalize_service(service)
-    return redirect(with_ticket(registered, sso.issue_service_ticket(platform, row[0], registered, now)))
+    return redirect(with_ticket(registered, sso.issue_service_ticket(platform, account_id, registered, now)))
 
 
 # ---- ticket validation ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ server actually requires.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from typing import Annotated
 
@@ -48,6 +49,14 @@ def capacity_now(platform: Platform) -> Capacity:
     )
 
 
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity), where the system says; else the machine's."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def gauges_at_scrape(platform: Platform) -> Gauges:
     """The figures that live in the database and in the capacity state, computed when scraped."""
     connection = platform.connection()
@@ -76,6 +85,7 @@ def gauges_at_scrape(platform: Platform) -> Gauges:
         [],
     )
     yield "schoolsurge_workers", "Worker processes configured", {(): capacity.workers}, []
+    yield "schoolsurge_platform_cpu_cores", "CPU cores the platform's processes may run on", {(): cpu_cores()}, []
     yield (
         "schoolsurge_in_flight_limit",
         "Requests that may be served at once, all workers",

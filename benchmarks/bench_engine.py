@@ -1,0 +1,656 @@
+"""Benchmark of the load generator: what one Locust process of the surge engine costs, beside bare Locust.
+
+    .venv/bin/python -m benchmarks.bench_engine              # about 12 minutes
+    .venv/bin/python -m benchmarks.bench_engine --quick      # about 6 minutes, rougher figures
+    .venv/bin/python -m benchmarks.bench_engine --no-write   # leave benchmarks/fleet_constants.json alone
+
+Every Locust run is a subprocess against the same embedded platform (resized profile, bcrypt cost 4, its
+national limits lifted so that it never sheds), measured with psutil from outside:
+
+1. Schedule: one worker's part of first-day-2021 at scale 0.1 and 1 (one part of 1, and one of 16), each
+   built in a fresh interpreter: wall and CPU seconds, and resident memory (maxrss) over the interpreter's own.
+   Goal: under 5 s and 200 MB per worker at scale 1.
+2. CPU per request: the surge engine (`-f locustfiles/surge.py`, first-day-2021 at scale 1e-4, speed 72)
+   and a bare FastHttpUser reading /api/dashboard (logged in once) at the same request rate, constant
+   throughput. CPU seconds of the Locust process over the HTTP requests it sent, from 10% to 90% of its
+   requests (start-up and the report written at exit left out). Goal: personas / bare <= 1.25.
+3. Memory per agent: resident memory of a Locust process whose N agents are each in a session (a fixed pool,
+   N people arriving at once and staying), less the same with none, per agent; the same for N bare users
+   logged in. Goal: surge / bare <= 1.2.
+4. Arrival rate: a capacity sweep of first-day-2021's mix (`--sweep-*`, speed 150), one process then
+   `--processes 2`; the highest step, and every step below it, with at most 1% of its arrivals late (> 1 s).
+
+Writes benchmarks/fleet_constants.json, which `schoolsurge plan` reads (schoolsurge/models/fleet.py):
+requests/s per process = 1 / the personas' CPU seconds per request (a whole core; the plan keeps its
+cpu_target margin), KB per session = the memory per agent, with the machine they were measured on.
+
+The platform runs on the same cores as the generator, as in `make surge`, and CPU figures move with whatever
+else the machine runs: the load average is printed with them. Read them as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform as host
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from schoolsurge.models.fleet import CONSTANTS_PATH
+from schoolsurge.models.replay import Replay
+from schoolsurge.models.sweep import SweepSettings, sweep_replay
+from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = 2021
+FIRST_DAY = ROOT / "scenarios" / "first-day-2021.yaml"
+SURGE_LOCUSTFILE = ROOT / "locustfiles" / "surge.py"
+CPU_RUN = (1e-4, 72.0)  # scale, speed of the surge measured for CPU per request (about 150 s)
+SWEEP_SPEED = 150.0
+SWEEP_SCALE = 1e-4
+LATE_LIMIT = 0.01  # share of a step's arrivals allowed to start late (> 1 s)
+BARE_USERS = 50
+MEMORY_AGENTS = 1000  # --quick: half
+NEVER_SHEDS = [
+    "--national-request-rate",
+    "unlimited",
+    "--national-login-rate",
+    "unlimited",
+    "--national-sessions",
+    "unlimited",
+    "--queue-length",
+    "4096",
+    "--queue-timeout",
+    "60",
+]
+GOALS = {"schedule_s": 5.0, "schedule_mb": 200.0, "cpu_ratio": 1.25, "memory_ratio": 1.2}
+
+BARE_LOCUSTFILE = '''
+"""Bare Locust, two ways. BareUser: log in once (the CAS form, the credentials, the ticket callback), then
+read a cheap page. With BENCH_MIX=1, MixUser does the personas' HTTP work without the engine: a person logs in,
+reads the surge's pages (their JSON decoded), logs out, and the next person comes (cookies cleared)."""
+import itertools, os, re
+from locust import FastHttpUser, constant_throughput, task
+from schoolsurge.accounts import Roster
+
+ROSTER = Roster(int(os.environ["BENCH_SEED"]), int(os.environ["BENCH_PUPILS"]))
+EXECUTION = re.compile(r'name="execution"\\s+value="([^"]+)"')
+NUMBERS = itertools.count()
+PAGES = ("/api/dashboard", "/api/homework", "/api/timetable", "/api/homework")
+PAGES_PER_PERSON = 30  # the first-day surge: about 35 requests a person, login and logout included
+
+
+def log_in(user):
+    username, password = ROSTER.credentials("student", next(NUMBERS) % ROSTER.count("student"))
+    service = f"{user.host}/ent/auth/callback"
+    form = user.client.get("/cas/login", params={"service": service}, name="login form")
+    fields = {"username": username, "password": password, "execution": EXECUTION.search(form.text)[1],
+              "_eventId": "submit", "service": service}
+    user.client.post("/cas/login", data=fields, name="credentials")  # redirected to the ticket callback
+
+
+class BareUser(FastHttpUser):
+    wait_time = constant_throughput(float(os.environ["BENCH_RATE_PER_USER"]))
+    abstract = os.environ.get("BENCH_MIX") == "1"
+
+    def on_start(self):
+        log_in(self)
+
+    @task
+    def page(self):
+        self.client.get("/api/dashboard", name="dashboard")
+
+
+class MixUser(FastHttpUser):
+    wait_time = constant_throughput(float(os.environ["BENCH_RATE_PER_USER"]))
+    abstract = os.environ.get("BENCH_MIX") != "1"
+    left = None  # pages left to the person; None before the first
+
+    @task
+    def page(self):
+        if not self.left:
+            if self.left is not None:
+                self.client.get("/cas/logout", name="logout")
+            self.client.cookiejar.clear()
+            log_in(self)
+            self.left = PAGES_PER_PERSON
+        path = PAGES[self.left % len(PAGES)]
+        self.client.get(path, name=path).json()
+        self.left -= 1
+'''
+
+FIXED_POOL_LOCUSTFILE = '''
+"""The surge engine with a fixed pool of BENCH_POOL agents for BENCH_HOLD_S seconds (no PoolShape)."""
+import os
+from locust import LoadTestShape
+from schoolsurge.locustfile import SurgeAgent  # noqa: F401  (the engine: options, listeners, the agent)
+
+
+class FixedPool(LoadTestShape):
+    def tick(self):
+        if self.get_run_time() >= float(os.environ["BENCH_HOLD_S"]):
+            return None
+        pool = int(os.environ["BENCH_POOL"])
+        return pool, float(max(pool, 1))
+'''
+
+# N pupils log in within a few seconds of the start and stay, reading a page every half minute of run time.
+MEMORY_SCENARIO = """
+name: bench-memory
+description: Pupils who all log in at once and stay, reading a page now and then.
+pupils: 1000000
+window: {start: "08:00", end: "09:00"}
+groups:
+  - name: pupils
+    persona: student
+    population: 1000000
+    source: "benchmarks/bench_engine.py"
+    participation: 1.0
+    login_time: {distribution: normal, mean: "08:00", sd_minutes: 0.3}
+    session: {distribution: lognormal, mean_minutes: 60, sigma: 0.1}
+    think: {distribution: exponential, mean_seconds: 300}
+    behaviour: {dashboard: 1.0}
+    retry: {backoff: impatient-reload, base_seconds: 2, cap_seconds: 10, max_retries: 30, patience_seconds: 900}
+slo: {login_p95_ms: 2000, error_ratio: 0.01}
+run: {scale: 1.0e-6, speed: 10, seed: 2021}
+platform: {hash_cost: 4, profile: resized}
+"""
+
+SCHEDULE_PROBE = """
+import json, resource, sys, time, tracemalloc
+from schoolsurge.models.schedule import schedule_part
+from schoolsurge.scenario import load_scenario
+scale, parts = float(sys.argv[1]), int(sys.argv[2])
+scenario = load_scenario(sys.argv[3])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+wall, cpu = time.perf_counter(), time.process_time()
+part = schedule_part(scenario, scale, 36.0, 2021, parts, parts - 1)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+kept, arrivals = part.nbytes, len(part)
+del part
+tracemalloc.start()  # the same build again, its allocations traced: the peak it needs above what was there
+schedule_part(scenario, scale, 36.0, 2021, parts, parts - 1)
+traced = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"arrivals": arrivals, "wall_s": wall, "cpu_s": cpu, "base_mb": before / 1024,
+                  "maxrss_mb": after / 1024, "kept_mb": kept / 1e6, "peak_mb": traced / 1e6}))
+"""
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
+        host.processor() or host.machine(),
+    )
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": host.python_version(),
+    }
+
+
+def _cpuinfo() -> list[str]:
+    try:
+        return Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+
+
+def machine_text(info: dict[str, Any]) -> str:
+    return f"{info['cpu']}, {info['cores']} cores, {info['memory_gib']:g} GiB"
+
+
+def load_text() -> str:
+    return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ratio_line(name: str, value: float, goal: float, unit: str, lower_is_better: bool = True) -> str:
+    ratio = value / goal
+    verdict = "meets the goal" if (ratio <= 1 if lower_is_better else ratio >= 1) else "MISSES the goal"
+    return f"  {name:<42} {value:10.3f} {unit:<10} goal {goal:g}: {ratio:5.2f}x of it, {verdict}"
+
+
+# ---- Locust runs, measured from outside ------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    at: float  # unix seconds
+    cpu_s: float  # user + system seconds of the Locust process(es) so far
+    rss_mb: float
+
+
+@dataclass
+class LocustRun:
+    run_dir: Path
+    samples: list[Sample] = field(default_factory=list)
+    code: int | None = None
+
+    def cpu_at(self, at: float) -> float:
+        return float(np.interp(at, [s.at for s in self.samples], [s.cpu_s for s in self.samples]))
+
+    def rss_between(self, start: float, end: float) -> float:
+        values = [s.rss_mb for s in self.samples if start <= s.at <= end]
+        return statistics.median(values) if values else float("nan")
+
+    @property
+    def started(self) -> float:
+        return self.samples[0].at
+
+
+def _measure(process: psutil.Process) -> tuple[float, float]:
+    """CPU seconds and resident MB of the process and its children (--processes forks workers)."""
+    cpu, rss = 0.0, 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times, memory = each.cpu_times(), each.memory_info()
+        except psutil.Error:
+            continue
+        cpu += times.user + times.system
+        rss += memory.rss / 1e6
+    return cpu, rss
+
+
+def start_locust(args: list[str], run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    command = [sys.executable, "-m", "locust", "--headless", "--only-summary", "--exit-code-on-error", "0"]
+    command += ["--csv", str(run_dir / "locust"), "--csv-full-history", "--logfile", str(run_dir / "locust.log")]
+    return subprocess.Popen(
+        command + args,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=(run_dir / "stderr.txt").open("wb"),
+    )
+
+
+def watch(started: dict[Path, subprocess.Popen[bytes]], timeout: float = 900) -> dict[Path, LocustRun]:
+    """Sample the Locust processes (CPU, resident memory) until they have all exited."""
+    runs = {run_dir: LocustRun(run_dir) for run_dir in started}
+    watched = {run_dir: psutil.Process(process.pid) for run_dir, process in started.items()}
+    deadline = time.time() + timeout
+    while any(process.poll() is None for process in started.values()):
+        for run_dir, process in started.items():
+            if process.poll() is None:
+                if time.time() > deadline:
+                    process.kill()
+                    continue
+                cpu, rss = _measure(watched[run_dir])
+                runs[run_dir].samples.append(Sample(time.time(), cpu, rss))
+        time.sleep(0.25)
+    for run_dir, process in started.items():
+        runs[run_dir].code = process.wait()
+        if runs[run_dir].code != 0:
+            tail = (run_dir / "stderr.txt").read_text(errors="replace")[-1500:]
+            raise RuntimeError(f"locust exited with status {runs[run_dir].code} in {run_dir}:\n{tail}")
+    return runs
+
+
+def run_locust(args: list[str], run_dir: Path, env: dict[str, str] | None = None) -> LocustRun:
+    return watch({run_dir: start_locust(args, run_dir, env)})[run_dir]
+
+
+def http_requests(run: LocustRun) -> tuple[np.ndarray, np.ndarray]:
+    """(unix second, HTTP requests so far) from Locust's stats history: all requests less the personas' FLOW
+    entries (a whole login as one entry), which are not HTTP requests."""
+    totals: dict[int, int] = {}
+    flows: dict[int, int] = {}
+    with (run.run_dir / "locust_stats_history.csv").open() as handle:
+        for row in csv.DictReader(handle):
+            second, count = int(row["Timestamp"]), int(row["Total Request Count"])
+            if row["Name"] == "Aggregated":
+                totals[second] = count
+            elif row["Type"] == "FLOW":
+                flows[second] = flows.get(second, 0) + count
+    seconds = sorted(totals)
+    return np.array(seconds, dtype=float), np.array([totals[s] - flows.get(s, 0) for s in seconds], dtype=float)
+
+
+@dataclass
+class CpuFigure:
+    cpu_per_request_ms: float
+    requests_per_s: float
+    cpu_share: float  # of one core
+    requests: int
+
+
+def request_window(run: LocustRun, low: float = 0.1, high: float = 0.9) -> tuple[float, float]:
+    """The stretch of the run between `low` and `high` of its HTTP requests (start-up and exit left out)."""
+    seconds, counts = http_requests(run)
+    final = counts[-1]
+    return float(seconds[np.searchsorted(counts, low * final)]), float(seconds[np.searchsorted(counts, high * final)])
+
+
+def cpu_per_request(run: LocustRun, window: tuple[float, float]) -> CpuFigure:
+    seconds, counts = http_requests(run)
+    start, end = window
+    requests = float(np.interp(end, seconds, counts) - np.interp(start, seconds, counts))
+    cpu = run.cpu_at(end) - run.cpu_at(start)
+    span = end - start
+    return CpuFigure(1000 * cpu / requests, requests / span, cpu / span, int(requests))
+
+
+# ---- 1. schedule ---------------------------------------------------------------------------------------
+
+
+def bench_schedule(scales: list[float], parts: list[int]) -> list[dict[str, Any]]:
+    print("== schedule: one worker's part of first-day-2021, each built in a fresh interpreter")
+    results = []
+    for scale in scales:
+        for count in parts:
+            out = subprocess.run(
+                [sys.executable, "-c", SCHEDULE_PROBE, repr(scale), str(count), str(FIRST_DAY)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            figure = json.loads(out.stdout)
+            figure.update(scale=scale, parts=count, mb=figure["peak_mb"])
+            results.append(figure)
+            print(
+                f"  scale {scale:<4g} part 1 of {count:<3d} {figure['arrivals']:>9,} arrivals: "
+                f"{figure['wall_s']:5.2f} s ({figure['cpu_s']:.2f} s CPU), peak {figure['peak_mb']:6.1f} MB allocated "
+                f"(kept {figure['kept_mb']:.1f} MB); process maxrss {figure['maxrss_mb']:.0f} MB, "
+                f"{figure['base_mb']:.0f} MB before building"
+            )
+    return results
+
+
+# ---- 2. CPU per request --------------------------------------------------------------------------------
+
+
+def planned_mean_rate(scale: float, speed: float) -> float:
+    """People's requests per run second the plan expects of the surge between 10% and 90% of its requests."""
+    replay = Replay(load_scenario(FIRST_DAY), scale, speed)
+    per_second = replay.national.total_requests() * replay.load_fraction  # per scenario second
+    cumulative = np.cumsum(per_second)
+    low, high = np.searchsorted(cumulative, [0.1 * cumulative[-1], 0.9 * cumulative[-1]])
+    return float(0.8 * cumulative[-1] / (high - low))  # both per scenario second: the run rate at that clock
+
+
+def bench_cpu(url: str, workdir: Path, repeats: int) -> dict[str, Any]:
+    """The surge, a bare Locust and a bare Locust doing the personas' HTTP work ("mix"), at the plan's mean rate
+    of the surge, side by side (the same seconds, so the same load from whatever else the machine runs), each
+    measured over the surge's 10%-90% of requests."""
+    scale, speed = CPU_RUN
+    rate = planned_mean_rate(scale, speed)
+    duration = Replay(load_scenario(FIRST_DAY), scale, speed).duration_s
+    print(
+        f"== CPU per request: the surge (first-day-2021, scale {scale:g}, speed {speed:g}, {duration:.0f} s), and "
+        f"{BARE_USERS} bare FastHttpUsers at its planned mean rate ({rate:.0f} requests/s) reading a cheap page "
+        "(bare) or doing the personas' logins and pages without the engine (mix), side by side"
+    )
+    figures: dict[str, list[float]] = {"surge": [], "bare": [], "mix": [], "ratio": [], "ratio_mix": []}
+    for repeat in range(repeats):
+        dirs = {name: workdir / f"cpu-{name}-{repeat}" for name in ("surge", "bare", "mix")}
+        bare_args = ["-f", str(_bare_locustfile(workdir)), "-H", url, "-u", str(BARE_USERS), "-r", str(BARE_USERS)]
+        bare_args += ["-t", f"{duration + 15:.0f}s"]
+        started = {
+            dirs["surge"]: start_locust(
+                ["-f", str(SURGE_LOCUSTFILE), "-H", url, "--scenario", str(FIRST_DAY), "--scale", repr(scale)]
+                + ["--speed", repr(speed), "--seed", str(SEED), "--run-dir", str(dirs["surge"])],
+                dirs["surge"],
+            ),
+            dirs["bare"]: start_locust(bare_args, dirs["bare"], env=_bare_env(rate / BARE_USERS)),
+            dirs["mix"]: start_locust(bare_args, dirs["mix"], env={**_bare_env(rate / BARE_USERS), "BENCH_MIX": "1"}),
+        }
+        runs = watch(started)
+        window = request_window(runs[dirs["surge"]])
+        measured = {name: cpu_per_request(runs[path], window) for name, path in dirs.items()}
+        for name, figure in measured.items():
+            figures[name].append(figure.cpu_per_request_ms)
+            print(
+                f"  {name:5}: {figure.requests:6,} requests at {figure.requests_per_s:4.0f}/s, "
+                f"{figure.cpu_share:4.0%} of a core: {figure.cpu_per_request_ms:.3f} ms CPU per request"
+            )
+        figures["ratio"].append(measured["surge"].cpu_per_request_ms / measured["bare"].cpu_per_request_ms)
+        figures["ratio_mix"].append(measured["surge"].cpu_per_request_ms / measured["mix"].cpu_per_request_ms)
+        print(f"  surge / bare {figures['ratio'][-1]:.3f}, surge / mix {figures['ratio_mix'][-1]:.3f} ({load_text()})")
+    return {
+        "personas_cpu_ms_per_request": statistics.median(figures["surge"]),
+        "bare_cpu_ms_per_request": statistics.median(figures["bare"]),
+        "mix_cpu_ms_per_request": statistics.median(figures["mix"]),
+        "ratio": statistics.median(figures["ratio"]),
+        "ratio_mix": statistics.median(figures["ratio_mix"]),
+        "ratios": [round(r, 3) for r in figures["ratio"]],
+    }
+
+
+_PUPILS = 0  # the platform's pupils, for the bare users' accounts
+
+
+def _bare_env(rate_per_user: float) -> dict[str, str]:
+    return {"BENCH_SEED": str(SEED), "BENCH_PUPILS": str(_PUPILS), "BENCH_RATE_PER_USER": repr(rate_per_user)}
+
+
+def _bare_locustfile(workdir: Path) -> Path:
+    path = workdir / "bare_locustfile.py"
+    path.write_text(textwrap.dedent(BARE_LOCUSTFILE))
+    return path
+
+
+# ---- 3. memory per agent -------------------------------------------------------------------------------
+
+
+def bench_memory(url: str, workdir: Path, hold_s: float, agents: int) -> dict[str, Any]:
+    print(f"== memory: {agents} agents each in a session, against {agents} bare users logged in (and none)")
+    scenario = workdir / "memory.yaml"
+    scenario.write_text(MEMORY_SCENARIO)
+    pool = workdir / "fixed_pool.py"
+    pool.write_text(textwrap.dedent(FIXED_POOL_LOCUSTFILE))
+    scale = agents / 1_000_000
+    surge_rss = {}
+    for count in (0, agents):
+        run = run_locust(
+            ["-f", str(pool), "-H", url, "--scenario", str(scenario), "--scale", repr(scale), "--speed", "10"]
+            + ["--seed", str(SEED), "--run-dir", str(workdir / f"memory-surge-{count}")],
+            workdir / f"memory-surge-{count}",
+            env={"BENCH_POOL": str(count), "BENCH_HOLD_S": repr(hold_s)},
+        )
+        surge_rss[count] = run.rss_between(run.started + hold_s - 8, run.started + hold_s)
+        if count:
+            sessions = _active_sessions(workdir / f"memory-surge-{count}")
+            print(f"  surge, {count:3d} agents ({sessions} in a session): {surge_rss[count]:6.1f} MB resident")
+        else:
+            print(f"  surge,   0 agents: {surge_rss[count]:6.1f} MB resident")
+    bare_rss = {}
+    for count in (0, agents):
+        run = run_locust(
+            ["-f", str(_bare_locustfile(workdir)), "-H", url, "-u", str(count), "-r", str(max(count, 1))]
+            + ["-t", f"{hold_s:.0f}s"],
+            workdir / f"memory-bare-{count}",
+            env=_bare_env(0.1),
+        )
+        bare_rss[count] = run.rss_between(run.started + hold_s - 8, run.started + hold_s)
+        print(f"  bare,  {count:3d} users : {bare_rss[count]:6.1f} MB resident")
+    per_agent = (surge_rss[agents] - surge_rss[0]) * 1000 / agents
+    per_user = (bare_rss[agents] - bare_rss[0]) * 1000 / agents
+    return {"kb_per_agent": per_agent, "kb_per_bare_user": per_user, "ratio": per_agent / per_user}
+
+
+def _active_sessions(run_dir: Path) -> int:
+    with (run_dir / "sessions.csv").open() as handle:
+        return max((int(row["active_sessions"]) for row in csv.DictReader(handle)), default=0)
+
+
+# ---- 4. arrival rate -----------------------------------------------------------------------------------
+
+
+def sweep_settings(quick: bool) -> SweepSettings:
+    return SweepSettings(steps=6 if quick else 8, low=0.3, high=4.0, measure_s=6.0 if quick else 8.0, settle_sessions=1)
+
+
+def bench_arrivals(url: str, workdir: Path, quick: bool) -> dict[str, Any]:
+    settings = sweep_settings(quick)
+    print(
+        f"== arrival rate: sweeps of first-day-2021's mix, {settings.steps} steps at speed {SWEEP_SPEED:g}, "
+        f"scale {SWEEP_SCALE:g}; sustained: every step up to it with <= {LATE_LIMIT:.0%} of its arrivals late "
+        "(> 1 s) or dropped"
+    )
+    results = {}
+    for processes in (1, 2):
+        run_dir = workdir / f"sweep-{processes}"
+        args = ["-f", str(SURGE_LOCUSTFILE), "-H", url, "--scenario", str(FIRST_DAY), "--scale", repr(SWEEP_SCALE)]
+        args += ["--speed", repr(SWEEP_SPEED), "--seed", str(SEED), "--run-dir", str(run_dir)]
+        args += ["--sweep-steps", str(settings.steps), "--sweep-low", repr(settings.low)]
+        args += ["--sweep-high", repr(settings.high), "--sweep-measure", repr(settings.measure_s)]
+        args += ["--sweep-settle", repr(settings.settle_sessions), "--sweep-stop-margin", "1e6"]
+        if processes > 1:  # a port of its own: other distributed runs on this machine use 5557
+            port = str(free_port())
+            args += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
+        run_locust(args, run_dir)
+        with (run_dir / "capacity.csv").open() as handle:
+            steps = [row for row in csv.DictReader(handle) if row["status"] != "skipped" and row["arrivals"]]
+        sustained, holding = 0.0, True
+        for row in steps:
+            # Not on time: started late (> 1 s) or dropped, of the arrivals due in the step's measured seconds.
+            started, dropped = int(row["arrivals"]), int(row["dropped"])
+            late = (int(row["late"]) + dropped) / max(started + dropped, 1)
+            holding = holding and late <= LATE_LIMIT
+            if holding:
+                sustained = float(row["offered_arrivals_per_s"])
+            print(
+                f"  {processes} process{'es' if processes > 1 else '  '} step {row['step']}: "
+                f"{float(row['offered_arrivals_per_s']):6.1f} arrivals/s offered, "
+                f"{started:>5} started, {dropped} dropped, {late:6.1%} late or dropped, "
+                f"{float(row['requests_per_s']):6.0f} requests/s, "
+                f"generator CPU {row['generator_cpu_percent']}%{'' if late <= LATE_LIMIT else '  <- late'}"
+            )
+        results[processes] = sustained
+        top = float(steps[-1]["offered_arrivals_per_s"]) if steps else 0.0
+        note = " (the top step: at least this)" if steps and sustained == top else ""
+        print(f"  {processes} process{'es' if processes > 1 else ''}: sustains {sustained:.1f} arrivals/s{note}")
+    return {
+        "arrivals_per_s_1_process": results[1],
+        "arrivals_per_s_2_processes": results[2],
+        "ratio_2_over_1": results[2] / results[1] if results[1] else float("nan"),
+    }
+
+
+# ---- the whole bench -----------------------------------------------------------------------------------
+
+
+def embedded(pupils: int, workdir: Path, name: str) -> PlatformProcess:
+    """The platform with exactly the roster the runs derive their accounts from (same seed, same pupils)."""
+    return PlatformProcess(
+        seed=SEED,
+        size=pupils,
+        hash_cost=4,
+        profile="resized",
+        run_scale=CPU_RUN[0],
+        run_speed=CPU_RUN[1],
+        extra_args=NEVER_SHEDS,
+        log_path=workdir / f"platform-{name}.log",
+    )
+
+
+def write_constants(path: Path, info: dict[str, Any], figures: dict[str, Any], load: list[float]) -> None:
+    cpu = figures["cpu"]
+    constants = {
+        "requests_per_s_per_process": round(1000 / cpu["personas_cpu_ms_per_request"]),
+        "kb_per_session": round(figures["memory"]["kb_per_agent"], 1),
+        "cpu_target": 0.75,
+        "measured": {
+            "by": "make bench (benchmarks/bench_engine.py)",
+            "date": dt.date.today().isoformat(),
+            "machine": machine_text(info),
+            "load_average": [round(x, 2) for x in load],
+        },
+        "figures": figures,
+    }
+    path.write_text(json.dumps(constants, indent=2) + "\n")
+    print(f"  wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    global _PUPILS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter measurements (about 6 minutes in all)")
+    parser.add_argument("--no-write", action="store_true", help=f"do not write {CONSTANTS_PATH.name}")
+    parser.add_argument("--constants", type=Path, default=CONSTANTS_PATH, help="where to write the fleet constants")
+    parser.add_argument("--skip", action="append", default=[], choices=["schedule", "cpu", "memory", "arrivals"])
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    info = machine()
+    loads = [os.getloadavg()]
+    print(f"== machine: {machine_text(info)}, Python {info['python']}; {load_text()} at the start")
+    figures: dict[str, Any] = {}
+    if "schedule" not in args.skip:
+        figures["schedule"] = bench_schedule([0.1, 1.0], [1, 16])
+    first_day = load_scenario(FIRST_DAY)
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        workdir = Path(tmp)
+        if "cpu" not in args.skip or "memory" not in args.skip:
+            # The surge's roster (first-day-2021 at scale 1e-4: 1,270 pupils); the memory runs' 200 pupils and
+            # the bare users log in with accounts of it too.
+            _PUPILS = max(Replay(first_day, *CPU_RUN).platform_pupils, MEMORY_AGENTS)
+            with embedded(_PUPILS, workdir, "surge") as platform:
+                print(f"  (platform: {_PUPILS} pupils, resized, bcrypt cost 4, limits lifted: {platform.base_url})")
+                if "cpu" not in args.skip:
+                    figures["cpu"] = bench_cpu(platform.base_url, workdir, 1 if args.quick else 3)
+                    loads.append(os.getloadavg())
+                if "memory" not in args.skip:
+                    figures["memory"] = bench_memory(
+                        platform.base_url, workdir, 25 if args.quick else 35, MEMORY_AGENTS // (2 if args.quick else 1)
+                    )
+                    loads.append(os.getloadavg())
+        if "arrivals" not in args.skip:
+            pupils = sweep_replay(first_day, sweep_settings(args.quick), SWEEP_SCALE, SWEEP_SPEED).platform_pupils
+            with embedded(pupils, workdir, "sweep") as platform:
+                print(f"  (platform: {pupils} pupils for the sweeps' accounts: {platform.base_url})")
+                figures["arrivals"] = bench_arrivals(platform.base_url, workdir, args.quick)
+                loads.append(os.getloadavg())
+    load = [max(column) for column in zip(*loads, strict=True)]
+    print(f"== figures and goals ({load_text()} now; the highest seen: {' '.join(f'{x:.2f}' for x in load)})")
+    if "schedule" in figures:
+        for row in figures["schedule"]:
+            if row["scale"] == 1.0:
+                label = f"schedule at scale 1, part 1 of {row['parts']}"
+                print(ratio_line(f"{label}: seconds", row["wall_s"], GOALS["schedule_s"], "s"))
+                print(ratio_line(f"{label}: MB", row["mb"], GOALS["schedule_mb"], "MB"))
+    if "cpu" in figures:
+        cpu = figures["cpu"]
+        print(ratio_line("CPU per request, personas / bare", cpu["ratio"], GOALS["cpu_ratio"], "x"))
+        print(f"    the same HTTP work without the engine (mix): personas / mix {cpu['ratio_mix']:.2f}x")
+        print(f"    requests/s per process at a whole core: {1000 / cpu['personas_cpu_ms_per_request']:,.0f}")
+    if "memory" in figures:
+        memory = figures["memory"]
+        print(ratio_line("memory per agent, surge / bare", memory["ratio"], GOALS["memory_ratio"], "x"))
+        print(f"    {memory['kb_per_agent']:.1f} KB per agent, {memory['kb_per_bare_user']:.1f} KB per bare user")
+    if "arrivals" in figures:
+        arrivals = figures["arrivals"]
+        print(
+            f"  arrivals/s sustained: {arrivals['arrivals_per_s_1_process']:.1f} by one process, "
+            f"{arrivals['arrivals_per_s_2_processes']:.1f} by two ({arrivals['ratio_2_over_1']:.2f}x)"
+        )
+    if not args.no_write and "cpu" in figures and "memory" in figures:
+        write_constants(args.constants, info, figures, load)
+    print(f"== done in {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

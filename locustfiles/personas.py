@@ -1,0 +1,9 @@
+"""Students, teachers and parents as Locust user classes, the CLOSED model (each user logs in again only once
+its previous session is over: coordinated omission; for the surge itself use `schoolsurge run` or
+locustfiles/surge.py):
+`locust -f locustfiles/personas.py -u 30 -r 5 -H http://127.0.0.1:8080 [--scenario S] [Student Teacher Parent]`
+(add --headless, --class-picker, --tags, a LoadTestShape of your own, or run a master and workers as usual)."""
+
+from schoolsurge.personas.users import Parent, Student, Teacher
+
+__all__ = ["Parent", "Student", "Teacher"]
