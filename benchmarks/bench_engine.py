@@ -574,7 +574,7 @@ def write_constants(path: Path, info: dict[str, Any], figures: dict[str, Any], l
         "kb_per_session": round(figures["memory"]["kb_per_agent"], 1),
         "cpu_target": 0.75,
         "measured": {
-            "by": "make bench (benchmarks/bench_engine.py)",
+            "by": "benchmarks/bench_engine.py",
             "date": dt.date.today().isoformat(),
             "machine": machine_text(info),
             "load_average": [round(x, 2) for x in load],

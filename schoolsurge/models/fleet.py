@@ -1,11 +1,12 @@
 """Fleet sizing: Locust worker processes (one per core) and memory a run needs.
 
-The figures come from `make bench` (benchmarks/bench_engine.py), which measures the surge engine's personas
-against the embedded platform and writes them to benchmarks/fleet_constants.json (or the file named by
-SCHOOLSURGE_FLEET_CONSTANTS); `FleetFigures()` reads that file when it is there, else takes the documented
-defaults below. Requests/s per process is one core's worth (1 / the personas' CPU seconds per request);
-processes are planned at `cpu_target` of a core because Locust's own latency figures drift once a worker's CPU
-is saturated (it warns at 90%). KB per session is the resident memory of one agent living a session.
+The figures come from benchmarks/bench_engine.py (`python -m benchmarks.bench_engine`), which measures the
+personas against the embedded platform and writes them to benchmarks/fleet_constants.json. `FleetFigures()`
+reads that file (or the one SCHOOLSURGE_FLEET_CONSTANTS names) when it is there, else takes the documented
+defaults below, and its `source` says which. Requests/s per process is one core's worth (1 / the personas' CPU
+seconds per request); processes are planned at `cpu_target` of a core because Locust's own latency figures drift
+once a worker's CPU is saturated (it warns at 90%). KB per session is the resident memory of one agent living a
+session.
 """
 
 from __future__ import annotations
@@ -20,15 +21,16 @@ from typing import Any
 CONSTANTS_ENV = "SCHOOLSURGE_FLEET_CONSTANTS"
 CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_constants.json"
 
-# Documented defaults, for when no constants file is found: benchmarks/bench_engine.py on an AMD EPYC
-# (2 cores, 23 GiB, the platform on the same cores), November 2026 (the same figures as the committed
-# benchmarks/fleet_constants.json). Bare Locust reading a static file does about 5,300 requests/s on such a
-# core and holds 20,000 idle users in about 27 KB each (docs/facts.md#load-generators-measured): the personas'
-# real pages, logins and sessions cost more.
-DEFAULT_REQUESTS_PER_S_PER_PROCESS = 1_230.0
-DEFAULT_KB_PER_SESSION = 31.0
+# Documented defaults, for when no constants file is found: the committed benchmarks/fleet_constants.json,
+# measured by benchmarks/bench_engine.py on an AMD EPYC (2 cores, 23.5 GiB, the embedded platform on the same
+# cores, load average about 5 from other work) on 2026-11-30: the personas cost 0.61 ms of CPU per request
+# against the platform at about 250 requests/s (1,643 requests/s on a whole core), and an agent living a
+# session holds 31 KB. Bare Locust on the same machine: 0.37 ms a request reading a cheap page, 38 KB a user
+# (docs/facts.md#load-generators-measured has its best case, about 5,300 requests/s of a small static file).
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 1_643.0
+DEFAULT_KB_PER_SESSION = 31.1
 DEFAULT_CPU_TARGET = 0.75
-DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, November 2026"
+DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-11-30"
 
 
 def constants_path() -> Path:
@@ -57,7 +59,7 @@ def read_constants(path: Path | None = None) -> dict[str, Any] | None:
             "cpu_target": float(data.get("cpu_target", DEFAULT_CPU_TARGET)),
         }
         measured = data.get("measured", {})
-        by = measured.get("by", "make bench")
+        by = measured.get("by", "benchmarks/bench_engine.py")
         figures["source"] = f"fleet figures measured by {by} on {measured['machine']} {measured['date']}"
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise ValueError(f"fleet constants file {path} lacks a figure ({error!r})") from None

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from urllib.parse import quote
 
 from schoolsurge.errors import ReportError
 from schoolsurge.report.compare import COMPARE_HTML, COMPARE_JSON, is_run_dir, run_kind, run_profile
+from schoolsurge.report.data import number_or_none
 from schoolsurge.rundir import (
     CAPACITY_CSV,
     CAPACITY_JSON,
@@ -137,8 +137,8 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         "scenario": str(manifest.get("scenario") or "?"),
         "status": str(manifest.get("status") or "unknown"),
         "profile": run_profile(manifest),
-        "scale": _number(manifest.get("scale")),
-        "speed": _number(manifest.get("speed")),
+        "scale": number_or_none(manifest.get("scale")),
+        "speed": number_or_none(manifest.get("speed")),
         "started_at": str(manifest.get("started_at") or ""),
         "started_unix": _started_unix(run_dir, manifest),
         "verdicts": None,
@@ -192,8 +192,8 @@ def _sweep_summary(run_dir: Path) -> dict[str, Any]:
         steps = [s for s in capacity.get("steps") or [] if isinstance(s, dict)]
         slo = capacity.get("slo_capacity")
         if isinstance(slo, dict):
-            out["slo_requests_per_s"] = _number(slo.get("successful_requests_per_s"))
-            out["slo_requests_per_s_national"] = _number(slo.get("successful_requests_per_s_national"))
+            out["slo_requests_per_s"] = number_or_none(slo.get("successful_requests_per_s"))
+            out["slo_requests_per_s_national"] = number_or_none(slo.get("successful_requests_per_s_national"))
             out["beyond_measured"] = bool(slo.get("beyond_measured"))
             out["limiting_objective"] = slo.get("limiting_objective")
     elif (run_dir / CAPACITY_CSV).exists():
@@ -208,19 +208,9 @@ def _sweep_summary(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _started_unix(run_dir: Path, manifest: dict[str, Any]) -> float:
     """When the run started: the manifest, else the folder's UTC timestamp, else the folder's time."""
-    started = _number(manifest.get("started_unix"))
+    started = number_or_none(manifest.get("started_unix"))
     if started is not None:
         return started
     for text, form in ((manifest.get("started_at"), None), (run_dir.name[:16], "%Y%m%dT%H%M%SZ")):
