@@ -272,7 +272,9 @@ def test_capacity_loss_timeline() -> None:
 
 
 def test_fleet_sizing_from_per_process_and_per_session_figures() -> None:
-    figures = FleetFigures()  # docs/facts.md: 5,300 req/s per process, 27 KB per idle user; planned at 75% CPU
+    # Bare Locust's figures (docs/facts.md: 5,300 req/s per process, 27 KB per idle user), planned at 75% CPU;
+    # FleetFigures() itself takes the measured ones (benchmarks/fleet_constants.json, tests/test_plan.py).
+    figures = FleetFigures(requests_per_s_per_process=5_300, kb_per_session=27, cpu_target=0.75)
     assert fleet_need(100, 200, figures).workers == 1
     assert fleet_need(5_300 * 0.75 * 3 + 1, 0, figures).workers == 4
     assert fleet_need(0, 20_000, figures).memory_mb == pytest.approx(540)
