@@ -48,6 +48,7 @@ test: install
 bench: install
 	$(BIN)/python -m benchmarks.bench_platform
 	$(BIN)/python -m benchmarks.bench_report
+	$(BIN)/python -m benchmarks.bench_engine
 
 lint: install
 	$(BIN)/ruff check .
