@@ -27,7 +27,7 @@ from schoolsurge.rundir import CAPACITY_JSON
 from schoolsurge.sweep_options import at_least_zero, positive_number, stop_margin, sweep_steps
 
 if TYPE_CHECKING:
-    from schoolsurge.runner import RunRequest
+    from schoolsurge.runner import RunOutcome, RunRequest
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -182,6 +182,17 @@ def _run_request(args: argparse.Namespace) -> RunRequest:
     )
 
 
+def _ending(outcome: RunOutcome) -> int | None:
+    """What every run prints last (validity, report) and its exit status when it is not a plain 0."""
+    if outcome.invalid_reason is not None:
+        print(f"INVALID RUN ({outcome.invalid_reason}): it measured the load generator, not the platform")
+    if outcome.report is not None:
+        print(f"Report: {outcome.report}")
+    if outcome.interrupted:
+        return EXIT_INTERRUPTED
+    return None if outcome.valid else EXIT_INVALID_RUN
+
+
 def _run(args: argparse.Namespace) -> int:
     from schoolsurge.runner import run
 
@@ -190,14 +201,9 @@ def _run(args: argparse.Namespace) -> int:
         print(f"SLO {verdict.line()}")
     if outcome.served is not None:
         print(f"Who got in: {outcome.served.line()}")
-    if outcome.invalid_reason is not None:
-        print(f"INVALID RUN ({outcome.invalid_reason}): it measured the load generator, not the platform")
-    if outcome.report is not None:
-        print(f"Report: {outcome.report}")
-    if outcome.interrupted:
-        return EXIT_INTERRUPTED
-    if not outcome.valid:
-        return EXIT_INVALID_RUN
+    ended = _ending(outcome)
+    if ended is not None:
+        return ended
     if args.fail_on_slo and not outcome.slo_met:
         return EXIT_SLO_BREACHED
     return 0
@@ -225,13 +231,7 @@ def _capacity(args: argparse.Namespace) -> int:
             print(line)
         if figures.get("operational_laws"):  # the platform's CPU bound beside the USL (docs/monitoring.md)
             print(figures["operational_laws"]["explanation"])
-    if outcome.invalid_reason is not None:
-        print(f"INVALID RUN ({outcome.invalid_reason}): the sweep measured the load generator, not the platform")
-    if outcome.report is not None:
-        print(f"Report: {outcome.report}")
-    if outcome.interrupted:
-        return EXIT_INTERRUPTED
-    return 0 if outcome.valid else EXIT_INVALID_RUN
+    return _ending(outcome) or 0
 
 
 def _capacity_fit(args: argparse.Namespace) -> int:
