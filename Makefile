@@ -42,8 +42,9 @@ report: install
 	@test -n "$(RUN)" || { echo "usage: make report RUN=reports/<run directory>"; exit 2; }
 	$(BIN)/schoolsurge report $(RUN)
 
+# The suite as 3 pytest processes side by side (TEST_SHARDS=1 for one; ARGS go to pytest): tests/shards.py.
 test: install
-	$(BIN)/pytest -q
+	$(BIN)/python tests/shards.py $(ARGS)
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_platform

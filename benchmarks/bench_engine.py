@@ -1,7 +1,7 @@
 """Benchmark of the load generator: what one Locust process of the surge engine costs, beside bare Locust.
 
-    .venv/bin/python -m benchmarks.bench_engine              # about 12 minutes
-    .venv/bin/python -m benchmarks.bench_engine --quick      # about 6 minutes, rougher figures
+    .venv/bin/python -m benchmarks.bench_engine              # about 20 minutes
+    .venv/bin/python -m benchmarks.bench_engine --quick      # about 10 minutes, rougher figures
     .venv/bin/python -m benchmarks.bench_engine --no-write   # leave benchmarks/fleet_constants.json alone
 
 Every Locust run is a subprocess against the same embedded platform (resized profile, bcrypt cost 4, its
@@ -12,8 +12,11 @@ national limits lifted so that it never sheds), measured with psutil from outsid
    Goal: under 5 s and 200 MB per worker at scale 1.
 2. CPU per request: the surge engine (`-f locustfiles/surge.py`, first-day-2021 at scale 1e-4, speed 72)
    and a bare FastHttpUser reading /api/dashboard (logged in once) at the same request rate, constant
-   throughput. CPU seconds of the Locust process over the HTTP requests it sent, from 10% to 90% of its
-   requests (start-up and the report written at exit left out). Goal: personas / bare <= 1.25.
+   throughput. CPU seconds over the HTTP requests sent, from 10% to 90% of the surge's requests (start-up
+   and the report written at exit left out). Goal: personas / bare <= 1.25, measured as a fleet runs: every
+   run with `--processes 1`, the worker process measured (what `plan` sizes the fleet by); the master's
+   work (Locust's CSV history per request name, the run directory, the report) is shown apart, measured
+   once in a single process doing it all.
 3. Memory per agent: resident memory of a Locust process whose N agents are each in a session (a fixed pool,
    N people arriving at once and staying), less the same with none, per agent; the same for N bare users
    logged in. Goal: surge / bare <= 1.2.
@@ -21,7 +24,7 @@ national limits lifted so that it never sheds), measured with psutil from outsid
    `--processes 2`; the highest step, and every step below it, with at most 1% of its arrivals late (> 1 s).
 
 Writes benchmarks/fleet_constants.json, which `schoolsurge plan` reads (schoolsurge/models/fleet.py):
-requests/s per process = 1 / the personas' CPU seconds per request (a whole core; the plan keeps its
+requests/s per worker process = 1 / the personas' CPU seconds per request (a whole core; the plan keeps its
 cpu_target margin), KB per session = the memory per agent, with the machine they were measured on.
 
 The platform runs on the same cores as the generator, as in `make surge`, and CPU figures move with whatever
@@ -36,7 +39,6 @@ import datetime as dt
 import json
 import os
 import platform as host
-import socket
 import statistics
 import subprocess
 import sys
@@ -54,6 +56,7 @@ from schoolsurge.models.fleet import CONSTANTS_PATH
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.sweep import SweepSettings, sweep_replay
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,12 +223,6 @@ def load_text() -> str:
     return "load average " + " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def ratio_line(name: str, value: float, goal: float, unit: str, lower_is_better: bool = True) -> str:
     ratio = value / goal
     verdict = "meets the goal" if (ratio <= 1 if lower_is_better else ratio >= 1) else "MISSES the goal"
@@ -240,6 +237,7 @@ class Sample:
     at: float  # unix seconds
     cpu_s: float  # user + system seconds of the Locust process(es) so far
     rss_mb: float
+    worker_cpu_s: float = 0.0  # of the forked worker processes only (--processes), the master left out
 
 
 @dataclass
@@ -248,8 +246,9 @@ class LocustRun:
     samples: list[Sample] = field(default_factory=list)
     code: int | None = None
 
-    def cpu_at(self, at: float) -> float:
-        return float(np.interp(at, [s.at for s in self.samples], [s.cpu_s for s in self.samples]))
+    def cpu_at(self, at: float, workers_only: bool = False) -> float:
+        values = [s.worker_cpu_s if workers_only else s.cpu_s for s in self.samples]
+        return float(np.interp(at, [s.at for s in self.samples], values))
 
     def rss_between(self, start: float, end: float) -> float:
         values = [s.rss_mb for s in self.samples if start <= s.at <= end]
@@ -260,9 +259,10 @@ class LocustRun:
         return self.samples[0].at
 
 
-def _measure(process: psutil.Process) -> tuple[float, float]:
-    """CPU seconds and resident MB of the process and its children (--processes forks workers)."""
-    cpu, rss = 0.0, 0.0
+def _measure(process: psutil.Process) -> tuple[float, float, float]:
+    """CPU seconds and resident MB of the process and its children (--processes forks workers), and the CPU
+    seconds of the children alone."""
+    cpu, rss, workers = 0.0, 0.0, 0.0
     for each in [process, *process.children(recursive=True)]:
         try:
             times, memory = each.cpu_times(), each.memory_info()
@@ -270,7 +270,9 @@ def _measure(process: psutil.Process) -> tuple[float, float]:
             continue
         cpu += times.user + times.system
         rss += memory.rss / 1e6
-    return cpu, rss
+        if each is not process:
+            workers += times.user + times.system
+    return cpu, rss, workers
 
 
 def start_locust(args: list[str], run_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -297,8 +299,7 @@ def watch(started: dict[Path, subprocess.Popen[bytes]], timeout: float = 900) ->
                 if time.time() > deadline:
                     process.kill()
                     continue
-                cpu, rss = _measure(watched[run_dir])
-                runs[run_dir].samples.append(Sample(time.time(), cpu, rss))
+                runs[run_dir].samples.append(Sample(time.time(), *_measure(watched[run_dir])))
         time.sleep(0.25)
     for run_dir, process in started.items():
         runs[run_dir].code = process.wait()
@@ -343,11 +344,11 @@ def request_window(run: LocustRun, low: float = 0.1, high: float = 0.9) -> tuple
     return float(seconds[np.searchsorted(counts, low * final)]), float(seconds[np.searchsorted(counts, high * final)])
 
 
-def cpu_per_request(run: LocustRun, window: tuple[float, float]) -> CpuFigure:
+def cpu_per_request(run: LocustRun, window: tuple[float, float], workers_only: bool = False) -> CpuFigure:
     seconds, counts = http_requests(run)
     start, end = window
     requests = float(np.interp(end, seconds, counts) - np.interp(start, seconds, counts))
-    cpu = run.cpu_at(end) - run.cpu_at(start)
+    cpu = run.cpu_at(end, workers_only) - run.cpu_at(start, workers_only)
     span = end - start
     return CpuFigure(1000 * cpu / requests, requests / span, cpu / span, int(requests))
 
@@ -391,35 +392,49 @@ def planned_mean_rate(scale: float, speed: float) -> float:
     return float(0.8 * cumulative[-1] / (high - low))  # both per scenario second: the run rate at that clock
 
 
-def bench_cpu(url: str, workdir: Path, repeats: int) -> dict[str, Any]:
+def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, Any]:
     """The surge, a bare Locust and a bare Locust doing the personas' HTTP work ("mix"), at the plan's mean rate
     of the surge, side by side (the same seconds, so the same load from whatever else the machine runs), each
-    measured over the surge's 10%-90% of requests."""
+    measured over the surge's 10%-90% of requests.
+
+    worker: each run with `--processes 1` and only its worker process measured, as in a fleet (Locust's CSV
+    history, the run directory, progress and the report are the master's work); else one process does it all."""
     scale, speed = CPU_RUN
     rate = planned_mean_rate(scale, speed)
     duration = Replay(load_scenario(FIRST_DAY), scale, speed).duration_s
+    how = "worker processes (--processes 1, the master left out)" if worker else "single processes (no --processes)"
     print(
-        f"== CPU per request: the surge (first-day-2021, scale {scale:g}, speed {speed:g}, {duration:.0f} s), and "
-        f"{BARE_USERS} bare FastHttpUsers at its planned mean rate ({rate:.0f} requests/s) reading a cheap page "
+        f"== CPU per request, {how}: the surge (first-day-2021, scale {scale:g}, speed {speed:g}, {duration:.0f} s), "
+        f"and {BARE_USERS} bare FastHttpUsers at its planned mean rate ({rate:.0f} requests/s) reading a cheap page "
         "(bare) or doing the personas' logins and pages without the engine (mix), side by side"
     )
     figures: dict[str, list[float]] = {"surge": [], "bare": [], "mix": [], "ratio": [], "ratio_mix": []}
     for repeat in range(repeats):
-        dirs = {name: workdir / f"cpu-{name}-{repeat}" for name in ("surge", "bare", "mix")}
+        mode = "worker" if worker else "single"
+        dirs = {name: workdir / f"cpu-{mode}-{name}-{repeat}" for name in ("surge", "bare", "mix")}
+        distributed = ["--processes", "1", *_master_port_args()] if worker else []
         bare_args = ["-f", str(_bare_locustfile(workdir)), "-H", url, "-u", str(BARE_USERS), "-r", str(BARE_USERS)]
         bare_args += ["-t", f"{duration + 15:.0f}s"]
         started = {
             dirs["surge"]: start_locust(
                 ["-f", str(SURGE_LOCUSTFILE), "-H", url, "--scenario", str(FIRST_DAY), "--scale", repr(scale)]
-                + ["--speed", repr(speed), "--seed", str(SEED), "--run-dir", str(dirs["surge"])],
+                + ["--speed", repr(speed), "--seed", str(SEED), "--run-dir", str(dirs["surge"]), *distributed],
                 dirs["surge"],
             ),
-            dirs["bare"]: start_locust(bare_args, dirs["bare"], env=_bare_env(rate / BARE_USERS)),
-            dirs["mix"]: start_locust(bare_args, dirs["mix"], env={**_bare_env(rate / BARE_USERS), "BENCH_MIX": "1"}),
+            dirs["bare"]: start_locust(
+                bare_args + ["--processes", "1", *_master_port_args()] if worker else bare_args,
+                dirs["bare"],
+                env=_bare_env(rate / BARE_USERS),
+            ),
+            dirs["mix"]: start_locust(
+                bare_args + ["--processes", "1", *_master_port_args()] if worker else bare_args,
+                dirs["mix"],
+                env={**_bare_env(rate / BARE_USERS), "BENCH_MIX": "1"},
+            ),
         }
         runs = watch(started)
         window = request_window(runs[dirs["surge"]])
-        measured = {name: cpu_per_request(runs[path], window) for name, path in dirs.items()}
+        measured = {name: cpu_per_request(runs[path], window, worker) for name, path in dirs.items()}
         for name, figure in measured.items():
             figures[name].append(figure.cpu_per_request_ms)
             print(
@@ -437,6 +452,12 @@ def bench_cpu(url: str, workdir: Path, repeats: int) -> dict[str, Any]:
         "ratio_mix": statistics.median(figures["ratio_mix"]),
         "ratios": [round(r, 3) for r in figures["ratio"]],
     }
+
+
+def _master_port_args() -> list[str]:
+    """A master port of its own (runs side by side, and other distributed runs on this machine, use 5557)."""
+    port = str(free_loopback_port())
+    return ["--master-bind-port", port, "--master-port", port]
 
 
 _PUPILS = 0  # the platform's pupils, for the bare users' accounts
@@ -518,9 +539,8 @@ def bench_arrivals(url: str, workdir: Path, quick: bool) -> dict[str, Any]:
         args += ["--sweep-steps", str(settings.steps), "--sweep-low", repr(settings.low)]
         args += ["--sweep-high", repr(settings.high), "--sweep-measure", repr(settings.measure_s)]
         args += ["--sweep-settle", repr(settings.settle_sessions), "--sweep-stop-margin", "1e6"]
-        if processes > 1:  # a port of its own: other distributed runs on this machine use 5557
-            port = str(free_port())
-            args += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
+        if processes > 1:
+            args += ["--processes", str(processes), *_master_port_args()]
         run_locust(args, run_dir)
         with (run_dir / "capacity.csv").open() as handle:
             steps = [row for row in csv.DictReader(handle) if row["status"] != "skipped" and row["arrivals"]]
@@ -610,7 +630,8 @@ def main(argv: list[str] | None = None) -> int:
             with embedded(_PUPILS, workdir, "surge") as platform:
                 print(f"  (platform: {_PUPILS} pupils, resized, bcrypt cost 4, limits lifted: {platform.base_url})")
                 if "cpu" not in args.skip:
-                    figures["cpu"] = bench_cpu(platform.base_url, workdir, 1 if args.quick else 3)
+                    figures["cpu"] = bench_cpu(platform.base_url, workdir, 1 if args.quick else 3, worker=True)
+                    figures["cpu_single_process"] = bench_cpu(platform.base_url, workdir, 1, worker=False)
                     loads.append(os.getloadavg())
                 if "memory" not in args.skip:
                     figures["memory"] = bench_memory(
@@ -633,9 +654,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(ratio_line(f"{label}: MB", row["mb"], GOALS["schedule_mb"], "MB"))
     if "cpu" in figures:
         cpu = figures["cpu"]
-        print(ratio_line("CPU per request, personas / bare", cpu["ratio"], GOALS["cpu_ratio"], "x"))
+        print(ratio_line("CPU per request, personas / bare (worker)", cpu["ratio"], GOALS["cpu_ratio"], "x"))
         print(f"    the same HTTP work without the engine (mix): personas / mix {cpu['ratio_mix']:.2f}x")
-        print(f"    requests/s per process at a whole core: {1000 / cpu['personas_cpu_ms_per_request']:,.0f}")
+        print(f"    requests/s per worker process at a whole core: {1000 / cpu['personas_cpu_ms_per_request']:,.0f}")
+        single = figures["cpu_single_process"]
+        print(
+            "    one process doing it all (CSV history, run directory, report): "
+            f"personas / bare {single['ratio']:.2f}x, "
+            f"personas / mix {single['ratio_mix']:.2f}x, {single['personas_cpu_ms_per_request']:.3f} ms per request"
+        )
     if "memory" in figures:
         memory = figures["memory"]
         print(ratio_line("memory per agent, surge / bare", memory["ratio"], GOALS["memory_ratio"], "x"))

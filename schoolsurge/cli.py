@@ -145,8 +145,14 @@ def _add_plan(subparsers: argparse._SubParsersAction) -> None:
     plan.add_argument("--speed", type=speed_factor, help="time compression (default: the scenario's)")
     plan.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     plan.add_argument("--chart", type=Path, help="PNG of the national curves (default: reports/plan-<scenario>.png)")
-    plan.add_argument("--rps-per-process", type=float, help="requests/s one Locust process offers (default: 5300)")
-    plan.add_argument("--kb-per-session", type=float, help="memory per open session, KB (default: 27)")
+    plan.add_argument(
+        "--rps-per-process",
+        type=float,
+        help="requests/s one Locust worker process offers on a whole core (default: benchmarks/fleet_constants.json)",
+    )
+    plan.add_argument(
+        "--kb-per-session", type=float, help="memory per open session, KB (default: benchmarks/fleet_constants.json)"
+    )
     plan.add_argument("--cpu-target", type=float, help="share of a core each process may use (default: 0.75)")
 
 

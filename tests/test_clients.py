@@ -194,6 +194,18 @@ def test_the_login_form_is_read_with_every_hidden_field() -> None:
     assert parse_login_form("<html>no form</html>", "http://127.0.0.1/") is None
 
 
+def test_the_login_form_reader_skips_comments_and_scripts_and_reads_every_quoting() -> None:
+    page = """<!-- <form action="/old"><input type="password"></form> -->
+    <script>var s = '<form action="/js"><input type=password>';</script>
+    <FORM Method=post ACTION='/cas/login?a=1&amp;b=2' data-x="a>b"><input type=text name=username>
+    <input type='password' name='password'><input type=hidden name=execution value=e1s1>
+    <input value="x &quot;y&quot;" type="HIDDEN" name="lt" value="ignored"><input type="hidden" value="no name">
+    </FORM>"""
+    form = parse_login_form(page, "http://127.0.0.1:8443/cas/login")
+    assert form is not None and form.action == "http://127.0.0.1:8443/cas/login?a=1&b=2"
+    assert form.hidden == {"execution": "e1s1", "lt": 'x "y"'}
+
+
 def test_validation_responses_are_read_as_the_spec_writes_them() -> None:
     namespace = 'xmlns:cas="http://www.yale.edu/tp/cas"'
     success = f"<cas:serviceResponse {namespace}><cas:authenticationSuccess><cas:user>eleve.1</cas:user>"

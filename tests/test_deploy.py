@@ -463,7 +463,7 @@ def kubernetes_problems(docs: list[dict[str, Any]], tmp_dir: Path) -> list[str]:
             if claim_name not in claims:
                 problems.append(f"{doc['metadata']['name']} does not mount the reports claim")
 
-    # Workers sized from the plan: a core each, the sessions' memory shared, each builds the whole schedule.
+    # Workers sized from the plan: a core each, the sessions' memory shared, each builds its own part of the schedule.
     if scenario is not None:
         try:
             replay = Replay(

@@ -417,3 +417,16 @@ def test_platform_master_and_workers_on_distinct_addresses(tmp_path: Path, platf
     for name in ("worker1", "worker2"):
         assert "worker part" in fleet.log(name)
     assert (run_dir / "report.html").stat().st_size > 0
+
+
+def test_a_worker_builds_locusts_default_options_once() -> None:
+    # Locust's worker rebuilt its whole argument parser at every option of every spawn message (a third of a
+    # worker's CPU under the pool shape's spawn message a second); the engine's locustfile makes it build once.
+    probe = (
+        "import schoolsurge.locustfile\n"
+        "from locust import argument_parser\n"
+        "first = argument_parser.default_args_dict()\n"
+        "print(argument_parser.default_args_dict() is first, 'run_time' in first, 'scenario' in first)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]

@@ -23,6 +23,7 @@ from schoolsurge.cli import main
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -198,8 +199,9 @@ def _locust_headless(url: str, run_dir: Path, processes: int) -> None:
         "--exit-code-on-error",
         "0",
     ]
-    if processes > 1:
-        command += ["--processes", str(processes)]
+    if processes > 1:  # a master port of its own: other distributed runs may be on Locust's 5557
+        port = str(free_loopback_port())
+        command += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
     run_dir.mkdir(parents=True)
     subprocess.run(command, cwd=ROOT, check=True, timeout=120, capture_output=True)
 

@@ -10,7 +10,6 @@ import json
 import math
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -39,7 +38,7 @@ from schoolsurge.rundir import (
     TARGET_METRICS_SERIES,
     Counter,
 )
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome, RunRequest, free_loopback_port, run
 from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,12 +47,6 @@ SPEED = 120
 LINGER_S = 3  # the run's final figures stay up for Prometheus's last scrapes (every second)
 PROMETHEUS = shutil.which("prometheus")
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _get(url: str, timeout: float = 2.0) -> str:
@@ -100,7 +93,7 @@ def _prometheus(tmp: Path, run_port: int, platform_url: str) -> Iterator[str | N
         return
     config = tmp / "prometheus.yml"
     _prometheus_config(config, run_port, platform_url)
-    port = _free_port()
+    port = free_loopback_port()
     log = (tmp / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
@@ -146,7 +139,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     scenario = load_scenario(SMOKE)
     parameters = resolve_parameters(scenario, speed=SPEED)
     replay = Replay(scenario, parameters.scale, parameters.speed)
-    run_port = _free_port()
+    run_port = free_loopback_port()
     with (
         PlatformProcess(
             seed=parameters.seed,

@@ -114,10 +114,11 @@ def test_healthy_steps_are_measured_once_settled_and_obey_littles_law(pupils_swe
         littles_law = step.offered_arrivals_per_s * mean_session_run_s
         assert step.concurrency == pytest.approx(littles_law, rel=0.3), f"step {step.step}"
         assert step.logins_per_s == pytest.approx(step.offered_arrivals_per_s, rel=0.3)
-    # Step 1 rises from nobody: its settling part, left out, holds fewer people than its measured part.
+    # Step 1 rises from nobody: its settling part, left out, holds fewer people than its measured part (over
+    # 3 mean sessions from nobody, at most 5/6 of the settled count: all sessions of the mean length).
     first = steps.iloc[0]
     settling = sessions.loc[: int(first["measured_from_s"]) - 1, "active_sessions"].mean()
-    assert settling < 0.8 * first["concurrency"]
+    assert settling < 0.9 * first["concurrency"]
 
 
 def test_too_few_measured_steps_get_a_one_line_fit_error(

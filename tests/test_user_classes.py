@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import resolve_parameters
 from schoolsurge.personas.closed import ClosedShare, persona_shares
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,12 +59,6 @@ def platform(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> 
         yield process
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _locust(url: str, scenario: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", str(PERSONAS), "-H", url, "--scenario", str(scenario), *args]
 
@@ -79,7 +73,7 @@ def runs(platform: PlatformProcess, scenario: Path, tmp_path_factory: pytest.Tem
     commands["all"] += ["-t", "10s"]
     for name in CLASSES:
         commands[name] = _locust(platform.base_url, scenario, *headless, "-u", "3", "-r", "3", "-t", "8s", name)
-    port = str(_free_port())
+    port = str(free_loopback_port())
     commands["workers"] = _locust(platform.base_url, scenario, *headless, "-u", "10", "-r", "10", "-t", "8s")
     commands["workers"] += ["--processes", "2", "--master-bind-port", port, "--master-port", port]
     started = {}
@@ -169,7 +163,7 @@ def test_a_master_with_two_workers_merges_their_sessions(runs: dict[str, Path]) 
 def test_the_web_ui_class_picker_lists_the_three_classes(
     platform: PlatformProcess, scenario: Path, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_loopback_port()
     command = _locust(platform.base_url, scenario, "--class-picker", "--web-host", "127.0.0.1")
     command += ["--web-port", str(port)]
     log = (tmp_path / "locust.log").open("w")

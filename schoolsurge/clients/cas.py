@@ -19,7 +19,8 @@ Logging out is CAS/logout (a GET by the spec; `logout_method` for deployments th
 
 from __future__ import annotations
 
-from html.parser import HTMLParser
+import html
+import re
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 from xml.etree import ElementTree
@@ -142,31 +143,37 @@ class LoginForm:
         self.hidden = hidden
 
 
-class _FormReader(HTMLParser):
-    """The first form that has a password field: its action and hidden inputs."""
+# The tags a login form is made of, and their attributes (HTML's three ways of quoting a value, or none).
+# Regular expressions rather than html.parser: the form is read at every login, on the generator's hot path.
+_COMMENTS = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
+_FORM_TAGS = re.compile(r"<(form|input)\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.IGNORECASE)
+_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.forms: list[tuple[str | None, dict[str, str], bool]] = []
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attributes = {name: value or "" for name, value in attrs}
-        if tag == "form":
-            self.forms.append((attributes.get("action"), {}, False))
-        elif tag == "input" and self.forms:
-            action, hidden, has_password = self.forms[-1]
+def _attributes(text: str) -> dict[str, str]:
+    """A tag's attributes, names lower-cased, values unescaped; the first of a repeated name wins, as in HTML."""
+    attributes: dict[str, str] = {}
+    for name, double, single, bare in _ATTRIBUTE.findall(text):
+        attributes.setdefault(name.lower(), html.unescape(double or single or bare))
+    return attributes
+
+
+def parse_login_form(page: str, page_url: str) -> LoginForm | None:
+    """The first form of a CAS page that has a password field (its action made absolute, its hidden inputs), or
+    None when the page has none. Comments, scripts and styles are left out."""
+    forms: list[tuple[str | None, dict[str, str], bool]] = []
+    for tag, attribute_text in _FORM_TAGS.findall(_COMMENTS.sub("", page)):
+        attributes = _attributes(attribute_text)
+        if tag.lower() == "form":
+            forms.append((attributes.get("action"), {}, False))
+        elif forms:
+            action, hidden, has_password = forms[-1]
             kind = attributes.get("type", "text").lower()
             if kind == "hidden" and attributes.get("name"):
                 hidden[attributes["name"]] = attributes.get("value", "")
             elif kind == "password":
-                self.forms[-1] = (action, hidden, True)
-
-
-def parse_login_form(html: str, page_url: str) -> LoginForm | None:
-    """The login form of a CAS page (its action made absolute), or None when the page has none."""
-    reader = _FormReader()
-    reader.feed(html)
-    for action, hidden, has_password in reader.forms:
+                forms[-1] = (action, hidden, True)
+    for action, hidden, has_password in forms:
         if has_password:
             return LoginForm(urljoin(page_url, action or page_url), hidden)
     return None

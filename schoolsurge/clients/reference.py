@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from schoolsurge.clients.base import Dashboard, Homework, StepFailed
@@ -26,7 +27,7 @@ class ReferencePlatformClient(CasClient):
                 response.failure(f"HTTP {response.status_code}, expected {expect}")
                 raise StepFailed(f"{name}: HTTP {response.status_code}")
             try:
-                return response.json()
+                return json.loads(response.content or b"")  # bytes as they came: JSON says its encoding
             except ValueError:
                 response.failure("response is not JSON")
                 raise StepFailed(f"{name}: response is not JSON") from None

@@ -13,6 +13,9 @@ POOL_SPARE = 5
 LOOKAHEAD_S = 10.0  # size for the concurrency expected shortly, not just now
 GROWTH_PER_WAITING = 2  # agents added per arrival found waiting for a free agent
 DRAIN_LIMIT_S = 30.0  # after the window, how long sessions still running may take before the test ends
+# A pool that must grow grows by at least this factor: every change is a spawn message to each worker, and a
+# few larger steps cost the workers less than one small step a second (idle agents cost about 30 KB each).
+POOL_GROWTH = 1.1
 
 
 class PoolShape(LoadTestShape):
@@ -42,6 +45,7 @@ class PoolShape(LoadTestShape):
         wanted = math.ceil(expected * POOL_HEADROOM) + POOL_SPARE
         if status.waiting:
             wanted = max(wanted, self.get_current_user_count() + GROWTH_PER_WAITING * status.waiting)
-        self.pool = max(self.pool, wanted)
+        if wanted > self.pool:
+            self.pool = max(wanted, math.ceil(self.pool * POOL_GROWTH))
         spawn_rate = float(max(1, self.pool - self.get_current_user_count()))
         return self.pool, spawn_rate

@@ -7,6 +7,8 @@ owns the random generator (seeded per process), so a run is reproducible.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from statistics import NormalDist
@@ -51,9 +53,17 @@ def draw_think_time(group: Group, rng: random.Random) -> float:
 
 
 def draw_action(group: Group, rng: random.Random) -> str:
-    """The next thing this person does, by the group's behaviour mix."""
-    actions = list(group.behaviour)
-    return rng.choices(actions, weights=[group.behaviour[a] for a in actions])[0]
+    """The next thing this person does, by the group's behaviour mix (the draw rng.choices makes with the mix's
+    weights, its cumulative weights computed once per group: this is on every page's path)."""
+    mix = _MIXES.get(id(group))
+    if mix is None or mix[0] is not group:
+        weights = list(itertools.accumulate(group.behaviour.values()))
+        mix = _MIXES[id(group)] = (group, list(group.behaviour), weights, weights[-1])
+    _, actions, cumulative, total = mix
+    return actions[bisect.bisect(cumulative, rng.random() * total, 0, len(actions) - 1)]
+
+
+_MIXES: dict[int, tuple[Group, list[str], list[float], float]] = {}  # id(group) -> the group, its actions, weights
 
 
 def behaviour_shares(group: Group) -> dict[str, float]:

@@ -1,0 +1,132 @@
+"""The test suite as several pytest processes side by side (`make test`), each on its share of the test files.
+
+    .venv/bin/python tests/shards.py                 # 3 shards (TEST_SHARDS=N for another count)
+    .venv/bin/python tests/shards.py -x -k sweep     # any other argument goes to every shard's pytest
+
+Most of the suite's time is spent waiting on real runs (a replay lasts its scenario's seconds however fast the
+machine is), so processes side by side finish sooner on two cores. pytest-xdist cannot run this suite: Locust
+monkey-patches threading with gevent on import, which stalls execnet's threads (locustio/locust#3202).
+
+Files are dealt heaviest first to the shard with the fewest seconds so far, by the seconds each took in a run
+of the whole suite (WEIGHTS_S; a file not listed counts DEFAULT_WEIGHT_S). Each shard's output goes to a file
+and is printed whole when the shard ends; the exit status is the first failing shard's, 0 when all passed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+DEFAULT_SHARDS = 3
+DEFAULT_WEIGHT_S = 8.0
+PROGRESS_EVERY_S = 60.0
+# Seconds per file in one process (pytest --durations), to balance the shards; a rough guide, not a limit.
+WEIGHTS_S = {
+    "test_calibration_undersized.py": 160,
+    "test_calibration_resized.py": 160,
+    "test_engine_run.py": 160,
+    "test_distributed.py": 100,
+    "test_surge_run.py": 90,
+    "test_sweep.py": 81,
+    "test_run_validity.py": 61,
+    "test_compare.py": 55,
+    "test_clients.py": 53,
+    "test_index.py": 52,
+    "test_platform_side.py": 51,
+    "test_report_charts.py": 45,
+    "test_monitoring.py": 41,
+    "test_platform_schema.py": 38,
+    "test_report_browser.py": 33,
+    "test_user_classes.py": 25,
+    "test_report_capacity.py": 22,
+    "test_platform_capacity.py": 21,
+}
+OUTCOMES = re.compile(r"^([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)  # pytest -q's progress lines
+
+
+def deal(files: list[Path], shards: int) -> list[list[Path]]:
+    """Files dealt heaviest first to the lightest shard so far."""
+    dealt: list[list[Path]] = [[] for _ in range(shards)]
+    loads = [0.0] * shards
+    for file in sorted(files, key=lambda f: (-WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S), f.name)):
+        lightest = loads.index(min(loads))
+        dealt[lightest].append(file)
+        loads[lightest] += WEIGHTS_S.get(file.name, DEFAULT_WEIGHT_S)
+    return [shard for shard in dealt if shard]
+
+
+def shard_count() -> int:
+    text = os.environ.get("TEST_SHARDS", str(DEFAULT_SHARDS))
+    if not text.isdigit() or int(text) < 1:
+        sys.exit(f"shards: TEST_SHARDS must be a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def progress(log: Path) -> str:
+    lines = OUTCOMES.findall(log.read_text(errors="replace")) if log.exists() else []
+    done = sum(len(line) for line in lines)
+    failed = sum(line.count("F") + line.count("E") for line in lines)
+    return f"{done} tests done" + (f", {failed} FAILED" if failed else "")
+
+
+def main(pytest_args: list[str]) -> int:
+    files = sorted(TESTS.glob("test_*.py"))
+    shards = deal(files, shard_count())
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="schoolsurge-shards-") as tmp:
+        running: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
+        for number, shard in enumerate(shards, 1):
+            log = Path(tmp) / f"shard-{number}.txt"
+            command = [sys.executable, "-m", "pytest", "-q", *pytest_args, *map(str, shard)]
+            with log.open("wb") as handle:
+                running[number] = (
+                    subprocess.Popen(
+                        command,
+                        cwd=ROOT,
+                        stdout=handle,
+                        stderr=subprocess.STDOUT,
+                        env={**os.environ, "PYTHONUNBUFFERED": "1"},  # the progress lines as they come
+                    ),
+                    log,
+                )
+            weight = sum(WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S) for f in shard)
+            print(f"shard {number}/{len(shards)}: {len(shard)} files (about {weight:.0f} s alone)", flush=True)
+        status = 0
+        try:
+            last_progress = time.monotonic()
+            while running:
+                time.sleep(1.0)
+                for number, (process, log) in list(running.items()):
+                    if process.poll() is None:
+                        continue
+                    del running[number]
+                    elapsed = time.monotonic() - started
+                    print(f"\n==== shard {number} ended (exit {process.returncode}) after {elapsed:.0f} s ====")
+                    print(log.read_text(errors="replace"), flush=True)
+                    status = status or process.returncode
+                if running and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
+                    last_progress = time.monotonic()
+                    states = ", ".join(f"shard {n} {progress(log)}" for n, (_, log) in sorted(running.items()))
+                    print(f"... {time.monotonic() - started:.0f} s: {states}", flush=True)
+        except KeyboardInterrupt:
+            for process, _ in running.values():
+                process.send_signal(signal.SIGINT)
+            for process, _ in running.values():
+                process.wait()
+            print("shards: interrupted", file=sys.stderr)
+            return 130
+    verdict = "passed" if not status else "FAILED"
+    print(f"\nall {len(shards)} shards ended in {time.monotonic() - started:.0f} s: {verdict}")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
