@@ -15,5 +15,5 @@ def cache_locust_default_arguments() -> None:
     argument parser, about a hundred times a message. The pool shape changes the user count every second, so a
     worker spent a third of its CPU there. The defaults cannot change within a process and both of Locust's
     callers only test membership, so one dict serves them all."""
-    if not isinstance(argument_parser.default_args_dict, functools._lru_cache_wrapper):
+    if not hasattr(argument_parser.default_args_dict, "cache_info"):  # once: a cached function has cache_info
         argument_parser.default_args_dict = functools.cache(argument_parser.default_args_dict)
