@@ -28,6 +28,7 @@ ROOT = TESTS.parent
 DEFAULT_SHARDS = 3
 DEFAULT_WEIGHT_S = 8.0
 PROGRESS_EVERY_S = 60.0
+NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
 # Seconds per file in one process (pytest --durations), to balance the shards; a rough guide, not a limit.
 WEIGHTS_S = {
     "test_calibration_undersized.py": 160,
@@ -99,7 +100,7 @@ def main(pytest_args: list[str]) -> int:
                 )
             weight = sum(WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S) for f in shard)
             print(f"shard {number}/{len(shards)}: {len(shard)} files (about {weight:.0f} s alone)", flush=True)
-        status = 0
+        status, statuses = 0, []
         try:
             last_progress = time.monotonic()
             while running:
@@ -111,7 +112,9 @@ def main(pytest_args: list[str]) -> int:
                     elapsed = time.monotonic() - started
                     print(f"\n==== shard {number} ended (exit {process.returncode}) after {elapsed:.0f} s ====")
                     print(log.read_text(errors="replace"), flush=True)
-                    status = status or process.returncode
+                    statuses.append(process.returncode)
+                    if process.returncode != NO_TESTS_COLLECTED:
+                        status = status or process.returncode
                 if running and time.monotonic() - last_progress >= PROGRESS_EVERY_S:
                     last_progress = time.monotonic()
                     states = ", ".join(f"shard {n} {progress(log)}" for n, (_, log) in sorted(running.items()))
@@ -123,7 +126,9 @@ def main(pytest_args: list[str]) -> int:
                 process.wait()
             print("shards: interrupted", file=sys.stderr)
             return 130
-    verdict = "passed" if not status else "FAILED"
+    if statuses and all(code == NO_TESTS_COLLECTED for code in statuses):
+        status = NO_TESTS_COLLECTED  # nothing ran anywhere: say so, as pytest does
+    verdict = {0: "passed", NO_TESTS_COLLECTED: "no tests selected"}.get(status, "FAILED")
     print(f"\nall {len(shards)} shards ended in {time.monotonic() - started:.0f} s: {verdict}")
     return status
 
