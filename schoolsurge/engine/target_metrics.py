@@ -44,12 +44,11 @@ log = logging.getLogger(__name__)
 
 def parse_samples(text: str) -> list[list[Any]]:
     """[name, labels, value] of every sample worth keeping; ValueError for text that is not Prometheus's."""
-    samples: list[list[Any]] = []
-    for family in text_string_to_metric_families(_without_skipped(text)):
-        for sample in family.samples:
-            if not sample.name.endswith(SKIPPED_SUFFIXES):
-                samples.append([sample.name, dict(sample.labels), sample.value])
-    return samples
+    return [
+        [sample.name, dict(sample.labels), sample.value]
+        for family in text_string_to_metric_families(_without_skipped(text))
+        for sample in family.samples
+    ]
 
 
 def _without_skipped(text: str) -> str:

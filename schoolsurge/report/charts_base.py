@@ -43,6 +43,11 @@ class Chart:
     caption: str
     svg: str
 
+    @classmethod
+    def drawn(cls, fig: Figure, key: str, title: str, caption: str) -> Chart:
+        """The chart of a finished figure (closed once drawn), its SVG ids unique by `key`."""
+        return cls(key, title, caption, svg(fig, key, title))
+
 
 @dataclass
 class Context:

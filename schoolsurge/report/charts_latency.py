@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from schoolsurge.report.bins import TimeAxis
-from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, svg, time_axes
+from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.latency import Binned, cdf, distribution
 from schoolsurge.rundir import Counter
 
@@ -39,7 +39,7 @@ def _over_time(
     ax.set_yscale("log")
     ax.set_ylabel("ms (log)")
     legend(ax)
-    return Chart(key, title, caption, svg(fig, key, title))
+    return Chart.drawn(fig, key, title, caption)
 
 
 def login_over_time(ctx: Context) -> Chart | None:
@@ -93,7 +93,7 @@ def steps_over_time(ctx: Context) -> Chart | None:
         "Per request name, from Locust's statistics history: each point is Locust's percentile over its own recent "
         f"window, not the engine's histograms (which do not split by step). The {len(busiest)} busiest steps."
     )
-    return Chart("steps-latency", title, caption, svg(fig, "steps-latency", title))
+    return Chart.drawn(fig, "steps-latency", title, caption)
 
 
 def matplotlib_colours() -> list[str]:
@@ -116,7 +116,7 @@ def request_distribution(ctx: Context) -> Chart | None:
     legend(ax, loc="upper right")
     title = "Response-time distribution of people's requests"
     caption = f"All {shown.total:,} people's requests of the run, failed or not, from the merged histograms."
-    return Chart("request-distribution", title, caption, svg(fig, "request-distribution", title))
+    return Chart.drawn(fig, "request-distribution", title, caption)
 
 
 def login_cdf(ctx: Context) -> Chart | None:
@@ -152,4 +152,4 @@ def login_cdf(ctx: Context) -> Chart | None:
         "Whole run. An objective holds when its curve crosses its percentile's dotted line left of its dashed "
         "threshold; the verdicts above judge the SLO window only."
     )
-    return Chart("login-cdf", title, caption, svg(fig, "login-cdf", title))
+    return Chart.drawn(fig, "login-cdf", title, caption)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, svg, time_axes
+from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.data import number_or_none
 from schoolsurge.report.retries import retry_series
 from schoolsurge.rundir import FAILURE_COUNTERS, Counter, Gauge
@@ -64,7 +64,7 @@ def requests_and_failures(ctx: Context) -> Chart | None:
         f"second averaged over {axis.bin_label}; failures stacked by kind on the successful ones. Bots' attempts are "
         "counted apart and are not in the error ratio."
     )
-    return Chart("requests", title, caption, svg(fig, "requests", title))
+    return Chart.drawn(fig, "requests", title, caption)
 
 
 def retries(ctx: Context) -> Chart | None:
@@ -112,7 +112,7 @@ def retries(ctx: Context) -> Chart | None:
         f"login_attempts is counted in the person's arrival second, in bins of {ctx.cohort_axis.bin_label}. "
         f"Other bins: {axis.bin_label}."
     )
-    return Chart("retries", title, caption, svg(fig, "retries", title))
+    return Chart.drawn(fig, "retries", title, caption)
 
 
 def generator(ctx: Context) -> Chart | None:
@@ -149,4 +149,4 @@ def generator(ctx: Context) -> Chart | None:
         "a Locust process is one core at most, so a process near 100% cannot keep the clock and the run measures "
         "the generator. CPU is summed over the processes in sessions.csv; shown per process."
     )
-    return Chart("generator", title, caption, svg(fig, "generator", title))
+    return Chart.drawn(fig, "generator", title, caption)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from schoolsurge.report.charts_base import Chart, Context, figure, legend, svg, time_axes
+from schoolsurge.report.charts_base import Chart, Context, figure, legend, time_axes
 from schoolsurge.rundir import AGGREGATED
 
 
@@ -29,7 +29,7 @@ def users(ctx: Context) -> Chart | None:
     ax.set_ylabel("users")
     legend(ax)
     title = "Simulated users over time"
-    return Chart("users", title, "Locust's user count (agents), from its statistics history.", svg(fig, "users", title))
+    return Chart.drawn(fig, "users", title, "Locust's user count (agents), from its statistics history.")
 
 
 def throughput(ctx: Context) -> Chart | None:
@@ -50,7 +50,7 @@ def throughput(ctx: Context) -> Chart | None:
     legend(ax)
     title = "Requests and failures per second (Locust)"
     caption = "From Locust's statistics history: each point is Locust's rate over its recent window."
-    return Chart("throughput", title, caption, svg(fig, "throughput", title))
+    return Chart.drawn(fig, "throughput", title, caption)
 
 
 def login(ctx: Context) -> Chart | None:
@@ -73,4 +73,4 @@ def login(ctx: Context) -> Chart | None:
     legend(ax)
     title = "Login (whole SSO flow, Locust entry): p50 and p95"
     caption = "From Locust's statistics history (its recent window), the login flow entry."
-    return Chart("login-locust", title, caption, svg(fig, "login-locust", title))
+    return Chart.drawn(fig, "login-locust", title, caption)

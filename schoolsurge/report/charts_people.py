@@ -8,7 +8,7 @@ import pandas as pd
 
 from schoolsurge.models.replay import Replay
 from schoolsurge.report.bins import time_axis
-from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, svg, time_axes
+from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.outcome import national_per_run_second
 from schoolsurge.rundir import Counter, Gauge
 
@@ -39,7 +39,7 @@ def arrivals_rate(ctx: Context) -> Chart | None:
         f"People by their intended arrival time (cohort), in bins of {axis.bin_label}, so no bin is emptier than "
         "its neighbours by rounding. Gave up: people due then who gave up logging in."
     )
-    return Chart("arrivals", title, caption, svg(fig, "arrivals", title))
+    return Chart.drawn(fig, "arrivals", title, caption)
 
 
 def arrivals_cumulative(ctx: Context) -> Chart | None:
@@ -63,7 +63,7 @@ def arrivals_cumulative(ctx: Context) -> Chart | None:
     legend(ax)
     title = "Arrivals, cumulative: scheduled, started, logged in, gave up, dropped"
     caption = "Counted by intended arrival time (cohort): a person due at 08:00 who logged in at 08:20 counts at 08:00."
-    return Chart("arrivals-cumulative", title, caption, svg(fig, "arrivals-cumulative", title))
+    return Chart.drawn(fig, "arrivals-cumulative", title, caption)
 
 
 def served(ctx: Context) -> Chart | None:
@@ -87,7 +87,7 @@ def served(ctx: Context) -> Chart | None:
     legend(ax)
     title = "Who got in: share of the people due in each bin who logged in, gave up, or left"
     caption = f"By intended arrival time (cohort), bins of {axis.bin_label}."
-    return Chart("served", title, caption, svg(fig, "served", title))
+    return Chart.drawn(fig, "served", title, caption)
 
 
 def _planned(ctx: Context) -> tuple[np.ndarray, np.ndarray] | None:
@@ -143,4 +143,4 @@ def concurrency(ctx: Context) -> Chart | None:
             else ""
         )
     )
-    return Chart("concurrency", title, caption, svg(fig, "concurrency", title))
+    return Chart.drawn(fig, "concurrency", title, caption)

@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from schoolsurge.report.bins import TimeAxis
-from schoolsurge.report.charts_base import Chart, figure, legend, svg, time_axes
+from schoolsurge.report.charts_base import Chart, figure, legend, time_axes
 from schoolsurge.report.platform_side import SHED_REASONS, OperationalLaws, PlatformSeries
 
 SHED_COLOURS = {
@@ -69,7 +69,7 @@ def cpu(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) ->
         f"{series.interval_s:.1f} run s): cores busy, all the platform's processes; U = cores busy / m. "
         "Database time: SQLite statements' execution time (lock waits included) per second, and per statement."
     )
-    return Chart("platform-cpu", title, caption, svg(fig, "platform-cpu", title))
+    return Chart.drawn(fig, "platform-cpu", title, caption)
 
 
 def concurrency(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -> Chart | None:
@@ -97,7 +97,7 @@ def concurrency(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | 
         "Gauges as each scrape found them (all workers): requests being served, waiting for one of the admission "
         "slots, and waiting for a token of the profile's rate limits. The limits are the machine's (all workers)."
     )
-    return Chart("platform-concurrency", title, caption, svg(fig, "platform-concurrency", title))
+    return Chart.drawn(fig, "platform-concurrency", title, caption)
 
 
 def admission(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -> Chart | None:
@@ -141,7 +141,7 @@ def admission(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | No
         "those admitted, and those refused with 503 by reason: the profile's limits (login_rate, request_rate, "
         "sessions_full) or the machine's (queue_full, queue_timeout). Below: answers 429, login throttling."
     )
-    return Chart("platform-admission", title, caption, svg(fig, "platform-admission", title))
+    return Chart.drawn(fig, "platform-admission", title, caption)
 
 
 def laws(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -> Chart | None:
@@ -175,7 +175,7 @@ def laws(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -
         f"Per {per}: X, people's successful requests/s (run terms); U, the platform's CPU busy over its m cores; "
         "D = m U / X, CPU seconds per request; the CPU would be saturated at X = m / D (log scale)."
     )
-    return Chart("platform-laws", title, caption, svg(fig, "platform-laws", title))
+    return Chart.drawn(fig, "platform-laws", title, caption)
 
 
 CHARTS: tuple[Callable[[PlatformSeries, TimeAxis, OperationalLaws | None], Chart | None], ...] = (
