@@ -78,7 +78,9 @@ class Platform:
         if match is None:
             return form.status_code, None, 1
         fields = {"username": username, "password": password, "execution": match[1].decode(), "service": service}
-        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        # The execution token works only with the login-flow cookie that came with the form.
+        flow = (form.get("set-cookie") or "").split(";", 1)[0]
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Cookie": flow}
         submitted = self.http.post("/cas/login", body=urlencode(fields), headers=headers)
         submitted.read()
         location = submitted.get("location")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -148,10 +149,17 @@ def login_form(client: Client) -> str:
     return match.group(1)
 
 
-def post_credentials(client: Client, username: str, password: str, execution: str | None = None) -> Reply:
+def post_credentials(
+    client: Client,
+    username: str,
+    password: str,
+    execution: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """POST credentials on `execution`, else on a login form fetched now (in this client: its login flow)."""
     execution = execution or login_form(client)
     form = {"username": username, "password": password, "execution": execution}
-    return client.post("/cas/login", form={**form, "service": service_url(client.base_url)})
+    return client.post("/cas/login", form={**form, "service": service_url(client.base_url)}, headers=headers)
 
 
 def ticket_of(reply: Reply) -> str:
@@ -181,3 +189,30 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
 
 def pupil_of_class(roster: Roster, class_id: int, nth: int = 0) -> int:
     return roster.pupils_of_class(class_id)[nth]
+
+
+def slow_down_checks(elapsed: float, allowed: int, longest_wait: float) -> int:
+    """The most password checks the platform's slow-down lets through for one account (or one address and
+    account) in `elapsed` seconds: `allowed` at once, then one after each wait, 1 s doubled each time, at most
+    `longest_wait` (sso.slow_down_wait). An upper bound whatever the machine's speed: more time, more checks."""
+    checks, waited, wait = allowed, 0.0, 1.0
+    while waited + wait <= elapsed:
+        checks, waited, wait = checks + 1, waited + wait, min(2 * wait, longest_wait)
+    return checks
+
+
+def log_in_when_allowed(
+    client: Client, username: str, password: str, deadline_s: float = 60.0, headers: dict[str, str] | None = None
+) -> tuple[Reply, int]:
+    """Log in with the right password, waiting out each 429's Retry-After as a person would, until the login
+    goes through or `deadline_s` would pass; (the last reply, how many 429s came first)."""
+    deadline, slowed = time.monotonic() + deadline_s, 0
+    while True:
+        reply = post_credentials(client, username, password, headers=headers)
+        if reply.status != 429:
+            return reply, slowed
+        wait = int(reply.headers["Retry-After"])
+        if time.monotonic() + wait > deadline:
+            return reply, slowed
+        slowed += 1
+        time.sleep(wait)  # the wait the platform asks for, not a synchronisation

@@ -1,7 +1,8 @@
 """Hardening of the reference platform, each finding attacked for real over HTTP against real processes:
 CAS tickets only for registered services, a refused second server leaves the first alone, the body limit on
 bytes received, a read-only database refused at start, and the low-severity items (token out of the log,
-/metrics token, 404 for what is not yours, throttling by address and account)."""
+/metrics token, 404 for what is not yours), wrong passwords slowing each account down whatever the addresses,
+and login forms bound to their browser, never framed, with Secure cookies behind https."""
 
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
@@ -25,12 +30,14 @@ from conftest import (
     CALLBACK,
     Client,
     Reply,
+    log_in_when_allowed,
     login,
     login_form,
     metric_value,
     post_credentials,
     pupil_of_class,
     service_url,
+    slow_down_checks,
     ticket_of,
 )
 
@@ -39,6 +46,7 @@ from schoolsurge.errors import PlatformStartError
 from schoolsurge.platform.body_limit import MAX_BODY_BYTES
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import add_target_arguments, resolve_access, run_target
+from schoolsurge.platform.settings import Settings
 
 SEED, SIZE, COST = 2021, 60, 4
 NOTES = "http://notes.example/ent/auth/callback"  # another registered service, at the same path as the ENT's
@@ -445,21 +453,7 @@ def test_ids_not_yours_answer_exactly_like_ids_that_do_not_exist(
         assert (reply.status, reply.json()) == (404, {"detail": "no such class"})
 
 
-def test_wrong_passwords_lock_one_address_out_of_one_account(registry_platform: PlatformProcess) -> None:
-    url, roster = registry_platform.base_url, Roster(SEED, SIZE)
-    username, password = roster.credentials("student", roster.pupils - 1)
-    attacker, victim = Client(url), Client(url, source_address="127.0.0.2")
-    for _ in range(5):
-        assert post_credentials(attacker, username, "guess").status == 401
-    locked = post_credentials(attacker, username, password)
-    assert locked.status == 429 and int(locked.headers["Retry-After"]) >= 1
-    # The same account from another address is not locked: the attacker cannot lock people out.
-    assert post_credentials(victim, username, "typo").status == 401  # counted for this address alone
-    assert post_credentials(victim, username, password).status == 302
-    assert post_credentials(attacker, username, password).status == 429  # still locked for the attacker
-
-
-def test_a_database_of_an_earlier_version_gains_the_address_column_and_keeps_its_data(
+def test_a_database_of_an_earlier_version_gets_the_new_login_tables_and_keeps_its_data(
     tmp_path: Path, platform_cache: Path
 ) -> None:
     db, roster = tmp_path / "old.sqlite3", Roster(SEED, SIZE)
@@ -467,6 +461,8 @@ def test_a_database_of_an_earlier_version_gains_the_address_column_and_keeps_its
     conn = sqlite3.connect(db)
     conn.executescript(
         "DROP TABLE login_failures; CREATE TABLE login_failures (username TEXT NOT NULL, at REAL NOT NULL);"
+        # Login forms before they were bound to a browser.
+        "DROP TABLE login_flows; CREATE TABLE login_flows (token TEXT PRIMARY KEY, created_at REAL NOT NULL);"
         "INSERT INTO homework (class_id, subject, due, text) VALUES (0, 'kept', '2021-04-09', 'kept');"
     )
     conn.close()
@@ -478,3 +474,197 @@ def test_a_database_of_an_earlier_version_gains_the_address_column_and_keeps_its
     conn = sqlite3.connect(db)
     assert conn.execute("SELECT COUNT(*) FROM homework WHERE subject = 'kept'").fetchone() == (1,)
     conn.close()
+
+
+# ---- 6. wrong passwords slow each account down, whatever the addresses (issue #20, item 9) -------------------
+
+HTTPS_ALIAS = "https://ent.example"  # the ENT's public URL behind a TLS proxy
+LONGEST_WAIT = 2.0  # seconds, the https_platform's --throttle-max-delay: slow-downs waited out quickly
+ACCOUNT_ALLOWED = Settings().account_throttle_failures  # wrong passwords for one account before it slows down
+ADDRESS_ALLOWED = Settings().throttle_failures  # ... from one address
+
+
+@pytest.fixture(scope="module")
+def https_platform(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> Iterator[PlatformProcess]:
+    """Two workers, reached over https at its public URL (a TLS proxy in front), slow-downs of at most 2 s and
+    a window of an hour (nothing ages out during a test). Its own, so its accounts' slow-downs touch no other
+    test."""
+    root = tmp_path_factory.mktemp("https")
+    args = ["--profile", "resized", "--public-url", HTTPS_ALIAS]
+    args += ["--throttle-max-delay", str(LONGEST_WAIT), "--throttle-window", "3600"]
+    with PlatformProcess(**options(platform_cache, log_path=root / "log", extra_args=args)) as proc:
+        yield proc
+
+
+def password_checks(url: str) -> float:
+    """Passwords hashed so far by the platform (every worker)."""
+    return metric_value(Client(url).get("/metrics").text, "schoolsurge_password_hash_seconds_count")
+
+
+def outcome(reply: Reply) -> str:
+    """ "checked" (the form again, wrong credentials), "slowed" (429) or, unexpected, the status and body."""
+    if reply.status == 401 and "invalid username or password" in reply.text:
+        return "checked"
+    if reply.status == 429 and int(reply.headers["Retry-After"]) >= 1:
+        return "slowed"
+    return f"{reply.status} {reply.text[:200]}"
+
+
+def wrong_password_burst(
+    url: str, username: str, senders: list[tuple[str | None, dict[str, str]]], guesses: int
+) -> tuple[Counter[str], float]:
+    """Each sender (source address, headers), in a thread of its own, guesses `guesses` wrong passwords in a
+    row, all senders at once; (outcomes, seconds the whole burst took)."""
+    outcomes: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def guess_from(source: str | None, headers: dict[str, str]) -> None:
+        client = Client(url, source_address=source)
+        for _ in range(guesses):
+            result = outcome(post_credentials(client, username, "not-the-password", headers=headers))
+            with lock:
+                outcomes[result] += 1
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(senders)) as pool:
+        for done in [pool.submit(guess_from, source, headers) for source, headers in senders]:
+            done.result()
+    return outcomes, time.monotonic() - started
+
+
+def assert_slowed_per_account(url: str, username: str, senders: list[tuple[str | None, dict[str, str]]]) -> None:
+    """Ten senders, six wrong passwords each, all at once: checked, the account's allowance and then one per
+    wait, whoever sends them."""
+    hashed_before = password_checks(url)
+    outcomes, elapsed = wrong_password_burst(url, username, senders, guesses=6)
+    assert set(outcomes) <= {"checked", "slowed"}, outcomes
+    # Per (address, account) only, 5 of each sender's 6 were checked: 50 of 60.
+    assert ACCOUNT_ALLOWED <= outcomes["checked"] <= slow_down_checks(elapsed, ACCOUNT_ALLOWED, LONGEST_WAIT)
+    assert password_checks(url) - hashed_before == outcomes["checked"]  # a slowed attempt costs no hashing
+
+
+def test_wrong_passwords_from_many_addresses_slow_the_account_down(https_platform: PlatformProcess) -> None:
+    url = https_platform.base_url
+    username, password = Roster(SEED, SIZE).credentials("student", 11)
+    senders: list[tuple[str | None, dict[str, str]]] = [(f"127.0.0.{i}", {}) for i in range(2, 12)]
+    assert_slowed_per_account(url, username, senders)
+    reply, _ = log_in_when_allowed(Client(url, source_address="127.0.0.12"), username, password)
+    assert reply.status == 302
+
+
+def test_wrong_passwords_through_a_proxy_slow_the_account_down(https_platform: PlatformProcess) -> None:
+    """A proxy on loopback passes each client's address on in X-Forwarded-For, which the platform trusts from
+    127.0.0.1 (uvicorn's FORWARDED_ALLOW_IPS): ten clients behind it, or one attacker writing the header."""
+    url = https_platform.base_url
+    username, password = Roster(SEED, SIZE).credentials("student", 12)
+    senders: list[tuple[str | None, dict[str, str]]] = [
+        (None, {"X-Forwarded-For": f"203.0.113.{i}"}) for i in range(10)
+    ]
+    assert_slowed_per_account(url, username, senders)
+    reply, _ = log_in_when_allowed(Client(url), username, password, headers={"X-Forwarded-For": "203.0.113.99"})
+    assert reply.status == 302
+
+
+def test_one_address_is_slowed_down_never_locked_out(https_platform: PlatformProcess) -> None:
+    """Behind a proxy that does not pass addresses on, everyone shares its address: guesses from it slow that
+    address down, and whoever shares it still gets in with the right password once the wait is over."""
+    url = https_platform.base_url
+    username, password = Roster(SEED, SIZE).credentials("student", 13)
+    attacker, elsewhere = Client(url), Client(url, source_address="127.0.0.2")
+    started = time.monotonic()
+    for _ in range(ADDRESS_ALLOWED):
+        assert post_credentials(attacker, username, "guess").status == 401
+    # Another address is not slowed down by them: the account as a whole is below its allowance.
+    assert post_credentials(elsewhere, username, "typo").status == 401
+    assert post_credentials(elsewhere, username, password).status == 302
+    # The guessing address goes on: past its allowance, one check per wait.
+    outcomes, _ = wrong_password_burst(url, username, [(None, {})], guesses=10)
+    checks_allowed = slow_down_checks(time.monotonic() - started, 0, LONGEST_WAIT)
+    assert set(outcomes) <= {"checked", "slowed"} and outcomes["checked"] <= checks_allowed, outcomes
+    # Whoever shares it gets in with the right password after the wait: a slow-down, not a lock.
+    reply, _ = log_in_when_allowed(attacker, username, password, deadline_s=30)
+    assert reply.status == 302
+
+
+# ---- 7. login CSRF, framing, Secure cookies (issue #20, item 12) ---------------------------------------------
+
+
+def test_a_login_form_works_only_in_the_browser_it_was_given_to(platform_url: str, platform_roster: Roster) -> None:
+    """Login CSRF: an attacker's own form, posted from the victim's browser, would log the victim in as the
+    attacker. The execution token is bound to the browser that got the form (its login-flow cookie)."""
+    attacker, victim = Client(platform_url), Client(platform_url)
+    username, password = platform_roster.credentials("parent", 4)  # the attacker's own account
+    hashed_before = password_checks(platform_url)
+    login_form(victim)  # the victim's browser has a login flow of its own
+    for browser in (victim, Client(platform_url)):  # with it, and with no cookie at all
+        reply = post_credentials(browser, username, password, login_form(attacker))
+        assert reply.status == 401 and "another browser" in reply.json()["detail"], reply.text
+    # A browser is shown the form again (CAS 3.0: back to /login), bound to itself this time.
+    page = victim.post(
+        "/cas/login",
+        form={"username": username, "password": password, "execution": login_form(attacker)},
+        headers={"Accept": "text/html"},
+    )
+    assert page.status == 401 and page.headers["Content-Type"].startswith("text/html")
+    assert "opened in another browser" in page.text and "cas_login_flow" in (page.headers["Set-Cookie"] or "")
+    assert password_checks(platform_url) == hashed_before  # refused before any hashing
+    fresh = re.search(r'name="execution" value="([^"]+)"', page.text)
+    assert fresh is not None
+    assert post_credentials(victim, username, password, fresh.group(1)).status == 302
+    # The token is used up by a post from the wrong browser: its owner cannot use it any more either.
+    planted = login_form(attacker)
+    assert post_credentials(victim, username, password, planted).status == 401
+    assert post_credentials(attacker, username, password, planted).status == 401
+    assert post_credentials(attacker, username, password).status == 302  # a form of its own works
+
+
+def test_html_pages_may_not_be_framed(platform_url: str, platform_roster: Roster) -> None:
+    client = Client(platform_url)
+    username, password = platform_roster.credentials("teacher", 6)
+    html = {"Accept": "text/html"}
+    evil = urlencode({"service": "http://evil.example/ent/auth/callback"})
+    no_service = {"username": username, "password": password, "_eventId": "submit"}
+    pages = {
+        "login form": client.get(f"/cas/login?{urlencode({'service': service_url(platform_url)})}"),
+        "wrong password": post_credentials(client, username, "typo"),
+        "stale form": client.post("/cas/login", form={**no_service, "execution": "made-up"}, headers=html),
+        "logged in": client.post("/cas/login", form={**no_service, "execution": login_form(client)}),
+        "unregistered service": client.get(f"/cas/login?{evil}", headers=html),
+        "logged out": client.get("/cas/logout"),
+    }
+    for name, page in pages.items():
+        assert page.headers["Content-Type"].startswith("text/html"), name
+        assert page.headers["X-Frame-Options"] == "DENY", name
+        policy = dict(d.strip().split(" ", 1) for d in (page.headers["Content-Security-Policy"] or "").split(";"))
+        assert policy.get("frame-ancestors") == "'none'" and policy.get("default-src") == "'none'", (name, policy)
+
+
+def cookie_attributes(reply: Reply, name: str) -> set[str]:
+    """The attributes (lower case: httponly, secure, path=/, ...) of the cookie `name` the reply sets."""
+    for header in reply.headers.get_all("Set-Cookie") or []:
+        cookie, *attributes = (part.strip() for part in header.split(";"))
+        if cookie.partition("=")[0] == name:
+            return {attribute.lower() for attribute in attributes}
+    raise AssertionError(f"no {name} cookie set: {reply.headers.get_all('Set-Cookie')}")
+
+
+@pytest.mark.parametrize("over_https", [True, False], ids=["https public URL", "http only"])
+def test_cookies_are_secure_when_the_ent_is_reached_over_https(
+    over_https: bool, https_platform: PlatformProcess, platform_url: str
+) -> None:
+    url = https_platform.base_url if over_https else platform_url
+    username, password = Roster(SEED, SIZE).credentials("teacher", 7)
+    client = Client(url)
+    form = client.get(f"/cas/login?{urlencode({'service': service_url(url)})}")
+    logged_in = post_credentials(client, username, password)
+    callback = client.get(f"{CALLBACK}?ticket={ticket_of(logged_in)}")
+    logged_out = client.get("/cas/logout")
+    set_cookies = {
+        "login flow, set": (cookie_attributes(form, "cas_login_flow"), "path=/cas"),
+        "login flow, dropped": (cookie_attributes(logged_in, "cas_login_flow"), "path=/cas"),
+        "session, set": (cookie_attributes(callback, "ent_session"), "path=/"),
+        "session, dropped": (cookie_attributes(logged_out, "ent_session"), "path=/"),
+    }
+    for name, (attributes, path) in set_cookies.items():
+        assert {"httponly", "samesite=lax", path} <= attributes, (name, attributes)
+        assert ("secure" in attributes) is over_https, (name, attributes)

@@ -46,7 +46,7 @@ ERRORS = {
         409: "conflicts with the current state",
         413: "request body too large",
         422: "malformed request",
-        429: "too many failed logins for this account; see Retry-After",
+        429: "too many wrong passwords for this account: slowed down, see Retry-After",
         503: "overloaded (a profile limit: logins, requests or sessions; the admission queue; the database); "
         "see Retry-After",
     }.items()

@@ -16,8 +16,17 @@ from schoolsurge.platform.sso import Failure, Validation
 CAS_NAMESPACE = "http://www.yale.edu/tp/cas"
 RESPONSE_FORMATS = ("XML", "JSON")  # CAS 3.0 section 2.5.1, the `format` parameter
 BAD_CREDENTIALS = "invalid username or password"
+STALE_FORM = "login form unknown, already used, expired or opened in another browser; reload it and log in again"
 # CAS 3.0 appendix B: the pages around a login must not be cached (a Back button must not replay a form).
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "Expires": "Thu, 01 Jan 1970 00:00:00 GMT"}
+# Every page: never inside a frame (clickjacking the login form), and nothing loaded or run but the page itself
+# (it has no script, style or image). No form-action: browsers apply it to the redirect after the form, which
+# goes to the service, on another origin.
+PAGE_SECURITY = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
 
 PAGE = """<!doctype html>
 <html lang="fr"><head><meta charset="utf-8"><title>{title}</title></head>
@@ -35,6 +44,9 @@ LOGIN_FORM = """{error}<form method="post" action="/cas/login">
 </form>
 """
 LOGIN_ERROR = f"""<p class="error" role="alert">Identifiant ou mot de passe incorrect ({BAD_CREDENTIALS}).</p>
+"""
+STALE_FORM_ERROR = f"""<p class="error" role="alert">Ce formulaire a expiré, a déjà servi ou a été ouvert dans un autre
+navigateur : saisissez à nouveau vos identifiants ({STALE_FORM}).</p>
 """
 LOGGED_IN = """<p>Vous êtes authentifié. Aucun service n'a été demandé : ouvrez le service que vous voulez utiliser.</p>
 <p>Your credentials are accepted. No service was named, so no ticket was issued; this server keeps no single
@@ -54,16 +66,19 @@ aucune connexion ne lui est transmise.</p>
 
 
 def page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title=title, body=body), status_code=status_code, headers=NO_STORE)
+    return HTMLResponse(
+        PAGE.format(title=title, body=body), status_code=status_code, headers={**NO_STORE, **PAGE_SECURITY}
+    )
 
 
-def login_page(execution: str, service: str | None, *, failed: bool = False) -> HTMLResponse:
-    """The login form (CAS 3.0 section 2.1.3), with the error after wrong credentials (401, section 2.2.4)."""
+def login_page(execution: str, service: str | None, *, error: str = "") -> HTMLResponse:
+    """The login form (CAS 3.0 section 2.1.3); with an error (LOGIN_ERROR after wrong credentials, section
+    2.2.4, or STALE_FORM_ERROR), 401."""
     hidden_service = (
         f'<input type="hidden" name="service" value="{html.escape(service, quote=True)}">\n' if service else ""
     )
-    form = LOGIN_FORM.format(error=LOGIN_ERROR if failed else "", execution=execution, service=hidden_service)
-    return page("Connexion ENT", form, 401 if failed else 200)
+    form = LOGIN_FORM.format(error=error, execution=execution, service=hidden_service)
+    return page("Connexion ENT", form, 401 if error else 200)
 
 
 def logged_in_page() -> HTMLResponse:
@@ -75,7 +90,7 @@ def logged_out_page() -> HTMLResponse:
 
 
 def unregistered_service_page() -> HTMLResponse:
-    return HTMLResponse(PAGE.format(title="Service non autorisé", body=UNREGISTERED), status_code=403)
+    return HTMLResponse(PAGE.format(title="Service non autorisé", body=UNREGISTERED), 403, PAGE_SECURITY)
 
 
 def redirect(url: str) -> RedirectResponse:

@@ -1,7 +1,7 @@
 """SQLite schema and connection helpers of the reference platform.
 
 Everything lives in one SQLite file, login state included (execution tokens, service tickets, sessions,
-failed logins), so that several worker processes share it. WAL lets readers run beside the one writer; the
+wrong passwords), so that several worker processes share it. WAL lets readers run beside the one writer; the
 busy timeout (the `db_timeout` knob) makes a writer wait for the lock instead of failing at once.
 
 A seeded file is a pristine cache that is never served: each server runs on its own copy (see seed.py).
@@ -81,15 +81,25 @@ CREATE TABLE messages (
 CREATE INDEX messages_class ON messages(class_id, audience);
 """
 
-# Failed logins, counted per (client address, username) for throttling (routes/sso.py).
+# Login state that lives minutes (sso.py): a file of an earlier version gets these tables afresh, not migrated.
+# A login form's execution token, bound to the browser it was given to (the hash of its login-flow cookie).
+LOGIN_FLOWS_SCHEMA = """
+CREATE TABLE login_flows (token TEXT PRIMARY KEY, created_at REAL NOT NULL, browser_hash TEXT NOT NULL);
+"""
+# Wrong passwords, by client address and username, for the throttle: a row per password check, written before
+# the check and removed when the password was right.
 LOGIN_FAILURES_SCHEMA = """
 CREATE TABLE login_failures (address TEXT NOT NULL, username TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX login_failures_key ON login_failures(username, address, at);
 """
+# Each table of login state, and a column that an earlier version's lacks.
+LOGIN_STATE_TABLES = {
+    "login_flows": (LOGIN_FLOWS_SCHEMA, "browser_hash"),
+    "login_failures": (LOGIN_FAILURES_SCHEMA, "address"),
+}
 
 # State created while the platform runs.
 RUNTIME_SCHEMA = """
-CREATE TABLE login_flows (token TEXT PRIMARY KEY, created_at REAL NOT NULL);
 CREATE TABLE tickets (
     ticket TEXT PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
@@ -216,7 +226,7 @@ def durable_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FAILURES_SCHEMA)
+    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FLOWS_SCHEMA + LOGIN_FAILURES_SCHEMA)
 
 
 def is_busy(error: sqlite3.OperationalError) -> bool:
@@ -251,13 +261,14 @@ def check_writable(path: Path) -> None:
 
 def upgrade_runtime_schema(conn: sqlite3.Connection) -> None:
     """Bring a file made by an earlier version up to date, keeping its data (no reseed, no lost homework).
-    Failed logins are only minutes of throttling state: an old table is replaced, not migrated."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(login_failures)")}
-    if "address" not in columns:
-        with transaction(conn):
-            conn.execute("DROP TABLE IF EXISTS login_failures")
-            for statement in filter(str.strip, LOGIN_FAILURES_SCHEMA.split(";")):
-                conn.execute(statement)
+    Login forms and wrong passwords are only minutes of state: an old table is replaced, not migrated."""
+    for table, (schema, newest_column) in LOGIN_STATE_TABLES.items():
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if newest_column not in columns:
+            with transaction(conn):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in filter(str.strip, schema.split(";")):
+                    conn.execute(statement)
 
 
 def read_meta(path: Path, readonly: bool = True) -> dict[str, str]:

@@ -84,6 +84,11 @@ class ServiceRegistry:
         """Was a ticket issued for `service` meant for the ENT itself (and so redeemable at its callback)?"""
         return _canonical(service) in self.ent_callbacks
 
+    @property
+    def ent_over_https(self) -> bool:
+        """Is the ENT reached over https at one of its public URLs? Then its cookies are Secure (cookies.py)."""
+        return any(callback.startswith("https://") for callback in self.ent_callbacks)
+
     def to_json(self) -> dict[str, list[str]]:
         return {"ent_callbacks": sorted(self.ent_callbacks), "others": sorted(self.others)}
 

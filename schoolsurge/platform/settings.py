@@ -48,12 +48,18 @@ class Settings:
     # ---- security ---------------------------------------------------------------------------------
     login_flow_ttl: float = 300.0  # an execution token (login form) is valid 5 minutes
     ticket_ttl: float = 30.0  # a service ticket is valid 30 seconds
-    throttle_failures: int = 5  # wrong passwords for one account within throttle_window ...
-    throttle_window: float = 300.0  # ... lock further attempts on it (429) until the oldest one ages out
+    # Wrong passwords (sso.py): past throttle_failures for one account from one address, or
+    # account_throttle_failures from all addresses together, within throttle_window, each further attempt waits
+    # (429) after the latest one: 1 s, doubled at each wrong password, at most throttle_max_delay. Never a lock.
+    throttle_failures: int = 5
+    account_throttle_failures: int = 10
+    throttle_window: float = 300.0
+    throttle_max_delay: float = 60.0
     # ---- internal ---------------------------------------------------------------------------------
     session_touch_interval: float = 60.0  # sliding expiry refreshed at most this often: reads do not each write
     purge_probability: float = 0.01  # share of login forms that also purge expired rows
     retry_after: int = 1  # seconds, the Retry-After of a shed request
+    throttle_first_delay: float = 1.0  # seconds, the first wait of the slow-down on wrong passwords
 
     # ---- run-level values: what this platform enforces ---------------------------------------------
     @property
@@ -253,8 +259,19 @@ KNOBS = (
     Knob("room_capacity", "people in one virtual class, waiting room included", int_in(1, 100_000)),
     Knob("login_flow_ttl", "seconds a login form's execution token stays valid", seconds()),
     Knob("ticket_ttl", "seconds a CAS service ticket stays valid", seconds()),
-    Knob("throttle_failures", "wrong passwords per account within the window that lock it (429)", int_in(1, 1000)),
-    Knob("throttle_window", "seconds over which failed logins of one account are counted", seconds()),
+    Knob(
+        "throttle_failures",
+        "wrong passwords for one account from one address within the window before each further attempt from "
+        "it waits (429, a wait doubled at each one)",
+        int_in(1, 1000),
+    ),
+    Knob(
+        "account_throttle_failures",
+        "wrong passwords for one account from all addresses within the window before each further attempt waits",
+        int_in(1, 100_000),
+    ),
+    Knob("throttle_window", "seconds over which wrong passwords are counted", seconds()),
+    Knob("throttle_max_delay", "the longest wait between two attempts of a slowed-down login, seconds", seconds(1.0)),
     # National units, scaled to the run (docs/platform.md, "Capacity in national units").
     Knob(
         "national_login_rate",

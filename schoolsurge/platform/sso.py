@@ -1,15 +1,20 @@
-"""The CAS server's state and rules: login forms (one-time execution tokens), service tickets and their
-validation (Apereo CAS Protocol 3.0), and the throttle on wrong passwords. All of it lives in SQLite, shared by
-the worker processes. The endpoints are in routes/cas.py and routes/ent_auth.py, the answers' formats in
-cas_responses.py.
+"""The CAS server's state and rules: login forms (one-time execution tokens, each bound to the browser it was
+given to), service tickets and their validation (Apereo CAS Protocol 3.0), and the throttle on wrong
+passwords. All of it lives in SQLite, shared by the worker processes. The endpoints are in routes/cas.py and
+routes/ent_auth.py, the answers' formats in cas_responses.py, the cookies in cookies.py.
 
 Service tickets are issued only to registered services (services.py), are single-use whatever the outcome of
-their validation (CAS 3.0 section 3.1.1) and expire after `ticket_ttl`. Repeated wrong passwords from one
-address lock that address out of that account for a while (429).
+their validation (CAS 3.0 section 3.1.1) and expire after `ticket_ttl`.
+
+Wrong passwords slow logins down, never lock them (docs/platform.md, "Wrong passwords"): past a few of them
+for one account, from one address or from all addresses together, each further attempt must wait after the
+latest one, a wait that doubles at each wrong password up to `throttle_max_delay`; before it, 429 with
+Retry-After and no check. The right password gets in once the wait is over.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import re
@@ -22,7 +27,14 @@ from fastapi import HTTPException
 
 from schoolsurge.platform import db
 from schoolsurge.platform.core import Account, Platform
-from schoolsurge.platform.security import SERVICE_TICKET_PREFIX, normalize_service, service_ticket, token
+from schoolsurge.platform.security import (
+    SERVICE_TICKET_PREFIX,
+    normalize_service,
+    same_secret,
+    service_ticket,
+    token,
+    token_hash,
+)
 
 # What a ticket may look like to be quoted back in a failure message (CAS 3.0 section 3.7: letters, digits and
 # hyphens). Anything else is not echoed: it could break the XML, and it is the caller's input anyway.
@@ -64,24 +76,32 @@ class RedeemedTicket:
 # ---- login forms ----------------------------------------------------------------------------------------
 
 
-def start_login_flow(platform: Platform) -> str:
-    """A new login form's one-time execution token. Now and then also purges expired rows."""
+def start_login_flow(platform: Platform, browser: str) -> str:
+    """A new login form's one-time execution token, usable only by the browser whose login-flow cookie is
+    `browser` (only its hash is stored). Now and then also purges expired rows."""
     execution, now = token(), time.time()
     if random.random() < platform.settings.purge_probability:
         purge_expired(platform, now)
-    platform.connection().execute("INSERT INTO login_flows (token, created_at) VALUES (?, ?)", (execution, now))
+    platform.connection().execute(
+        "INSERT INTO login_flows (token, created_at, browser_hash) VALUES (?, ?, ?)",
+        (execution, now, token_hash(browser)),
+    )
     return execution
 
 
-def finish_login_flow(platform: Platform, execution: str, now: float) -> bool:
-    """Use up an execution token: True once for a token this server issued less than `login_flow_ttl` ago."""
+def finish_login_flow(platform: Platform, execution: str, browser: str | None, now: float) -> bool:
+    """Use up an execution token: True once for a token this server issued less than `login_flow_ttl` ago, to
+    the browser sending the login-flow cookie `browser`. A token posted from another browser is used up too."""
     # fetchall() finishes the statement so the delete commits now: a form can be submitted only once.
     flow = (
         platform.connection()
-        .execute("DELETE FROM login_flows WHERE token = ? RETURNING created_at", (execution,))
+        .execute("DELETE FROM login_flows WHERE token = ? RETURNING created_at, browser_hash", (execution,))
         .fetchall()
     )
-    return bool(flow) and now - flow[0][0] <= platform.settings.login_flow_ttl
+    if not flow or browser is None:
+        return False
+    created_at, browser_hash = flow[0]
+    return now - created_at <= platform.settings.login_flow_ttl and same_secret(token_hash(browser), browser_hash)
 
 
 def purge_expired(platform: Platform, now: float) -> None:
@@ -95,35 +115,71 @@ def purge_expired(platform: Platform, now: float) -> None:
 # ---- wrong passwords ------------------------------------------------------------------------------------
 
 
-def check_throttle(platform: Platform, address: str, username: str, now: float) -> int:
-    """Failed logins of this account from this address in the window; 429 once they reach the limit."""
-    settings = platform.settings
-    count, oldest = (
-        platform.connection()
-        .execute(
-            "SELECT COUNT(*), MIN(at) FROM login_failures WHERE username = ? AND address = ? AND at > ?",
-            (username, address, now - settings.throttle_window),
-        )
-        .fetchone()
-    )
-    if count >= settings.throttle_failures:
-        platform.metrics.logins.labels("throttled").inc()
-        wait = max(1, math.ceil(oldest + settings.throttle_window - now))
-        raise HTTPException(
-            429, f"too many failed logins for this account; retry in {wait} s", headers={"Retry-After": str(wait)}
-        )
-    return count
+def slow_down_wait(wrong: int, allowed: int, first: float, longest: float) -> float:
+    """Seconds an attempt waits after the latest of `wrong` wrong passwords in the window: none while fewer
+    than `allowed`, then `first`, doubled at each further one, at most `longest`."""
+    if wrong < allowed:
+        return 0.0
+    return min(first * 2.0 ** min(wrong - allowed, 64), longest)
 
 
-def record_failure(platform: Platform, address: str, username: str, now: float) -> None:
-    platform.connection().execute(
-        "INSERT INTO login_failures (address, username, at) VALUES (?, ?, ?)", (address, username, now)
-    )
-    platform.metrics.logins.labels("failure").inc()
-
-
-def clear_failures(platform: Platform, address: str, username: str) -> None:
+def check_credentials(platform: Platform, address: str, username: str, password: str, now: float) -> int | None:
+    """The account's id if the password is right, None if not; 429 with Retry-After, before any hashing, while
+    this account must wait (from this address, or from anywhere). Every check counts as a wrong password until
+    it proves right; the right one forgives this address's wrong passwords for the account (others' still
+    count)."""
+    attempt = _claim_check(platform, address, username, now)
+    try:
+        # One bcrypt hash whatever the outcome: unknown users and wrong passwords cost (and take) as long as a login.
+        account_id = platform.check_credentials(username, password)
+    except BaseException:
+        # Not checked after all (the database too busy to store a first login's hash: a 503): not a wrong one.
+        with contextlib.suppress(sqlite3.Error):
+            platform.connection().execute("DELETE FROM login_failures WHERE rowid = ?", (attempt,))
+        raise
+    if account_id is None:
+        platform.metrics.logins.labels("failure").inc()
+        return None
     platform.connection().execute("DELETE FROM login_failures WHERE username = ? AND address = ?", (username, address))
+    platform.metrics.logins.labels("success").inc()
+    return account_id
+
+
+def _claim_check(platform: Platform, address: str, username: str, now: float) -> int:
+    """Record a password check about to be made (its rowid), or answer 429 if it must wait. The wrong passwords
+    are counted and the check recorded in one write transaction: simultaneous attempts, in any worker, are
+    serialised by SQLite's lock, so a burst cannot slip more checks through than the slow-down allows."""
+    settings = platform.settings
+    since = now - settings.throttle_window
+    with db.transaction(platform.connection()) as connection:
+        by_account = connection.execute(
+            "SELECT COUNT(*), MAX(at) FROM login_failures WHERE username = ? AND at > ?", (username, since)
+        ).fetchone()
+        by_address = connection.execute(
+            "SELECT COUNT(*), MAX(at) FROM login_failures WHERE username = ? AND address = ? AND at > ?",
+            (username, address, since),
+        ).fetchone()
+        ready_at = max(
+            (latest or 0.0) + slow_down_wait(wrong, allowed, settings.throttle_first_delay, settings.throttle_max_delay)
+            for (wrong, latest), allowed in (
+                (by_account, settings.account_throttle_failures),
+                (by_address, settings.throttle_failures),
+            )
+        )
+        if ready_at > now:
+            platform.metrics.logins.labels("throttled").inc()
+            wait = max(1, math.ceil(ready_at - now))
+            raise HTTPException(
+                429,
+                f"too many wrong passwords for this account; retry in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        # fetchall() finishes the statement before the COMMIT.
+        rows = connection.execute(
+            "INSERT INTO login_failures (address, username, at) VALUES (?, ?, ?) RETURNING rowid",
+            (address, username, now),
+        ).fetchall()
+    return int(rows[0][0])
 
 
 # ---- service tickets ------------------------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """The CAS server's endpoints, after the Apereo CAS Protocol 3.0 specification, relative to the CAS base /cas:
 
-- GET /cas/login: the login form (a one-time execution token); `gateway` goes back to the service without a
-  ticket (nobody has a single sign-on session here); `renew` changes nothing (credentials are always asked).
+- GET /cas/login: the login form (a one-time execution token, bound to the browser by its login-flow cookie,
+  cookies.py); `gateway` goes back to the service without a ticket (nobody has a single sign-on session here);
+  `renew` changes nothing (credentials are always asked).
 - POST /cas/login: checks credentials; 302 to the service with a one-time service ticket, the form again with
-  an error (401) on wrong credentials, a "logged in" page when no service was named.
+  an error (401) on wrong credentials or a form not from this browser (or used, or expired), a "logged in" page
+  when no service was named; 429 while wrong passwords slow the account down (sso.py).
 - GET /cas/validate (CAS 1.0), /cas/serviceValidate (2.0), /cas/p3/serviceValidate (3.0, with attributes):
   back-channel ticket validation, the ticket used up whatever the outcome.
 - GET /cas/logout (3.0: to a registered `service`, else a "logged out" page), POST /cas/logout (JSON): end the
@@ -18,12 +20,15 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Form, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from schoolsurge.platform import sso
+from schoolsurge.platform import cookies, sso
 from schoolsurge.platform.cas_responses import (
+    LOGIN_ERROR,
     RESPONSE_FORMATS,
+    STALE_FORM,
+    STALE_FORM_ERROR,
     UNREGISTERED_SERVICE,
     cas1_response,
     logged_in_page,
@@ -34,7 +39,7 @@ from schoolsurge.platform.cas_responses import (
     unregistered_service_page,
 )
 from schoolsurge.platform.core import Platform
-from schoolsurge.platform.routes.dependencies import SESSION_COOKIE, PlatformDep
+from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Error, Status
 from schoolsurge.platform.security import normalize_service
 from schoolsurge.platform.sso import Failure, Validation
@@ -97,15 +102,38 @@ router = APIRouter(prefix="/cas", tags=["single sign-on"])
 
 
 def client_address(request: Request) -> str:
-    """The peer's address, as the socket gives it: never a header the client writes (X-Forwarded-For)."""
+    """The client's address as uvicorn gives it: the socket's peer, or the X-Forwarded-For address a trusted
+    proxy (FORWARDED_ALLOW_IPS, 127.0.0.1 by default) passes on. Only the per-address throttle reads it."""
     return request.client.host if request.client else ""
+
+
+def wants_html(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 def refuse_unregistered_service(request: Request) -> Response:
     """403: a page for a browser, JSON for anything else. Never echoes the service (it is attacker-chosen)."""
-    if "text/html" in request.headers.get("accept", ""):
+    if wants_html(request):
         return unregistered_service_page()
     return JSONResponse({"detail": UNREGISTERED_SERVICE}, status_code=403)
+
+
+def login_form_page(request: Request, platform: Platform, service: str | None, error: str = "") -> Response:
+    """A login form whose execution token only this browser can use: bound to its login-flow cookie, set (or
+    renewed) with the page."""
+    flow = cookies.login_flow_for_form(request)
+    response = login_page(sso.start_login_flow(platform, flow), service, error=error)
+    lifetime, secure = platform.settings.login_flow_ttl, platform.services.ent_over_https
+    cookies.set_login_flow(response, flow, lifetime, secure=secure)
+    return response
+
+
+def refuse_stale_form(request: Request, platform: Platform, service: str | None) -> Response:
+    """401 for an execution token unknown, used, expired or another browser's: a browser gets the form again
+    (CAS 3.0: back to /login as a credential requestor), anything else JSON."""
+    if wants_html(request):
+        return login_form_page(request, platform, service, STALE_FORM_ERROR)
+    return JSONResponse({"detail": STALE_FORM}, status_code=401)
 
 
 def with_ticket(registered_service: str, ticket: str) -> str:
@@ -116,8 +144,8 @@ def with_ticket(registered_service: str, ticket: str) -> str:
 def end_ent_session(platform: Platform, request: Request, response: Response) -> None:
     """Forget the ENT session of the request's cookie, if any, and tell the browser to drop the cookie. Read by
     hand, not declared: logging out is allowed without (or with an expired) session."""
-    platform.end_session(request.cookies.get(SESSION_COOKIE))
-    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
+    platform.end_session(request.cookies.get(cookies.SESSION_COOKIE))
+    cookies.drop_session(response, secure=platform.services.ent_over_https)
 
 
 # ---- /login ---------------------------------------------------------------------------------------------
@@ -130,7 +158,8 @@ def end_ent_session(platform: Platform, request: Request, response: Response) ->
         302: {"description": "gateway: back to the service, without a ticket"},
         **REFUSED_SERVICE,
     },
-    summary="Login form (HTML) with a one-time execution token; service optional, registered if given",
+    summary="Login form (HTML) with a one-time execution token for this browser (a login-flow cookie); service "
+    "optional, registered if given",
 )
 def login_form(
     request: Request,
@@ -146,7 +175,7 @@ def login_form(
         # CAS 3.0 section 2.1.1: without a single sign-on session (there are none here) and no non-interactive
         # login, gateway goes back to the service without a ticket. With renew, gateway is ignored.
         return redirect(normalize_service(service))
-    return login_page(sso.start_login_flow(platform), service)
+    return login_form_page(request, platform, service)
 
 
 @router.post(
@@ -159,10 +188,12 @@ def login_form(
         302: {"description": "redirect to SERVICE?ticket=ST-..."},
         401: documented(
             "wrong credentials: the login form again with an error (HTML, a fresh execution token); a form unknown, "
-            "used or expired: JSON",
+            "used, expired or not from this browser (no matching login-flow cookie): the form again for a browser "
+            "(Accept: text/html), else JSON",
             "text/html",
             model=Error,
         ),
+        429: documented("wrong passwords slow this account down: retry after Retry-After", model=Error),
         **REFUSED_SERVICE,
     },
 )
@@ -179,25 +210,23 @@ def login(
     # Before anything else: an unregistered service gets no ticket, and costs no hashing.
     if service and not platform.services.is_registered(service):
         return refuse_unregistered_service(request)
-    now, address = time.time(), client_address(request)
-    # The cheap single-use check comes before bcrypt, so replayed forms cost no hashing.
-    if not sso.finish_login_flow(platform, execution, now):
-        raise HTTPException(401, "login form unknown, already used or expired; reload it and log in again")
-    failures = sso.check_throttle(platform, address, username, now)
-    # One bcrypt hash whatever the outcome: unknown users and wrong passwords cost (and take) as long as a login.
-    account_id = platform.check_credentials(username, password)
+    now = time.time()
+    # The cheap single-use check comes before bcrypt, so replayed (or another browser's) forms cost no hashing.
+    if not sso.finish_login_flow(platform, execution, cookies.login_flow_of(request), now):
+        return refuse_stale_form(request, platform, service or None)
+    account_id = sso.check_credentials(platform, client_address(request), username, password, now)
     if account_id is None:
-        sso.record_failure(platform, address, username, now)
         # CAS 3.0 section 2.2.4: a failed login returns to /login as a credential requestor, with the error.
-        return login_page(sso.start_login_flow(platform), service or None, failed=True)
-    if failures:
-        sso.clear_failures(platform, address, username)
-    platform.metrics.logins.labels("success").inc()
+        return login_form_page(request, platform, service or None, LOGIN_ERROR)
+    response: Response
     if not service:
-        return logged_in_page()
-    # The canonical registered URL, not the raw input: the redirect goes exactly where registration allows.
-    registered = normalize_service(service)
-    return redirect(with_ticket(registered, sso.issue_service_ticket(platform, account_id, registered, now)))
+        response = logged_in_page()
+    else:
+        # The canonical registered URL, not the raw input: the redirect goes exactly where registration allows.
+        registered = normalize_service(service)
+        response = redirect(with_ticket(registered, sso.issue_service_ticket(platform, account_id, registered, now)))
+    cookies.drop_login_flow(response, secure=platform.services.ent_over_https)  # this flow is over
+    return response
 
 
 # ---- ticket validation ----------------------------------------------------------------------------------

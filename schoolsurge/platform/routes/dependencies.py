@@ -22,9 +22,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyCookie
 
+from schoolsurge.platform.cookies import SESSION_COOKIE
 from schoolsurge.platform.core import Account, Platform, Session
-
-SESSION_COOKIE = "ent_session"
 
 # A security scheme rather than a plain cookie parameter: schema-driven clients (schemathesis) then treat it
 # as credentials, and the schema says which operations need a session.

@@ -1,5 +1,5 @@
 """The ENT's side of single sign-on: its CAS service URL, where the browser lands with a service ticket. The
-ENT redeems the ticket and opens a session (an HttpOnly cookie)."""
+ENT redeems the ticket and opens a session (an HttpOnly cookie, cookies.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Response
 
-from schoolsurge.platform import sso
-from schoolsurge.platform.routes.dependencies import SESSION_COOKIE, PlatformDep
+from schoolsurge.platform import cookies, sso
+from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Me
 from schoolsurge.platform.services import CALLBACK_PATH
 
@@ -24,5 +24,5 @@ def auth_callback(platform: PlatformDep, response: Response, ticket: Annotated[s
     if account is None:
         raise HTTPException(401, f"ticket rejected: {failure}; log in again")
     cookie = platform.open_session(account)
-    response.set_cookie(SESSION_COOKIE, cookie, path="/", httponly=True, samesite="lax")
+    cookies.set_session(response, cookie, secure=platform.services.ent_over_https)
     return Me(username=account.username, role=account.role, display_name=account.display_name)
