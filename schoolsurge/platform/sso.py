@@ -35,6 +35,7 @@ from schoolsurge.platform.security import (
     token,
     token_hash,
 )
+from schoolsurge.platform.settings import Settings
 
 # What a ticket may look like to be quoted back in a failure message (CAS 3.0 section 3.7: letters, digits and
 # hyphens). Anything else is not echoed: it could break the XML, and it is the caller's input anyway.
@@ -123,12 +124,12 @@ def slow_down_wait(wrong: int, allowed: int, first: float, longest: float) -> fl
     return min(first * 2.0 ** min(wrong - allowed, 64), longest)
 
 
-def check_credentials(platform: Platform, address: str, username: str, password: str, now: float) -> int | None:
+def check_credentials(platform: Platform, address: str, username: str, password: str) -> int | None:
     """The account's id if the password is right, None if not; 429 with Retry-After, before any hashing, while
     this account must wait (from this address, or from anywhere). Every check counts as a wrong password until
     it proves right; the right one forgives this address's wrong passwords for the account (others' still
     count)."""
-    attempt = _claim_check(platform, address, username, now)
+    attempt = _claim_check(platform, address, username)
     try:
         # One bcrypt hash whatever the outcome: unknown users and wrong passwords cost (and take) as long as a login.
         account_id = platform.check_credentials(username, password)
@@ -145,26 +146,19 @@ def check_credentials(platform: Platform, address: str, username: str, password:
     return account_id
 
 
-def _claim_check(platform: Platform, address: str, username: str, now: float) -> int:
+def _claim_check(platform: Platform, address: str, username: str) -> int:
     """Record a password check about to be made (its rowid), or answer 429 if it must wait. The wrong passwords
     are counted and the check recorded in one write transaction: simultaneous attempts, in any worker, are
     serialised by SQLite's lock, so a burst cannot slip more checks through than the slow-down allows."""
     settings = platform.settings
-    since = now - settings.throttle_window
     with db.transaction(platform.connection()) as connection:
-        by_account = connection.execute(
-            "SELECT COUNT(*), MAX(at) FROM login_failures WHERE username = ? AND at > ?", (username, since)
-        ).fetchone()
-        by_address = connection.execute(
-            "SELECT COUNT(*), MAX(at) FROM login_failures WHERE username = ? AND address = ? AND at > ?",
-            (username, address, since),
-        ).fetchone()
+        # The clock is read once the lock is held, so the checks' times follow the order they were let through.
+        now = time.time()
         ready_at = max(
-            (latest or 0.0) + slow_down_wait(wrong, allowed, settings.throttle_first_delay, settings.throttle_max_delay)
-            for (wrong, latest), allowed in (
-                (by_account, settings.account_throttle_failures),
-                (by_address, settings.throttle_failures),
-            )
+            _ready_at(connection, settings, now, settings.account_throttle_failures, "username = ?", username),
+            _ready_at(
+                connection, settings, now, settings.throttle_failures, "username = ? AND address = ?", username, address
+            ),
         )
         if ready_at > now:
             platform.metrics.logins.labels("throttled").inc()
@@ -180,6 +174,19 @@ def _claim_check(platform: Platform, address: str, username: str, now: float) ->
             (address, username, now),
         ).fetchall()
     return int(rows[0][0])
+
+
+def _ready_at(
+    connection: sqlite3.Connection, settings: Settings, now: float, allowed: int, key: str, *values: str
+) -> float:
+    """When the next check may be made under one key (the rows `key` selects with `values`): now while it has
+    fewer than `allowed` wrong passwords in the window, else once the wait after the latest one is over."""
+    since = now - settings.throttle_window
+    wrong, latest = connection.execute(
+        f"SELECT COUNT(*), MAX(at) FROM login_failures WHERE {key} AND at > ?", (*values, since)
+    ).fetchone()
+    wait = slow_down_wait(wrong, allowed, settings.throttle_first_delay, settings.throttle_max_delay)
+    return latest + wait if wait else now
 
 
 # ---- service tickets ------------------------------------------------------------------------------------

@@ -214,7 +214,7 @@ def login(
     # The cheap single-use check comes before bcrypt, so replayed (or another browser's) forms cost no hashing.
     if not sso.finish_login_flow(platform, execution, cookies.login_flow_of(request), now):
         return refuse_stale_form(request, platform, service or None)
-    account_id = sso.check_credentials(platform, client_address(request), username, password, now)
+    account_id = sso.check_credentials(platform, client_address(request), username, password)
     if account_id is None:
         # CAS 3.0 section 2.2.4: a failed login returns to /login as a credential requestor, with the error.
         return login_form_page(request, platform, service or None, LOGIN_ERROR)
