@@ -3,7 +3,8 @@
 Exit status (docs: README.md, "Exit status"):
   0    done (a run: its SLOs met, or not judged without --fail-on-slo)
   1    the run could not proceed (the platform did not start, Locust failed)
-  2    bad input, refused before anything started (one line says which)
+  2    bad input, refused before anything started (one line says which), or a run the loopback guard stopped
+       (a client asked for a URL it refuses: nothing was sent there; one line says which; what was measured kept)
   3    an SLO breached (run --fail-on-slo), or a figure regressed (compare --fail-on-regression)
   4    invalid run: the load generator, not the platform, was the bottleneck (generator-bound)
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported)
@@ -190,6 +191,11 @@ def _run_request(args: argparse.Namespace) -> RunRequest:
 
 def _ending(outcome: RunOutcome) -> int | None:
     """What every run prints last (validity, report) and its exit status when it is not a plain 0."""
+    if outcome.refused is not None:  # its figures are only its first seconds': one line says why, nothing more
+        from schoolsurge.report.health import refused_line
+
+        print(refused_line(outcome.refused, outcome.run_dir), file=sys.stderr)
+        return EXIT_USAGE
     if outcome.invalid_reason is not None:
         print(f"INVALID RUN ({outcome.invalid_reason}): it measured the load generator, not the platform")
     if outcome.report is not None:
@@ -203,10 +209,11 @@ def _run(args: argparse.Namespace) -> int:
     from schoolsurge.runner import run
 
     outcome = run(_run_request(args))
-    for verdict in outcome.verdicts:
-        print(f"SLO {verdict.line()}")
-    if outcome.served is not None:
-        print(f"Who got in: {outcome.served.line()}")
+    if outcome.refused is None:
+        for verdict in outcome.verdicts:
+            print(f"SLO {verdict.line()}")
+        if outcome.served is not None:
+            print(f"Who got in: {outcome.served.line()}")
     ended = _ending(outcome)
     if ended is not None:
         return ended
@@ -231,7 +238,7 @@ def _capacity(args: argparse.Namespace) -> int:
     request.sweep, request.sweep_capacity = settings, args.expected_capacity
     outcome = run(request)
     answer = outcome.run_dir / CAPACITY_JSON
-    if answer.exists():
+    if answer.exists() and outcome.refused is None:
         figures = json.loads(answer.read_text(encoding="utf-8"))
         for line in figures.get("headline", []):
             print(line)

@@ -79,6 +79,10 @@ class Counter(StrEnum):
     ABANDONED = "abandoned"  # gave up logging in
     LOGIN_ATTEMPTS = "login_attempts"
     GAVE_UP_PAGE = "gave_up_page"  # logged in, then left when a page kept failing
+    # Still logging in when the test ended (waiting for an answer, or to try again): never got in, not served.
+    # A request still unanswered then counts as failed (failures_timeout), in the second the test ended.
+    UNFINISHED = "unfinished"
+    UNFINISHED_PAGE = "unfinished_page"  # logged in, then still waiting on a page when the test ended
     VIRTUAL_CLASSES_OPENED = "virtual_classes_opened"  # teachers who opened one
     VIRTUAL_CLASS_JOINS = "virtual_class_joins"  # pupils let into one
     STEPS_NOT_SUPPORTED = "steps_not_supported"
@@ -90,7 +94,7 @@ class Counter(StrEnum):
     REQUESTS = "requests"
     FAILURES_503 = "failures_503"  # refused: unavailable, shed
     FAILURES_429 = "failures_429"  # refused: throttled
-    FAILURES_TIMEOUT = "failures_timeout"  # no answer in time (client timeout or 504)
+    FAILURES_TIMEOUT = "failures_timeout"  # no answer in time (client timeout, 504, or none by the test's end)
     FAILURES_5XX = "failures_5xx"  # any other 5xx
     FAILURES_CONNECTION = "failures_connection"  # refused or reset connection, no HTTP answer
     FAILURES_OTHER = "failures_other"  # 4xx other than 429, wrong content
@@ -132,6 +136,9 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"  # the whole window was replayed
     INTERRUPTED = "interrupted"  # stopped early (Ctrl-C, SIGTERM, SIGHUP, the web UI's stop); results kept
+    # Stopped because a client asked for a URL the loopback guard refuses (manifest `stopped_by` says which;
+    # nothing was sent to it); results kept, the run invalid.
+    REFUSED = "refused"
     FAILED = "failed"  # Locust exited with an error
 
 

@@ -29,7 +29,7 @@ from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.health import health
+from schoolsurge.report.health import health, run_refused
 from schoolsurge.report.junit import write_junit
 from schoolsurge.report.outcome import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
@@ -88,6 +88,7 @@ class RunOutcome:
     interrupted: bool
     served: ServedShare | None = None
     invalid_reason: str | None = None  # "generator-bound: ..." when the run measured the generator
+    refused: str | None = None  # why the loopback guard stopped the run, when it did (manifest `stopped_by`)
 
     @property
     def slo_met(self) -> bool:
@@ -178,19 +179,19 @@ def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> RunOutcome:
         status = RunStatus(written) if written in tuple(RunStatus) else RunStatus.FAILED
     if status == RunStatus.RUNNING:  # Locust ended without writing its results
         status = RunStatus.FAILED
-    finish_manifest(run_dir, status, locust_exit_code=code)
+    refused = run_refused(finish_manifest(run_dir, status, locust_exit_code=code))
     try:
         data = load_run(run_dir)  # once, for the validity, the report and the verdicts
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
-        return RunOutcome(run_dir, None, [], interrupted)
+        return RunOutcome(run_dir, None, [], interrupted, refused=refused)
     invalid = health(data).invalid_reason()
     data.manifest.update(update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid))
     report = run_dir / REPORT
     if written != status or not report.exists():
         report = write_report(data)  # the locustfile's report does not say how the run really ended
     refresh_index(run_dir.parent)
-    return RunOutcome(run_dir, report, judge_run(data), interrupted, served_share(data), invalid)
+    return RunOutcome(run_dir, report, judge_run(data), interrupted, served_share(data), invalid, refused)
 
 
 def _what_runs(replay: Replay) -> str:

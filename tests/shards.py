@@ -34,6 +34,7 @@ WEIGHTS_S = {
     "test_calibration_undersized.py": 160,
     "test_calibration_resized.py": 160,
     "test_engine_run.py": 160,
+    "test_run_endings.py": 150,
     "test_distributed.py": 100,
     "test_surge_run.py": 90,
     "test_sweep.py": 81,

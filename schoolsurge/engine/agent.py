@@ -1,4 +1,9 @@
-"""Locust users as agents of a pool: take the next scheduled person, wait for their time, live their session."""
+"""Locust users as agents of a pool: take the next scheduled person, wait for their time, live their session.
+
+Locust ends a test by killing its users: a person's request still waiting for its answer then is recorded as
+failed (`UnansweredRequest`, a timeout), so a target that never answers shows its unanswered requests, not
+0 requests and 0 failures.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 import gevent
 from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
+from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
@@ -35,7 +41,7 @@ class PersonHost(FastHttpUser):
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         self.engine: Engine = engine_of(self.environment)
-        guard_session(self.client, self.engine.guard)
+        record_unanswered(guard_session(self.client, self.engine.guard))
 
     def live_person(self, claim: Claim, share: ProcessShare, sessions: Any) -> None:
         """Live the claimed person's session through the run's client: `share` counts them in a session,
@@ -57,8 +63,7 @@ class PersonHost(FastHttpUser):
             behaviour.live()
         except UnsafeTargetError as refused:
             # The client asked for a URL the guard refuses: nothing was sent; the whole test stops, loudly.
-            log.error("%s; stopping the test", refused)
-            gevent.spawn(self.environment.runner.quit)
+            self.engine.refuse(str(refused))
             raise StopUser() from None
         finally:
             share.active_sessions -= 1
@@ -68,7 +73,7 @@ class PersonHost(FastHttpUser):
         return {}
 
     def _back_channel(self) -> object:
-        return new_connection(self.environment, self.engine.guard)
+        return record_unanswered(new_connection(self.environment, self.engine.guard))
 
     def _record_step(self, kind: str, name: str, milliseconds: float, error: Exception | None) -> None:
         self.environment.events.request.fire(
@@ -79,6 +84,37 @@ class PersonHost(FastHttpUser):
             exception=error,
             context=self.request_context(),
         )
+
+
+class UnansweredRequest(TimeoutError):
+    """A request still waiting for its answer when its agent was stopped (the test ended): no answer came.
+    A TimeoutError, so the ledger counts it as a timeout (failures_timeout)."""
+
+
+def record_unanswered(session: FastHttpSession) -> FastHttpSession:
+    """Record every request of the session that its agent's stop cuts short as failed (UnansweredRequest),
+    in Locust's statistics and the ledger, at the moment of the stop."""
+    send = session.request
+
+    def request(method: str, url: str, name: str | None = None, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return send(method, url, name=name, **kwargs)
+        except GreenletExit:
+            waited_ms = (time.perf_counter() - started) * 1000
+            session.request_event.fire(
+                request_type=method,
+                name=name or session.request_name or url,
+                response_time=waited_ms,
+                response_length=0,
+                response=None,
+                exception=UnansweredRequest("no answer yet when the test ended"),
+                context={**(session.user.context() if session.user else {}), **kwargs.get("context", {})},
+            )
+            raise
+
+    session.request = request  # type: ignore[method-assign]
+    return session
 
 
 class SurgeAgent(PersonHost):

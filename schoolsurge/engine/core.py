@@ -54,6 +54,7 @@ class Engine:
         self.share = ProcessShare(context.replay, context.parameters)
         self.completed = False  # set by the load shape once the whole window has been replayed
         self.sweep_stopped_after: int | None = None  # a sweep's step that breached past the margin
+        self.refused: str | None = None  # why the loopback guard stopped the test, when it did (refuse())
         self.stopped_at_s: float | None = None  # run second at which the test stopped
         self.greenlets: list[gevent.Greenlet] = []
         self.role: Role = role_for(self)
@@ -76,6 +77,16 @@ class Engine:
         """End the sweep after this step (the stop rule); the load shape stops the test at its next tick."""
         self.sweep_stopped_after = step
 
+    def refuse(self, reason: str) -> None:
+        """A client asked for a URL the loopback guard refuses (nothing was sent to it): the whole test stops,
+        and the run is recorded as refused (manifest `stopped_by`), with what was measured until then. The
+        first refusal stops it; the role knows how (a worker asks its master)."""
+        if self.refused is not None:
+            return
+        self.refused = reason
+        log.error("%s; stopping the test", reason)
+        self.role.stop_refused(reason)
+
     def spawn(self, function: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """A background task of this run, ended by close()."""
         greenlet = gevent.spawn(function, *args)
@@ -97,7 +108,7 @@ class Engine:
             return  # a worker starts when the master's assignment arrives
         start_unix = time.time()
         self.completed = False
-        self.sweep_stopped_after = self.stopped_at_s = None
+        self.sweep_stopped_after = self.stopped_at_s = self.refused = None
         self.new_share()
         self.role.start_test(start_unix)
         if self.results is not None:

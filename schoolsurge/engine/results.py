@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
+from schoolsurge.cli import EXIT_USAGE
 from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
 from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
@@ -157,17 +159,26 @@ class RunDirectoryWriter:
         self.write_sessions()
         self._final_locust_csv()
         self._scrape_target_metrics()
-        status = RunStatus.COMPLETED if self.engine.completed else RunStatus.INTERRUPTED
-        finish_manifest(self.run_dir, status, results_written_unix=time.time())
+        refused = self.engine.refused
+        if refused is not None:
+            status, ended = RunStatus.REFUSED, {"stopped_by": refused}
+            if self.owned:  # a plain locust run says it as schoolsurge run does (which reads the manifest)
+                self.engine.environment.process_exit_code = EXIT_USAGE
+        else:
+            status, ended = (RunStatus.COMPLETED if self.engine.completed else RunStatus.INTERRUPTED), {}
+        finish_manifest(self.run_dir, status, results_written_unix=time.time(), **ended)
         self._report()
 
     def _final_locust_csv(self) -> None:
-        if self.own_csv is None:
-            return
-        writer, greenlet = self.own_csv
-        greenlet.kill(block=True)  # before its files close under it
-        with contextlib.suppress(OSError):
-            writer.close_files()
+        """Locust's final request and failure tables, written here whoever wrote them during the run: Locust's
+        writer rewrites them once a second and closes them at exit without a last write, so a test that ends
+        within a second of its last requests (one the loopback guard stops, say) would not show them. The new
+        files replace the old ones (Locust's writer, if still open, writes to what it opened)."""
+        if self.own_csv is not None:
+            writer, greenlet = self.own_csv
+            greenlet.kill(block=True)  # before its files close under it
+            with contextlib.suppress(OSError):
+                writer.close_files()
         tables = StatsCSV(self.engine.environment, PERCENTILES_TO_REPORT)
         try:
             for name, write_rows in ((STATS_CSV, tables.requests_csv), (FAILURES_CSV, tables.failures_csv)):
@@ -189,7 +200,7 @@ class RunDirectoryWriter:
     def _report(self) -> None:
         # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
         from schoolsurge.report import judge_run, load_run, write_report
-        from schoolsurge.report.health import health
+        from schoolsurge.report.health import health, refused_line
         from schoolsurge.report.outcome import served_share
         from schoolsurge.report.refresh import refresh_index
 
@@ -204,6 +215,9 @@ class RunDirectoryWriter:
             return
         if self.owned:  # schoolsurge run prints the verdicts and refreshes the index itself
             refresh_index(self.run_dir.parent)
+            if self.engine.refused is not None:
+                print(refused_line(self.engine.refused, self.run_dir), file=sys.stderr, flush=True)
+                return
             if invalid is not None:
                 print(f"INVALID RUN ({invalid}): it measured the load generator, not the platform", flush=True)
             for verdict in judge_run(data):

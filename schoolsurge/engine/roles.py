@@ -7,6 +7,9 @@
   counted `lost`), one that joins after the start is late (it takes no part).
 - `WorkerRole`: runs the agents over its part, sends its ledger with every stats report.
 
+A URL the loopback guard refuses stops the whole test (Engine.refuse): a single process or a master quits;
+a worker reports what it measured, then tells its master why (`schoolsurge:url-refused`), which quits.
+
 The assignment survives any ordering of connection and start: a worker asks for its part once it can hear
 the answer (Locust connects a worker to the master before the locustfile's init event, where the handler is
 registered, and a master may start the test at once), and the master answers at test start or, for a worker
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
 ASSIGN_MESSAGE = "schoolsurge:assign"
 READY_MESSAGE = "schoolsurge:ready"
 REFUSED_MESSAGE = "schoolsurge:refused"
+URL_REFUSED_MESSAGE = "schoolsurge:url-refused"
 REPORT_KEY = "schoolsurge"
 WATCH_EVERY_S = 1.0
 CONNECTED_STATES = (STATE_INIT, STATE_SPAWNING, STATE_RUNNING)  # Locust's STATE_INIT is a worker's "ready"
@@ -55,6 +59,10 @@ class Role:
 
     def stop_test(self) -> None:
         """The test has stopped."""
+
+    def stop_refused(self, reason: str) -> None:
+        """Stop the whole test: a client asked for a URL the loopback guard refuses (Engine.refuse)."""
+        gevent.spawn(self.engine.environment.runner.quit)  # not from the agent that is about to stop
 
     def ledger(self) -> Ledger:
         """The run's merged ledger as far as this process knows it."""
@@ -103,6 +111,7 @@ class MasterRole(Role):
         self.late_workers: list[dict[str, Any]] = []
         self.runner.register_message(READY_MESSAGE, self._on_ready)
         self.runner.register_message(REFUSED_MESSAGE, self._on_refused)
+        self.runner.register_message(URL_REFUSED_MESSAGE, self._on_url_refused)
         engine.environment.events.worker_report.add_listener(self._on_worker_report)
         engine.spawn(self._watch_workers)
 
@@ -140,6 +149,9 @@ class MasterRole(Role):
             part.refused = msg.data["reason"]
             self._lose(part)
             self._record_workers()
+
+    def _on_url_refused(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self.engine.refuse(msg.data["reason"])
 
     def _on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         report = data.get(REPORT_KEY)
@@ -304,6 +316,12 @@ class WorkerRole(Role):
             return
         size = share.assign(msg.data["parts"], msg.data["index"], start_unix)
         log.info("worker part %d/%d: %d arrivals", msg.data["index"] + 1, msg.data["parts"], size)
+
+    def stop_refused(self, reason: str) -> None:
+        # What this worker measured first, then why it stops: the master quits the test on the reason, and its
+        # quit waits only half a second for the workers' last reports. (One message queue: they arrive in order.)
+        self.runner._send_stats()  # Locust's own report, as its worker sends it every 3 s and when told to quit
+        self.runner.send_message(URL_REFUSED_MESSAGE, {"reason": reason})
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         share = self.engine.share

@@ -4,7 +4,9 @@ Behaviour only: every platform interaction goes through a PlatformClient. Durati
 in scenario seconds and are divided by the run's speed here. A failed login or page is tried again by the
 group's retry policy (the impatient reload of pupils, the backoff of adults) until it works or the person's
 patience runs out: failures add load, as the 2021 reconnection bubble did, instead of shrinking it. A step
-the client does not offer is skipped and counted (`steps_not_supported`), never an error.
+the client does not offer is skipped and counted (`steps_not_supported`), never an error. A person the end of
+the test finds in a step (waiting for its answer, or to ask again) is counted: `unfinished` while logging in
+(never got in: not served), `unfinished_page` on a page.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 import gevent
+from gevent import GreenletExit
 
 from schoolsurge.clients.base import Dashboard, PlatformClient
 from schoolsurge.errors import StepFailed, StepNotSupported
@@ -88,13 +91,17 @@ class Behaviour:
         if not self.log_in():
             return
         self.deadline = self.session_ends_at(time.time())
+        stopped = False
         try:
             self.session()
         except GaveUp as gave_up:
             self.share.ledger.count(self.cohort_second, Counter.GAVE_UP_PAGE)
             self.record_step(LOGIN_FLOW_TYPE, f"gave up: {gave_up.step}", 0.0, gave_up)
+        except GreenletExit:
+            stopped = True  # the test is ending: a logout would hold its stop up on a target that does not answer
+            raise
         finally:
-            if self.deadline < self.window_end:
+            if not stopped and self.deadline < self.window_end:
                 with contextlib.suppress(StepFailed):
                     self.platform.logout()
 
@@ -104,27 +111,38 @@ class Behaviour:
         ledger, second = self.share.ledger, self.cohort_second
         first_attempt = time.time()
         retries = 0
-        while True:
-            ledger.count(second, Counter.LOGIN_ATTEMPTS)
-            if retries:
-                ledger.count(self.share.queue.run_seconds(), Counter.LOGIN_RETRIES)
-            try:
-                self.platform.login(username, password)
-            except StepFailed as error:
-                ledger.count(second, Counter.LOGINS_FAILED)
-                waited = (time.time() - first_attempt) * self.speed  # in scenario seconds, as patience is
-                delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
-                if delay is None:
-                    ledger.count(second, Counter.ABANDONED)
-                    self._record_flow(error)
-                    return False
-                retries += 1
-                gevent.sleep(delay / self.speed)
-                continue
-            ledger.count(second, Counter.LOGINS_SUCCEEDED)
-            ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
-            self._record_flow(None)
-            return True
+        with self._unfinished_if_stopped(Counter.UNFINISHED):
+            while True:
+                ledger.count(second, Counter.LOGIN_ATTEMPTS)
+                if retries:
+                    ledger.count(self.share.queue.run_seconds(), Counter.LOGIN_RETRIES)
+                try:
+                    self.platform.login(username, password)
+                except StepFailed as error:
+                    ledger.count(second, Counter.LOGINS_FAILED)
+                    waited = (time.time() - first_attempt) * self.speed  # in scenario seconds, as patience is
+                    delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
+                    if delay is None:
+                        ledger.count(second, Counter.ABANDONED)
+                        self._record_flow(error)
+                        return False
+                    retries += 1
+                    gevent.sleep(delay / self.speed)
+                    continue
+                ledger.count(second, Counter.LOGINS_SUCCEEDED)
+                ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
+                self._record_flow(None)
+                return True
+
+    @contextlib.contextmanager
+    def _unfinished_if_stopped(self, counter: Counter) -> Iterator[None]:
+        """A step (logging in, a page) with its retries: Locust ends a test by killing its agents, and a person
+        it kills here never got what they asked for: counted (`counter`) in their cohort row."""
+        try:
+            yield
+        except GreenletExit:
+            self.share.ledger.count(self.cohort_second, counter)
+            raise
 
     def _record_flow(self, error: Exception | None) -> None:
         self.record_step(LOGIN_FLOW_TYPE, LOGIN_FLOW_NAME, (time.time() - self.claim.intended_unix) * 1000, error)
@@ -134,20 +152,21 @@ class Behaviour:
         group's retry policy; when patience runs out, leave (GaveUp). None when the client does not offer the
         step (skipped, counted, logged once)."""
         first_attempt, retries = time.time(), 0
-        while True:
-            try:
-                return call(*args)
-            except StepNotSupported as missing:
-                self._skipped(str(missing))
-                return None
-            except StepFailed as error:
-                waited = (time.time() - first_attempt) * self.speed
-                delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
-                if delay is None:
-                    raise GaveUp(getattr(call, "__name__", "step"), error) from None
-                self.share.ledger.count(self.share.queue.run_seconds(), Counter.PAGE_RETRIES)
-                retries += 1
-                gevent.sleep(delay / self.speed)
+        with self._unfinished_if_stopped(Counter.UNFINISHED_PAGE):
+            while True:
+                try:
+                    return call(*args)
+                except StepNotSupported as missing:
+                    self._skipped(str(missing))
+                    return None
+                except StepFailed as error:
+                    waited = (time.time() - first_attempt) * self.speed
+                    delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
+                    if delay is None:
+                        raise GaveUp(getattr(call, "__name__", "step"), error) from None
+                    self.share.ledger.count(self.share.queue.run_seconds(), Counter.PAGE_RETRIES)
+                    retries += 1
+                    gevent.sleep(delay / self.speed)
 
     def _skipped(self, step: str) -> None:
         self.share.ledger.count(self.cohort_second, Counter.STEPS_NOT_SUPPORTED)

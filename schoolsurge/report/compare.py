@@ -569,7 +569,9 @@ def regressions(comparison: Comparison, threshold_pct: float, figures: Sequence[
             worse = comparison.worse_pct(run, key)
             if worse is None or not worse > threshold_pct:
                 continue
-            amount = "worse (the baseline's is 0)" if math.isinf(worse) else f"{worse:.1f}% worse"
+            amount = f"{worse:.1f}% worse"
+            if math.isinf(worse):  # a time to log in never reached (people still logging in at the end), or 0
+                amount = "worse (never reached)" if math.isinf(run.figures[key]) else "worse (the baseline's is 0)"
             lines.append(
                 f"{run.name}: {figure.label} ({figure.terms}, {figure.better} is better) "
                 f"{format_value(figure, run.figures[key])} against {format_value(figure, baseline.figures[key])} "
@@ -587,7 +589,7 @@ def format_value(figure: HeadlineFigure, value: float | None) -> str:
     if figure.unit in ("share", "ratio"):
         return f"{value:.1%}" if figure.unit == "share" else f"{value:.2%}"
     if figure.unit == "ms":
-        return f"{value:,.0f} ms"
+        return f"{value:,.0f} ms" if math.isfinite(value) else "never"
     if figure.unit == "people":
         return f"{value:,.0f}"
     return f"{value:,.0f}/s" if abs(value) >= 100 else f"{value:,.3g}/s"

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.engine.ledger import merged, read_histograms
+from schoolsurge.engine.ledger import login_percentile, merged, read_histograms
 from schoolsurge.errors import ReportError, ScenarioError
 from schoolsurge.report.locust_csv import Table, find_locust_files, read_table
 from schoolsurge.report.verdicts import LOGIN_PERCENTILES, RunTotals
@@ -163,20 +163,39 @@ class RunData:
         start_requests, start_failures = running_totals(start)
         return end_requests - start_requests, end_failures - start_failures
 
+    def _completed_in(self, seconds: tuple[float, float] | None) -> tuple[float, float] | None:
+        """The run seconds in which the requests of the SLO window `seconds` completed. A window that ends with
+        the replay also takes in the requests completed as its last sessions drained, and those the end of the
+        test left unanswered (recorded as failed then); any other window ends where it ends."""
+        if seconds is None or self.scenario is None or self.speed is None:
+            return seconds
+        window = self.scenario.window
+        start, end = seconds
+        return (start, math.inf) if end >= (window.end_s - window.start_s) / self.speed else seconds
+
+    def _people_in(self, counter: Counter, seconds: tuple[float, float] | None) -> int:
+        """A cohort counter of sessions.csv over the people due within run seconds [a, b) (0 without it)."""
+        if self.sessions is None:
+            return 0
+        start, end = seconds if seconds else (0.0, math.inf)
+        due = self.sessions[(self.sessions["second"] >= start) & (self.sessions["second"] < end)]
+        return int(due[counter].sum())
+
     def totals(self) -> RunTotals:
         seconds = self.slo_seconds()
-        requests, failures = self.requests_in(seconds)
+        requests, failures = self.requests_in(self._completed_in(seconds))
         login = self.stats[self.is_login_row(self.stats)]
         logins = int(login["Request Count"].sum() - login["Failure Count"].sum())
-        if self.histograms:
-            start, end = seconds if seconds else (0.0, float("inf"))
+        if self.histograms or self.sessions is not None:  # the engine's: from the intended arrival, by cohort
+            start, end = seconds if seconds else (0.0, math.inf)
             window = merged(h for second, h in self.histograms.items() if start <= second < end)
-            login_ms = (
-                {p: float(window.get_value_at_percentile(p)) for p in LOGIN_PERCENTILES}
-                if window.get_total_count()
-                else {}
-            )
-            return RunTotals(self.slo_window_label(), requests, failures, int(window.get_total_count()), login_ms)
+            # Those still waiting at the end never logged in: a target that answers nobody cannot look fast.
+            unfinished = self._people_in(Counter.UNFINISHED, seconds)
+            login_ms = {
+                p: value for p in LOGIN_PERCENTILES if (value := login_percentile(window, unfinished, p)) is not None
+            }
+            label = self.slo_window_label()
+            return RunTotals(label, requests, failures, int(window.get_total_count()), login_ms, unfinished=unfinished)
         # A run without the engine's histograms: Locust's whole-run login entry is all there is.
         percentiles = {p: float(login[f"{p}%"].iloc[0]) for p in LOGIN_PERCENTILES} if logins else {}
         return RunTotals(self.slo_window_label(), requests, failures, logins, percentiles, "whole run, Locust login")

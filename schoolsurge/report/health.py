@@ -2,6 +2,10 @@
 
 - Generator: arrivals that started late or were dropped mean the load generator could not keep the clock;
   then the run measured the generator, not the platform.
+- A run the loopback guard stopped (a client asked for a URL it refuses; manifest status `refused`) measured
+  only its first seconds: invalid too.
+- People still waiting when the run ended (`unfinished`: the target had not answered them) are said first:
+  they were not served, whatever the figures of those who were.
 - Platform: the embedded platform counts the requests it refused by reason. `login_rate`, `request_rate` and
   `sessions_full` are its profile's limits (national capacity, scaled to the run): the rehearsal's outcome.
   `queue_full` and `queue_timeout` are the machine's (workers, slots, queue): when they bind, the run measured
@@ -12,11 +16,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.report.data import RunData
-from schoolsurge.rundir import TARGET_METRICS, Counter
+from schoolsurge.rundir import TARGET_METRICS, Counter, RunStatus
 
 PROFILE_REASONS = frozenset({"login_rate", "request_rate", "sessions_full"})
 MACHINE_REASONS = frozenset({"queue_full", "queue_timeout"})
@@ -38,6 +43,9 @@ class Health:
     worker_notes: tuple[str, ...] = ()  # Locust workers lost or late (manifest, roles.py)
     saturated_s: int = 0  # process-seconds a Locust process spent above 90% CPU
     lost: int = 0  # arrivals of a Locust worker that died or left (never started)
+    refused: str | None = None  # why the loopback guard stopped the run (manifest `stopped_by`), when it did
+    unfinished: int = 0  # people still logging in when the run ended (sessions.csv `unfinished`)
+    unfinished_page: int = 0  # people logged in, still waiting on a page then (`unfinished_page`)
 
     @property
     def late_share(self) -> float:
@@ -50,6 +58,8 @@ class Health:
 
     def invalid_reason(self) -> str | None:
         """Why the run cannot be trusted as a measure of the platform (None when it can)."""
+        if self.refused is not None:
+            return f"stopped by the loopback guard: {self.refused}"
         if not self.generator_bound:
             return None
         reasons = []
@@ -77,10 +87,24 @@ class Health:
         """What a reader must know before believing the figures, first."""
         notes = []
         reason = self.invalid_reason()
-        if reason is not None:
+        if self.refused is not None:
+            notes.append(
+                f"INVALID RUN ({reason}). Nothing was sent there; the figures are what was measured until the "
+                "run stopped. Allow the host with --allow-host only if you own it, or fix the client's options."
+            )
+        elif reason is not None:
             notes.append(
                 f"INVALID RUN ({reason}): this run measured the load generator, not the platform. Use fewer "
                 "people (--scale), a slower clock (--speed) or more Locust processes (--processes)."
+            )
+        if self.unfinished or self.unfinished_page:
+            page = self.unfinished_page
+            on_a_page = f", and {page:,} logged in were waiting on a page" if page else ""
+            notes.append(
+                f"When the run ended, {self.unfinished:,} people were still logging in{on_a_page} (sessions.csv "
+                "`unfinished`, `unfinished_page`): waiting for an answer the target had not given, or to ask "
+                "again. Those logging in were not served: the served share and the login objectives count them "
+                "as never logged in. Every request still unanswered then counts as failed (a timeout)."
             )
         if self.machine_bound:
             notes.append(
@@ -107,20 +131,52 @@ class Health:
 
 
 def health(data: RunData) -> Health:
-    arrivals = late = dropped = saturated = lost = 0
+    arrivals = late = dropped = saturated = lost = unfinished = unfinished_page = 0
     if data.sessions is not None:
         arrivals = int(data.sessions[Counter.SCHEDULED].sum())
         late = int(data.sessions[Counter.LATE].sum())
         dropped = int(data.sessions[Counter.DROPPED].sum())
         saturated = int(data.sessions[Counter.GENERATOR_SATURATED_S].sum())
         lost = int(data.sessions[Counter.LOST].sum())
+        if data.manifest.get("kind") != "sweep":  # a sweep stops mid-flow on purpose, its steps judged apart
+            unfinished = int(data.sessions[Counter.UNFINISHED].sum())
+            unfinished_page = int(data.sessions[Counter.UNFINISHED_PAGE].sum())
     shed, cpu = _platform_figures(data)
     requests, _ = data.requests_in(None)
     ended, started = data.manifest.get("ended_unix"), data.test_start_unix
     run_s = float(ended) - started if isinstance(ended, int | float) and started else None
     workers = [*data.manifest.get("lost_workers", []), *data.manifest.get("late_workers", [])]
     notes = tuple(str(w.get("note", "")) for w in workers)
-    return Health(arrivals, late, dropped, shed, requests, cpu, run_s, notes, saturated, lost)
+    return Health(
+        arrivals,
+        late,
+        dropped,
+        shed,
+        requests,
+        cpu,
+        run_s,
+        notes,
+        saturated,
+        lost,
+        refused=run_refused(data.manifest),
+        unfinished=unfinished,
+        unfinished_page=unfinished_page,
+    )
+
+
+def run_refused(manifest: dict[str, object]) -> str | None:
+    """Why the loopback guard stopped the run, when it did (manifest status `refused`, `stopped_by`)."""
+    if manifest.get("status") != RunStatus.REFUSED:
+        return None
+    return str(manifest.get("stopped_by") or "a URL a client asked for")
+
+
+def refused_line(reason: str, run_dir: Path) -> str:
+    """The one line a run the loopback guard stopped prints (schoolsurge run, or plain locust)."""
+    return (
+        f"schoolsurge: the loopback guard stopped the run: {reason}. Nothing was sent there; what was measured "
+        f"until then is in {run_dir} (an invalid run)"
+    )
 
 
 def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:

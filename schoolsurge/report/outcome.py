@@ -1,8 +1,9 @@
 """What a run says in people's terms: the share served, and how far the run stood from its plan.
 
 - Served share: of the people whose arrival fell in the SLO window and who tried to log in, the share who got
-  in (after retries). 6 April 2021's reference: 500,000 pupils and teachers reached "Ma classe à la maison"
-  of about 1,352,000 who tried (docs/facts.md#the-event): 37%.
+  in (after retries); those still logging in when the run ended were not served. 6 April 2021's reference:
+  500,000 pupils and teachers reached "Ma classe à la maison" of about 1,352,000 who tried
+  (docs/facts.md#the-event): 37%.
 - Plan agreement: people in a session, people in a virtual class, virtual classes opened and requests per
   second, measured against what the models predict for the run's scale and speed, at their peaks and over the
   morning, on 5-minute (scenario clock) bins. On a healthy platform they agree within 10%.
@@ -32,6 +33,7 @@ class ServedShare:
     served: int  # of those, people who got in
     gave_up: int  # of those, people who gave up logging in
     scale: float | None
+    unfinished: int = 0  # of those, people still logging in when the run ended
 
     @property
     def share(self) -> float:
@@ -41,9 +43,10 @@ class ServedShare:
         national = ""
         if self.scale:
             national = f" (nationally about {self.served / self.scale:,.0f} of {self.tried / self.scale:,.0f})"
+        waiting = f", {self.unfinished} were still logging in when the run ended" if self.unfinished else ""
         return (
             f"served {self.share:.0%}: {self.served} of the {self.tried} people of this run who tried to log in "
-            f"{self.window}{national}; {self.gave_up} gave up. 6 April 2021: {PUBLISHED_2021_SHARE:.0%} "
+            f"{self.window}{national}; {self.gave_up} gave up{waiting}. 6 April 2021: {PUBLISHED_2021_SHARE:.0%} "
             f"({PUBLISHED_2021_REACHED:,} of about {PUBLISHED_2021_TRIED:,})"
         )
 
@@ -61,6 +64,7 @@ def served_share(data: RunData) -> ServedShare | None:
         served=int(cohort[Counter.LOGINS_SUCCEEDED].sum()),
         gave_up=int(cohort[Counter.ABANDONED].sum()),
         scale=data.scale,
+        unfinished=int(cohort[Counter.UNFINISHED].sum()),
     )
 
 

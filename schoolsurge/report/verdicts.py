@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -21,8 +22,11 @@ class RunTotals:
     requests: int
     failures: int
     logins: int
-    login_ms: dict[int, float] = field(default_factory=dict)  # percentile -> time to log in, ms
+    # percentile -> time to log in, ms, over those who logged in and those still waiting at the end (who never
+    # did: inf when they are more than the percentile's tail)
+    login_ms: dict[int, float] = field(default_factory=dict)
     login_measure: str = "time to log in from the intended arrival"
+    unfinished: int = 0  # people due in the window still logging in when the run ended (sessions.csv `unfinished`)
 
     @property
     def error_ratio(self) -> float:
@@ -57,7 +61,7 @@ def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
             Verdict(
                 f"login p{percentile} ({totals.window})",
                 f"<= {threshold:.0f} ms",
-                f"{measured:.0f} ms ({totals.login_measure})" if measured is not None else "no login measured",
+                _login_measured(totals, measured),
                 measured is not None and measured <= threshold,
             )
         )
@@ -70,6 +74,19 @@ def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
         )
     )
     return verdicts
+
+
+def _login_measured(totals: RunTotals, measured: float | None) -> str:
+    if measured is None:
+        return "no login measured"
+    waiting = totals.unfinished
+    if math.isinf(measured):
+        return (
+            f"never: {waiting} of the {totals.logins + waiting} people who tried were still logging in when the "
+            "run ended"
+        )
+    still = f"; {waiting} still logging in at the end count as never logged in" if waiting else ""
+    return f"{measured:.0f} ms ({totals.login_measure}{still})"
 
 
 def judge_run(data: RunData) -> list[Verdict]:
