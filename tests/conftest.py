@@ -181,3 +181,37 @@ def metric_value(text: str, name: str, labels: str = "") -> float:
 
 def pupil_of_class(roster: Roster, class_id: int, nth: int = 0) -> int:
     return roster.pupils_of_class(class_id)[nth]
+
+
+# ---- processes -------------------------------------------------------------------------------------------
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (children in sessions of their own included), from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
