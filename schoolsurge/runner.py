@@ -1,8 +1,10 @@
 """`schoolsurge run`: platform up, Locust headless over the scenario, results and report kept, platform down.
 
 The locustfile writes the run directory's results and report (as it does for a plain `locust -f`); the
-runner creates the directory first (so a platform that fails to start is recorded too), starts the embedded
-platform when no target is given, runs Locust in its own session, and records how Locust ended.
+runner first refuses (exit 2) what any Locust process would refuse and what this machine cannot hold, then
+creates the directory (so a platform that fails to start is recorded too), starts the embedded platform when
+no target is given, runs Locust in its own session, and records how Locust ended. A stop signal at any point
+ends every process it started (child_process.py).
 """
 
 from __future__ import annotations

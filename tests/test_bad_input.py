@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import resource
 import subprocess
 import sys
 from argparse import Namespace
@@ -159,6 +160,21 @@ def test_a_bad_accounts_file_is_refused_before_anything_starts(
     error = _one_line_error(capsys)
     assert str(path) in error and expected in error, error
     assert not reports.exists() or not any(reports.iterdir()), "no run directory for a refused run"
+
+
+def test_an_endless_accounts_file_is_not_read_without_bound(tmp_path: Path) -> None:
+    def bounded_memory() -> None:  # should the reading regress, the run fails short of taking the machine's memory
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    command = [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--accounts", "/dev/zero"]
+    command += ["--reports-dir", str(tmp_path)]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, preexec_fn=bounded_memory, cwd=ROOT)
+    assert finished.returncode == EXIT_USAGE, finished.stderr[-2000:]
+    assert finished.stderr.strip() == (
+        "schoolsurge: /dev/zero: a line longer than 4096 characters, which no account is; "
+        "give a CSV file role,username,password"
+    )
+    assert not any(tmp_path.iterdir())
 
 
 # ---- client options ------------------------------------------------------------------------------------

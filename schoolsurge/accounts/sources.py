@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import logging
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from schoolsurge.accounts.roster import SECONDARY_LEVELS, Roster
 from schoolsurge.errors import AccountsError
@@ -16,6 +16,7 @@ from schoolsurge.errors import AccountsError
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("role", "username", "password")
 CSV_ROLES = ("student", "teacher", "parent")
+MAX_LINE_CHARS = 4096  # far above any role,username,password; a longer line (a device, a wrong file) is refused
 
 
 class AccountSource(Protocol):
@@ -59,7 +60,7 @@ class CsvAccounts:
         seen: set[str] = set()
         try:
             with self.path.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.reader(handle)
+                reader = csv.reader(_bounded_lines(handle, self.path))
                 header = [name.strip() for name in next(reader, [])]
                 if sorted(header) != sorted(CSV_COLUMNS):
                     raise AccountsError(
@@ -113,6 +114,17 @@ class CsvAccounts:
     def credentials(self, role: str, index: int) -> tuple[str, str]:
         accounts = self.by_role[role]  # require_roles() has checked every role the scenario uses
         return accounts[index % len(accounts)]
+
+
+def _bounded_lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The file's lines, each read MAX_LINE_CHARS at most: a file with no line end is not read without bound."""
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise AccountsError(
+                f"{path}: a line longer than {MAX_LINE_CHARS} characters, which no account is; "
+                "give a CSV file role,username,password"
+            )
+        yield line
 
 
 def accounts_for(accounts_file: Path | None, seed: int, pupils: int, roles: Iterable[str]) -> AccountSource:

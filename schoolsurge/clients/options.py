@@ -1,6 +1,6 @@
 """Choosing and configuring the platform client from options: `--client package.module:Class`, the CAS
-settings and free-form `--client-option KEY=VALUE`. The same options exist on `schoolsurge run` (which passes
-them on) and on the locustfile."""
+settings and `--client-option KEY=VALUE` (the keys the client declares). The same options exist on
+`schoolsurge run` (which checks them before anything starts, then passes them on) and on the locustfile."""
 
 from __future__ import annotations
 
@@ -77,16 +77,19 @@ def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSetting
 def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> None:
     """Refuse, before anything starts, the client options (as `forwarded_client_arguments` gave them) that the
     locustfile would refuse in every Locust process."""
-    parser = argparse.ArgumentParser(add_help=False)
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     add_client_arguments(parser)
-    options = parser.parse_args(list(arguments))
+    try:
+        options, unknown = parser.parse_known_args(list(arguments))
+    except argparse.ArgumentError as error:
+        raise ClientError(str(error)) from None
+    if unknown:
+        raise ClientError(f"not client options: {' '.join(unknown)}")
     options.allow_host = allow_host
     configured_client(options)
 
 
-def client_settings(
-    options: Any, client_class: type[PlatformClient] = PlatformClient, allow_host: str | None = None
-) -> ClientSettings:
+def client_settings(options: Any, client_class: type[PlatformClient], allow_host: str | None) -> ClientSettings:
     """ClientSettings from parsed options: a URL must be one the loopback guard lets through, each
     --client-option a KEY=VALUE whose key the client declares (`option_types`) and whose value it parses."""
     given: dict[str, Any] = {}
