@@ -16,7 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-HELD_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)  # `kill`, `timeout`, a container stop; a closed terminal
+HELD_SIGNALS = (signal.SIGINT, *STOP_SIGNALS)  # and Ctrl-C
 
 
 def start_in_own_session(command: Sequence[str], **popen: Any) -> subprocess.Popen[bytes]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import schoolsurge
 from schoolsurge.accounts import CsvAccounts
-from schoolsurge.child_process import end_process_group, start_in_own_session
+from schoolsurge.child_process import STOP_SIGNALS, end_process_group, start_in_own_session
 from schoolsurge.clients.options import check_client_arguments
 from schoolsurge.errors import ParameterError, PlatformStartError, ReportError, RunError, RunTooLargeError
 from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
@@ -55,7 +55,6 @@ from schoolsurge.scenario import Scenario, load_scenario
 from schoolsurge.sweep_options import forwarded_sweep_arguments, resolve_sweep
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 PROFILE_ENV = "SCHOOLSURGE_PROFILE"
 LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results and report
 MASTER_BIND_HOST = "127.0.0.1"  # where the master of --processes listens for its (local) workers
