@@ -23,6 +23,7 @@ SMOKE = ROOT / "scenarios" / "smoke.yaml"
 WAIT_S = 120  # a deadline on each condition, on a busy machine
 FORKED_ENV = "SCHOOLSURGE_TEST_FORKED"
 OUTPUT = "output.txt"
+TWO_WORKERS = ("--processes", "2", "--force")  # forced: two workers even where fewer cores are usable
 
 # Locust forks the workers of --processes one by one, then sets up its master. This locustfile (the surge one)
 # pauses the master after its first fork, as if thousands more were to come, and says the worker exists.
@@ -136,7 +137,7 @@ def _platform_starting(run: subprocess.Popen[bytes]) -> bool:
 
 
 def test_a_stop_signal_while_the_platform_starts_leaves_no_process(tmp_path: Path) -> None:
-    with _started_run(tmp_path, "--processes", "2") as run:
+    with _started_run(tmp_path, *TWO_WORKERS) as run:
         _wait_for(lambda: _platform_starting(run), "platform process", run)
         _stop_and_check_nothing_is_left(run, signal.SIGTERM)
 
@@ -148,7 +149,7 @@ def test_a_stop_signal_while_locust_forks_its_workers_leaves_no_process(
     locustfile = tmp_path / "slow_fork.py"
     locustfile.write_text(SLOW_FORK_LOCUSTFILE)
     forked = tmp_path / "forked"
-    with _started_run(tmp_path, "--processes", "2", "--locustfile", str(locustfile)) as run:
+    with _started_run(tmp_path, *TWO_WORKERS, "--locustfile", str(locustfile)) as run:
         worker = int(_wait_for(lambda: forked.exists() and forked.read_text(), "forked worker", run))
         assert worker in descendants(run.pid)
         _stop_and_check_nothing_is_left(run, stop_signal)
@@ -175,7 +176,7 @@ def _master_port(run: subprocess.Popen[bytes]) -> int | None:
 
 
 def test_the_master_of_processes_listens_on_loopback_only(tmp_path: Path) -> None:
-    with _started_run(tmp_path, "--processes", "2") as run:
+    with _started_run(tmp_path, *TWO_WORKERS) as run:
         port = int(_wait_for(lambda: _master_port(run), "Locust master", run))
         addresses = _wait_for(lambda: _listening(port), f"socket listening on port {port}", run)
         assert addresses == ["0100007F"], f"the master listens on {addresses} (0100007F is 127.0.0.1)"
