@@ -1,8 +1,10 @@
 """A run's parameters, resolved once from the scenario and the options: scale, speed, seed, lateness limits.
 
 `resolve_parameters` is the one place where an option left unset falls back to the scenario's value or to the
-defaults below; the runner, `plan`, the locustfile and the capacity sweep all call it. The argparse types at
-the end check an option as it is parsed, so a bad value is refused (one line, exit 2) before anything starts.
+defaults below; the runner, `plan`, the locustfile and the capacity sweep all call it. It refuses what the
+models cannot replay: a scale so small that nobody is simulated, a speed so high that the window passes in
+less than MIN_RUN_S. The argparse types at the end check an option as it is parsed, so a bad value is refused
+(one line, exit 2) before anything starts.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from schoolsurge.errors import ParameterError
+from schoolsurge.models.population import logins_expected
+from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.scenario import Scenario
 
 Number = TypeVar("Number", int, float)
 
 LATE_AFTER_S = 1.0  # an arrival that starts more than this after its intended time is counted late
 DROP_AFTER_S = 60.0  # one that would start more than this late is dropped (counted, never started)
+# The shortest replay of a scenario's window: every figure of a run is per second, so a run needs a second at
+# least (and the rates, national x scale x speed, stay finite: speed is at most the window's seconds).
+MIN_RUN_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def resolve_parameters(
     drop_after_s: float | None = None,
 ) -> RunParameters:
     """The run's parameters: each given value, else the scenario's (scale, speed, seed), else the default.
-    Raises ParameterError naming the first value out of range."""
+    Raises ParameterError naming the first value out of range, or one the scenario cannot be replayed at."""
     parameters = RunParameters(
         scale=scenario.run.scale if scale is None else scale,
         speed=scenario.run.speed if speed is None else speed,
@@ -56,6 +63,7 @@ def resolve_parameters(
         drop_after_s=DROP_AFTER_S if drop_after_s is None else drop_after_s,
     )
     check_parameters(parameters)
+    check_replayable(scenario, parameters)
     return parameters
 
 
@@ -82,6 +90,25 @@ def check_parameters(parameters: RunParameters) -> None:
         value = getattr(parameters, name)
         if not 0 <= value < math.inf:
             raise ParameterError(f"{name} must be a finite number of seconds, 0 or more, got {value}")
+
+
+def check_replayable(scenario: Scenario, parameters: RunParameters) -> None:
+    """Refuse a scale at which nobody of the scenario is simulated, and a speed that replays its window in less
+    than MIN_RUN_S; each message gives the bound to use instead."""
+    if sum(people_at_scale(group, parameters.scale) for group in scenario.groups) == 0:
+        # One person in the largest group: round(logins x scale) >= 1 from scale 1 / logins (2 digits: +-5%).
+        smallest = 1 / max(logins_expected(group) for group in scenario.groups)
+        raise ParameterError(
+            f"--scale {parameters.scale:g} simulates nobody of scenario {scenario.name}; "
+            f"give --scale {smallest:.2g} or more (one person at least)"
+        )
+    window = scenario.window
+    fastest = window.duration_s / MIN_RUN_S
+    if parameters.speed > fastest:
+        raise ParameterError(
+            f"--speed {parameters.speed:g} replays the window {window.start}-{window.end} of scenario "
+            f"{scenario.name} in less than {MIN_RUN_S:g} s; give --speed {fastest:g} or less"
+        )
 
 
 # ---- argparse types --------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """`schoolsurge run`: platform up, Locust headless over the scenario, results and report kept, platform down.
 
 The locustfile writes the run directory's results and report (as it does for a plain `locust -f`); the
-runner creates the directory first (so a platform that fails to start is recorded too), starts the embedded
-platform when no target is given, runs Locust in its own session, and records how Locust ended.
+runner first refuses (exit 2) what any Locust process would refuse and what this machine cannot hold, then
+creates the directory (so a platform that fails to start is recorded too), starts the embedded platform when
+no target is given, runs Locust in its own session, and records how Locust ended. A stop signal at any point
+ends every process it started (child_process.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import schoolsurge
-from schoolsurge.clients.options import load_client_class
+from schoolsurge.accounts import CsvAccounts
+from schoolsurge.child_process import STOP_SIGNALS, end_process_group, start_in_own_session
+from schoolsurge.clients.options import check_client_arguments
 from schoolsurge.errors import ParameterError, PlatformStartError, ReportError, RunError, RunTooLargeError
 from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
 from schoolsurge.models.population import national_curves
@@ -27,6 +31,7 @@ from schoolsurge.models.replay import Replay
 from schoolsurge.models.sweep import SweepReplay, SweepSettings, mean_session_s
 from schoolsurge.parameters import RunParameters, resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.platform.server import MAX_SIZE as PLATFORM_MAX_SIZE
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
 from schoolsurge.report.health import health, run_refused
@@ -50,9 +55,10 @@ from schoolsurge.scenario import Scenario, load_scenario
 from schoolsurge.sweep_options import forwarded_sweep_arguments, resolve_sweep
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 PROFILE_ENV = "SCHOOLSURGE_PROFILE"
 LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results and report
+MASTER_BIND_HOST = "127.0.0.1"  # where the master of --processes listens for its (local) workers
+FORCED_PROCESSES_PER_CORE = 4  # the most Locust processes a core, even with --force
 
 
 @dataclass
@@ -127,10 +133,16 @@ def _run(request: RunRequest) -> RunOutcome:
             request.late_after_s,
             request.drop_after_s,
         )
+    # Everything the Locust processes would refuse, refused here: before the run directory, the platform, a fork.
     if request.target is not None:
-        check_target(request.target, request.allow_host)  # refuse before creating anything
-    _check_client(request.client_arguments)
+        check_target(request.target, request.allow_host)
+    check_client_arguments(request.client_arguments, request.allow_host)
+    if request.accounts is not None:
+        CsvAccounts(request.accounts).require_roles(scenario.personas)
+    check_processes(request.processes, request.force)
     check_machine_holds(replay, request.scenario_path, request.force)
+    if request.target is None:
+        check_platform_holds(replay)
     run_dir = new_run_dir(request.reports_dir, scenario.name)
     start_manifest(
         run_dir,
@@ -255,13 +267,6 @@ def _platform(
         yield platform.base_url, platform.admin_token
 
 
-def _check_client(client_arguments: Sequence[str]) -> None:
-    """Refuse an unusable --client before anything starts (Locust would only fail in its init)."""
-    arguments = list(client_arguments)
-    if "--client" in arguments:
-        load_client_class(arguments[arguments.index("--client") + 1])
-
-
 def _locust_command(request: RunRequest, parameters: RunParameters, target: str, run_dir: Path) -> list[str]:
     locustfile = request.locustfile or LOCUSTFILE
     command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
@@ -273,9 +278,11 @@ def _locust_command(request: RunRequest, parameters: RunParameters, target: str,
     if request.allow_host:
         command += ["--allow-host", request.allow_host]
     if request.processes:
-        # A free master port, so that two runs with --processes on one machine do not collide on Locust's 5557.
+        # A free master port, so that two runs with --processes on one machine do not collide on Locust's 5557;
+        # on loopback only, as its workers are local: Locust's master has no authentication (docs/fleet.md).
         port = str(free_loopback_port())
-        command += ["--processes", str(request.processes), "--master-bind-port", port, "--master-port", port]
+        command += ["--processes", str(request.processes), "--master-bind-host", MASTER_BIND_HOST]
+        command += ["--master-bind-port", port, "--master-port", port]
     if request.accounts:
         command += ["--accounts", str(request.accounts)]
     if request.sweep is not None:
@@ -287,18 +294,31 @@ def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]
     """Run Locust in its own session so that Ctrl-C reaches it once, through us; returns (code, interrupted).
     The admin token goes through the environment (Locust reads LOCUST_<OPTION>), never the command line."""
     env = {**os.environ, "LOCUST_ADMIN_TOKEN": admin_token} if admin_token else None
-    process = subprocess.Popen(command, start_new_session=True, env=env)
+    with _locust_session(command, env) as process:
+        try:
+            return process.wait(), False
+        except KeyboardInterrupt:
+            print("\nschoolsurge: interrupted; stopping Locust and keeping what was measured", flush=True)
+            with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the orderly stop short
+                process.send_signal(signal.SIGINT)
+                try:
+                    return process.wait(timeout=LOCUST_GRACE_S), True
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    return process.wait(), True
+
+
+@contextlib.contextmanager
+def _locust_session(command: list[str], env: dict[str, str] | None) -> Iterator[subprocess.Popen[bytes]]:
+    """Locust in a session of its own, and nothing of that session left once it has ended: the workers of
+    --processes are forked into it, and a master stopped while it forks them (a stop signal during the start),
+    or killed after the grace, leaves them running."""
+    process = start_in_own_session(command, env=env)
     try:
-        return process.wait(), False
-    except KeyboardInterrupt:
-        print("\nschoolsurge: interrupted; stopping Locust and keeping what was measured", flush=True)
-        with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the orderly stop short
-            process.send_signal(signal.SIGINT)
-            try:
-                return process.wait(timeout=LOCUST_GRACE_S), True
-            except subprocess.TimeoutExpired:
-                process.kill()
-                return process.wait(), True
+        yield process
+    finally:
+        with _signals_ignored():
+            end_process_group(process)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -332,6 +352,45 @@ def _signal_handlers(handlers: dict[signal.Signals, object]) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def check_processes(processes: int | None, force: bool, cores: int | None = None) -> None:
+    """Refuse more Locust processes than the cores (more only share them, and a run that starves measures the
+    laptop), unless forced; and beyond FORCED_PROCESSES_PER_CORE a core even when forced: each process is
+    forked before anything checks it, and thousands would take the machine down."""
+    cores = cores or usable_cores()
+    if processes is None or processes <= cores:
+        return
+    ceiling = cores * FORCED_PROCESSES_PER_CORE
+    if processes > ceiling:
+        raise RunTooLargeError(
+            f"--processes {processes}: this machine has {cores} cores, and runs {ceiling} Locust processes at most "
+            f"({FORCED_PROCESSES_PER_CORE} a core, even with --force); give --processes {cores}, or run a fleet "
+            "of master and workers (docs/fleet.md)"
+        )
+    if not force:
+        raise RunTooLargeError(
+            f"--processes {processes}: this machine has {cores} cores, one Locust process a core; give "
+            f"--processes {cores}, or pass --force to share the cores (up to {ceiling} processes)"
+        )
+
+
+def check_platform_holds(replay: Replay) -> None:
+    """Refuse a run whose embedded platform would need more accounts than it seeds (it would not start)."""
+    if replay.platform_pupils > PLATFORM_MAX_SIZE:
+        raise RunTooLargeError(
+            f"this run needs {replay.platform_pupils:,} pupils' accounts (the scenario's pupils x --scale "
+            f"{replay.scale:g}), the embedded platform holds {PLATFORM_MAX_SIZE:,} at most: lower --scale, or "
+            "load your own platform with --target"
+        )
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's or taskset's share), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def check_machine_holds(replay: Replay, scenario_path: Path, force: bool) -> None:
     """Refuse a run the plan says this machine cannot hold (more processes than cores, more memory than is
     available), unless forced: a run that swaps or starves measures the laptop, not the platform."""
@@ -342,7 +401,7 @@ def check_machine_holds(replay: Replay, scenario_path: Path, force: bool) -> Non
         FleetFigures(),
     )
     memory_mb = need.memory_mb + schedule_memory_mb(replay.people, need.workers)
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     available_mb = available_memory_mb()
     too_many = need.workers > cores
     too_much = available_mb is not None and memory_mb > available_mb

@@ -29,6 +29,14 @@ def check_target(url: str, allowed_host: str | None = None) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeTargetError(f"target {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:8080")
+    try:
+        port = parts.port  # None when the URL names none (the scheme's)
+    except ValueError:  # above 65535, or not a number
+        port = 0
+    if port == 0:
+        raise UnsafeTargetError(
+            f"target {url!r}: the port must be a number from 1 to 65535; give e.g. http://127.0.0.1:8080"
+        )
     host = parts.hostname
     if is_loopback_host(host) or (allowed_host is not None and host == allowed_host):
         return host

@@ -35,3 +35,11 @@ def test_an_allowed_host_passes_and_only_that_one() -> None:
 def test_not_a_url() -> None:
     with pytest.raises(UnsafeTargetError, match="not an http"):
         check_target("127.0.0.1:8080")
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999", "http://127.0.0.1:0", "http://127.0.0.1:http", "http://[::1]:-1"]
+)
+def test_a_port_nothing_can_listen_on_is_refused(url: str) -> None:
+    with pytest.raises(UnsafeTargetError, match="the port must be a number from 1 to 65535"):
+        check_target(url)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import alive, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
 from schoolsurge.runner import RunOutcome, RunRequest, run
@@ -103,30 +104,6 @@ def test_refuses_a_non_loopback_target_before_sending_anything(tmp_path: Path) -
     assert not any(tmp_path.iterdir())
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every process below `pid` (children in sessions of their own included), from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(stat.parent.name)] = int(fields[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
 def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
     tmp_path: Path, stop_signal: signal.Signals
@@ -149,8 +126,8 @@ def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
             break
         time.sleep(0.1)
     assert history is not None, "the run never wrote results"
-    children = _descendants(process.pid)
-    platform_dirs = {Path(arg).parent for pid in children for arg in _cmdline(pid) if arg.endswith("/ready")}
+    children = descendants(process.pid)
+    platform_dirs = {Path(arg).parent for pid in children for arg in cmdline(pid) if arg.endswith("/ready")}
     assert children and platform_dirs, "the platform and Locust run below the run process"
     process.send_signal(stop_signal)
     output, _ = process.communicate(timeout=120)
@@ -161,17 +138,10 @@ def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
     assert (run_dir / "report.html").exists()
     assert len(pd.read_csv(run_dir / "locust_stats.csv")) > 1
     deadline = time.monotonic() + 15
-    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [pid for pid in children if _alive(pid)], "the platform or Locust outlived the run"
+    assert not [pid for pid in children if alive(pid)], "the platform or Locust outlived the run"
     assert not [d for d in platform_dirs if d.exists()], "the platform's temporary folder is gone"
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
 
 
 def _corrupt_copy(smoke_run: RunOutcome, tmp_path: Path) -> Path:

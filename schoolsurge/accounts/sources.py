@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TextIO
 
 from schoolsurge.accounts.roster import SECONDARY_LEVELS, Roster
 from schoolsurge.errors import AccountsError
@@ -15,6 +16,7 @@ from schoolsurge.errors import AccountsError
 log = logging.getLogger(__name__)
 CSV_COLUMNS = ("role", "username", "password")
 CSV_ROLES = ("student", "teacher", "parent")
+MAX_LINE_CHARS = 4096  # far above any role,username,password; a longer line (a device, a wrong file) is refused
 
 
 class AccountSource(Protocol):
@@ -47,7 +49,9 @@ class SeededAccounts:
 
 class CsvAccounts:
     """A CSV file with a header `role,username,password`, one test account a line. A byte-order mark (what
-    spreadsheet programs write) is accepted; a repeated username is kept but reported in `duplicates`."""
+    spreadsheet programs write) is accepted; a repeated username is kept but reported in `duplicates`. Refused,
+    naming the line: a missing or extra field, a role that is not a persona, an empty username or password, a
+    control character (a NUL, a line break inside quotes) in either."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -56,26 +60,47 @@ class CsvAccounts:
         seen: set[str] = set()
         try:
             with self.path.open(newline="", encoding="utf-8-sig") as handle:
-                reader = csv.DictReader(handle)
-                if reader.fieldnames is None or not set(CSV_COLUMNS) <= set(reader.fieldnames):
-                    raise AccountsError(f"{self.path}: expected a header line `{','.join(CSV_COLUMNS)}`")
-                for line, row in enumerate(reader, start=2):
-                    role, username = (row["role"] or "").strip(), row["username"] or ""
-                    if role not in CSV_ROLES or not username:
-                        raise AccountsError(
-                            f"{self.path}: line {line}: role must be one of {', '.join(CSV_ROLES)} "
-                            "and username must not be empty"
-                        )
+                reader = csv.reader(_bounded_lines(handle, self.path))
+                header = [name.strip() for name in next(reader, [])]
+                if sorted(header) != sorted(CSV_COLUMNS):
+                    raise AccountsError(
+                        f"{self.path}: expected a header line `{','.join(CSV_COLUMNS)}` and no other column"
+                    )
+                for fields in reader:
+                    if not fields:
+                        continue  # a blank line
+                    role, username, password = self._account(reader.line_num, fields, header)
                     if username in seen:
                         self.duplicates.append(username)
                     seen.add(username)
-                    self.by_role.setdefault(role, []).append((username, row["password"] or ""))
+                    self.by_role.setdefault(role, []).append((username, password))
         except OSError as error:
             raise AccountsError(f"{self.path}: cannot read accounts file ({error.strerror})") from None
         except (UnicodeDecodeError, csv.Error) as error:
             raise AccountsError(f"{self.path}: not a CSV text file ({error}); export it as UTF-8 CSV") from None
         if not self.by_role:
             raise AccountsError(f"{self.path}: no account below the header; add one line per test account")
+
+    def _account(self, line: int, fields: list[str], header: list[str]) -> tuple[str, str, str]:
+        """(role, username, password) of one line, or AccountsError naming the line and what to fix."""
+        where = f"{self.path}: line {line}"
+        if len(fields) != len(header):
+            raise AccountsError(
+                f"{where}: {len(fields)} fields, expected {len(header)} `{','.join(header)}` "
+                "(quote a field that holds a comma)"
+            )
+        account = dict(zip(header, fields, strict=True))
+        role = account["role"].strip()
+        if role not in CSV_ROLES:
+            raise AccountsError(f"{where}: role must be one of {', '.join(CSV_ROLES)}, got {role!r}")
+        for column in ("username", "password"):
+            value = account[column]
+            if not value:
+                raise AccountsError(f"{where}: empty {column}; give every account its {column}")
+            control = next((c for c in value if unicodedata.category(c) == "Cc"), None)
+            if control is not None:
+                raise AccountsError(f"{where}: the {column} holds the control character {control!r}; remove it")
+        return role, account["username"], account["password"]
 
     def require_roles(self, roles: Iterable[str]) -> None:
         """Refuse, before any load, a file that lacks a role the scenario's people need."""
@@ -89,6 +114,17 @@ class CsvAccounts:
     def credentials(self, role: str, index: int) -> tuple[str, str]:
         accounts = self.by_role[role]  # require_roles() has checked every role the scenario uses
         return accounts[index % len(accounts)]
+
+
+def _bounded_lines(handle: TextIO, path: Path) -> Iterator[str]:
+    """The file's lines, each read MAX_LINE_CHARS at most: a file with no line end is not read without bound."""
+    while line := handle.readline(MAX_LINE_CHARS + 1):
+        if len(line) > MAX_LINE_CHARS:
+            raise AccountsError(
+                f"{path}: a line longer than {MAX_LINE_CHARS} characters, which no account is; "
+                "give a CSV file role,username,password"
+            )
+        yield line
 
 
 def accounts_for(accounts_file: Path | None, seed: int, pupils: int, roles: Iterable[str]) -> AccountSource:

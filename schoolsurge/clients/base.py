@@ -8,7 +8,10 @@ target that only has a single sign-on and one page: every persona logs in, reads
 
 What you may write: every other step (timetable, homework, messages, virtual classes, a parent's children...).
 A step you leave out raises `StepNotSupported`; the persona then skips it (counted in sessions.csv's
-`steps_not_supported`, once per skip, and logged once per step), never counted as an error.
+`steps_not_supported`, once per skip, and logged once per step), never counted as an error. And
+`option_types`, the `--client-option KEY=VALUE` keys your client reads, each with what parses its text (`str`,
+`int`, `float` or a function of yours raising ValueError): `context.settings.options[KEY]` is then the parsed
+value. Any other key, or a value its parser refuses, is refused before the run starts (exit 2).
 
 How a step reports: make the requests on `self.http` (a Locust FastHttpSession; relative paths go to the
 target, absolute URLs must pass the loopback guard too), name each request by step, never by id
@@ -26,7 +29,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from schoolsurge.errors import StepFailed, StepNotSupported
 
@@ -57,7 +60,7 @@ class ClientSettings:
     password_field: str = "password"
     logout_method: str = "GET"  # CAS 3.0 /logout is a GET; some deployments want a POST
     validation: str = "service"  # service | p3 | p2 | none: who redeems the service ticket (see CasClient)
-    options: Mapping[str, str] = field(default_factory=dict)  # --client-option KEY=VALUE, for your client
+    options: Mapping[str, Any] = field(default_factory=dict)  # --client-option KEY=VALUE, parsed (option_types)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class Homework:
 class PlatformClient(ABC):
     """One person's conversation with a platform. Subclass it: write login, logout and dashboard; write any
     optional step your platform offers. Each step raises StepFailed when the platform fails it."""
+
+    option_types: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
+    """The --client-option keys this client reads, each with what parses its value (e.g. {"tenant": str,
+    "timeout_s": float}); none by default."""
 
     def __init__(self, context: ClientContext) -> None:
         self.context = context

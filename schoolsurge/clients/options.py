@@ -1,20 +1,22 @@
 """Choosing and configuring the platform client from options: `--client package.module:Class`, the CAS
-settings and free-form `--client-option KEY=VALUE`. The same options exist on `schoolsurge run` (which passes
-them on) and on the locustfile."""
+settings and `--client-option KEY=VALUE` (the keys the client declares). The same options exist on
+`schoolsurge run` (which checks them before anything starts, then passes them on) and on the locustfile."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.clients.cas import VALIDATIONS
-from schoolsurge.errors import ClientError
+from schoolsurge.errors import ClientError, UnsafeTargetError
+from schoolsurge.safety import check_target
 
 DEFAULT_CLIENT = "schoolsurge.clients.reference:ReferencePlatformClient"
+URL_FIELDS = frozenset({"cas_url", "service_url", "home_url"})  # requested, so checked like the target
 
 
 @dataclass(frozen=True)
@@ -65,21 +67,70 @@ def forwarded_client_arguments(options: argparse.Namespace) -> list[str]:
     return arguments
 
 
-def client_settings(options: Any) -> ClientSettings:
-    """ClientSettings from parsed options; ClientError names a malformed --client-option."""
+def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
+    """The client class (--client) and its settings from parsed options, each checked as the client will use
+    it; ClientError names the first option that cannot be used."""
+    client_class = load_client_class(getattr(options, "client", None))
+    return client_class, client_settings(options, client_class, getattr(options, "allow_host", None))
+
+
+def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> None:
+    """Refuse, before anything starts, the client options (as `forwarded_client_arguments` gave them) that the
+    locustfile would refuse in every Locust process."""
+    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    add_client_arguments(parser)
+    try:
+        options, unknown = parser.parse_known_args(list(arguments))
+    except argparse.ArgumentError as error:
+        raise ClientError(str(error)) from None
+    if unknown:
+        raise ClientError(f"not client options: {' '.join(unknown)}")
+    options.allow_host = allow_host
+    configured_client(options)
+
+
+def client_settings(options: Any, client_class: type[PlatformClient], allow_host: str | None) -> ClientSettings:
+    """ClientSettings from parsed options: a URL must be one the loopback guard lets through, each
+    --client-option a KEY=VALUE whose key the client declares (`option_types`) and whose value it parses."""
     given: dict[str, Any] = {}
     for option in CLIENT_OPTIONS:
         value = getattr(options, _dest(option.flag), None)
         if option.field and value is not None:
             given[option.field] = value
+            if option.field in URL_FIELDS and value:
+                _check_url(option.flag, value, allow_host)
     pairs = given.pop("options", None) or []
-    extra: dict[str, str] = {}
+    return ClientSettings(**given, options=_client_options(pairs, client_class))
+
+
+def _check_url(flag: str, url: str, allow_host: str | None) -> None:
+    try:
+        check_target(url, allow_host)
+    except UnsafeTargetError as error:
+        raise ClientError(f"{flag}: {error}") from None
+
+
+def _client_options(pairs: Sequence[str], client_class: type[PlatformClient]) -> dict[str, Any]:
+    """Each KEY=VALUE parsed by the client's declared type, or ClientError naming the pair and what to do."""
+    declared = client_class.option_types
+    known = ", ".join(sorted(declared)) or "none"
+    parsed: dict[str, Any] = {}
     for pair in pairs:
-        key, separator, value = pair.partition("=")
-        if not separator or not key.strip():
+        key, separator, text = pair.partition("=")
+        key = key.strip()
+        if not separator or not key:
             raise ClientError(f"--client-option {pair!r}: expected KEY=VALUE")
-        extra[key.strip()] = value
-    return ClientSettings(**given, options=extra)
+        if key not in declared:
+            raise ClientError(
+                f"--client-option {key}: not an option of {client_class.__name__} (its options: {known}); "
+                "declare it in the client's option_types"
+            )
+        try:
+            parsed[key] = declared[key](text)
+        except ValueError as error:
+            name = client_class.__name__
+            raise ClientError(f"--client-option {pair!r}: not a value {name} takes ({error})") from None
+    return parsed
 
 
 def load_client_class(spec: str | None) -> type[PlatformClient]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from schoolsurge.accounts import AccountSource, accounts_for
 from schoolsurge.clients.base import ClientSettings, PlatformClient
-from schoolsurge.clients.options import client_settings, load_client_class
+from schoolsurge.clients.options import configured_client
 from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import RunParameters, parameters_from_options
 from schoolsurge.scenario import Group, Scenario, load_scenario
@@ -77,18 +77,16 @@ def build_context(options: Any) -> SurgeContext:
         )
     accounts_file = getattr(options, "accounts", None)
     accounts = accounts_for(
-        Path(accounts_file) if accounts_file else None,
-        parameters.seed,
-        replay.platform_pupils,
-        {group.persona for group in scenario.groups},
+        Path(accounts_file) if accounts_file else None, parameters.seed, replay.platform_pupils, scenario.personas
     )
+    client_class, client_config = configured_client(options)
     run_dir = getattr(options, "run_dir", None)
     return SurgeContext(
         replay=replay,
         parameters=parameters,
         accounts=accounts,
-        client_class=load_client_class(getattr(options, "client", None)),
-        client_settings=client_settings(options),
+        client_class=client_class,
+        client_settings=client_config,
         run_dir=Path(run_dir) if run_dir else None,
         scenario_path=scenario_path,
         allow_host=getattr(options, "allow_host", None),

@@ -22,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
+from schoolsurge.child_process import start_in_own_session
 from schoolsurge.errors import PlatformStartError
 from schoolsurge.platform.security import admin_token_path
 from schoolsurge.platform.server import DEFAULT_SEED, DEFAULT_SIZE
@@ -116,17 +117,12 @@ class PlatformProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        # Own process group: a terminal's Ctrl-C reaches only the parent, which then stops us in order,
-        # and stop() can end the seeding pool's workers along with the server.
-        self._proc = subprocess.Popen(
-            self.command(),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
         try:
+            # Own process group: a terminal's Ctrl-C reaches only the parent, which then stops us in order,
+            # and stop() can end the seeding pool's workers along with the server.
+            self._proc = start_in_own_session(
+                self.command(), stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            )
             self._base_url = self._wait_ready()
         except BaseException:
             self.stop()

@@ -37,6 +37,7 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 DEFAULT_SEED = 2021
 DEFAULT_SIZE = 1270
+MAX_SIZE = 10_000_000  # pupils' accounts the reference platform seeds at most (docs/fleet.md)
 DEFAULT_HASH_COST = Settings().hash_cost
 WORKER_READY_TIMEOUT_S = 120.0
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -284,7 +285,7 @@ def add_target_arguments(parser: argparse.ArgumentParser) -> None:
         f"default {DEFAULT_CACHE_DIR})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="roster and data seed")
-    parser.add_argument("--size", type=int_in(1, 10_000_000), default=DEFAULT_SIZE, help="number of pupils")
+    parser.add_argument("--size", type=int_in(1, MAX_SIZE), default=DEFAULT_SIZE, help="number of pupils")
     parser.add_argument("--ready-file", type=Path, default=None, help="write the base URL here once listening")
     add_service_arguments(parser)
     parser.add_argument(

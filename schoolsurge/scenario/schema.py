@@ -24,6 +24,11 @@ ACTIONS: dict[str, frozenset[str]] = {
 }
 # Who takes part in virtual classes: teachers open them, pupils join them.
 VIRTUAL_CLASS_PERSONAS = frozenset({"teacher", "student"})
+# The most people a count of the scenario may name (pupils, a group's population), and the fastest bot flood:
+# eight times France's 12.7M pupils, far above any national school platform, and well within what the models
+# hold (a schedule numbers a group's people on 32 bits; a run's rates stay finite numbers).
+MAX_PEOPLE = 100_000_000
+MAX_BOT_RATE_PER_S = 100_000_000
 
 
 def _quoted_clock(value: object) -> object:
@@ -190,7 +195,7 @@ class Group(Strict):
 
     name: Slug
     persona: Persona
-    population: int = Field(gt=0, description="people in France (docs/facts.md#population)")
+    population: int = Field(gt=0, le=MAX_PEOPLE, description="people in France (docs/facts.md#population)")
     source: str = Field(min_length=1, description="the docs/facts.md line the population comes from")
     participation: float = Field(gt=0, le=1, description="share of the population that logs in within the window")
     login_time: LoginTime
@@ -219,7 +224,9 @@ class BotFlood(Window):
     """Bots hammer the login with wrong credentials between two clock times (a window of its own)."""
 
     kind: Literal["bot-flood"]
-    national_rate_per_s: float = Field(gt=0, description="login attempts per second at national scale")
+    national_rate_per_s: float = Field(
+        gt=0, le=MAX_BOT_RATE_PER_S, description="login attempts per second at national scale"
+    )
 
 
 class CapacityLoss(Strict):
@@ -286,7 +293,7 @@ class EmbeddedPlatform(Strict):
 class Scenario(Strict):
     name: Slug
     description: str
-    pupils: int = Field(gt=0, description="pupils in France; sizes the platform's account roster")
+    pupils: int = Field(gt=0, le=MAX_PEOPLE, description="pupils in France; sizes the platform's account roster")
     window: Window
     groups: list[Group] = Field(min_length=1)
     incidents: list[Incident] = Field(default_factory=list)
@@ -309,6 +316,11 @@ class Scenario(Strict):
             if group.name == name:
                 return group
         raise KeyError(name)
+
+    @property
+    def personas(self) -> frozenset[str]:
+        """The personas of its groups: the roles a run needs accounts of."""
+        return frozenset(group.persona for group in self.groups)
 
     @property
     def slo_window(self) -> Window:
