@@ -125,6 +125,17 @@ def make_accounts(student: int, teacher: int, parent: int) -> list[Account]:
     return accounts
 
 
+def basic_safe_secret(client_id: str) -> str:
+    """A random client secret that LemonLDAP 2.16 accepts by HTTP Basic as well as in the form: it reads the
+    Basic credentials with `^Basic (\\w+)`, so a base64 of `id:secret` holding `+` or `/` is cut short there
+    and refused (401 invalid_client); the secret is drawn again until its encoding has neither."""
+    while True:
+        secret = secrets.token_urlsafe(24)
+        credentials = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+        if "+" not in credentials and "/" not in credentials:
+            return secret
+
+
 def write_accounts_csv(accounts: list[Account], path: Path) -> Path:
     """The accounts as `schoolsurge run --accounts` reads them: role,username,password."""
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -148,7 +159,7 @@ class LemonLdap:
     service_url: str  # the CAS service (the stand-in's /callback)
     redirect_uri: str  # the OIDC relying party's redirect URI (the stand-in's /oidc/callback)
     port: int = field(default_factory=free_loopback_port)
-    client_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    client_secret: str = field(default_factory=lambda: basic_safe_secret(OIDC_CLIENT_ID))
     directory: Path = field(init=False)
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list, init=False)
 

@@ -196,13 +196,15 @@ def test_lemonldap_s_oidc_provider_logs_a_person_in_to_the_ent_by_code_flow_with
 
 def test_a_client_that_redeems_its_own_code_needs_the_pkce_verifier(lemonldap_sso: SsoSetup) -> None:
     """A client playing browser and relying party (what an OIDC load client does): its code is refused without
-    the verifier of its challenge, redeemed with it; the access token then opens the ENT's page."""
+    the verifier of its challenge, redeemed with it (client secret by HTTP Basic here, in the form at the
+    ENT); the access token then opens the ENT's page."""
     setup, account = lemonldap_sso, lemonldap_sso.accounts[2]
     refused = _token_request(setup, _code(setup, account, challenge_of("the verifier")), "another verifier")
     assert refused[0] == 400 and json.loads(refused[1])["error"] == "invalid_grant"
 
     nonce = secrets.token_urlsafe(16)
-    status, body = _token_request(setup, _code(setup, account, challenge_of("the verifier"), nonce), "the verifier")
+    code = _code(setup, account, challenge_of("the verifier"), nonce)
+    status, body = _token_request(setup, code, "the verifier", basic=True)
     assert status == 200, body
     tokens = json.loads(body)
     claims = verified_id_token(tokens["id_token"], setup.sso, nonce)
@@ -238,19 +240,17 @@ def _code(setup: SsoSetup, account: Account, challenge: str, nonce: str = "n") -
     return query["code"][0]
 
 
-def _token_request(setup: SsoSetup, code: str, verifier: str) -> tuple[int, str]:
-    status, _, body = http_request(
-        "POST",
-        f"{setup.sso.issuer}/oauth2/token",
-        form={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": setup.ent.redirect_uri,
-            "client_id": OIDC_CLIENT_ID,
-            "client_secret": setup.sso.client_secret,
-            "code_verifier": verifier,
-        },
-    )
+def _token_request(setup: SsoSetup, code: str, verifier: str, basic: bool = False) -> tuple[int, str]:
+    """The code redeemed at the token endpoint, the client authenticated in the form or by HTTP Basic."""
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": setup.ent.redirect_uri}
+    form["code_verifier"] = verifier
+    headers = {}
+    if basic:
+        credentials = base64.b64encode(f"{OIDC_CLIENT_ID}:{setup.sso.client_secret}".encode()).decode()
+        headers["Authorization"] = f"Basic {credentials}"
+    else:
+        form |= {"client_id": OIDC_CLIENT_ID, "client_secret": setup.sso.client_secret}
+    status, _, body = http_request("POST", f"{setup.sso.issuer}/oauth2/token", form=form, headers=headers)
     return status, body.decode()
 
 
