@@ -226,11 +226,9 @@ class LemonLdap:
             )
 
     def _ini(self) -> str:
+        """lemonldap-ng.ini: where the configuration is; logs to stderr (llng-fastcgi-server would use syslog)."""
         root = self.directory
-        cache = (
-            "{'namespace' => '%s', 'default_expires_in' => 600, 'directory_umask' => '007', "
-            f"'cache_root' => '{root}/cache', 'cache_depth' => 3}}"
-        )
+        cache = f"{{'namespace' => 'lemonldap-ng-config', 'cache_root' => '{root}/cache', 'cache_depth' => 3}}"
         return f"""\
 [all]
 logLevel = {LOG_LEVEL}
@@ -241,7 +239,7 @@ userLogger = Lemonldap::NG::Common::Logger::Std
 type = File
 dirName = {root}/conf
 localStorage = Cache::FileCache
-localStorageOptions = {cache % "lemonldap-ng-config"}
+localStorageOptions = {cache}
 
 [portal]
 staticPrefix = /static
