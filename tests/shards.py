@@ -47,6 +47,7 @@ WEIGHTS_S = {
     "test_monitoring.py": 41,
     "test_platform_schema.py": 38,
     "test_report_browser.py": 33,
+    "test_lemonldap.py": 30,
     "test_user_classes.py": 25,
     "test_report_capacity.py": 22,
     "test_platform_capacity.py": 21,
