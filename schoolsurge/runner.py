@@ -128,7 +128,7 @@ def _run(request: RunRequest) -> RunOutcome:
         )
     if request.target is not None:
         check_target(request.target, request.allow_host)  # refuse before creating anything
-    _check_client(request.client_arguments)
+    sso = _check_client(request.client_arguments)
     check_machine_holds(replay, request.scenario_path, request.force)
     run_dir = new_run_dir(request.reports_dir, scenario.name)
     start_manifest(
@@ -141,12 +141,13 @@ def _run(request: RunRequest) -> RunOutcome:
         processes=request.processes or 1,
         embedded=request.target is None,
         target=request.target or "embedded",
+        sso=sso,
         **({"profile": profile} if request.target is None else {}),
     )
     print(f"schoolsurge: run directory {run_dir}", flush=True)
     code, interrupted = None, False
     try:
-        with _platform(request, scenario, profile, replay, parameters.seed, run_dir) as (target, admin_token):
+        with _platform(request, scenario, profile, replay, parameters.seed, run_dir, sso) as (target, admin_token):
             update_manifest(run_dir, target=target)
             print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
             command = _locust_command(request, parameters, target, run_dir)
@@ -229,7 +230,7 @@ def profile_capacity(scenario: Scenario, profile: str) -> float:
 
 @contextlib.contextmanager
 def _platform(
-    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path
+    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path, sso: str
 ) -> Iterator[tuple[str, str | None]]:
     """The target URL: the user's (checked) or an embedded platform sized for this replay."""
     if request.target is not None:  # already checked by run(), before the run directory was made
@@ -250,15 +251,19 @@ def _platform(
         # The platform's capacity is national: it scales it to the run it stands in for.
         run_scale=replay.scale,
         run_speed=replay.speed,
+        sso=sso,  # the single sign-on the run's client speaks
     ) as platform:
         yield platform.base_url, platform.admin_token
 
 
-def _check_client(client_arguments: Sequence[str]) -> None:
-    """Refuse an unusable --client before anything starts (Locust would only fail in its init)."""
+def _check_client(client_arguments: Sequence[str]) -> str:
+    """Refuse an unusable --client, or one of another single sign-on than --sso, before anything starts (Locust
+    would only fail in its init); returns the run's single sign-on protocol (--sso, default cas)."""
     arguments = list(client_arguments)
+    sso = arguments[arguments.index("--sso") + 1] if "--sso" in arguments else "cas"
     if "--client" in arguments:
-        load_client_class(arguments[arguments.index("--client") + 1])
+        load_client_class(arguments[arguments.index("--client") + 1], sso)
+    return sso
 
 
 def _locust_command(request: RunRequest, parameters: RunParameters, target: str, run_dir: Path) -> list[str]:

@@ -87,7 +87,7 @@ def build_context(options: Any) -> SurgeContext:
         replay=replay,
         parameters=parameters,
         accounts=accounts,
-        client_class=load_client_class(getattr(options, "client", None)),
+        client_class=load_client_class(getattr(options, "client", None), getattr(options, "sso", None)),
         client_settings=client_settings(options),
         run_dir=Path(run_dir) if run_dir else None,
         scenario_path=scenario_path,

@@ -21,7 +21,8 @@ from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 
 LOGIN_FORM = "sso: login form"
 SUBMIT_CREDENTIALS = "sso: submit credentials"
-TICKET_STEPS = ("sso: ticket callback", "sso: validate ticket")
+# Where a login's proof is redeemed: a CAS ticket, or an OpenID Connect code (clients/oidc.py).
+TICKET_STEPS = ("sso: ticket callback", "sso: validate ticket", "sso: code callback", "sso: redeem code")
 FIRST_PAGES = ("dashboard", "home")  # the reference client's landing page, CasClient's
 GAVE_UP_FIRST_PAGE = "gave up: dashboard"  # Locust FLOW entry of people who left while their landing page failed
 JOIN = "virtual class: join"
