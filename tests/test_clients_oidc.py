@@ -15,6 +15,7 @@ import pytest
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
+from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import ClientContext, ClientSettings, OidcClient, ReferenceOidcClient, StepFailed
 from schoolsurge.clients.oidc import parse_login_form
 from schoolsurge.clients.options import load_client_class
@@ -185,3 +186,12 @@ def test_the_default_client_speaks_the_runs_protocol_and_another_is_refused() ->
         load_client_class("schoolsurge.clients.reference:ReferencePlatformClient", "oidc")
     with pytest.raises(ClientError, match="logs in by oidc, not by --sso cas"):
         load_client_class("schoolsurge.clients.oidc:OidcClient", "cas")
+
+
+def test_run_refuses_a_client_of_another_protocol_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--sso", "oidc", "--client", "schoolsurge.clients.cas:CasClient", "--reports-dir", str(tmp_path)]
+    assert main(["run", str(SMOKE), *arguments]) == EXIT_USAGE
+    assert "CasClient logs in by cas, not by --sso oidc" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
