@@ -6,9 +6,8 @@ Locust's person-level `FLOW` entries: who gave up on which page). The single sig
 requests (Locust's statistics of `sso: login form`, `sso: submit credentials`, `sso: ticket callback` or
 `sso: validate ticket`; with OpenID Connect, `sso: code callback` or `sso: redeem code`), so they are counted
 in login attempts: every attempt asks for the form, sends the credentials if it got one and has its ticket
-validated if they were accepted. A person who retries makes several
-attempts, so those stages are shares of the attempts, not of the people. "Why" is the stage's most frequent
-failures in Locust's failures table.
+validated if they were accepted. A person who retries makes several attempts, so those stages are shares of
+the attempts, not of the people. "Why" is the stage's most frequent failures in Locust's failures table.
 """
 
 from __future__ import annotations
