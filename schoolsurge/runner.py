@@ -136,7 +136,7 @@ def _run(request: RunRequest) -> RunOutcome:
     # Everything the Locust processes would refuse, refused here: before the run directory, the platform, a fork.
     if request.target is not None:
         check_target(request.target, request.allow_host)
-    check_client_arguments(request.client_arguments, request.allow_host)
+    sso = check_client_arguments(request.client_arguments, request.allow_host)
     if request.accounts is not None:
         CsvAccounts(request.accounts).require_roles(scenario.personas)
     check_processes(request.processes, request.force)
@@ -154,12 +154,13 @@ def _run(request: RunRequest) -> RunOutcome:
         processes=request.processes or 1,
         embedded=request.target is None,
         target=request.target or "embedded",
+        sso=sso,
         **({"profile": profile} if request.target is None else {}),
     )
     print(f"schoolsurge: run directory {run_dir}", flush=True)
     code, interrupted = None, False
     try:
-        with _platform(request, scenario, profile, replay, parameters.seed, run_dir) as (target, admin_token):
+        with _platform(request, scenario, profile, replay, parameters.seed, run_dir, sso) as (target, admin_token):
             update_manifest(run_dir, target=target)
             print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
             command = _locust_command(request, parameters, target, run_dir)
@@ -242,7 +243,7 @@ def profile_capacity(scenario: Scenario, profile: str) -> float:
 
 @contextlib.contextmanager
 def _platform(
-    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path
+    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path, sso: str
 ) -> Iterator[tuple[str, str | None]]:
     """The target URL: the user's (checked) or an embedded platform sized for this replay."""
     if request.target is not None:  # already checked by run(), before the run directory was made
@@ -263,6 +264,7 @@ def _platform(
         # The platform's capacity is national: it scales it to the run it stands in for.
         run_scale=replay.scale,
         run_speed=replay.speed,
+        sso=sso,  # the single sign-on the run's client speaks
     ) as platform:
         yield platform.base_url, platform.admin_token
 

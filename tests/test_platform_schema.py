@@ -1,5 +1,6 @@
 """Schema fuzzing: schemathesis drives the live platform from its own OpenAPI schema, anonymous, as each role
-and as the operator, with every check it has. No 500 anywhere, every response as documented.
+and as the operator, with every check it has; and the OpenID Connect platform (`--sso oidc`), anonymous. No 500
+anywhere, every response as documented.
 
 Bounded: a few examples per operation, a fixed seed, about 20 seconds in all.
 """
@@ -30,6 +31,21 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> It
     root = tmp_path_factory.mktemp("fuzzed")
     with PlatformProcess(
         seed=SEED, size=SIZE, hash_cost=COST, profile="resized", cache_dir=platform_cache, log_path=root / "log"
+    ) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def fuzzed_oidc(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> Iterator[PlatformProcess]:
+    root = tmp_path_factory.mktemp("fuzzed-oidc")
+    with PlatformProcess(
+        seed=SEED,
+        size=SIZE,
+        hash_cost=COST,
+        profile="resized",
+        cache_dir=platform_cache,
+        log_path=root / "log",
+        sso="oidc",
     ) as proc:
         yield proc
 
@@ -79,8 +95,14 @@ def test_schema_fuzzing_as_the_operator(fuzzed: PlatformProcess, tmp_path: Path)
     schemathesis(fuzzed.base_url, tmp_path, "--include-path-regex", "^/admin/", auth={"HTTPBearer": token})
 
 
-def test_nothing_answered_500(fuzzed: PlatformProcess) -> None:
+def test_schema_fuzzing_the_openid_provider_finds_no_error(fuzzed_oidc: PlatformProcess, tmp_path: Path) -> None:
+    schemathesis(fuzzed_oidc.base_url, tmp_path, "--exclude-path-regex", "^/admin/")
+
+
+@pytest.mark.parametrize("platform", ["fuzzed", "fuzzed_oidc"])
+def test_nothing_answered_500(platform: str, request: pytest.FixtureRequest) -> None:
     """Runs after the fuzzing above (same module, file order): the platform's own count of 5xx answers."""
+    fuzzed: PlatformProcess = request.getfixturevalue(platform)
     scrape = Client(fuzzed.base_url).get("/metrics").text
     assert 'status="500"' not in scrape
     requests = sum(

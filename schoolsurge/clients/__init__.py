@@ -1,7 +1,8 @@
 """Platform clients: which HTTP calls carry out each step a persona takes.
 
 Personas only speak to `PlatformClient` (the contract, in base.py); `CasClient` logs in through any CAS 3.0
-server; `ReferencePlatformClient` adds the embedded platform's pages. To aim the same people at another
+server, `OidcClient` through any OpenID Provider; `ReferencePlatformClient` and `ReferenceOidcClient` add the
+embedded platform's pages to each. To aim the same people at another
 platform, write one subclass and pass it with `--client package.module:Class`.
 """
 
@@ -16,7 +17,8 @@ from schoolsurge.clients.base import (
     StepNotSupported,
 )
 from schoolsurge.clients.cas import CasClient
-from schoolsurge.clients.reference import ReferencePlatformClient
+from schoolsurge.clients.oidc import OidcClient
+from schoolsurge.clients.reference import ReferenceOidcClient, ReferencePlatformClient
 
 __all__ = [
     "CasClient",
@@ -24,8 +26,10 @@ __all__ = [
     "ClientSettings",
     "Dashboard",
     "Homework",
+    "OidcClient",
     "Person",
     "PlatformClient",
+    "ReferenceOidcClient",
     "ReferencePlatformClient",
     "StepFailed",
     "StepNotSupported",

@@ -20,8 +20,8 @@ response failed (`catch_response=True`, `response.failure(...)`) and raise `Step
 `context.step_prefix` (bots use it, so their requests are counted apart from people's).
 
 How a client is built: `YourClient(context)`, one per person's session, with a `ClientContext`: the HTTP
-session, the settings (`--cas-url`, `--client-option KEY=VALUE`...), who the person is, and a way to open a
-second connection (back-channel calls, such as a ticket validation server to server).
+session, the settings (`--sso`, `--cas-url`, `--oidc-issuer`, `--client-option KEY=VALUE`...), who the person
+is, and a way to open a second connection (back-channel calls, such as a ticket validation server to server).
 """
 
 from __future__ import annotations
@@ -50,16 +50,29 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """How a client reaches its platform: the CAS protocol's knobs and free-form options for your own client.
-    Empty URLs mean "on the target": the CAS base is TARGET/cas, the service TARGET/ent/auth/callback."""
+    """How a client reaches its platform: its single sign-on protocol, the knobs of CAS and of OpenID Connect,
+    and free-form options for your own client. Empty URLs mean "on the target": the CAS base is TARGET/cas, the
+    service TARGET/ent/auth/callback, the OpenID Provider TARGET/oidc (the embedded platform's)."""
 
+    sso: str = "cas"  # cas | oidc: the platform's single sign-on; picks the default client (options.py)
     cas_url: str = ""
     service_url: str = ""
-    home_url: str = ""  # the page CasClient.dashboard() reads (default: the CAS login page)
+    home_url: str = ""  # the page CasClient's or OidcClient's dashboard() reads
     username_field: str = "username"
     password_field: str = "password"
     logout_method: str = "GET"  # CAS 3.0 /logout is a GET; some deployments want a POST
     validation: str = "service"  # service | p3 | p2 | none: who redeems the service ticket (see CasClient)
+    # OpenID Connect (OidcClient): empty values are the embedded platform's, or read from the login form.
+    oidc_issuer: str = ""  # metadata at ISSUER/.well-known/openid-configuration (default TARGET/oidc)
+    oidc_login_url: str = ""  # where the service starts a login (default TARGET/ent/auth/oidc/login)
+    oidc_client_id: str = ""  # back channel: the client's own id (default: the embedded platform's app)
+    oidc_client_secret: str = ""  # back channel: empty for a public client (PKCE alone)
+    oidc_redirect_uri: str = ""  # back channel: the client's registered redirect URI
+    oidc_scopes: str = "openid profile"
+    oidc_username_field: str = ""  # the login form's; empty: read from the form
+    oidc_password_field: str = ""
+    oidc_token_auth: str = ""  # client_secret_basic | client_secret_post | none (default: basic with a secret)
+    oidc_validation: str = "service"  # service | back-channel: who redeems the code (see OidcClient)
     options: Mapping[str, Any] = field(default_factory=dict)  # --client-option KEY=VALUE, parsed (option_types)
 
 

@@ -39,6 +39,8 @@ class CasClient(PlatformClient):
     """Logs people in through a CAS server and reads one page (`home_url`, default the CAS login page).
     Subclass it for a platform behind CAS: the login comes with it, write the platform's pages."""
 
+    sso = "cas"
+
     def __init__(self, context: ClientContext) -> None:
         super().__init__(context)
         settings, target = context.settings, (context.http.base_url or "").rstrip("/")

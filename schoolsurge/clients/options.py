@@ -1,6 +1,8 @@
-"""Choosing and configuring the platform client from options: `--client package.module:Class`, the CAS
-settings and `--client-option KEY=VALUE` (the keys the client declares). The same options exist on
-`schoolsurge run` (which checks them before anything starts, then passes them on) and on the locustfile."""
+"""Choosing and configuring the platform client from options: `--sso` (the platform's single sign-on), `--client
+package.module:Class` (default: the embedded platform's client for that protocol), the CAS and OpenID Connect
+settings and `--client-option KEY=VALUE` (the keys the client declares). The same options exist on `schoolsurge
+run` (which checks them before anything starts, then passes them on, and starts its embedded platform with the
+same `--sso`) and on the locustfile."""
 
 from __future__ import annotations
 
@@ -12,11 +14,20 @@ from typing import Any
 
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.clients.cas import VALIDATIONS
+from schoolsurge.clients.oidc import TOKEN_AUTH_METHODS
+from schoolsurge.clients.oidc import VALIDATIONS as OIDC_VALIDATIONS
 from schoolsurge.errors import ClientError, UnsafeTargetError
+from schoolsurge.platform.settings import SSO_PROTOCOLS
 from schoolsurge.safety import check_target
 
-DEFAULT_CLIENT = "schoolsurge.clients.reference:ReferencePlatformClient"
-URL_FIELDS = frozenset({"cas_url", "service_url", "home_url"})  # requested, so checked like the target
+# The embedded platform's client for each single sign-on protocol.
+DEFAULT_CLIENTS = {
+    "cas": "schoolsurge.clients.reference:ReferencePlatformClient",
+    "oidc": "schoolsurge.clients.reference:ReferenceOidcClient",
+}
+DEFAULT_CLIENT = DEFAULT_CLIENTS["cas"]
+# Requested by the client, so checked like the target.
+URL_FIELDS = frozenset({"cas_url", "service_url", "home_url", "oidc_issuer", "oidc_login_url", "oidc_redirect_uri"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,13 @@ class ClientOption:
 
 
 CLIENT_OPTIONS = (
+    ClientOption(
+        "--sso",
+        "sso",
+        "the platform's single sign-on: cas (default) or oidc; picks the default client, and the embedded "
+        "platform's protocol",
+        SSO_PROTOCOLS,
+    ),
     ClientOption("--client", "", f"platform client class, package.module:Class (default {DEFAULT_CLIENT})"),
     ClientOption("--cas-url", "cas_url", "CAS base URL (default: TARGET/cas)"),
     ClientOption(
@@ -39,6 +57,23 @@ CLIENT_OPTIONS = (
     ClientOption("--cas-password-field", "password_field", "name of the login form's password field"),
     ClientOption("--cas-logout-method", "logout_method", "HTTP method of CAS logout", ("GET", "POST")),
     ClientOption("--cas-validation", "validation", "who redeems the service ticket", VALIDATIONS),
+    ClientOption("--oidc-issuer", "oidc_issuer", "OpenID Provider's issuer URL (default: TARGET/oidc)"),
+    ClientOption(
+        "--oidc-login-url", "oidc_login_url", "where the service starts a login (default: TARGET/ent/auth/oidc/login)"
+    ),
+    ClientOption("--oidc-client-id", "oidc_client_id", "back channel: the client id (default: the embedded app's)"),
+    ClientOption("--oidc-client-secret", "oidc_client_secret", "back channel: the client secret (none: public)"),
+    ClientOption("--oidc-redirect-uri", "oidc_redirect_uri", "back channel: the client's registered redirect URI"),
+    ClientOption("--oidc-scopes", "oidc_scopes", "back channel: scopes asked for (default: openid profile)"),
+    ClientOption("--oidc-username-field", "oidc_username_field", "login form's username field (default: read it)"),
+    ClientOption("--oidc-password-field", "oidc_password_field", "login form's password field (default: read it)"),
+    ClientOption(
+        "--oidc-token-auth",
+        "oidc_token_auth",
+        "back channel: client authentication at the token endpoint",
+        TOKEN_AUTH_METHODS,
+    ),
+    ClientOption("--oidc-validation", "oidc_validation", "who redeems the code", OIDC_VALIDATIONS),
     ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
 )
 
@@ -70,13 +105,13 @@ def forwarded_client_arguments(options: argparse.Namespace) -> list[str]:
 def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
     """The client class (--client) and its settings from parsed options, each checked as the client will use
     it; ClientError names the first option that cannot be used."""
-    client_class = load_client_class(getattr(options, "client", None))
+    client_class = load_client_class(getattr(options, "client", None), getattr(options, "sso", None))
     return client_class, client_settings(options, client_class, getattr(options, "allow_host", None))
 
 
-def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> None:
+def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> str:
     """Refuse, before anything starts, the client options (as `forwarded_client_arguments` gave them) that the
-    locustfile would refuse in every Locust process."""
+    locustfile would refuse in every Locust process; returns the run's single sign-on protocol (--sso)."""
     parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     add_client_arguments(parser)
     try:
@@ -87,6 +122,7 @@ def check_client_arguments(arguments: Sequence[str], allow_host: str | None = No
         raise ClientError(f"not client options: {' '.join(unknown)}")
     options.allow_host = allow_host
     configured_client(options)
+    return options.sso or "cas"
 
 
 def client_settings(options: Any, client_class: type[PlatformClient], allow_host: str | None) -> ClientSettings:
@@ -133,9 +169,10 @@ def _client_options(pairs: Sequence[str], client_class: type[PlatformClient]) ->
     return parsed
 
 
-def load_client_class(spec: str | None) -> type[PlatformClient]:
-    """The PlatformClient subclass named package.module:Class; ClientError says what is wrong."""
-    spec = spec or DEFAULT_CLIENT
+def load_client_class(spec: str | None, sso: str | None = None) -> type[PlatformClient]:
+    """The PlatformClient subclass named package.module:Class (default: the embedded platform's for `sso`);
+    ClientError says what is wrong, or that it speaks another single sign-on protocol than `sso`."""
+    spec = spec or DEFAULT_CLIENTS[sso or "cas"]
     module_name, separator, class_name = spec.partition(":")
     if not separator or not module_name or not class_name:
         raise ClientError(f"--client {spec!r}: expected package.module:Class")
@@ -149,6 +186,9 @@ def load_client_class(spec: str | None) -> type[PlatformClient]:
     if getattr(client_class, "__abstractmethods__", None):
         missing = ", ".join(sorted(client_class.__abstractmethods__))
         raise ClientError(f"--client {spec!r}: {class_name} does not write {missing} (see PlatformClient)")
+    speaks = getattr(client_class, "sso", None)
+    if sso is not None and speaks is not None and speaks != sso:
+        raise ClientError(f"--client {spec!r}: {class_name} logs in by {speaks}, not by --sso {sso}")
     return client_class
 
 

@@ -1,18 +1,22 @@
-"""Client for the embedded reference platform: its CAS single sign-on (CasClient) and the ENT's JSON API."""
+"""Clients for the embedded reference platform: the ENT's JSON API (ReferencePages), behind its single sign-on,
+CAS (`ReferencePlatformClient`, CasClient's login) or OpenID Connect (`ReferenceOidcClient`, OidcClient's). The
+run picks the one of the platform's protocol (`--sso`, options.py)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from schoolsurge.clients.base import Dashboard, Homework, StepFailed
+from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, StepFailed
 from schoolsurge.clients.cas import CasClient
+from schoolsurge.clients.oidc import OidcClient
 
 CLOSED = frozenset({409})
 
 
-class ReferencePlatformClient(CasClient):
-    """Request names are grouped by step (never by id) so statistics stay one row per step."""
+class ReferencePages(PlatformClient):
+    """The ENT's pages, whatever single sign-on logged the person in (mixed in before a login client). Request
+    names are grouped by step (never by id) so statistics stay one row per step."""
 
     def _json(
         self, method: str, path: str, name: str, expect: int = 200, also: frozenset[int] = frozenset(), **kwargs: Any
@@ -123,3 +127,11 @@ class ReferencePlatformClient(CasClient):
     def leave_virtual_class(self, virtual_class_id: int) -> None:
         # Leaving a lesson the teacher has already ended (409) is no failure either.
         self._json("POST", f"/api/virtual-classes/{virtual_class_id}/leave", "virtual class: leave", also=CLOSED)
+
+
+class ReferencePlatformClient(ReferencePages, CasClient):
+    """The embedded platform with its CAS single sign-on (the default)."""
+
+
+class ReferenceOidcClient(ReferencePages, OidcClient):
+    """The embedded platform with its OpenID Connect single sign-on (`--sso oidc`)."""

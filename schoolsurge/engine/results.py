@@ -65,6 +65,7 @@ class RunDirectoryWriter:
             "speed": context.replay.speed,
             "seed": context.seed,
             "client": f"{context.client_class.__module__}:{context.client_class.__qualname__}",
+            "sso": context.client_settings.sso,
             "role": type(engine.role).__name__.removesuffix("Role").lower(),
         }
         replay = context.replay

@@ -1,5 +1,5 @@
-"""The reference school platform: a CAS 3.0 single sign-on, an ENT JSON API, admission control and Prometheus
-metrics, in one ASGI app (one per worker process).
+"""The reference school platform: a single sign-on (CAS 3.0, or an OpenID Provider with `--sso oidc`), an ENT
+JSON API, admission control and Prometheus metrics, in one ASGI app (one per worker process).
 
 The endpoints live in routes/, one module-level router per journey; they reach the platform (database,
 settings, metrics) through FastAPI dependencies on the app state (routes/dependencies.py). Endpoints are plain
@@ -29,8 +29,10 @@ from schoolsurge.platform.admission import AdmissionControl, AdmissionGate, Capa
 from schoolsurge.platform.body_limit import BodyLimit
 from schoolsurge.platform.core import Platform
 from schoolsurge.platform.metrics import Metrics, RequestMetrics, RouteTemplates
+from schoolsurge.platform.oidc_config import ProviderConfig
+from schoolsurge.platform.oidc_provider import OidcProvider
 from schoolsurge.platform.profile_limits import ProfileGates, ProfileLimits
-from schoolsurge.platform.routes import cas, ent_auth, homework, ops, school, virtual_classes
+from schoolsurge.platform.routes import cas, ent_auth, homework, oidc, ops, school, virtual_classes
 from schoolsurge.platform.schemas import Error
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
@@ -53,8 +55,10 @@ ERRORS = {
 }
 # Threads a worker keeps beyond its request slots, for the operators' endpoints that bypass admission.
 SPARE_THREADS = 4
-# In this order in the schema; /metrics (ops.metrics_router) is included apart, guarded or not.
-ROUTERS = (cas.router, ent_auth.router, school.router, homework.router, virtual_classes.router, ops.router)
+# In this order in the schema, after the single sign-on's own (SSO_ROUTERS, by protocol); /metrics
+# (ops.metrics_router) is included apart, guarded or not.
+ENT_ROUTERS = (school.router, homework.router, virtual_classes.router, ops.router)
+SSO_ROUTERS = {"cas": (cas.router, ent_auth.router), "oidc": (oidc.router, ent_auth.oidc_router)}
 
 
 def _validation_message(exc: RequestValidationError) -> str:
@@ -76,10 +80,14 @@ def create_app(
     admin_token_hash: str | None = None,
     services: ServiceRegistry | None = None,
     metrics_token_hash: str | None = None,
+    oidc_provider: ProviderConfig | None = None,
 ) -> FastAPI:
     """Build one worker's app on an already seeded database file. Without `services`, no CAS service is
-    registered (no ticket is ever issued); without `metrics_token_hash`, /metrics is open."""
+    registered (no ticket is ever issued); without `metrics_token_hash`, /metrics is open. With `settings.sso`
+    "oidc", the app serves an OpenID Provider (`oidc_provider`: its issuer, key and clients) instead of CAS."""
     settings = settings or Settings()
+    if settings.sso == "oidc" and oidc_provider is None:
+        raise ValueError("an OpenID Connect platform needs its provider's configuration (oidc_config.py)")
     metrics = Metrics()
     capacity = CapacityState(capacity_file)
     platform = Platform(
@@ -93,6 +101,7 @@ def create_app(
     )
 
     gates = ProfileGates(settings, capacity, metrics, platform.live_sessions)
+    routers = (*SSO_ROUTERS[settings.sso], *ENT_ROUTERS)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -111,7 +120,8 @@ def create_app(
     app = FastAPI(
         title="schoolsurge reference platform",
         version="2",
-        description="A regional school ENT with CAS single sign-on, for rehearsing the 6 April 2021 surge.",
+        description="A regional school ENT with CAS or OpenID Connect single sign-on, for rehearsing the 6 April "
+        "2021 surge.",
         docs_url=None,
         redoc_url=None,
         openapi_url="/openapi.json",
@@ -119,13 +129,15 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.platform = platform  # what routes.dependencies.get_platform hands the endpoints
-    for router in ROUTERS:
+    if oidc_provider is not None and settings.sso == "oidc":
+        app.state.oidc = OidcProvider(platform, oidc_provider)  # ... and get_oidc
+    for router in routers:
         app.include_router(router)
     # Guarded only when a metrics token is configured, so the schema says what the server actually requires.
     metrics_guard = [Depends(ops.require_metrics_token)] if metrics_token_hash is not None else []
     app.include_router(ops.metrics_router, dependencies=metrics_guard)
 
-    templates = RouteTemplates([route for router in (*ROUTERS, ops.metrics_router) for route in router.routes])
+    templates = RouteTemplates([route for router in (*routers, ops.metrics_router) for route in router.routes])
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

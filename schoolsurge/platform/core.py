@@ -166,6 +166,11 @@ class Platform:
         row = self.connection().execute(sql, (account_id,)).fetchone()
         return Account(*row) if row else None
 
+    def account_by_username(self, username: str) -> Account | None:
+        sql = "SELECT id, username, role, idx, display_name, class_id FROM accounts WHERE username = ?"
+        row = self.connection().execute(sql, (username,)).fetchone()
+        return Account(*row) if row else None
+
     # ---- authorisation ------------------------------------------------------------------------------
 
     def class_ids_of(self, account: Account) -> list[int]:

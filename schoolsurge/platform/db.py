@@ -10,6 +10,7 @@ A seeded file is a pristine cache that is never served: each server runs on its 
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -92,10 +93,49 @@ LOGIN_FAILURES_SCHEMA = """
 CREATE TABLE login_failures (address TEXT NOT NULL, username TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX login_failures_key ON login_failures(username, address, at);
 """
-# Each table of login state, and a column that an earlier version's lacks.
+# OpenID Connect (oidc_provider.py, ent_oidc.py). Codes and access tokens are stored by their SHA-256 only. A
+# code row stays until it expires once used (`used_at`), so that its reuse is told from an unknown code and
+# revokes the tokens issued from it (RFC 6749 section 4.1.2). The ENT's logins in progress keep the state,
+# nonce and PKCE verifier it sent the provider, with the hash of the browser's cookie they are bound to.
+OIDC_SCHEMA = """
+CREATE TABLE oidc_codes (
+    code_hash TEXT PRIMARY KEY,
+    client_id TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    nonce TEXT,
+    code_challenge TEXT NOT NULL,
+    code_challenge_method TEXT NOT NULL,
+    account_id INTEGER NOT NULL,
+    auth_time REAL NOT NULL,
+    created_at REAL NOT NULL,
+    used_at REAL
+);
+CREATE INDEX oidc_codes_nonce ON oidc_codes(client_id, nonce);
+CREATE TABLE oidc_tokens (
+    token_hash TEXT PRIMARY KEY,
+    code_hash TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    account_id INTEGER NOT NULL,
+    scope TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    expires_in REAL NOT NULL
+);
+CREATE INDEX oidc_tokens_code ON oidc_tokens(code_hash);
+CREATE TABLE ent_oidc_logins (
+    state TEXT PRIMARY KEY,
+    browser_hash TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    code_verifier TEXT NOT NULL,
+    redirect_uri TEXT NOT NULL,
+    created_at REAL NOT NULL
+);
+"""
+# Each table of login state (its schema), and a column that an earlier version's lacks.
 LOGIN_STATE_TABLES = {
     "login_flows": (LOGIN_FLOWS_SCHEMA, "browser_hash"),
     "login_failures": (LOGIN_FAILURES_SCHEMA, "address"),
+    "oidc_codes": (OIDC_SCHEMA, "used_at"),
 }
 
 # State created while the platform runs.
@@ -226,7 +266,7 @@ def durable_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
-    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FLOWS_SCHEMA + LOGIN_FAILURES_SCHEMA)
+    conn.executescript(STATIC_SCHEMA + RUNTIME_SCHEMA + LOGIN_FLOWS_SCHEMA + LOGIN_FAILURES_SCHEMA + OIDC_SCHEMA)
 
 
 def is_busy(error: sqlite3.OperationalError) -> bool:
@@ -261,12 +301,14 @@ def check_writable(path: Path) -> None:
 
 def upgrade_runtime_schema(conn: sqlite3.Connection) -> None:
     """Bring a file made by an earlier version up to date, keeping its data (no reseed, no lost homework).
-    Login forms and wrong passwords are only minutes of state: an old table is replaced, not migrated."""
+    Login forms, wrong passwords and OpenID Connect codes are only minutes of state: an old table is replaced,
+    not migrated."""
     for table, (schema, newest_column) in LOGIN_STATE_TABLES.items():
         columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         if newest_column not in columns:
             with transaction(conn):
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
+                for created in re.findall(r"CREATE TABLE (\w+)", schema):
+                    conn.execute(f"DROP TABLE IF EXISTS {created}")
                 for statement in filter(str.strip, schema.split(";")):
                     conn.execute(statement)
 

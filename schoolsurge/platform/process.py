@@ -24,8 +24,10 @@ from typing import IO
 
 from schoolsurge.child_process import start_in_own_session
 from schoolsurge.errors import PlatformStartError
+from schoolsurge.platform.oidc_config import ProviderConfig, provider_file
 from schoolsurge.platform.security import admin_token_path
 from schoolsurge.platform.server import DEFAULT_SEED, DEFAULT_SIZE
+from schoolsurge.platform.settings import SSO_PROTOCOLS
 from schoolsurge.platform.settings import run_scale as parse_run_scale
 from schoolsurge.platform.settings import run_speed as parse_run_speed
 
@@ -35,8 +37,9 @@ class PlatformProcess:
 
     `hash_cost` and `profile` left at None take the platform's defaults (profile undersized-2021, whose
     hash cost is 10). `run_scale` and `run_speed` name the run the platform stands in for (its profile's
-    national limits are scaled to it; None: the platform's default, 1 and 1, the national platform). Other
-    knobs go in `extra_args`, e.g. ["--workers", "2", "--max-in-flight", "4"]."""
+    national limits are scaled to it; None: the platform's default, 1 and 1, the national platform). `sso` is
+    the single sign-on it serves (None: CAS; "oidc": an OpenID Provider). Other knobs go in `extra_args`, e.g.
+    ["--workers", "2", "--max-in-flight", "4"]."""
 
     def __init__(
         self,
@@ -54,6 +57,7 @@ class PlatformProcess:
         extra_args: Sequence[str] = (),
         run_scale: float | None = None,
         run_speed: float | None = None,
+        sso: str | None = None,
     ) -> None:
         self.seed, self.size, self.hash_cost, self.profile, self.host = seed, size, hash_cost, profile, host
         # Checked here, with the platform's own rules, so a bad value fails in one line before anything starts.
@@ -67,6 +71,9 @@ class PlatformProcess:
                 except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
                     raise ValueError(f"{name}: {error}") from None
         self.run_scale, self.run_speed = run_scale, run_speed
+        if sso is not None and sso not in SSO_PROTOCOLS:
+            raise ValueError(f"sso: expected one of {', '.join(SSO_PROTOCOLS)}, got {sso!r}")
+        self.sso = sso
         self.cache_dir = cache_dir
         self.startup_timeout, self.stop_timeout = startup_timeout, stop_timeout
         self.extra_args = list(extra_args)
@@ -96,6 +103,13 @@ class PlatformProcess:
             raise PlatformStartError("platform is not running")
         return admin_token_path(self.db).read_text().strip()
 
+    @property
+    def oidc_client_secret(self) -> str:
+        """The client secret of the ENT's web client (`ent`) at the running OpenID Provider (`sso="oidc"`)."""
+        if self._base_url is None:
+            raise PlatformStartError("platform is not running")
+        return ProviderConfig.read(provider_file(self.db)).ent_client_secret
+
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "schoolsurge.platform", "--host", self.host, "--port", "0"]
         cmd += ["--ready-file", str(self.ready_file), "--seed", str(self.seed), "--size", str(self.size)]
@@ -110,6 +124,8 @@ class PlatformProcess:
             cmd += ["--run-scale", repr(float(self.run_scale))]
         if self.run_speed is not None:
             cmd += ["--run-speed", repr(float(self.run_speed))]
+        if self.sso is not None:
+            cmd += ["--sso", self.sso]
         return cmd + self.extra_args
 
     def start(self) -> PlatformProcess:

@@ -7,8 +7,9 @@ holding at most one second's worth (at least one token). A request takes a token
 otherwise it waits its turn, on the event loop (no thread, no admission slot held), up to its timeout, and
 then either goes on or gets 503 with Retry-After. That is how an overloaded 2021 server behaved: slow, then
 failing, so people's retries were paced by the waiting. The waiting list is bounded (rate x timeout x 2 + 10
-waiters); beyond it, 503 at once. A credential submission (POST /cas/login) needs a request token, then a
-login token; it waits at most the request timeout for the first and the login timeout in all.
+waiters); beyond it, 503 at once. A credential submission (POST /cas/login, or POST /oidc/login in OpenID
+Connect mode) needs a request token, then a login token; it waits at most the request timeout for the first
+and the login timeout in all.
 
 Sessions: a credential submission while the platform holds the run-level number of live sessions is refused
 at once with 503 (as Ile-de-France capped its ENT's users in 2021). Live sessions are counted in the database,
@@ -40,7 +41,7 @@ BURST_S = 1.0  # a bucket holds this many seconds of its rate...
 # 5e-6 met its SLOs only up to 40% of the resized profile's login rate; with 3 tokens, 57%).
 MIN_BURST_TOKENS = 10.0
 SESSION_COUNT_EVERY_S = 0.25  # how stale a worker's count of live sessions may be
-LOGIN_PATH = "/cas/login"
+LOGIN_PATHS = frozenset({"/cas/login", "/oidc/login"})  # where credentials are submitted, CAS or OpenID Connect
 
 DETAILS = {
     "login_rate": "login capacity reached (profile limit), retry later",
@@ -50,7 +51,7 @@ DETAILS = {
 
 
 def is_credential_submission(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"] == LOGIN_PATH
+    return scope["method"] == "POST" and scope["path"] in LOGIN_PATHS
 
 
 class RateGate:

@@ -40,6 +40,14 @@ class Error(BaseModel):
     detail: str
 
 
+class OAuthError(BaseModel):
+    """An OAuth 2.0 error response (RFC 6749 section 5.2), as the OpenID Provider answers its clients."""
+
+    error: str
+    error_description: str | None = None
+    state: str | None = None
+
+
 class Status(BaseModel):
     status: str
 

@@ -111,13 +111,22 @@ def admin_token_path(db_path: Path) -> Path:
     return Path(f"{db_path}.admin-token")
 
 
+def run_state_dir(db_path: Path) -> Path:
+    """The state folder of the server holding db_path: metrics, incident, OpenID Provider keys; gone at stop."""
+    return Path(f"{db_path}.run")
+
+
 def write_admin_token(db_path: Path) -> str:
     """Create a fresh admin token, readable by the owner only, next to the database; returns it."""
     value = secrets.token_urlsafe(32)
-    path = admin_token_path(db_path)
+    write_private_file(admin_token_path(db_path), value + "\n")
+    return value
+
+
+def write_private_file(path: Path, text: str) -> None:
+    """Write a file readable by the owner only, atomically (a reader never sees half of it)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(value + "\n")
+        handle.write(text)
     os.replace(tmp, path)
-    return value

@@ -26,7 +26,8 @@ import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
 
 from schoolsurge.platform.db import NotWritable, check_writable, connect, upgrade_runtime_schema
-from schoolsurge.platform.security import admin_token_path, token_hash, write_admin_token
+from schoolsurge.platform.oidc_config import ProviderConfig, provider_file
+from schoolsurge.platform.security import admin_token_path, run_state_dir, token_hash, write_admin_token
 from schoolsurge.platform.seed import DEFAULT_CACHE_DIR, prepare_database
 from schoolsurge.platform.services import ServiceRegistry, add_service_arguments, resolve_service_options
 from schoolsurge.platform.settings import Settings, SettingsError, add_knob_arguments, int_in, resolve
@@ -164,7 +165,7 @@ class AccessOptions:
 def _own_run_state(db_path: Path) -> Iterator[Path]:
     """The state folder (metrics, incident) and admin token of the server holding db_path's lock, removed when
     it stops. Entered only once the lock is held: a refused server must never remove a running one's."""
-    state_dir = Path(f"{db_path}.run")
+    state_dir = run_state_dir(db_path)
     try:
         yield state_dir
     finally:
@@ -190,6 +191,16 @@ def _fresh_run_state(db_path: Path, state_dir: Path) -> str:
     # The file, never the token: this log is copied into run directories.
     _log(f"admin token (Authorization: Bearer ...) written to {admin_token_path(db_path)}")
     return token
+
+
+def _new_oidc_provider(cfg: Settings, db_path: Path, ent_base_urls: tuple[str, ...]) -> ProviderConfig | None:
+    """In OpenID Connect mode, a new provider (issuer: the first base URL; key and secret: random), written for
+    the workers in the state folder, never logged."""
+    if cfg.sso != "oidc":
+        return None
+    provider = ProviderConfig.create(ent_base_urls)
+    provider.write(provider_file(db_path))
+    return provider
 
 
 def _run_workers(cfg: Settings, sock: socket.socket, on_ready: Callable[[], None]) -> int:
@@ -243,9 +254,16 @@ def serve(
             sock, base_url = bind_socket(host, port)
             services = ServiceRegistry.build((base_url, *access.public_urls), access.services)
             metrics_token_hash = token_hash(access.metrics_token) if access.metrics_token else None
+            oidc = _new_oidc_provider(cfg, db_path, (*access.public_urls, base_url))
             os.environ[MULTIPROC_ENV] = str(state_dir / "metrics")
             os.environ[WORKER_ENV] = WorkerConfig(
-                db_path, cfg, state_dir / "capacity.json", token_hash(token), services, metrics_token_hash
+                db_path,
+                cfg,
+                state_dir / "capacity.json",
+                token_hash(token),
+                services,
+                metrics_token_hash,
+                None if oidc is None else provider_file(db_path),
             ).to_env()
 
             def on_ready() -> None:
@@ -254,7 +272,13 @@ def serve(
                     f"in flight + {cfg.queue_length} queued, bcrypt cost {cfg.hash_cost}, database {db_path}; "
                     f"{run_limits(cfg)})"
                 )
-                _log(f"CAS issues tickets to: {', '.join(sorted(services.ent_callbacks | services.others))}")
+                if oidc is None:
+                    _log(f"CAS issues tickets to: {', '.join(sorted(services.ent_callbacks | services.others))}")
+                else:
+                    _log(
+                        f"OpenID Provider {oidc.issuer} (discovery: {oidc.issuer}/.well-known/openid-configuration); "
+                        f"the ENT's redirect URIs: {', '.join(oidc.ent_redirect_uris)}"
+                    )
                 if access.metrics_token is None and not is_loopback_host(host):
                     _log(f"/metrics is open to anyone who reaches {host}; --metrics-token protects it")
                 if ready_file is not None:

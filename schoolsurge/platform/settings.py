@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_PROFILE = "undersized-2021"
+# The single sign-on protocols the platform serves, one at a time (`--sso`): CAS 3.0 at /cas, or an OpenID
+# Provider at /oidc (docs/platform.md). The run's client speaks the same one (clients/options.py).
+SSO_PROTOCOLS = ("cas", "oidc")
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class Settings:
     run_scale: float = 1.0  # share of the national population the run replays (1: the national platform)
     run_speed: float = 1.0  # how many times faster than the scenario's clock the run goes
     # ---- security ---------------------------------------------------------------------------------
+    sso: str = "cas"  # the single sign-on protocol served: cas (/cas) or oidc (an OpenID Provider at /oidc)
     login_flow_ttl: float = 300.0  # an execution token (login form) is valid 5 minutes
     ticket_ttl: float = 30.0  # a service ticket is valid 30 seconds
+    code_ttl: float = 60.0  # an OpenID Connect authorization code is valid 60 seconds
     # Wrong passwords (sso.py): past throttle_failures for one account from one address, or
     # account_throttle_failures from all addresses together, within throttle_window, each further attempt waits
     # (429) after the latest one: 1 s, doubled at each wrong password, at most throttle_max_delay. Never a lock.
@@ -195,6 +200,13 @@ class _Unlimited:
 UNLIMITED: Any = _Unlimited()
 
 
+def sso_protocol(text: str) -> str:
+    """A single sign-on protocol of SSO_PROTOCOLS."""
+    if text not in SSO_PROTOCOLS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(SSO_PROTOCOLS)}, got {text!r}")
+    return text
+
+
 def _finite(text: str, what: str) -> float:
     try:
         value = float(text)
@@ -257,8 +269,14 @@ KNOBS = (
         seconds(),
     ),
     Knob("room_capacity", "people in one virtual class, waiting room included", int_in(1, 100_000)),
+    Knob(
+        "sso",
+        "single sign-on protocol: cas (CAS 3.0 at /cas, the default) or oidc (OpenID Connect at /oidc)",
+        sso_protocol,
+    ),
     Knob("login_flow_ttl", "seconds a login form's execution token stays valid", seconds()),
     Knob("ticket_ttl", "seconds a CAS service ticket stays valid", seconds()),
+    Knob("code_ttl", "seconds an OpenID Connect authorization code stays valid", seconds()),
     Knob(
         "throttle_failures",
         "wrong passwords for one account from one address within the window before each further attempt from "

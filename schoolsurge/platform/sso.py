@@ -111,6 +111,9 @@ def purge_expired(platform: Platform, now: float) -> None:
     connection.execute("DELETE FROM tickets WHERE created_at < ?", (now - settings.ticket_ttl,))
     connection.execute("DELETE FROM sessions WHERE last_seen < ?", (now - settings.run_session_idle,))
     connection.execute("DELETE FROM login_failures WHERE at < ?", (now - settings.throttle_window,))
+    connection.execute("DELETE FROM oidc_codes WHERE created_at < ?", (now - settings.code_ttl,))
+    connection.execute("DELETE FROM oidc_tokens WHERE issued_at + expires_in < ?", (now,))
+    connection.execute("DELETE FROM ent_oidc_logins WHERE created_at < ?", (now - settings.login_flow_ttl,))
 
 
 # ---- wrong passwords ------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from schoolsurge.platform.oidc_config import ProviderConfig
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
 
@@ -28,6 +29,7 @@ class WorkerConfig:
     admin_token_hash: str
     services: ServiceRegistry
     metrics_token_hash: str | None = None  # None: /metrics is open
+    oidc_provider_file: Path | None = None  # the OpenID Provider's key and secrets (oidc_config.py), OIDC mode only
 
     def to_env(self) -> str:
         return json.dumps(
@@ -38,6 +40,7 @@ class WorkerConfig:
                 "admin_token_hash": self.admin_token_hash,
                 "services": self.services.to_json(),
                 "metrics_token_hash": self.metrics_token_hash,
+                "oidc_provider_file": None if self.oidc_provider_file is None else str(self.oidc_provider_file),
             }
         )
 
@@ -51,6 +54,7 @@ class WorkerConfig:
             data["admin_token_hash"],
             ServiceRegistry.from_json(data["services"]),
             data["metrics_token_hash"],
+            None if data["oidc_provider_file"] is None else Path(data["oidc_provider_file"]),
         )
 
 
@@ -65,4 +69,5 @@ def app() -> FastAPI:
         admin_token_hash=config.admin_token_hash,
         services=config.services,
         metrics_token_hash=config.metrics_token_hash,
+        oidc_provider=None if config.oidc_provider_file is None else ProviderConfig.read(config.oidc_provider_file),
     )

@@ -51,6 +51,7 @@ def _run_facts(data: RunData) -> list[tuple[str, str]]:
             "target",
             f"{manifest.get('target', '?')}" + (" (embedded reference platform)" if manifest.get("embedded") else ""),
         ),
+        ("single sign-on", {"cas": "CAS", "oidc": "OpenID Connect"}.get(str(manifest.get("sso", "cas")), "?")),
         ("scale (fraction of people)", f"{scale:g}" if scale else "?"),
         ("speed (time compression)", f"{speed:g}x" if speed else "?"),
         (

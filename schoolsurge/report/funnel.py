@@ -4,10 +4,10 @@ how many were lost at each stage, and why.
 People are counted where the engine counts them (sessions.csv: arrived, started, logged in, virtual class joins;
 Locust's person-level `FLOW` entries: who gave up on which page). The single sign-on's own stages exist only as
 requests (Locust's statistics of `sso: login form`, `sso: submit credentials`, `sso: ticket callback` or
-`sso: validate ticket`), so they are counted in login attempts: every attempt asks for the form, sends the
-credentials if it got one and has its ticket validated if they were accepted. A person who retries makes several
-attempts, so those stages are shares of the attempts, not of the people. "Why" is the stage's most frequent
-failures in Locust's failures table.
+`sso: validate ticket`; with OpenID Connect, `sso: code callback` or `sso: redeem code`), so they are counted
+in login attempts: every attempt asks for the form, sends the credentials if it got one and has its ticket
+validated if they were accepted. A person who retries makes several attempts, so those stages are shares of
+the attempts, not of the people. "Why" is the stage's most frequent failures in Locust's failures table.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 
 LOGIN_FORM = "sso: login form"
 SUBMIT_CREDENTIALS = "sso: submit credentials"
-TICKET_STEPS = ("sso: ticket callback", "sso: validate ticket")
-FIRST_PAGES = ("dashboard", "home")  # the reference client's landing page, CasClient's
+# Where a login's proof is redeemed: a CAS ticket, or an OpenID Connect code (clients/oidc.py).
+TICKET_STEPS = ("sso: ticket callback", "sso: validate ticket", "sso: code callback", "sso: redeem code")
+FIRST_PAGES = ("dashboard", "home")  # the reference clients' landing page, CasClient's and OidcClient's
 GAVE_UP_FIRST_PAGE = "gave up: dashboard"  # Locust FLOW entry of people who left while their landing page failed
 JOIN = "virtual class: join"
 PEOPLE, ATTEMPTS = "people", "attempts"  # attempts: login attempts

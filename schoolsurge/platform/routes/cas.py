@@ -121,10 +121,10 @@ def refuse_unregistered_service(request: Request) -> Response:
 def login_form_page(request: Request, platform: Platform, service: str | None, error: str = "") -> Response:
     """A login form whose execution token only this browser can use: bound to its login-flow cookie, set (or
     renewed) with the page."""
-    flow = cookies.login_flow_for_form(request)
+    flow = cookies.CAS_LOGIN_FLOW.for_form(request)
     response = login_page(sso.start_login_flow(platform, flow), service, error=error)
     lifetime, secure = platform.settings.login_flow_ttl, platform.services.ent_over_https
-    cookies.set_login_flow(response, flow, lifetime, secure=secure)
+    cookies.CAS_LOGIN_FLOW.set(response, flow, lifetime, secure=secure)
     return response
 
 
@@ -212,7 +212,7 @@ def login(
         return refuse_unregistered_service(request)
     now = time.time()
     # The cheap single-use check comes before bcrypt, so replayed (or another browser's) forms cost no hashing.
-    if not sso.finish_login_flow(platform, execution, cookies.login_flow_of(request), now):
+    if not sso.finish_login_flow(platform, execution, cookies.CAS_LOGIN_FLOW.of(request), now):
         return refuse_stale_form(request, platform, service or None)
     account_id = sso.check_credentials(platform, client_address(request), username, password)
     if account_id is None:
@@ -225,7 +225,7 @@ def login(
         # The canonical registered URL, not the raw input: the redirect goes exactly where registration allows.
         registered = normalize_service(service)
         response = redirect(with_ticket(registered, sso.issue_service_ticket(platform, account_id, registered, now)))
-    cookies.drop_login_flow(response, secure=platform.services.ent_over_https)  # this flow is over
+    cookies.CAS_LOGIN_FLOW.drop(response, secure=platform.services.ent_over_https)  # this flow is over
     return response
 
 

@@ -1,6 +1,7 @@
 """What the endpoints get from FastAPI: the platform serving the request, and who is asking.
 
 - `PlatformDep`: the `Platform` of the app (database, settings, metrics, service registry), from the app state.
+- `OidcDep`: the app's OpenID Provider (`--sso oidc` only), from the app state.
 - `CallerDep`: the caller, from the session cookie; `caller.session()` and `caller.account()` give their session
   and account, or answer 401.
 
@@ -24,6 +25,7 @@ from fastapi.security import APIKeyCookie
 
 from schoolsurge.platform.cookies import SESSION_COOKIE
 from schoolsurge.platform.core import Account, Platform, Session
+from schoolsurge.platform.oidc_provider import OidcProvider
 
 # A security scheme rather than a plain cookie parameter: schema-driven clients (schemathesis) then treat it
 # as credentials, and the schema says which operations need a session.
@@ -40,6 +42,15 @@ async def get_platform(request: Request) -> Platform:
 
 
 PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def get_oidc(request: Request) -> OidcProvider:
+    """The OpenID Provider of the app serving this request (create_app puts it in the app state in OIDC mode)."""
+    provider: OidcProvider = request.app.state.oidc
+    return provider
+
+
+OidcDep = Annotated[OidcProvider, Depends(get_oidc)]
 
 
 @dataclass(frozen=True)

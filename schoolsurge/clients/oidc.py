@@ -1,0 +1,404 @@
+"""A person logging in through any OpenID Provider, as a browser does: OpenID Connect Core 1.0's authorization
+code flow, with PKCE (RFC 7636, S256).
+
+The login as its steps, each one request in Locust's statistics:
+
+1. where the flow starts, by `validation`:
+   - `service` (default): `sso: start login`, GET the service's login URL (`--oidc-login-url`, default the
+     embedded ENT's TARGET/ent/auth/oidc/login); the service answers with a redirect to the provider's
+     authorization endpoint, carrying its own client id, redirect URI, state, nonce and PKCE challenge, as a
+     real ENT does;
+   - `back-channel`: the client is the relying party itself (an app): it reads the provider's metadata
+     (`sso: discovery`, once per process, from `--oidc-issuer` + /.well-known/openid-configuration) and makes
+     the authorization request with its own client id, redirect URI, scopes, state, nonce and challenge;
+2. `sso: login form`: the authorization endpoint's login page (redirects within the provider followed, as
+   `sso: login redirect`); the first form with a password field. Every hidden field is sent back as it came;
+   the username and password fields are those of the options, or else read from the form: the password input
+   names the password field, the text or email input before it the username;
+3. `sso: submit credentials`: POST the form; the provider redirects (perhaps through pages of its own) to the
+   redirect URI with `code` and the `state` sent (checked);
+4. the code is redeemed by whoever `validation` says:
+   - `service`: the browser follows the redirect to the service's callback (`sso: code callback`), which
+     redeems the code server side and opens its session;
+   - `back-channel`: the client POSTs the code and its PKCE verifier to the token endpoint on a second
+     connection (`sso: redeem code`; client_secret_basic, client_secret_post or none, `--oidc-token-auth`),
+     and verifies the ID token: signature by a key of the provider's JWKS (`sso: jwks`, once per process), iss,
+     aud, nonce, exp (id_tokens.py).
+
+Logging out is the provider's end_session_endpoint, when it has one (`sso: logout`).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
+
+from joserfc.jwk import KeySet
+
+from schoolsurge.clients.base import ClientContext, Dashboard, PlatformClient, StepFailed
+from schoolsurge.id_tokens import InvalidIdToken, verify_id_token
+
+# The embedded platform's, for a run against it without options.
+DEFAULT_ISSUER_PATH = "/oidc"
+DEFAULT_LOGIN_PATH = "/ent/auth/oidc/login"
+DEFAULT_CLIENT_ID = "ent-mobile"  # its public client: an app redeeming its own codes
+DEFAULT_REDIRECT_URI = "fr.schoolsurge.ent:/oidc-callback"
+DEFAULT_SCOPES = "openid profile"
+VALIDATIONS = ("service", "back-channel")
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 10  # within the provider, between its pages
+
+
+@dataclass
+class Provider:
+    """An OpenID Provider's metadata and keys, as read once per process (discovery, JWKS)."""
+
+    metadata: dict[str, Any]
+    keys: KeySet | None = None
+
+    @property
+    def algorithms(self) -> list[str]:
+        return list(self.metadata.get("id_token_signing_alg_values_supported") or ["RS256"])
+
+
+# Per process, by issuer: a browser's relying party reads them once, not at every login.
+_providers: dict[str, Provider] = {}
+
+
+class OidcClient(PlatformClient):
+    """Logs people in through an OpenID Provider and reads one page (`home_url`; default: the provider's
+    userinfo with the access token when the client holds one, else its metadata). Subclass it for a platform
+    behind OpenID Connect: the login comes with it, write the platform's pages."""
+
+    sso = "oidc"
+
+    def __init__(self, context: ClientContext) -> None:
+        super().__init__(context)
+        settings, target = context.settings, (context.http.base_url or "").rstrip("/")
+        self.settings = settings
+        self.issuer = (settings.oidc_issuer or f"{target}{DEFAULT_ISSUER_PATH}").rstrip("/")
+        self.login_url = settings.oidc_login_url or f"{target}{DEFAULT_LOGIN_PATH}"
+        self.client_id = settings.oidc_client_id or DEFAULT_CLIENT_ID
+        self.redirect_uri = settings.oidc_redirect_uri or DEFAULT_REDIRECT_URI
+        self.token_auth = settings.oidc_token_auth or ("client_secret_basic" if settings.oidc_client_secret else "none")
+        self.tokens: dict[str, Any] = {}  # the token response of the back channel
+        self._back_channel: Any = None
+
+    # ---- the login ----------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> None:
+        self.tokens = {}
+        request = self._service_request() if self.settings.oidc_validation == "service" else self._own_request()
+        form = self._login_form(request.authorize_url)
+        fields = {
+            **form.hidden,
+            self.settings.oidc_username_field or form.username_field: username,
+            self.settings.oidc_password_field or form.password_field: password,
+        }
+        callback = self._submit(form.action, fields, request)
+        if self.settings.oidc_validation == "service":
+            self._callback(callback)
+        else:
+            self._redeem(parse_qs(urlsplit(callback).query)["code"][0], request, username)
+
+    def _service_request(self) -> AuthorizationRequest:
+        """The service starts the flow: its redirect to the provider names its redirect URI and state."""
+        with self.http.get(
+            self.login_url, name=self.name("sso: start login"), allow_redirects=False, catch_response=True
+        ) as response:
+            location = _location(response)
+            query = parse_qs(urlsplit(location or "").query)
+            if response.status_code not in REDIRECTS or not location or "redirect_uri" not in query:
+                response.failure(f"HTTP {response.status_code}, expected a redirect to the OpenID Provider")
+                raise StepFailed("the service did not start a login")
+        state = query.get("state", [""])[0]
+        return AuthorizationRequest(urljoin(self.login_url, location), query["redirect_uri"][0], state)
+
+    def _own_request(self) -> AuthorizationRequest:
+        """The client is the relying party: its own authorization request, with PKCE."""
+        provider = self.provider()
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        request = AuthorizationRequest(
+            "", self.redirect_uri, secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24), verifier=verifier
+        )
+        parameters = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.settings.oidc_scopes,
+            "state": request.state,
+            "nonce": request.nonce,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        endpoint = str(provider.metadata["authorization_endpoint"])
+        separator = "&" if "?" in endpoint else "?"
+        request.authorize_url = f"{endpoint}{separator}{urlencode(parameters)}"
+        return request
+
+    def _login_form(self, url: str) -> LoginForm:
+        """The login page the authorization endpoint leads to, through the provider's own redirects."""
+        name = self.name("sso: login form")
+        for _ in range(MAX_REDIRECTS):
+            with self.http.get(url, name=name, allow_redirects=False, catch_response=True) as response:
+                location = _location(response)
+                if response.status_code in REDIRECTS and location:
+                    url, name = urljoin(url, location), self.name("sso: login redirect")
+                    continue
+                form = parse_login_form(response.text or "", url) if response.status_code == 200 else None
+                if form is None:
+                    response.failure(f"HTTP {response.status_code}, no login form")
+                    raise StepFailed("login form unavailable")
+                return form
+        raise StepFailed(f"more than {MAX_REDIRECTS} redirects before the login form")
+
+    def _submit(self, action: str, fields: dict[str, str], request: AuthorizationRequest) -> str:
+        """POST the credentials; returns the redirect URI, with its code, the provider sends the browser back to
+        (perhaps through pages of its own)."""
+        name, method, url, data = self.name("sso: submit credentials"), "POST", action, fields
+        for _ in range(MAX_REDIRECTS):
+            with self.http.request(
+                method, url, data=data, name=name, allow_redirects=False, catch_response=True
+            ) as response:
+                location = _location(response)
+                if response.status_code not in REDIRECTS or not location:
+                    response.failure(f"HTTP {response.status_code}, expected a redirect")
+                    raise StepFailed("credentials refused or login failed")
+                url = urljoin(url, location)
+                if url.startswith(request.redirect_uri):
+                    _check_callback(response, url, request.state)
+                    return url
+            name, method, data = self.name("sso: login redirect"), "GET", None
+        raise StepFailed(f"more than {MAX_REDIRECTS} redirects after the credentials")
+
+    def _callback(self, url: str) -> Any:
+        """Follow the redirect: the service redeems the code and opens its session. Returns its JSON body, or
+        None when it is not JSON (an HTML landing page)."""
+        target = urlsplit(url)
+        path = f"{target.path}?{target.query}" if _same_origin(url, self.http.base_url) else url
+        with self.http.get(path, name=self.name("sso: code callback"), catch_response=True) as response:
+            if not 200 <= response.status_code < 300:
+                response.failure(f"HTTP {response.status_code}, the service refused its code")
+                raise StepFailed("code refused by the service")
+            try:
+                return response.json()
+            except ValueError:
+                return None
+
+    def _redeem(self, code: str, request: AuthorizationRequest, username: str) -> None:
+        """Back channel: the code and its verifier for tokens at the token endpoint; the ID token verified."""
+        provider = self.provider()
+        form = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": request.redirect_uri,
+            "code_verifier": request.verifier,
+        }
+        headers: dict[str, str] = {}
+        secret = self.settings.oidc_client_secret
+        if self.token_auth == "client_secret_basic":
+            credentials = f"{quote(self.client_id, safe='')}:{quote(secret, safe='')}"  # RFC 6749 section 2.3.1
+            headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode()).decode()
+        else:
+            form["client_id"] = self.client_id
+            if self.token_auth == "client_secret_post":
+                form["client_secret"] = secret
+        with self.back_channel().post(
+            str(provider.metadata["token_endpoint"]),
+            data=form,
+            headers=headers,
+            name=self.name("sso: redeem code"),
+            catch_response=True,
+        ) as response:
+            body = _json_of(response)
+            if response.status_code != 200 or not isinstance(body, dict) or "id_token" not in body:
+                error = body.get("error") if isinstance(body, dict) else None
+                response.failure(f"HTTP {response.status_code}, no ID token ({error or 'not a token response'})")
+                raise StepFailed("code not redeemed")
+            try:
+                claims = self._verified(body, request.nonce, provider)
+            except InvalidIdToken as refused:
+                response.failure(f"ID token refused: {refused}")
+                raise StepFailed("ID token refused") from None
+            if claims.get("preferred_username", username) != username:
+                response.failure("ID token of another user than the one who logged in")
+                raise StepFailed("ID token of another user")
+        self.tokens = body
+
+    def _verified(self, body: dict[str, Any], nonce: str, provider: Provider) -> dict[str, Any]:
+        """The ID token's claims; the JWKS read again once if no key of it verifies (the provider rotated)."""
+        for fresh in (False, True):
+            keys = self._keys(provider, fresh)
+            try:
+                return verify_id_token(
+                    str(body["id_token"]),
+                    keys,
+                    issuer=str(provider.metadata["issuer"]),
+                    client_id=self.client_id,
+                    nonce=nonce,
+                    access_token=body.get("access_token"),
+                    algorithms=provider.algorithms,
+                )
+            except InvalidIdToken as refused:
+                if fresh or not str(refused).startswith("signature"):
+                    raise
+        raise AssertionError("unreachable")
+
+    # ---- the provider's metadata and keys -----------------------------------------------------------
+
+    def provider(self) -> Provider:
+        """The provider's metadata (OpenID Connect Discovery 1.0), read once per process."""
+        known = _providers.get(self.issuer)
+        if known is not None:
+            return known
+        with self.back_channel().get(
+            f"{self.issuer}/.well-known/openid-configuration", name=self.name("sso: discovery"), catch_response=True
+        ) as response:
+            metadata = _json_of(response)
+            if response.status_code != 200 or not isinstance(metadata, dict):
+                response.failure(f"HTTP {response.status_code}, no provider metadata")
+                raise StepFailed("OpenID Provider metadata unavailable")
+            if metadata.get("issuer") != self.issuer:  # Discovery 1.0 section 4.3
+                response.failure(f"the metadata names another issuer: {metadata.get('issuer')!r}")
+                raise StepFailed("OpenID Provider metadata of another issuer")
+        provider = _providers.setdefault(self.issuer, Provider(metadata))
+        return provider
+
+    def _keys(self, provider: Provider, fresh: bool) -> KeySet:
+        if provider.keys is not None and not fresh:
+            return provider.keys
+        with self.back_channel().get(
+            str(provider.metadata["jwks_uri"]), name=self.name("sso: jwks"), catch_response=True
+        ) as response:
+            try:
+                provider.keys = KeySet.import_key_set(response.json())
+            except (ValueError, TypeError, KeyError) as error:
+                response.failure(f"HTTP {response.status_code}, no JWK Set ({error})")
+                raise StepFailed("the provider's keys are unavailable") from None
+        return provider.keys
+
+    def back_channel(self) -> Any:
+        """The client's own connection to the provider (server to server), opened once per session."""
+        if self._back_channel is None:
+            self._back_channel = self.context.open_connection() if self.context.open_connection else self.http
+        return self._back_channel
+
+    # ---- the rest -----------------------------------------------------------------------------------
+
+    def logout(self) -> None:
+        endpoint = self.provider().metadata.get("end_session_endpoint")
+        if not endpoint:
+            return  # the provider has no logout: forgetting the tokens is all there is to do
+        parameters = {"client_id": self.client_id}
+        if "id_token" in self.tokens:
+            parameters["id_token_hint"] = str(self.tokens["id_token"])
+        with self.http.get(
+            f"{endpoint}?{urlencode(parameters)}", name=self.name("sso: logout"), catch_response=True
+        ) as response:
+            if response.status_code >= 400 or response.status_code == 0:
+                response.failure(f"HTTP {response.status_code}")
+                raise StepFailed("logout failed")
+        self.tokens = {}
+
+    def dashboard(self) -> Dashboard:
+        headers: dict[str, str] = {}
+        if self.settings.home_url:
+            url = self.settings.home_url
+        elif "access_token" in self.tokens:
+            url = str(self.provider().metadata.get("userinfo_endpoint") or self.issuer)
+            headers["Authorization"] = f"Bearer {self.tokens['access_token']}"
+        else:
+            url = f"{self.issuer}/.well-known/openid-configuration"
+        with self.http.get(url, headers=headers, name=self.name("home"), catch_response=True) as response:
+            if not 200 <= response.status_code < 300:
+                response.failure(f"HTTP {response.status_code}")
+                raise StepFailed("home page unavailable")
+        return Dashboard(role=self.role)
+
+
+@dataclass
+class AuthorizationRequest:
+    authorize_url: str
+    redirect_uri: str
+    state: str
+    nonce: str = ""
+    verifier: str = ""
+
+
+@dataclass
+class LoginForm:
+    action: str
+    hidden: dict[str, str] = field(default_factory=dict)
+    username_field: str = "username"
+    password_field: str = "password"
+
+
+class _FormReader(HTMLParser):
+    """The forms of a page: action, hidden inputs, and the text (or email) and password inputs in order."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[tuple[str | None, dict[str, str], list[tuple[str, str]]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self.forms.append((attributes.get("action"), {}, []))
+        elif tag == "input" and self.forms and attributes.get("name"):
+            kind = attributes.get("type", "text").lower()
+            if kind == "hidden":
+                self.forms[-1][1].setdefault(attributes["name"], attributes.get("value", ""))
+            elif kind in ("text", "email", "password"):
+                self.forms[-1][2].append((kind, attributes["name"]))
+
+
+def parse_login_form(page: str, page_url: str) -> LoginForm | None:
+    """The first form of a page with a password input: its action (absolute), hidden inputs, and the names of
+    its password input and of the text or email input before it (else after it). None when there is none."""
+    reader = _FormReader()
+    reader.feed(page)
+    reader.close()
+    for action, hidden, fields in reader.forms:
+        kinds = [kind for kind, _ in fields]
+        if "password" not in kinds:
+            continue
+        at = kinds.index("password")
+        before = [name for kind, name in fields[:at] if kind != "password"]
+        after = [name for kind, name in fields[at + 1 :] if kind != "password"]
+        username = (before[-1:] or after[:1] or ["username"])[0]
+        return LoginForm(urljoin(page_url, action or page_url), hidden, username, fields[at][1])
+    return None
+
+
+def _check_callback(response: Any, url: str, state: str) -> None:
+    """The redirect to the relying party: a code, and the state it sent (else the response failed)."""
+    query = parse_qs(urlsplit(url).query)
+    if "error" in query:
+        response.failure(f"the provider refused: {query['error'][0]}")
+        raise StepFailed("login refused by the provider")
+    if "code" not in query or query.get("state", [""])[0] != state:
+        response.failure("redirect without a code, or with another state")
+        raise StepFailed("no code for this login")
+
+
+def _location(response: Any) -> str | None:
+    return response.headers.get("location") if response.headers else None
+
+
+def _json_of(response: Any) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _same_origin(url: str, base_url: str | None) -> bool:
+    first, second = urlsplit(url), urlsplit(base_url or "")
+    return (first.scheme, first.netloc) == (second.scheme, second.netloc)
