@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from locust.contrib.fasthttp import FastHttpSession
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "ClientContext",
     "ClientSettings",
     "Dashboard",
@@ -44,11 +45,14 @@ __all__ = [
     "StepNotSupported",
 ]
 
+DEFAULT_MAX_BODY_BYTES = 10 << 20  # --max-body-bytes: a login page is tens of KB, a JSON page a few KB
+
 
 @dataclass(frozen=True)
 class ClientSettings:
-    """How a client reaches its platform: the CAS protocol's knobs and free-form options for your own client.
-    Empty URLs mean "on the target": the CAS base is TARGET/cas, the service TARGET/ent/auth/callback."""
+    """How a client reaches its platform: the CAS protocol's knobs, the largest body a response may have, and
+    free-form options for your own client. Empty URLs mean "on the target": the CAS base is TARGET/cas, the
+    service TARGET/ent/auth/callback."""
 
     cas_url: str = ""
     service_url: str = ""
@@ -57,6 +61,7 @@ class ClientSettings:
     password_field: str = "password"
     logout_method: str = "GET"  # CAS 3.0 /logout is a GET; some deployments want a POST
     validation: str = "service"  # service | p3 | p2 | none: who redeems the service ticket (see CasClient)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is not read: a failed request
     options: Mapping[str, str] = field(default_factory=dict)  # --client-option KEY=VALUE, for your client
 
 

@@ -1,6 +1,6 @@
 """Choosing and configuring the platform client from options: `--client package.module:Class`, the CAS
-settings and free-form `--client-option KEY=VALUE`. The same options exist on `schoolsurge run` (which passes
-them on) and on the locustfile."""
+settings, the largest response body (`--max-body-bytes`) and free-form `--client-option KEY=VALUE`. The same
+options exist on `schoolsurge run` (which passes them on) and on the locustfile."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from schoolsurge.clients.base import ClientSettings, PlatformClient
+from schoolsurge.clients.base import DEFAULT_MAX_BODY_BYTES, ClientSettings, PlatformClient
 from schoolsurge.clients.cas import VALIDATIONS
 from schoolsurge.errors import ClientError
 
@@ -24,6 +24,20 @@ class ClientOption:
     help: str
     choices: tuple[str, ...] | None = None
     repeated: bool = False
+    type: Callable[[str], Any] | None = None  # argparse's: converts and checks the value
+
+
+def body_bytes(text: str) -> int:
+    """--max-body-bytes: a whole number of bytes, at least 1 KiB (a smaller limit would fail every page)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes, e.g. {DEFAULT_MAX_BODY_BYTES}, got {text!r}"
+        ) from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"expected at least 1024 bytes, got {value}")
+    return value
 
 
 CLIENT_OPTIONS = (
@@ -37,6 +51,12 @@ CLIENT_OPTIONS = (
     ClientOption("--cas-password-field", "password_field", "name of the login form's password field"),
     ClientOption("--cas-logout-method", "logout_method", "HTTP method of CAS logout", ("GET", "POST")),
     ClientOption("--cas-validation", "validation", "who redeems the service ticket", VALIDATIONS),
+    ClientOption(
+        "--max-body-bytes",
+        "max_body_bytes",
+        f"largest response body a request reads (default {DEFAULT_MAX_BODY_BYTES}: 10 MiB); a larger one is a failure",
+        type=body_bytes,
+    ),
     ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
 )
 
@@ -50,6 +70,8 @@ def add_client_arguments(parser: Any, add: Callable[..., Any] | None = None) -> 
             kwargs["choices"] = option.choices
         if option.repeated:
             kwargs["action"] = "append"
+        if option.type:
+            kwargs["type"] = option.type
         add_argument(option.flag, **kwargs)
 
 
