@@ -145,13 +145,13 @@ def test_run_refuses_an_unusable_client_before_anything_starts(
     assert not any(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("value", ["12", "ten megabytes"])
+@pytest.mark.parametrize(("value", "expected"), [("12", "at least 1024 bytes"), ("ten MB", "a number of bytes")])
 def test_run_refuses_a_body_limit_that_is_not_a_size_before_anything_starts(
-    value: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    value: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(["run", str(SMOKE), "--max-body-bytes", value, "--reports-dir", str(tmp_path)])
     assert code == EXIT_USAGE
-    assert "--max-body-bytes" in capsys.readouterr().err
+    assert re.search(f"--max-body-bytes: expected {expected}", capsys.readouterr().err)
     assert not any(tmp_path.iterdir())
 
 

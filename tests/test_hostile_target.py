@@ -26,7 +26,7 @@ from schoolsurge.clients import ClientContext, ReferencePlatformClient, StepFail
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
 from schoolsurge.engine.http import GuardedOpener, ResponseTooLarge
 from schoolsurge.engine.requests import failure_kind
-from schoolsurge.rundir import LOCUST_LOG, MANIFEST, SESSIONS_CSV, TARGET_METRICS_SERIES, Counter
+from schoolsurge.rundir import LOCUST_LOG, MANIFEST, SESSIONS_CSV, TARGET_METRICS, TARGET_METRICS_SERIES, Counter
 from schoolsurge.runner import RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -286,7 +286,7 @@ def test_a_metrics_page_that_is_not_prometheus_text_is_logged_as_a_short_excerpt
         serve({"/metrics": lambda handler: ok(handler, line)}) as target,
         installed_engine(target.url, tmp_path / "run") as engine,
     ):
-        assert engine.results.target_metrics.scrape() is not None
+        assert engine.results.target_metrics.scrape() is None, "not kept as the target's exposition"
     messages = [r.getMessage() for r in caplog.records if r.name == "schoolsurge.engine.target_metrics"]
     assert any("not Prometheus text" in message for message in messages)
     assert max(len(message) for message in messages) < 1000
@@ -340,5 +340,6 @@ def test_a_garbage_metrics_endpoint_leaves_the_run_going_and_its_results_written
     assert outcome.report is not None and outcome.report.exists()
     assert (outcome.run_dir / SESSIONS_CSV).exists()
     assert not (outcome.run_dir / TARGET_METRICS_SERIES).exists(), "no scrape recorded: none was Prometheus text"
+    assert not (outcome.run_dir / TARGET_METRICS).exists()
     log = (outcome.run_dir / LOCUST_LOG).read_text()
     assert log.count("no target metrics from") == 1, "one warning for the run's failed scrapes"

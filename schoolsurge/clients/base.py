@@ -11,7 +11,8 @@ A step you leave out raises `StepNotSupported`; the persona then skips it (count
 `steps_not_supported`, once per skip, and logged once per step), never counted as an error.
 
 How a step reports: make the requests on `self.http` (a Locust FastHttpSession; relative paths go to the
-target, absolute URLs must pass the loopback guard too), name each request by step, never by id
+target, absolute URLs and redirects pass the loopback guard too; a body over `max_body_bytes` is not read, the
+request fails and the client sees an empty body: docs/engine.md), name each request by step, never by id
 (`name="homework"`), so statistics stay one row per step, and when the platform fails the step, mark the
 response failed (`catch_response=True`, `response.failure(...)`) and raise `StepFailed`. Prefix names with
 `context.step_prefix` (bots use it, so their requests are counted apart from people's).

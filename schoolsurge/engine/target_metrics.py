@@ -106,21 +106,23 @@ class TargetMetrics:
         log.log(logging.DEBUG if self.failed_once else logging.WARNING, "%s", excerpt(message, 300))
         self.failed_once = True
 
-    def record(self, text: str, unix: float) -> None:
+    def record(self, text: str, unix: float) -> bool:
+        """Append the scrape to the file; False when the text is not Prometheus's."""
         try:
             samples = parse_samples(text)
         except ValueError as error:  # the parser's message quotes the offending line, however long
             self._failed(f"the target's metrics are not Prometheus text ({error})")
-            return
+            return False
         try:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"unix": round(unix, 3), "samples": samples}, separators=(",", ":")) + "\n")
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)
+        return True
 
     def scrape(self, final: bool = False) -> str | None:
-        """One scrape, recorded; returns the text. The `final` one (at the end of the run) is the file's last.
-        Never raises: the run and its results do not depend on the target's metrics."""
+        """One scrape, recorded; returns its text when it is Prometheus's. The `final` one (at the end of the run)
+        is the file's last. Never raises: the run and its results do not depend on the target's metrics."""
         if final:
             self.closed = True
         elif self.closed:
@@ -128,12 +130,12 @@ class TargetMetrics:
         unix = time.time()
         try:
             text = self.fetch()
-            if text is not None and (final or not self.closed):  # a periodic one that ended after the final: dropped
-                self.record(text, unix)
+            if text is None or (self.closed and not final):  # a periodic one that ended after the final: dropped
+                return None
+            return text if self.record(text, unix) else None
         except Exception as error:  # noqa: BLE001 (whatever a hostile target makes a library raise)
             self._failed(f"scrape of the target's metrics failed: {type(error).__name__}: {error}")
             return None
-        return text
 
     def scrape_forever(self) -> None:
         while not self.closed:
