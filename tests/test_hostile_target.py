@@ -6,17 +6,20 @@ garbage /metrics leaves the run going and its results written."""
 from __future__ import annotations
 
 import contextlib
+import gzip
 import http.server
 import json
 import logging
 import socket
 import threading
 import time
+import zlib
 from argparse import Namespace
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import brotli
 import gevent
 import pytest
 import yaml
@@ -259,6 +262,42 @@ def test_an_endless_page_is_a_failed_step_of_kind_other_and_is_not_read_to_its_e
     assert str(exception) == "response body over 10 MiB (--max-body-bytes)"
     assert failure_kind(response, exception) is Counter.FAILURES_OTHER
     assert sent[0] < ENDLESS_BYTES // 2, f"{sent[0]} bytes sent before the client closed: it read on"
+
+
+BOMB = b"0" * (64 << 20)  # 64 MiB of zeros: about 64 KB gzip-compressed, 50 bytes br-compressed
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "expected"),
+    [
+        ("gzip", gzip.compress(b'{"page": 1}'), '{"page": 1}'),
+        ("deflate", zlib.compress(b'{"page": 1}'), '{"page": 1}'),
+        ("br", brotli.compress(b'{"page": 1}'), '{"page": 1}'),
+        ("gzip", gzip.compress(BOMB, compresslevel=9), "response body over 10 MiB (--max-body-bytes)"),
+        ("br", brotli.compress(BOMB), "response body over 10 MiB (--max-body-bytes)"),
+        ("gzip", b"not gzip at all", "response body not gzip as announced"),
+        ("br", b"not br at all", "response body not br as announced"),
+    ],
+    ids=["gzip", "deflate", "br", "gzip-bomb", "br-bomb", "not-gzip", "not-br"],
+)
+def test_a_compressed_page_is_read_to_the_same_limit_once_decompressed(
+    encoding: str, body: bytes, expected: str
+) -> None:
+    reported: list[BaseException | None] = []
+    answer = {"/page": lambda handler: ok(handler, body, {"Content-Encoding": encoding})}
+    with serve(answer) as target:
+        environment = Environment(host=target.url)
+        environment.events.request.add_listener(lambda exception=None, **_: reported.append(exception))
+        connection = GuardedOpener(None).new_connection(environment)
+        with connection.get("/page", name="page", catch_response=True) as response:
+            text = response.text
+            if text != '{"page": 1}':
+                response.failure("not the page")  # as a client does with what it cannot use
+    if expected.startswith("{"):
+        assert text == expected and reported == [None]
+    else:
+        [exception] = reported
+        assert str(exception).startswith(expected) and text == ""
 
 
 def test_an_endless_metrics_page_is_a_failed_scrape_with_a_short_warning(

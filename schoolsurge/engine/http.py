@@ -14,7 +14,7 @@ first request and every redirect it leads to, through `GuardedOpener._send`, whi
   one, whether its Content-Length says so or it keeps coming (chunked), is not read further, its connection is
   closed, and the exchange fails with ResponseTooLarge (for a person: a failed request of kind "other",
   whatever the client does with the empty body it then sees). Compressed bodies are held to the same limit
-  once decompressed.
+  once decompressed; one that does not decompress fails the same way (UnreadableBody).
 
 Bodies are read whole as they arrive (a response is not streamed), as Locust reads them unless asked to stream.
 """
@@ -24,7 +24,7 @@ from __future__ import annotations
 import http.client
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import brotli
 import gevent
@@ -48,19 +48,24 @@ EXCHANGE_FAILURES = (
     UnsafeTargetError,
     ExchangeError,
     http.client.HTTPException,
-    zlib.error,
-    brotli.error,
-    ValueError,
+    ValueError,  # a malformed URL or header
 )
 
 
-class ResponseTooLarge(OSError):
-    """A response body over the limit: not read further, its connection closed. An OSError, so Locust and the
-    suite's own calls count it as a failed exchange."""
+class UnreadableBody(OSError):
+    """A response whose body was not read (or not decoded): an OSError, so Locust and the suite's own calls
+    count it as a failed exchange, with the response's status (Locust's session takes it from `response`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.response: Any = None
+
+
+class ResponseTooLarge(UnreadableBody):
+    """A response body over the limit: not read further, its connection closed."""
 
     def __init__(self, limit_bytes: int, limit_name: str) -> None:
         super().__init__(f"response body over {size_text(limit_bytes)} ({limit_name})")
-        self.response: Any = None  # Locust's session reports the request with this response's status
 
 
 class FetchFailed(OSError):
@@ -103,7 +108,7 @@ class GuardedOpener:
         def guarded_request(*args: Any, **kwargs: Any) -> Any:
             response = request(*args, **kwargs)
             error = getattr(response, "error", None)
-            if isinstance(error, ResponseTooLarge) and isinstance(response, ResponseContextManager):
+            if isinstance(error, UnreadableBody) and isinstance(response, ResponseContextManager):
                 _keep_failed(response, error)
             return response
 
@@ -189,7 +194,7 @@ def _origin(url: URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host, url.port)
 
 
-def _keep_failed(response: Any, error: ResponseTooLarge) -> None:
+def _keep_failed(response: Any, error: UnreadableBody) -> None:
     """A client reading the empty body it got marks the response failed its own way ("not JSON", "no login
     form") or even succeeded; the request is reported failed with the real reason instead."""
     response._manual_result = error  # what Locust's ResponseContextManager reports when the block ends
@@ -207,7 +212,7 @@ def _read_body(response: Any, max_bytes: int, limit_name: str) -> bytes:
     except (TypeError, ValueError):  # a repeated or malformed length: the parser has the last word
         declared = -1
     if declared > max_bytes and not response.isclosed():  # a HEAD or 304 announces a length it does not send
-        _refuse(response, max_bytes, limit_name)
+        _fail(response, ResponseTooLarge(max_bytes, limit_name))
     if declared >= 0:
         raw = response.read()  # the parser stops at the announced length
     else:  # chunked, or until the connection closes: read by blocks, up to the limit
@@ -215,15 +220,18 @@ def _read_body(response: Any, max_bytes: int, limit_name: str) -> bytes:
         while chunk := response.read(READ_BLOCK_BYTES):
             received += chunk
             if len(received) > max_bytes:
-                _refuse(response, max_bytes, limit_name)
+                _fail(response, ResponseTooLarge(max_bytes, limit_name))
         raw = bytes(received)
     response.release()
     encoding = response.headers.get("content-encoding")
     if not raw or not isinstance(encoding, str) or encoding.lower() in ("", "identity"):
         return raw
-    decoded = _decompressed(raw, encoding.lower(), max_bytes)
+    try:
+        decoded = _decompressed(raw, encoding.lower(), max_bytes)
+    except (zlib.error, brotli.error) as error:
+        _fail(response, UnreadableBody(f"response body not {encoding} as announced ({error})"))
     if decoded is None:
-        _refuse(response, max_bytes, limit_name)
+        _fail(response, ResponseTooLarge(max_bytes, limit_name))
     return decoded
 
 
@@ -258,10 +266,9 @@ def _inflated(raw: bytes, wbits: int, max_bytes: int) -> bytes | None:
     return decoded
 
 
-def _refuse(response: Any, max_bytes: int, limit_name: str) -> None:
-    response.release()  # the body is not complete: its connection is closed, the sender stopped
+def _fail(response: Any, error: UnreadableBody) -> NoReturn:
+    response.release()  # a body not read to its end: its connection is closed, the sender stopped
     response._cached_content = b""
-    error = ResponseTooLarge(max_bytes, limit_name)
     error.response = response
     raise error
 
