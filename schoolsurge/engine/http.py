@@ -65,7 +65,7 @@ class ResponseTooLarge(UnreadableBody):
     """A response body over the limit: not read further, its connection closed."""
 
     def __init__(self, limit_bytes: int, limit_name: str) -> None:
-        super().__init__(f"response body over {size_text(limit_bytes)} ({limit_name})")
+        super().__init__(f"response body over {_size_text(limit_bytes)} ({limit_name})")
 
 
 class FetchFailed(OSError):
@@ -273,7 +273,7 @@ def _fail(response: Any, error: UnreadableBody) -> NoReturn:
     raise error
 
 
-def size_text(size_bytes: int) -> str:
+def _size_text(size_bytes: int) -> str:
     """10 MiB, 512 KiB, 1000 bytes."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
         if size_bytes >= 1 << shift and size_bytes % (1 << shift) == 0:
