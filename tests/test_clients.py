@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
+from argparse import Namespace
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,9 +17,10 @@ from locust.env import Environment
 
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import Dashboard, PlatformClient
-from schoolsurge.clients.cas import parse_login_form, parse_validation
-from schoolsurge.clients.options import load_client_class
-from schoolsurge.engine.http import HostGuard, new_connection
+from schoolsurge.clients.cas import LOGIN_PAGE_MAX_CHARS, parse_login_form, parse_validation
+from schoolsurge.clients.options import body_bytes, forwarded_client_arguments, load_client_class
+from schoolsurge.engine import build_context
+from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.errors import ClientError, UnsafeTargetError
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
@@ -142,6 +145,23 @@ def test_run_refuses_an_unusable_client_before_anything_starts(
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(("value", "expected"), [("12", "at least 1024 bytes"), ("ten MB", "a number of bytes")])
+def test_run_refuses_a_body_limit_that_is_not_a_size_before_anything_starts(
+    value: str, expected: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["run", str(SMOKE), "--max-body-bytes", value, "--reports-dir", str(tmp_path)])
+    assert code == EXIT_USAGE
+    assert re.search(f"--max-body-bytes: expected {expected}", capsys.readouterr().err)
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_body_limit_option_reaches_the_run_s_opener() -> None:
+    options = Namespace(scenario=str(SMOKE), speed=FAST, max_body_bytes=body_bytes("2048"))
+    assert build_context(options).client_settings.max_body_bytes == 2048
+    assert forwarded_client_arguments(options) == ["--max-body-bytes", "2048"]
+    assert build_context(Namespace(scenario=str(SMOKE))).client_settings.max_body_bytes == 10 << 20
+
+
 # ---- the loopback guard on every URL --------------------------------------------------------------------
 
 
@@ -166,16 +186,16 @@ def redirecting_server() -> Iterator[str]:
 
 
 def test_an_absolute_url_to_another_host_is_never_sent() -> None:
-    connection = new_connection(Environment(host="http://127.0.0.1:9"), HostGuard(None))
+    connection = GuardedOpener(None).new_connection(Environment(host="http://127.0.0.1:9"))
     with pytest.raises(UnsafeTargetError, match="--allow-host 192.0.2.1"):
         connection.get("http://192.0.2.1:9/x", name="elsewhere")
 
 
 def test_a_redirect_to_another_host_is_not_followed(redirecting_server: str) -> None:
-    connection = new_connection(Environment(host=redirecting_server), HostGuard(None))
+    connection = GuardedOpener(None).new_connection(Environment(host=redirecting_server))
     with pytest.raises(UnsafeTargetError, match="192.0.2.1"):
         connection.get("/", name="redirected")
-    allowed = new_connection(Environment(host=redirecting_server), HostGuard("192.0.2.2"))
+    allowed = GuardedOpener("192.0.2.2").new_connection(Environment(host=redirecting_server))
     with pytest.raises(UnsafeTargetError):  # allowing another host does not allow this one
         allowed.get("/", name="redirected")
 
@@ -204,6 +224,31 @@ def test_the_login_form_reader_skips_comments_and_scripts_and_reads_every_quotin
     form = parse_login_form(page, "http://127.0.0.1:8443/cas/login")
     assert form is not None and form.action == "http://127.0.0.1:8443/cas/login?a=1&b=2"
     assert form.hidden == {"execution": "e1s1", "lt": 'x "y"'}
+
+
+def _seconds_to_read(page: str, repeats: int) -> float:
+    """The best of a few timings: the least disturbed by whatever else the machine runs."""
+    timings = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        parse_login_form(page, "http://127.0.0.1/")
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+@pytest.mark.parametrize("unit", ["<input ", "<!--", "<script", '<form a="', "<input x='"])
+def test_the_login_form_reader_is_linear_on_hostile_pages(unit: str) -> None:
+    """A page of n unclosed tags took a quadratic time (0.56 s at 14 KB, 9.3 s at 56 KB): four times the page
+    must take about four times as long, not sixteen (a generous bound, on the best of several timings)."""
+    small, large = _seconds_to_read(unit * 1000, 5), _seconds_to_read(unit * 4000, 3)
+    assert large < 8 * max(small, 1e-4), f"{unit!r}: x4 the page took x{large / small:.1f} the time"
+
+
+def test_the_login_form_reader_reads_at_most_its_limit() -> None:
+    form = '<form action="/cas/login"><input type="password" name="password"></form>'
+    filler = "<p>a paragraph</p>\n" * (LOGIN_PAGE_MAX_CHARS // 19 + 1)
+    assert parse_login_form(form + filler, "http://127.0.0.1/") is not None
+    assert parse_login_form(filler + form, "http://127.0.0.1/") is None, "a form past the limit is not read"
 
 
 def test_validation_responses_are_read_as_the_spec_writes_them() -> None:

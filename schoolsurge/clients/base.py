@@ -14,7 +14,8 @@ A step you leave out raises `StepNotSupported`; the persona then skips it (count
 value. Any other key, or a value its parser refuses, is refused before the run starts (exit 2).
 
 How a step reports: make the requests on `self.http` (a Locust FastHttpSession; relative paths go to the
-target, absolute URLs must pass the loopback guard too), name each request by step, never by id
+target, absolute URLs and redirects pass the loopback guard too; a body over `max_body_bytes` is not read, the
+request fails and the client sees an empty body: docs/engine.md), name each request by step, never by id
 (`name="homework"`), so statistics stay one row per step, and when the platform fails the step, mark the
 response failed (`catch_response=True`, `response.failure(...)`) and raise `StepFailed`. Prefix names with
 `context.step_prefix` (bots use it, so their requests are counted apart from people's).
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from locust.contrib.fasthttp import FastHttpSession
 
 __all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
     "ClientContext",
     "ClientSettings",
     "Dashboard",
@@ -47,12 +49,15 @@ __all__ = [
     "StepNotSupported",
 ]
 
+DEFAULT_MAX_BODY_BYTES = 10 << 20  # --max-body-bytes: a login page is tens of KB, a JSON page a few KB
+
 
 @dataclass(frozen=True)
 class ClientSettings:
     """How a client reaches its platform: its single sign-on protocol, the knobs of CAS and of OpenID Connect,
-    and free-form options for your own client. Empty URLs mean "on the target": the CAS base is TARGET/cas, the
-    service TARGET/ent/auth/callback, the OpenID Provider TARGET/oidc (the embedded platform's)."""
+    the largest body a response may have, and free-form options for your own client. Empty URLs mean "on the
+    target": the CAS base is TARGET/cas, the service TARGET/ent/auth/callback, the OpenID Provider TARGET/oidc
+    (the embedded platform's)."""
 
     sso: str = "cas"  # cas | oidc: the platform's single sign-on; picks the default client (options.py)
     cas_url: str = ""
@@ -73,6 +78,7 @@ class ClientSettings:
     oidc_password_field: str = ""
     oidc_token_auth: str = ""  # client_secret_basic | client_secret_post | none (default: basic with a secret)
     oidc_validation: str = "service"  # service | back-channel: who redeems the code (see OidcClient)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is not read: a failed request
     options: Mapping[str, Any] = field(default_factory=dict)  # --client-option KEY=VALUE, parsed (option_types)
 
 

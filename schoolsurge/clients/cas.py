@@ -145,11 +145,20 @@ class LoginForm:
         self.hidden = hidden
 
 
-# The tags a login form is made of, and their attributes (HTML's three ways of quoting a value, or none).
+# The page is read in one pass of one pattern whose every alternative, once begun at a "<", runs to its end or
+# to the page's and never fails: a comment, a script or a style (left out), a form or input tag to its ">" (a
+# tag or a quote left open takes the rest of the page, as in a browser). No position is ever scanned twice, so
+# the reader is linear in the page, whatever the page (no ReDoS), and it reads at most LOGIN_PAGE_MAX_CHARS.
 # Regular expressions rather than html.parser: the form is read at every login, on the generator's hot path.
-_COMMENTS = re.compile(r"<!--.*?-->|<(script|style)\b.*?</\1\s*>", re.DOTALL | re.IGNORECASE)
-_FORM_TAGS = re.compile(r"<(form|input)\b((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>", re.IGNORECASE)
-_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>"']+)))?""")
+LOGIN_PAGE_MAX_CHARS = 1 << 20
+_TOKENS = re.compile(
+    r"<!--.*?(?:-->|\Z)"
+    r"|<(script|style)\b.*?(?:</\1\s*>|\Z)"
+    r"""|<(form|input)\b((?:[^>"']+|"[^"]*(?:"|\Z)|'[^']*(?:'|\Z))*)""",
+    re.DOTALL | re.IGNORECASE,
+)
+# A tag's attributes: HTML's three ways of quoting a value (an open quote runs to the end), or none.
+_ATTRIBUTE = re.compile(r"""([^\s=/>"']+)(?:\s*=\s*(?:"([^"]*)"?|'([^']*)'?|([^\s>"']+)))?""")
 
 
 def _attributes(text: str) -> dict[str, str]:
@@ -162,10 +171,13 @@ def _attributes(text: str) -> dict[str, str]:
 
 def parse_login_form(page: str, page_url: str) -> LoginForm | None:
     """The first form of a CAS page that has a password field (its action made absolute, its hidden inputs), or
-    None when the page has none. Comments, scripts and styles are left out."""
+    None when the page has none in its first LOGIN_PAGE_MAX_CHARS. Comments, scripts and styles are left out."""
     forms: list[tuple[str | None, dict[str, str], bool]] = []
-    for tag, attribute_text in _FORM_TAGS.findall(_COMMENTS.sub("", page)):
-        attributes = _attributes(attribute_text)
+    for token in _TOKENS.finditer(page, 0, LOGIN_PAGE_MAX_CHARS):
+        tag = token[2]
+        if tag is None:  # a comment, a script or a style
+            continue
+        attributes = _attributes(token[3])
         if tag.lower() == "form":
             forms.append((attributes.get("action"), {}, False))
         elif forms:

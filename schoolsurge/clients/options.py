@@ -1,8 +1,8 @@
 """Choosing and configuring the platform client from options: `--sso` (the platform's single sign-on), `--client
 package.module:Class` (default: the embedded platform's client for that protocol), the CAS and OpenID Connect
-settings and `--client-option KEY=VALUE` (the keys the client declares). The same options exist on `schoolsurge
-run` (which checks them before anything starts, then passes them on, and starts its embedded platform with the
-same `--sso`) and on the locustfile."""
+settings, the largest response body (`--max-body-bytes`) and `--client-option KEY=VALUE` (the keys the client
+declares). The same options exist on `schoolsurge run` (which checks them before anything starts, then passes
+them on, and starts its embedded platform with the same `--sso`) and on the locustfile."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from schoolsurge.clients.base import ClientSettings, PlatformClient
+from schoolsurge.clients.base import DEFAULT_MAX_BODY_BYTES, ClientSettings, PlatformClient
 from schoolsurge.clients.cas import VALIDATIONS
 from schoolsurge.clients.oidc import TOKEN_AUTH_METHODS
 from schoolsurge.clients.oidc import VALIDATIONS as OIDC_VALIDATIONS
@@ -37,6 +37,20 @@ class ClientOption:
     help: str
     choices: tuple[str, ...] | None = None
     repeated: bool = False
+    type: Callable[[str], Any] | None = None  # argparse's: converts and checks the value
+
+
+def body_bytes(text: str) -> int:
+    """--max-body-bytes: a whole number of bytes, at least 1 KiB (a smaller limit would fail every page)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes, e.g. {DEFAULT_MAX_BODY_BYTES}, got {text!r}"
+        ) from None
+    if value < 1024:
+        raise argparse.ArgumentTypeError(f"expected at least 1024 bytes, got {value}")
+    return value
 
 
 CLIENT_OPTIONS = (
@@ -74,6 +88,12 @@ CLIENT_OPTIONS = (
         TOKEN_AUTH_METHODS,
     ),
     ClientOption("--oidc-validation", "oidc_validation", "who redeems the code", OIDC_VALIDATIONS),
+    ClientOption(
+        "--max-body-bytes",
+        "max_body_bytes",
+        f"largest response body a request reads (default {DEFAULT_MAX_BODY_BYTES}: 10 MiB); a larger one is a failure",
+        type=body_bytes,
+    ),
     ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
 )
 
@@ -87,6 +107,8 @@ def add_client_arguments(parser: Any, add: Callable[..., Any] | None = None) -> 
             kwargs["choices"] = option.choices
         if option.repeated:
             kwargs["action"] = "append"
+        if option.type:
+            kwargs["type"] = option.type
         add_argument(option.flag, **kwargs)
 
 

@@ -20,7 +20,6 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING
 
 from schoolsurge.clients.base import ClientContext, Person
 from schoolsurge.engine.core import Engine, engine_of
-from schoolsurge.engine.http import guard_session, new_connection
 from schoolsurge.engine.queue import Claim
 from schoolsurge.engine.share import ProcessShare
 from schoolsurge.errors import UnsafeTargetError
@@ -41,7 +40,7 @@ class PersonHost(FastHttpUser):
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         self.engine: Engine = engine_of(self.environment)
-        record_unanswered(guard_session(self.client, self.engine.guard))
+        record_unanswered(self.engine.http.guard_session(self.client))
 
     def live_person(self, claim: Claim, share: ProcessShare, sessions: Any) -> None:
         """Live the claimed person's session through the run's client: `share` counts them in a session,
@@ -73,7 +72,7 @@ class PersonHost(FastHttpUser):
         return {}
 
     def _back_channel(self) -> object:
-        return record_unanswered(new_connection(self.environment, self.engine.guard))
+        return record_unanswered(self.engine.http.new_connection(self.environment))
 
     def _record_step(self, kind: str, name: str, milliseconds: float, error: Exception | None) -> None:
         self.environment.events.request.fire(

@@ -14,7 +14,6 @@ import numpy as np
 from gevent.pool import Pool
 
 from schoolsurge.clients.base import ClientContext, StepFailed
-from schoolsurge.engine.http import new_connection
 from schoolsurge.models.incidents import bot_rate_at
 from schoolsurge.rundir import BOT_STEP_PREFIX, Counter
 
@@ -52,7 +51,7 @@ def run_bot_floods(engine: Engine) -> None:
 
 
 def _attempt(engine: Engine, user: str) -> None:
-    connection = new_connection(engine.environment, engine.guard)
+    connection = engine.http.new_connection(engine.environment)
     client = engine.context.client_class(
         ClientContext(http=connection, settings=engine.context.client_settings, step_prefix=BOT_STEP_PREFIX)
     )

@@ -23,7 +23,7 @@ from locust.runners import WorkerRunner
 from schoolsurge.engine.bots import run_bot_floods
 from schoolsurge.engine.context import SurgeContext
 from schoolsurge.engine.exporter import MetricsServer, start_metrics_server
-from schoolsurge.engine.http import HostGuard
+from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.engine.incidents import drive_capacity_incidents
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.progress import report_progress
@@ -50,7 +50,7 @@ class Engine:
     def __init__(self, environment: Environment, context: SurgeContext) -> None:
         self.environment = environment
         self.context = context
-        self.guard = HostGuard(context.allow_host)
+        self.http = GuardedOpener(context.allow_host, context.client_settings.max_body_bytes)  # all its HTTP
         self.share = ProcessShare(context.replay, context.parameters)
         self.completed = False  # set by the load shape once the whole window has been replayed
         self.sweep_stopped_after: int | None = None  # a sweep's step that breached past the margin
@@ -113,7 +113,7 @@ class Engine:
         self.role.start_test(start_unix)
         if self.results is not None:
             self.results.test_started(start_unix)
-        self.spawn(drive_capacity_incidents, self.context, environment.host, lambda: start_unix)
+        self.spawn(drive_capacity_incidents, self.context, self.http, environment.host, lambda: start_unix)
         if self.context.replay.is_sweep:
             self.spawn(watch_sweep, self)
 

@@ -1,37 +1,43 @@
 """Capacity-loss incidents: at the scenario's clock times, tell the platform's admin endpoint how much
-capacity it has lost (as a datacenter fire would), and give it back when the scenario says so."""
+capacity it has lost (as a datacenter fire would), and give it back when the scenario says so. The calls go
+through the run's guarded opener (engine/http.py), follow no redirect, and carry the admin token to the
+target's origin only."""
 
 from __future__ import annotations
 
 import json
 import logging
 import time
-import urllib.request
 from collections.abc import Callable
 
 import gevent
 
 from schoolsurge.engine.context import SurgeContext
+from schoolsurge.engine.http import FetchFailed, GuardedOpener
 from schoolsurge.models.incidents import capacity_timeline
 
 ADMIN_CAPACITY_PATH = "/admin/capacity"
+ADMIN_TIMEOUT_S = 10.0
+ADMIN_MAX_BODY_BYTES = 64 << 10  # its answer is a few bytes of JSON, not read
 log = logging.getLogger(__name__)
 
 
-def set_capacity_lost(base_url: str, token: str, fraction_lost: float) -> None:
-    """One admin call; raises OSError (urllib's errors) when the platform refuses or is unreachable."""
-    request = urllib.request.Request(
+def set_capacity_lost(opener: GuardedOpener, base_url: str, token: str, fraction_lost: float) -> None:
+    """One admin call; raises FetchFailed (an OSError) when the platform refuses, redirects or is unreachable."""
+    opener.fetch(
         f"{base_url.rstrip('/')}{ADMIN_CAPACITY_PATH}",
-        data=json.dumps({"fraction_lost": round(fraction_lost, 6)}).encode(),
-        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
         method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        body=json.dumps({"fraction_lost": round(fraction_lost, 6)}).encode(),
+        timeout_s=ADMIN_TIMEOUT_S,
+        max_body_bytes=ADMIN_MAX_BODY_BYTES,
+        limit_name="admin answer limit",
+        max_redirects=0,  # a redirected POST would land as a GET elsewhere: a redirect is a failed call
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        response.read()
 
 
 def drive_capacity_incidents(
-    context: SurgeContext, base_url: str | None, start_unix: Callable[[], float | None]
+    context: SurgeContext, opener: GuardedOpener, base_url: str | None, start_unix: Callable[[], float | None]
 ) -> list[dict[str, object]]:
     """Applies every change of the capacity timeline at its run second; returns what was done (also logged)."""
     changes = capacity_timeline(context.scenario, context.replay.speed)
@@ -49,9 +55,9 @@ def drive_capacity_incidents(
         gevent.sleep(max(0.0, started + run_s - time.time()))
         lost = 1.0 - available
         try:
-            set_capacity_lost(base_url, token, lost)
+            set_capacity_lost(opener, base_url, token, lost)
             outcome = "applied"
-        except OSError as error:  # urllib's URLError and HTTPError are OSErrors
+        except FetchFailed as error:
             outcome = f"failed: {error}"
             log.error("capacity incident at run second %.0f %s", run_s, outcome)
         applied.append({"run_s": round(run_s, 1), "fraction_lost": round(lost, 4), "outcome": outcome})

@@ -6,11 +6,13 @@ from the exposition (histogram buckets and `_created` samples left out: their `_
     {"unix": 1617692400.2, "samples": [["schoolsurge_platform_cpu_seconds_total", {}, 12.5], ...]}
 
 The URL is --target-metrics (`off`: none), by default the target's own /metrics (the embedded platform serves
-it); it passes the same loopback guard as the target. On the target's own origin it carries the admin token,
-when the run has one, as a bearer (a platform started with --metrics-token accepts it). A target without
-/metrics is tried on, quietly: the file then holds no line. At the end the last exposition is also kept whole
-as target_metrics.prom (report/health.py reads it). The report charts these scrapes on the scenario clock
-(report/platform_side.py).
+it). It is fetched through the run's guarded opener (engine/http.py): the loopback guard on it and on every
+redirect, at most MAX_SCRAPE_BYTES read. On the target's own origin it carries the admin token, when the run
+has one, as a bearer (a platform started with --metrics-token accepts it), never to another origin a redirect
+leads to. A scrape that fails, whatever the target answers (nothing, an error, garbage, too much), is one
+warning line for the run and the run goes on: a target without /metrics leaves the file without a line. At the
+end the last exposition is also kept whole as target_metrics.prom (report/health.py reads it). The report
+charts these scrapes on the scenario clock (report/platform_side.py).
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import json
 import logging
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from prometheus_client.parser import text_string_to_metric_families
 
-from schoolsurge.errors import UnsafeTargetError
+from schoolsurge.engine.http import FetchFailed, excerpt
 from schoolsurge.rundir import TARGET_METRICS_SERIES
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ SCRAPE_EVERY_S = 5.0
 MIN_SCRAPE_EVERY_S = 1.0
 SCRAPES_PER_SWEEP_STEP = 3  # a sweep's measured part gets at least this many scrapes (down to 1 s apart)
 TIMEOUT_S = 5.0
-MAX_BYTES = 4 << 20
+MAX_SCRAPE_BYTES = 4 << 20  # an exposition larger than this is a failed scrape
 OFF = "off"
 SKIPPED_SUFFIXES = ("_bucket", "_created")
 log = logging.getLogger(__name__)
@@ -82,47 +83,59 @@ class TargetMetrics:
         return f"{host.rstrip('/')}/metrics" if host else None
 
     def fetch(self) -> str | None:
-        """The exposition text, or None (no URL, refused by the guard, unreachable, not Prometheus text)."""
+        """The exposition text, or None (no URL, refused by the guard, unreachable, not HTTP, too large)."""
         url = self.url()
         if url is None:
             return None
-        request = urllib.request.Request(url)
+        headers = {}
         token, host = self.engine.context.admin_token, self.engine.environment.host or ""
         if token and _origin(url) == _origin(host):  # a /metrics behind a token takes the admin one, on the target only
-            request.add_header("Authorization", f"Bearer {token}")
+            headers["Authorization"] = f"Bearer {token}"
         try:
-            self.engine.guard.check(url)
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                return response.read(MAX_BYTES).decode("utf-8", errors="replace")
-        except (OSError, UnsafeTargetError, ValueError) as error:
-            level = logging.DEBUG if self.failed_once else logging.INFO
-            log.log(level, "no target metrics from %s (%s)", url, error)
-            self.failed_once = True
+            body = self.engine.http.fetch(
+                url, headers=headers, timeout_s=TIMEOUT_S, max_body_bytes=MAX_SCRAPE_BYTES, limit_name="scrape limit"
+            )
+        except FetchFailed as error:
+            self._failed(f"no target metrics from {url} ({error})")
             return None
+        return body.decode("utf-8", errors="replace")
 
-    def record(self, text: str, unix: float) -> None:
+    def _failed(self, message: str) -> None:
+        """One warning for the run's failed scrapes (the first), the others at debug level: a run scrapes every
+        few seconds, and a target without metrics is no reason to fill the log."""
+        log.log(logging.DEBUG if self.failed_once else logging.WARNING, "%s", excerpt(message, 300))
+        self.failed_once = True
+
+    def record(self, text: str, unix: float) -> bool:
+        """Append the scrape to the file; False when the text is not Prometheus's."""
         try:
             samples = parse_samples(text)
-        except ValueError as error:
-            log.info("the target's metrics are not Prometheus text (%s)", error)
-            return
+        except ValueError as error:  # the parser's message quotes the offending line, however long
+            self._failed(f"the target's metrics are not Prometheus text ({error})")
+            return False
         try:
             with self.path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"unix": round(unix, 3), "samples": samples}, separators=(",", ":")) + "\n")
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)
+        return True
 
     def scrape(self, final: bool = False) -> str | None:
-        """One scrape, recorded; returns the text. The `final` one (at the end of the run) is the file's last."""
+        """One scrape, recorded; returns its text when it is Prometheus's. The `final` one (at the end of the run)
+        is the file's last. Never raises: the run and its results do not depend on the target's metrics."""
         if final:
             self.closed = True
         elif self.closed:
             return None
         unix = time.time()
-        text = self.fetch()
-        if text is not None and (final or not self.closed):  # a periodic one that ended after the final: dropped
-            self.record(text, unix)
-        return text
+        try:
+            text = self.fetch()
+            if text is None or (self.closed and not final):  # a periodic one that ended after the final: dropped
+                return None
+            return text if self.record(text, unix) else None
+        except Exception as error:  # noqa: BLE001 (whatever a hostile target makes a library raise)
+            self._failed(f"scrape of the target's metrics failed: {type(error).__name__}: {error}")
+            return None
 
     def scrape_forever(self) -> None:
         while not self.closed:
