@@ -19,7 +19,7 @@ from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import ClientContext, ClientSettings, OidcClient, ReferenceOidcClient, StepFailed
 from schoolsurge.clients.oidc import parse_login_form
 from schoolsurge.clients.options import load_client_class
-from schoolsurge.engine.http import HostGuard, new_connection
+from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.errors import ClientError
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.runner import RunOutcome, RunRequest, run
@@ -106,12 +106,12 @@ def provider(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) -> 
 
 def client_of(url: str, settings: ClientSettings, client_class: type[OidcClient] = OidcClient) -> OidcClient:
     environment = Environment(host=url)
-    guard = HostGuard(None)
+    opener = GuardedOpener(None)
     return client_class(
         ClientContext(
-            http=new_connection(environment, guard),
+            http=opener.new_connection(environment),
             settings=settings,
-            open_connection=lambda: new_connection(environment, guard),
+            open_connection=lambda: opener.new_connection(environment),
         )
     )
 
