@@ -26,7 +26,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge, atomic_file
+from schoolsurge.files import atomic_file, open_regular_text
+from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge
 
 # Time to log in and request latency, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
 HISTOGRAM_RANGE_MS = (1, 3_600_000)
@@ -263,7 +264,7 @@ def read_histograms(path: Path, name: str = "time_to_login") -> dict[int, HdrHis
     """Per-second histograms of one kind (time_to_login or request_latency) written by write_histograms;
     ValueError names a corrupt line."""
     histograms: dict[int, HdrHistogram] = {}
-    with path.open(encoding="utf-8") as handle:
+    with open_regular_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
