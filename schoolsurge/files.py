@@ -9,7 +9,8 @@ without end.
   link already there, never another writer's), and renames it over `path` once complete: a reader never sees half
   a file, two writers never share a temporary file (the last rename wins), and a link at `path` is replaced by
   the file, never written through. `atomic_binary_file` is the same for bytes (a PNG).
-- `open_for_append(path)` (a file written line by line) opens only a regular file, never through a link.
+- `open_for_append(path)` (a file written line by line) opens only a regular file, never through a link;
+  `remove_entry(path)` clears a name before a library that opens its files by name (Locust's CSV writer) does.
 - `open_regular(path)` reads only a regular file: anything else there (a FIFO, a device, a directory, a link)
   raises NotRegularFileError, an OSError, without blocking; `readable(path, notes)` says beforehand whether a
   file is there to read and notes one that is skipped.
@@ -25,7 +26,7 @@ import secrets
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, BinaryIO, TextIO
+from typing import IO, Any, BinaryIO, TextIO, cast
 
 NEW_FILE_MODE = 0o666  # as open("w") creates a file: the umask decides
 _TEMP_ATTEMPTS = 100
@@ -49,15 +50,15 @@ class NotRegularFileError(OSError):
 def atomic_file(path: Path) -> Iterator[TextIO]:
     """A UTF-8 text file written beside `path` and renamed over it once complete (see the module's docstring);
     on error the previous version stays and the temporary file is removed."""
-    with _atomic(path, "w") as handle:
-        yield handle  # type: ignore[misc]
+    with _atomic(path, binary=False) as handle:
+        yield cast(TextIO, handle)
 
 
 @contextlib.contextmanager
 def atomic_binary_file(path: Path) -> Iterator[BinaryIO]:
     """atomic_file for bytes."""
-    with _atomic(path, "wb") as handle:
-        yield handle  # type: ignore[misc]
+    with _atomic(path, binary=True) as handle:
+        yield cast(BinaryIO, handle)
 
 
 def write_bytes_atomically(path: Path, data: bytes) -> None:
@@ -66,12 +67,11 @@ def write_bytes_atomically(path: Path, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def _atomic(path: Path, mode: str) -> Iterator[IO]:
+def _atomic(path: Path, binary: bool) -> Iterator[IO[Any]]:
     path = Path(path)
     fd, temporary = _exclusive_temporary(path)
     try:
-        text = {"newline": "", "encoding": "utf-8"} if "b" not in mode else {}
-        with open(fd, mode, **text) as handle:  # noqa: PTH123 - a descriptor, not a path
+        with open(fd, "wb") if binary else open(fd, "w", newline="", encoding="utf-8") as handle:
             yield handle
         os.replace(temporary, path)  # rename(2) replaces a link at `path`, never follows it
     except BaseException:
@@ -98,7 +98,7 @@ def open_for_append(path: Path) -> TextIO:
     else than a regular file is there (a link is not followed, a FIFO does not block)."""
     flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     fd = _open_regular_fd(Path(path), flags)
-    return open(fd, "a", encoding="utf-8")  # noqa: PTH123 - a descriptor, not a path
+    return open(fd, "a", encoding="utf-8")
 
 
 def remove_entry(path: Path) -> None:
@@ -116,7 +116,7 @@ def open_regular(path: Path, *, follow_links: bool = False) -> BinaryIO:
     not block, a device is not read). A link is refused unless `follow_links` (a file the user named)."""
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_links else os.O_NOFOLLOW)
     fd = _open_regular_fd(Path(path), flags)
-    return open(fd, "rb")  # noqa: PTH123 - a descriptor, not a path
+    return open(fd, "rb")
 
 
 def open_regular_text(path: Path, errors: str = "strict") -> TextIO:
@@ -124,13 +124,9 @@ def open_regular_text(path: Path, errors: str = "strict") -> TextIO:
     return io.TextIOWrapper(open_regular(path), encoding="utf-8", errors=errors)
 
 
-def read_regular_bytes(path: Path) -> bytes:
-    with open_regular(path) as handle:
-        return handle.read()
-
-
 def read_regular_text(path: Path, errors: str = "strict") -> str:
-    return read_regular_bytes(path).decode("utf-8", errors=errors)
+    with open_regular(path) as handle:
+        return handle.read().decode("utf-8", errors=errors)
 
 
 def readable(path: Path, notes: list[str] | None = None) -> bool:

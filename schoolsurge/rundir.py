@@ -16,6 +16,9 @@ and the helpers that create a directory and keep its manifest. A run writes noth
       capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
+
+Every file of it is written through schoolsurge/files.py (a fresh temporary file renamed over the name: never
+through a link found there) and read only when it is a regular file (a FIFO or a link is skipped with a note).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from schoolsurge.files import atomic_file, read_regular_text, write_bytes_atomically
+from schoolsurge.files import atomic_file, read_regular_text, readable, write_bytes_atomically
 
 MANIFEST = "manifest.json"
 SCENARIO_COPY = "scenario.yaml"
@@ -234,10 +237,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def update_manifest(run_dir: Path, **fields: Any) -> dict[str, Any]:
     path = run_dir / MANIFEST
-    try:
-        manifest = json.loads(read_regular_text(path))
-    except FileNotFoundError:
-        manifest = {}
+    manifest = json.loads(read_regular_text(path)) if readable(path) else {}  # a link there is replaced
     manifest.update(fields)
     write_json(path, manifest)
     return manifest

@@ -30,6 +30,7 @@ from schoolsurge.rundir import (
     FAILURES_CSV,
     HISTOGRAMS,
     HISTORY_CSV,
+    MANIFEST,
     REPORT,
     SCENARIO_COPY,
     SESSIONS_CSV,
@@ -103,7 +104,8 @@ def test_report_replaces_links_and_never_writes_through_them(locust_run: Path, t
 def test_a_run_into_a_folder_holding_links_writes_none_through_them(tmp_path: Path) -> None:
     """`locust -f locustfiles/surge.py --run-dir DIR` on a folder that already holds links at every name a run
     writes, Locust's own CSV files included (the locustfile's writer opens them by name)."""
-    names = [SCENARIO_COPY, TIMELINE, STATS_CSV, HISTORY_CSV, FAILURES_CSV, "locust_exceptions.csv", SESSIONS_CSV]
+    names = [MANIFEST, SCENARIO_COPY, TIMELINE, STATS_CSV, HISTORY_CSV, FAILURES_CSV, "locust_exceptions.csv"]
+    names += [SESSIONS_CSV]
     names += [HISTOGRAMS, TARGET_METRICS, TARGET_METRICS_SERIES, CAPACITY_JSON, REPORT]
     run_dir = tmp_path / "reports" / "handed-over"
     run_dir.mkdir(parents=True)
@@ -121,7 +123,7 @@ def test_a_run_into_a_folder_holding_links_writes_none_through_them(tmp_path: Pa
         assert victim.read_text() == OWNER_KEY, f"{victim.name} was written through a link"
     for name in names:
         assert not (run_dir / name).is_symlink(), name
-    for name in (SCENARIO_COPY, STATS_CSV, HISTORY_CSV, SESSIONS_CSV, REPORT):
+    for name in (MANIFEST, SCENARIO_COPY, STATS_CSV, HISTORY_CSV, SESSIONS_CSV, REPORT):
         assert (run_dir / name).is_file() and (run_dir / name).stat().st_size > 0, name
     assert "SLO error ratio" in finished.stdout
 

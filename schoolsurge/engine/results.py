@@ -21,7 +21,7 @@ from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
 from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
 from schoolsurge.errors import ReportError
-from schoolsurge.files import atomic_file, remove_entry
+from schoolsurge.files import atomic_file, readable, remove_entry
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
     CAPACITY_CSV,
@@ -57,7 +57,7 @@ class RunDirectoryWriter:
         self.run_dir = context.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A directory without a manifest is ours to complete (plain locust); one with it belongs to a runner.
-        self.owned = not (self.run_dir / MANIFEST).exists()
+        self.owned = not readable(self.run_dir / MANIFEST)
         fields = {
             "scenario": context.scenario.name,
             "scale": context.replay.scale,
