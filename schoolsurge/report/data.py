@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.engine.ledger import merged, read_histograms
+from schoolsurge.engine.ledger import iter_histograms, merged, new_histogram, read_histograms
 from schoolsurge.errors import ReportError, ScenarioError
 from schoolsurge.files import irregular_kind, read_regular_text, readable, skipped_note
 from schoolsurge.report.locust_csv import Table, find_locust_files, iter_table, read_table
@@ -219,13 +219,14 @@ def _read_json(path: Path, notes: list[str]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def load_run(run_dir: Path, *, whole_history: bool = True) -> RunData:
+def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
     """Load everything a report needs from a run directory: a schoolsurge run's, or any Locust run's CSV files
     (`locust --csv PREFIX`, with or without --csv-full-history), whose report draws what it can.
 
-    `whole_history=False` (the index, which only judges the run) reads of Locust's history only the rows the
-    verdicts need, a block at a time, and not the failures table: its memory does not grow with the history's
-    size. A file that is not a regular file (a FIFO, a link) is skipped with a note, never read."""
+    `summary=True` (the index) loads only what the verdicts and the served share need, the large files a block or
+    a line at a time: of Locust's history the rows the verdicts read, of the histograms those of the SLO window
+    merged, no failures table; its memory does not grow with the files. A file that is not a regular file (a
+    FIFO, a link) is skipped with a note, never read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a run directory; pass one of the folders under reports/")
@@ -246,13 +247,13 @@ def load_run(run_dir: Path, *, whole_history: bool = True) -> RunData:
         manifest,
         stats,
         _no_history(),
-        _read_failures(files.failures, notes) if whole_history else pd.DataFrame(),
+        pd.DataFrame() if summary else _read_failures(files.failures, notes),
         _scenario_copy(run_dir, plain, notes),
         notes=notes,
         locust_prefix=files.prefix,
         plain_locust=plain,
     )
-    if has_history and whole_history:
+    if has_history and not summary:
         data.history = read_table(files.history, HISTORY_TABLE)
         if data.history_detail == HistoryDetail.TOTAL:
             notes.append(
@@ -265,7 +266,7 @@ def load_run(run_dir: Path, *, whole_history: bool = True) -> RunData:
     if started is None:
         if "test_start_unix" in timeline:
             notes.append(f"{TIMELINE}: test_start_unix is not a number; the clock starts at Locust's first row")
-        if whole_history:
+        if not summary:
             started = float(data.history["Timestamp"].min()) if len(data.history) else None
         elif has_history and data.scenario is not None:
             started = _earliest_row(files.history)
@@ -278,7 +279,7 @@ def load_run(run_dir: Path, *, whole_history: bool = True) -> RunData:
             speed = scenario.run.speed
         data.speed = speed
         data.clock_start_s = scenario.window.start_s
-        if has_history and not whole_history:
+        if has_history and summary:
             data.history = _rows_for_verdicts(files.history, started, data.slo_seconds())
         elapsed = data.history["Timestamp"] - float(started)
         data.history["clock_s"] = data.clock_start_s + elapsed * data.speed
@@ -289,6 +290,7 @@ def load_run(run_dir: Path, *, whole_history: bool = True) -> RunData:
         history["clock_s"] = history["Timestamp"] - (history["Timestamp"].min() if len(history) else 0)
         if not plain:  # a plain run's note says so already
             notes.append("scenario clock unknown; charts show run seconds")
+    _load_histograms(data, whole=not summary)
     return data
 
 
@@ -343,19 +345,44 @@ def _rows_for_verdicts(path: Path, start_unix: float, window_s: tuple[float, flo
 
 
 def _load_sessions(data: RunData) -> None:
-    """The engine's per-second session metrics and time-to-login histograms, when the run has them."""
-    sessions_path, histograms_path = data.run_dir / SESSIONS_CSV, data.run_dir / HISTOGRAMS
-    if readable(sessions_path, data.notes):
-        data.sessions = read_table(sessions_path, SESSIONS_TABLE)
+    """The engine's per-second session metrics, when the run has them."""
+    path = data.run_dir / SESSIONS_CSV
+    if readable(path, data.notes):
+        data.sessions = read_table(path, SESSIONS_TABLE)
         missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
         if missing:  # a run of an earlier version: what it did not count shows as zero
             data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")
             for name in missing:
                 data.sessions[name] = 0
-    if readable(histograms_path, data.notes):
-        try:
-            data.histograms = read_histograms(histograms_path)
-        except ValueError as error:
-            raise ReportError(f"{histograms_path}: {error}; rerun the scenario to get it again") from None
-        except OSError as error:
-            raise ReportError(f"{histograms_path}: cannot read it ({error.strerror or error})") from None
+
+
+def _load_histograms(data: RunData, whole: bool) -> None:
+    """The engine's time-to-login histograms, when the run has them: every second's, or (not `whole`) only what
+    RunData.totals reads of them."""
+    path = data.run_dir / HISTOGRAMS
+    if not readable(path, data.notes):
+        return
+    try:
+        data.histograms = read_histograms(path) if whole else _window_histograms(path, data.slo_seconds())
+    except ValueError as error:
+        raise ReportError(f"{path}: {error}; rerun the scenario to get it again") from None
+    except OSError as error:
+        raise ReportError(f"{path}: cannot read it ({error.strerror or error})") from None
+
+
+def _window_histograms(path: Path, window_s: tuple[float, float] | None) -> dict[int, HdrHistogram]:
+    """Of the time-to-login histograms, read a line at a time, what RunData.totals reads: those of the window
+    (run seconds; None: all) merged into one, kept under a second of the window (when the window has none, an
+    empty one under a second outside it), from which it gives what the whole file gives."""
+    start, end = window_s or (0.0, math.inf)
+    total = new_histogram()
+    inside: int | None = None
+    outside: int | None = None
+    for second, histogram in iter_histograms(path):
+        if start <= second < end:
+            total.add(histogram)
+            inside = second if inside is None else inside
+        else:
+            outside = second
+    key = inside if inside is not None else outside
+    return {} if key is None else {key: total}

@@ -170,7 +170,7 @@ def _run_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     from schoolsurge.report.outcome import served_share
     from schoolsurge.report.verdicts import judge_run
 
-    data = load_run(run_dir, whole_history=False)
+    data = load_run(run_dir, summary=True)
     if data.scenario is not None:
         summary["verdicts"] = [
             {"objective": v.objective, "measured": v.measured, "met": v.met} for v in judge_run(data)
