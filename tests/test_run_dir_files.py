@@ -20,12 +20,13 @@ from test_engine_run import FAST, ROOT, SMOKE, smoke_platform
 from test_report_plain_locust import PREFIX, plain_locust_run
 
 from schoolsurge.cli import main
-from schoolsurge.engine.ledger import Ledger, write_histograms
+from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.errors import ReportError
 from schoolsurge.files import atomic_file
 from schoolsurge.report.data import HISTORY_TABLE, load_run
 from schoolsurge.report.index import CACHE, INDEX, write_index
 from schoolsurge.report.locust_csv import BLOCK_BYTES, read_table
+from schoolsurge.report.outcome import served_share
 from schoolsurge.rundir import (
     CAPACITY_JSON,
     FAILURES_CSV,
@@ -228,12 +229,17 @@ def test_a_writer_never_shares_its_temporary_file(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".index.html")) == []
 
 
-def write_login_histograms(path: Path, seconds: int) -> None:
-    """time_to_login.jsonl of a run of `seconds` seconds, its logins slower as it goes on."""
+def write_engine_files(run_dir: Path, seconds: int) -> None:
+    """sessions.csv and time_to_login.jsonl of a run of `seconds` seconds, as the engine writes them: people due
+    each second, most of them getting in, more slowly as the run goes on."""
     ledger = Ledger()
     for second in range(seconds):
+        ledger.count(second, "started", 3)
+        ledger.count(second, "logins_succeeded", 2 + second % 2)
+        ledger.count(second, "abandoned", 1 - second % 2)
         ledger.time_to_login(second, 50 + second % 5000)
-    write_histograms(ledger, path)
+    write_sessions_csv(ledger, run_dir / SESSIONS_CSV)
+    write_histograms(ledger, run_dir / HISTOGRAMS)
 
 
 def grown_history(source: Path, destination: Path, rows_wanted: int) -> list[str]:
@@ -268,7 +274,7 @@ def test_the_index_judges_from_a_few_rows_what_the_whole_history_says(locust_run
     (run_dir / SCENARIO_COPY).write_text(scenario)
     first, last = int(lines[1].split(",")[0]), int(lines[-1].split(",")[0])
     (run_dir / TIMELINE).write_text(json.dumps({"test_start_unix": first, "speed": 3600 / (last - first)}))
-    write_login_histograms(run_dir / HISTOGRAMS, last - first)
+    write_engine_files(run_dir, last - first)
 
     whole, index = load_run(run_dir), load_run(run_dir, summary=True)
     assert index.slo_seconds() == whole.slo_seconds()
@@ -279,6 +285,15 @@ def test_the_index_judges_from_a_few_rows_what_the_whole_history_says(locust_run
     names = whole.history["Name"].nunique()
     assert len(index.history) <= 2 * names + 2 < len(whole.history) / 1000
     assert len(index.histograms) == 1 < len(whole.histograms)
+    assert served_share(index) == served_share(whole) and served_share(whole).tried > 0
+    assert len(index.sessions) == 1 < len(whole.sessions)
+
+    # A window the run never reached (it ended before): nothing in it, the same nothing.
+    (run_dir / TIMELINE).write_text(json.dumps({"test_start_unix": first, "speed": 900 / (last - first) / 2}))
+    whole, index = load_run(run_dir), load_run(run_dir, summary=True)
+    assert whole.slo_seconds()[0] > last - first
+    assert index.totals() == whole.totals() and not whole.totals().login_ms
+    assert served_share(index) == served_share(whole) and served_share(whole).tried == 0
 
 
 @pytest.mark.parametrize(
@@ -319,7 +334,7 @@ print(*peaks)
 
 def test_an_index_refresh_reads_a_huge_history_in_bounded_memory(locust_run: Path, tmp_path: Path) -> None:
     """One sibling's 114 MB history once took an index refresh to 1.75 GB: its memory grew ten times as fast as
-    the file (and forty times as fast as the histograms file). Now four times either costs it no more memory: it
+    the file (and forty times as fast as the histograms file). Now four times as much costs it no more memory: it
     reads them a block, a line at a time."""
     folders, sizes = {}, {}
     for name, rows in (("warm-up", 0), ("medium", 50_000), ("big", 200_000)):
@@ -327,8 +342,9 @@ def test_an_index_refresh_reads_a_huge_history_in_bounded_memory(locust_run: Pat
         run_dir = crafted_run(locust_run, folders[name], "20250101T000000Z-run")
         if rows:
             grown_history(locust_run / HISTORY, run_dir / HISTORY, rows)
-            write_login_histograms(run_dir / HISTOGRAMS, rows // 20)  # a second's histograms: 17 KB decoded
-        sizes[name] = sum(path.stat().st_size for path in (run_dir / HISTORY, run_dir / HISTOGRAMS) if path.exists())
+            write_engine_files(run_dir, rows // 20)  # a second's histograms: 17 KB decoded
+        files = (run_dir / HISTORY, run_dir / HISTOGRAMS, run_dir / SESSIONS_CSV)
+        sizes[name] = sum(path.stat().st_size for path in files if path.exists())
     command = [sys.executable, "-c", MEASURE, *(str(folders[n]) for n in ("warm-up", "medium", "big"))]
     done = subprocess.run(command, timeout=DEADLINE_S, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -224,9 +224,9 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
     (`locust --csv PREFIX`, with or without --csv-full-history), whose report draws what it can.
 
     `summary=True` (the index) loads only what the verdicts and the served share need, the large files a block or
-    a line at a time: of Locust's history the rows the verdicts read, of the histograms those of the SLO window
-    merged, no failures table; its memory does not grow with the files. A file that is not a regular file (a
-    FIFO, a link) is skipped with a note, never read."""
+    a line at a time: of Locust's history the rows the verdicts read, of the histograms and sessions.csv those of
+    the SLO window merged, no failures table; its memory does not grow with the files. A file that is not a
+    regular file (a FIFO, a link) is skipped with a note, never read."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: not a run directory; pass one of the folders under reports/")
@@ -260,7 +260,6 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
                 f"{files.history.name} has only Locust's Aggregated rows (the run had no --csv-full-history): "
                 "requests per second by name and the login over time are missing from the charts"
             )
-    _load_sessions(data)
     timeline = _read_json(run_dir / TIMELINE, notes)
     started = number_or_none(timeline.get("test_start_unix"))
     if started is None:
@@ -283,13 +282,12 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
             data.history = _rows_for_verdicts(files.history, started, data.slo_seconds())
         elapsed = data.history["Timestamp"] - float(started)
         data.history["clock_s"] = data.clock_start_s + elapsed * data.speed
-        if data.sessions is not None:
-            data.sessions["clock_s"] = data.clock_start_s + data.sessions["second"] * data.speed
     else:
         history = data.history
         history["clock_s"] = history["Timestamp"] - (history["Timestamp"].min() if len(history) else 0)
         if not plain:  # a plain run's note says so already
             notes.append("scenario clock unknown; charts show run seconds")
+    _load_sessions(data, whole=not summary)
     _load_histograms(data, whole=not summary)
     return data
 
@@ -344,16 +342,40 @@ def _rows_for_verdicts(path: Path, start_unix: float, window_s: tuple[float, flo
     return rows[~rows.index.duplicated()].sort_index()
 
 
-def _load_sessions(data: RunData) -> None:
-    """The engine's per-second session metrics, when the run has them."""
+def _load_sessions(data: RunData, whole: bool) -> None:
+    """The engine's per-second session metrics, when the run has them: every second's, or (not `whole`) only what
+    served_share reads of them."""
     path = data.run_dir / SESSIONS_CSV
-    if readable(path, data.notes):
-        data.sessions = read_table(path, SESSIONS_TABLE)
-        missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
-        if missing:  # a run of an earlier version: what it did not count shows as zero
-            data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")
-            for name in missing:
-                data.sessions[name] = 0
+    if not readable(path, data.notes):
+        return
+    if not whole:
+        data.sessions = _window_sessions(path, data.slo_seconds())
+        return
+    data.sessions = read_table(path, SESSIONS_TABLE)
+    missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
+    if missing:  # a run of an earlier version: what it did not count shows as zero
+        data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")
+        for name in missing:
+            data.sessions[name] = 0
+    if data.speed is not None and data.clock_start_s is not None:
+        data.sessions["clock_s"] = data.clock_start_s + data.sessions["second"] * data.speed
+
+
+def _window_sessions(path: Path, window_s: tuple[float, float] | None) -> pd.DataFrame:
+    """Of sessions.csv, read a block at a time, what served_share reads: the counters of the window's seconds
+    (run seconds; None: all) summed into one row, under a second of the window (no row when it has none); a
+    counter the file has not (an earlier version) is 0."""
+    start, end = window_s or (0.0, math.inf)
+    total = pd.Series(0.0, index=[name.value for name in Counter])
+    inside: float | None = None
+    for block in iter_table(path, SESSIONS_TABLE):
+        rows = block[(block["second"] >= start) & (block["second"] < end)]
+        if len(rows):
+            total = total.add(rows[[name for name in total.index if name in rows.columns]].sum(), fill_value=0)
+            inside = float(rows["second"].iloc[0]) if inside is None else inside
+    if inside is None:
+        return pd.DataFrame(columns=["second", *total.index], dtype=float)
+    return pd.DataFrame([{"second": inside, **total.to_dict()}])
 
 
 def _load_histograms(data: RunData, whole: bool) -> None:
