@@ -12,8 +12,8 @@ row needs beyond the manifest (the verdicts and served share, which take the run
 computed once per run and kept in reports/.index-cache.json, keyed by the size and time of the files it was
 computed from: a run is read again only when one of them changes. Nothing is written into the run directories.
 
-A folder beside the others may be anything: of a run it reads only what the row needs (of Locust's history, a
-block at a time, the rows the verdicts take: its memory does not grow with the file), and a file that is not a
+A folder beside the others may be anything: of a run it reads only what the row needs, its large files a block
+or a line at a time (`load_run(summary=True)`: its memory does not grow with them), and a file that is not a
 regular file (a FIFO would block it forever, a link lead anywhere) is skipped, with a note in the row. Several
 processes may write the index at once (schoolsurge/files.py: each its own temporary file; the last one wins).
 """
