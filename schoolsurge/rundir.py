@@ -16,29 +16,36 @@ and the helpers that create a directory and keep its manifest. A run writes noth
       capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
+
+Every file of it is written through schoolsurge/files.py (a fresh temporary file renamed over the name: never
+through a link found there) and read only when it is a regular file (a FIFO or a link is skipped with a note).
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import json
-import os
 import platform
-import shutil
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
+
+from schoolsurge.files import atomic_file, read_regular_text, readable, write_bytes_atomically
 
 MANIFEST = "manifest.json"
 SCENARIO_COPY = "scenario.yaml"
 LOCUST_PREFIX = "locust"  # Locust writes locust_stats.csv, locust_stats_history.csv, locust_failures.csv...
-STATS_CSV = f"{LOCUST_PREFIX}_stats.csv"
-HISTORY_CSV = f"{LOCUST_PREFIX}_stats_history.csv"
-FAILURES_CSV = f"{LOCUST_PREFIX}_failures.csv"
+# Locust's files are PREFIX + suffix (`locust --csv PREFIX`; a schoolsurge run's prefix is LOCUST_PREFIX).
+STATS_SUFFIX = "_stats.csv"
+HISTORY_SUFFIX = "_stats_history.csv"
+FAILURES_SUFFIX = "_failures.csv"
+EXCEPTIONS_SUFFIX = "_exceptions.csv"
+LOCUST_CSV_SUFFIXES = (STATS_SUFFIX, HISTORY_SUFFIX, FAILURES_SUFFIX, EXCEPTIONS_SUFFIX)
+STATS_CSV = f"{LOCUST_PREFIX}{STATS_SUFFIX}"
+HISTORY_CSV = f"{LOCUST_PREFIX}{HISTORY_SUFFIX}"
+FAILURES_CSV = f"{LOCUST_PREFIX}{FAILURES_SUFFIX}"
 TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
@@ -230,16 +237,6 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-@contextlib.contextmanager
-def atomic_file(path: Path) -> Iterator[TextIO]:
-    """A text file written beside `path` and renamed over it once complete, so a reader (or a crash) never
-    sees half a file; on error the previous version stays."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        yield handle
-    os.replace(tmp, path)
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     with atomic_file(path) as handle:
         handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
@@ -247,7 +244,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def update_manifest(run_dir: Path, **fields: Any) -> dict[str, Any]:
     path = run_dir / MANIFEST
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    manifest = json.loads(read_regular_text(path)) if readable(path) else {}  # a link there is replaced
     manifest.update(fields)
     write_json(path, manifest)
     return manifest
@@ -256,7 +253,7 @@ def update_manifest(run_dir: Path, **fields: Any) -> dict[str, Any]:
 def read_manifest(run_dir: Path) -> dict[str, Any]:
     """The manifest, or {} when it is missing or unreadable (the report notes that)."""
     try:
-        manifest = json.loads((run_dir / MANIFEST).read_text(encoding="utf-8"))
+        manifest = json.loads(read_regular_text(run_dir / MANIFEST))
     except (OSError, ValueError):
         return {}
     return manifest if isinstance(manifest, dict) else {}
@@ -264,7 +261,7 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
 
 def start_manifest(run_dir: Path, scenario_path: Path, **fields: Any) -> dict[str, Any]:
     """Record what is about to run (and a copy of the scenario file) before any load is sent."""
-    shutil.copyfile(scenario_path, run_dir / SCENARIO_COPY)
+    write_bytes_atomically(run_dir / SCENARIO_COPY, Path(scenario_path).read_bytes())
     return update_manifest(
         run_dir,
         scenario_file=str(scenario_path),

@@ -19,14 +19,15 @@ import base64
 import csv
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge, atomic_file
+from schoolsurge.files import atomic_file, open_regular_text
+from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge
 
 # Time to log in and request latency, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
 HISTOGRAM_RANGE_MS = (1, 3_600_000)
@@ -260,18 +261,29 @@ def write_histograms(ledger: Ledger, path: Path) -> None:
 
 
 def read_histograms(path: Path, name: str = "time_to_login") -> dict[int, HdrHistogram]:
-    """Per-second histograms of one kind (time_to_login or request_latency) written by write_histograms;
-    ValueError names a corrupt line."""
+    """Per-second histograms of one kind (time_to_login or request_latency) written by write_histograms (a second
+    written twice counts twice); ValueError names a corrupt line."""
     histograms: dict[int, HdrHistogram] = {}
-    with path.open(encoding="utf-8") as handle:
+    for second, histogram in iter_histograms(path, name):
+        if second in histograms:
+            histogram = merged((histograms[second], histogram))
+        histograms[second] = histogram
+    return histograms
+
+
+def iter_histograms(path: Path, name: str = "time_to_login") -> Iterator[tuple[int, HdrHistogram]]:
+    """read_histograms a line at a time, for a reader that merges them as they come."""
+    with open_regular_text(path) as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
-                if name in record:
-                    histograms[int(record["second"])] = HdrHistogram.decode(base64.b64decode(record[name]))
+                if name not in record:
+                    continue
+                histogram = HdrHistogram.decode(base64.b64decode(record[name]))
+                second = int(record["second"])
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"line {number} is not a histogram record ({error})") from None
-    return histograms
+            yield second, histogram
 
 
 def merged(histograms: Iterable[HdrHistogram]) -> HdrHistogram:

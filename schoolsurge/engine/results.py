@@ -23,11 +23,13 @@ from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
 from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
 from schoolsurge.errors import ReportError
+from schoolsurge.files import atomic_file, readable, remove_entry
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
     CAPACITY_CSV,
     FAILURES_CSV,
     HISTOGRAMS,
+    LOCUST_CSV_SUFFIXES,
     LOCUST_PREFIX,
     MANIFEST,
     SESSIONS_CSV,
@@ -35,7 +37,6 @@ from schoolsurge.rundir import (
     TARGET_METRICS,
     TIMELINE,
     RunStatus,
-    atomic_file,
     finish_manifest,
     start_manifest,
     update_manifest,
@@ -58,7 +59,7 @@ class RunDirectoryWriter:
         self.run_dir = context.run_dir
         self.run_dir.mkdir(parents=True, exist_ok=True)
         # A directory without a manifest is ours to complete (plain locust); one with it belongs to a runner.
-        self.owned = not (self.run_dir / MANIFEST).exists()
+        self.owned = not readable(self.run_dir / MANIFEST)
         fields = {
             "scenario": context.scenario.name,
             "scale": context.replay.scale,
@@ -99,9 +100,12 @@ class RunDirectoryWriter:
         prefix = getattr(options, "csv_prefix", None)
         if prefix and str(prefix) == str(self.run_dir / LOCUST_PREFIX):
             return None
-        writer = StatsCSVFileWriter(
-            self.engine.environment, PERCENTILES_TO_REPORT, str(self.run_dir / LOCUST_PREFIX), full_history=True
-        )
+        base = self.run_dir / LOCUST_PREFIX
+        # Locust opens its files by name, following a link: whatever is there (a directory given with --run-dir
+        # may hold anything, a link to ~/.ssh/authorized_keys included) is removed first, so it creates new ones.
+        for suffix in LOCUST_CSV_SUFFIXES:
+            remove_entry(base.with_name(base.name + suffix))
+        writer = StatsCSVFileWriter(self.engine.environment, PERCENTILES_TO_REPORT, str(base), full_history=True)
         return writer, self.engine.spawn(writer.stats_writer)
 
     def test_started(self, start_unix: float) -> None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from schoolsurge.engine.ledger import Ledger, SecondMetrics, login_percentile, merged
+from schoolsurge.files import atomic_file
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
@@ -29,7 +30,6 @@ from schoolsurge.rundir import (
     Counter,
     Gauge,
     StepStatus,
-    atomic_file,
 )
 from schoolsurge.scenario import Slo
 

@@ -28,6 +28,7 @@ import gevent
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.http import FetchFailed, excerpt
+from schoolsurge.files import open_for_append, remove_entry
 from schoolsurge.rundir import TARGET_METRICS_SERIES
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class TargetMetrics:
     def __init__(self, engine: Engine, run_dir: Path) -> None:
         self.engine = engine
         self.path = run_dir / TARGET_METRICS_SERIES
+        remove_entry(self.path)  # an earlier run's scrapes (plain locust --run-dir DIR again) are not this run's
         self.option = getattr(engine.environment.parsed_options, "target_metrics", None)
         self.every_s = scrape_interval(engine)
         self.failed_once = False
@@ -114,7 +116,7 @@ class TargetMetrics:
             self._failed(f"the target's metrics are not Prometheus text ({error})")
             return False
         try:
-            with self.path.open("a", encoding="utf-8") as handle:
+            with open_for_append(self.path) as handle:
                 handle.write(json.dumps({"unix": round(unix, 3), "samples": samples}, separators=(",", ":")) + "\n")
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)

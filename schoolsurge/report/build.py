@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from schoolsurge.files import atomic_file
 from schoolsurge.report import capacity_charts, charts
 from schoolsurge.report.capacity import CapacityCard, capacity_card, write_capacity_json
 from schoolsurge.report.data import RunData, load_run, number_or_none
@@ -17,7 +18,7 @@ from schoolsurge.report.platform_side import platform_section
 from schoolsurge.report.retries import retry_figures
 from schoolsurge.report.tables import STEP_COLUMNS, bot_lines, exception_rows, failure_rows, step_rows
 from schoolsurge.report.verdicts import judge_run
-from schoolsurge.rundir import REPORT, StepStatus, atomic_file
+from schoolsurge.rundir import REPORT, StepStatus
 
 CONTENTS = {
     "capacity": "Capacity",

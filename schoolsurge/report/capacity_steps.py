@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from schoolsurge.errors import ReportError
+from schoolsurge.files import open_regular
 from schoolsurge.rundir import CAPACITY_COLUMNS, CAPACITY_CSV, StepStatus
 
 MEASURED_STATUSES = (StepStatus.MEASURED.value, StepStatus.STOPPED.value)
@@ -41,7 +42,8 @@ def load_capacity_steps(run_dir: Path) -> pd.DataFrame | None:
     if not path.exists():
         return None
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with open_regular(path) as handle:
+            raw = pd.read_csv(handle, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ReportError(f"{path}: corrupt capacity steps ({reason}); rerun the sweep to get it again") from None

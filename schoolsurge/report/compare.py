@@ -30,8 +30,8 @@ import pandas as pd
 
 from schoolsurge.engine.ledger import merged
 from schoolsurge.errors import ReportError
+from schoolsurge.files import atomic_file, read_regular_text
 from schoolsurge.report.data import RunData, load_run, number_or_none
-from schoolsurge.report.locust_csv import STATS_SUFFIX
 from schoolsurge.report.outcome import served_share
 from schoolsurge.report.verdicts import LOGIN_PERCENTILES
 from schoolsurge.rundir import (
@@ -43,9 +43,9 @@ from schoolsurge.rundir import (
     REPORT,
     SESSIONS_CSV,
     STATS_CSV,
+    STATS_SUFFIX,
     Counter,
     Gauge,
-    atomic_file,
     write_json,
 )
 
@@ -406,7 +406,7 @@ def _capacity_figures(run_dir: Path, notes: list[str]) -> dict[str, float | None
     if not path.exists():
         return {}
     try:
-        capacity = json.loads(path.read_text(encoding="utf-8"))
+        capacity = json.loads(read_regular_text(path))
     except (OSError, ValueError) as error:
         notes.append(f"{CAPACITY_JSON} unreadable ({type(error).__name__}): no capacity figures")
         return {}

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report.data import RunData
 from schoolsurge.rundir import TARGET_METRICS, Counter, RunStatus
 
@@ -182,19 +183,19 @@ def refused_line(reason: str, run_dir: Path) -> str:
 def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:
     """Shed requests by reason and CPU seconds, from the target's metrics scraped at the end of the run."""
     path = data.run_dir / TARGET_METRICS
-    if not path.exists():
+    if not readable(path, data.notes):
         return {}, None
     shed: dict[str, float] = {}
     cpu = None
     try:
-        for family in text_string_to_metric_families(path.read_text(encoding="utf-8", errors="replace")):
+        for family in text_string_to_metric_families(read_regular_text(path, errors="replace")):
             for sample in family.samples:
                 if sample.name == "schoolsurge_requests_shed_total":
                     reason = sample.labels.get("reason", "?")
                     shed[reason] = shed.get(reason, 0.0) + sample.value
                 elif sample.name == "schoolsurge_platform_cpu_seconds_total":
                     cpu = (cpu or 0.0) + sample.value
-    except ValueError as error:  # a malformed exposition: the report notes nothing rather than failing
+    except (ValueError, OSError) as error:  # a malformed exposition: the report notes nothing rather than failing
         log.warning("%s: not Prometheus text (%s)", path, error)
         return {}, None
     return {reason: count for reason, count in shed.items() if count}, cpu

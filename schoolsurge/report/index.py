@@ -11,6 +11,11 @@ It is written after every run, report and comparison, so it must be fast and nev
 row needs beyond the manifest (the verdicts and served share, which take the run's histograms and statistics) is
 computed once per run and kept in reports/.index-cache.json, keyed by the size and time of the files it was
 computed from: a run is read again only when one of them changes. Nothing is written into the run directories.
+
+A folder beside the others may be anything: of a run it reads only what the row needs, its large files a block
+or a line at a time (`load_run(summary=True)`: its memory does not grow with them), and a file that is not a
+regular file (a FIFO would block it forever, a link lead anywhere) is skipped, with a note in the row. Several
+processes may write the index at once (schoolsurge/files.py: each its own temporary file; the last one wins).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from typing import Any
 from urllib.parse import quote
 
 from schoolsurge.errors import ReportError
+from schoolsurge.files import atomic_file, irregular_kind, read_regular_text, readable, skipped_note
 from schoolsurge.report.compare import COMPARE_HTML, COMPARE_JSON, is_run_dir, run_kind, run_profile
 from schoolsurge.report.data import number_or_none
 from schoolsurge.rundir import (
@@ -37,7 +43,6 @@ from schoolsurge.rundir import (
     SESSIONS_CSV,
     TIMELINE,
     StepStatus,
-    atomic_file,
     read_manifest,
 )
 
@@ -128,8 +133,8 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
     """What the index shows of a run: its manifest's facts, verdicts (a sweep: its steps and SLO capacity) and
     served share; `unreadable` says why a run could not be read. Never raises."""
     manifest = read_manifest(run_dir)
-    notes = []
-    if (run_dir / MANIFEST).exists() and not manifest:
+    notes = _skipped(run_dir)
+    if readable(run_dir / MANIFEST) and not manifest:
         notes.append(f"{MANIFEST} unreadable")
     kind = run_kind(run_dir, manifest)
     summary: dict[str, Any] = {
@@ -165,7 +170,7 @@ def _run_summary(run_dir: Path, summary: dict[str, Any]) -> None:
     from schoolsurge.report.outcome import served_share
     from schoolsurge.report.verdicts import judge_run
 
-    data = load_run(run_dir)
+    data = load_run(run_dir, summary=True)
     if data.scenario is not None:
         summary["verdicts"] = [
             {"objective": v.objective, "measured": v.measured, "met": v.met} for v in judge_run(data)
@@ -228,14 +233,30 @@ def _started_unix(run_dir: Path, manifest: dict[str, Any]) -> float:
 
 
 def _fingerprint(run_dir: Path) -> list[Any]:
-    """Name, size and time of each file a row is computed from (Locust's CSV files whatever their prefix)."""
+    """Name, size and time of each file a row is computed from (Locust's CSV files whatever their prefix); a link
+    or a FIFO among them counts by its own size and time (it is skipped, not read)."""
     stamps: list[Any] = []
     with os.scandir(run_dir) as entries:
         for entry in entries:
-            if entry.name in SOURCE_FILES or (entry.name.endswith(".csv") and not entry.name.startswith(".")):
-                status = entry.stat()
+            if _is_source(entry.name):
+                status = entry.stat(follow_symlinks=False)
                 stamps.append([entry.name, status.st_size, status.st_mtime_ns])
     return sorted(stamps)
+
+
+def _skipped(run_dir: Path) -> list[str]:
+    """A note for each file a row is computed from that is not a regular file (a FIFO, a link...): never read."""
+    notes = []
+    with os.scandir(run_dir) as entries:
+        for entry in entries:
+            kind = irregular_kind(Path(entry.path)) if _is_source(entry.name) else None
+            if kind is not None:
+                notes.append(skipped_note(Path(entry.path), kind))
+    return sorted(notes)
+
+
+def _is_source(name: str) -> bool:
+    return name in SOURCE_FILES or (name.endswith(".csv") and not name.startswith("."))
 
 
 # ---- comparisons -------------------------------------------------------------------------------------------
@@ -267,7 +288,7 @@ def _link(folder: str, name: str) -> str:
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_regular_text(path))
     except (OSError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}

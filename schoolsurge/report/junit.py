@@ -6,8 +6,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from schoolsurge.files import atomic_file
 from schoolsurge.report.verdicts import Verdict
-from schoolsurge.rundir import atomic_file
 
 
 def junit_xml(suite: str, verdicts: list[Verdict], invalid_reason: str | None) -> str:

@@ -17,6 +17,7 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from schoolsurge.engine.ledger import new_histogram, read_histograms
+from schoolsurge.files import readable
 from schoolsurge.report.bins import TimeAxis
 from schoolsurge.report.data import RunData
 from schoolsurge.rundir import HISTOGRAMS
@@ -84,11 +85,11 @@ def binned(histograms: dict[int, HdrHistogram], axis: TimeAxis) -> Binned:
 def request_latency_histograms(data: RunData) -> dict[int, HdrHistogram]:
     """People's request latency per event second; {} without the file (or in a run of an earlier version)."""
     path = data.run_dir / HISTOGRAMS
-    if not path.exists():
+    if not readable(path, data.notes):
         return {}
     try:
         return read_histograms(path, "request_latency")
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         data.notes.append(f"{HISTOGRAMS}: {error}; request latency is not drawn")
         return {}
 

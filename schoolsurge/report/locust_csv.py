@@ -12,21 +12,22 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import BinaryIO, NoReturn
 
 import pandas as pd
 
 from schoolsurge.errors import ReportError
-from schoolsurge.rundir import LOCUST_PREFIX
+from schoolsurge.files import open_regular
+from schoolsurge.rundir import EXCEPTIONS_SUFFIX, FAILURES_SUFFIX, HISTORY_SUFFIX, LOCUST_PREFIX, STATS_SUFFIX
 
-STATS_SUFFIX = "_stats.csv"
-HISTORY_SUFFIX = "_stats_history.csv"
-FAILURES_SUFFIX = "_failures.csv"
-EXCEPTIONS_SUFFIX = "_exceptions.csv"
 MISSING = ("", "N/A")  # Locust writes N/A for a percentile of an entry without requests
 RERUN = "the file is damaged; rerun the test to get it again"
+# Read and checked a block at a time: memory follows the block, not the file (a 3-hour run's history is 50 MB).
+BLOCK_BYTES = 1 << 20
+MAX_ROW_BYTES = 16 << 20  # no row of Locust's comes near: a longer one is a damaged file
 
 
 @dataclass(frozen=True)
@@ -81,31 +82,85 @@ class Table:
 
 def read_table(path: Path, table: Table) -> pd.DataFrame:
     """The file as a DataFrame, numbers as numbers; ReportError (one line: file, row, what is wrong) otherwise."""
+    frames = list(iter_table(path, table))
+    if sum(len(frame) for frame in frames) < table.min_rows:
+        raise ReportError(f"{path}: header only, no rows (not even Locust's Aggregated total); {RERUN}")
+    return frames[0] if len(frames) == 1 else pd.concat(frames)
+
+
+def iter_table(path: Path, table: Table) -> Iterator[pd.DataFrame]:
+    """The file a block of rows at a time, each checked as read_table checks the whole file (errors name the row
+    in the whole file) and indexed by its rows' positions in the file: a reader that keeps a few rows of a large
+    file (the index) holds a block in memory, never the file."""
     try:
-        raw = path.read_bytes()
+        handle = open_regular(path)
     except OSError as error:
         raise ReportError(f"{path}: cannot read the {table.what} ({error.strerror or error})") from None
-    if not raw.strip():
-        raise ReportError(f"{path}: empty file, not even a header row; {RERUN}")
+    header = b""
+    first_row = 2  # the file's row of the block's first data row
+    position = 0  # the file's data rows before the block
+    with handle:
+        for raw, last in _blocks(path, handle):
+            if not header:
+                if last and not raw.strip():
+                    raise ReportError(f"{path}: empty file, not even a header row; {RERUN}")
+                header = raw[: raw.find(b"\n") + 1] or raw + b"\n"
+                raw = raw[len(header) :]
+            elif not raw and position:  # the file ended with the previous block
+                return
+            frame = _parse_block(path, table, header + raw, first_row - 2)
+            frame.index = pd.RangeIndex(position, position + len(frame))
+            position += len(frame)
+            first_row += raw.count(b"\n")
+            yield frame
+
+
+def _blocks(path: Path, handle: BinaryIO) -> Iterator[tuple[bytes, bool]]:
+    """The file in blocks of whole rows, about BLOCK_BYTES each, the last one flagged (it may be empty)."""
+    pending = b""
+    while chunk := handle.read(BLOCK_BYTES):
+        pending += chunk
+        cut = _rows_end(pending)
+        if cut:
+            yield pending[:cut], False
+            pending = pending[cut:]
+        elif len(pending) > MAX_ROW_BYTES:
+            raise ReportError(f"{path}: a row longer than {MAX_ROW_BYTES >> 20} MB (a quote left open?); {RERUN}")
+    yield pending, True
+
+
+def _rows_end(data: bytes) -> int:
+    """The length of the whole rows at the start of `data` (which starts a row): up to its last newline outside
+    a quoted field, where an even number of quotes comes before it; 0 when there is none."""
+    end = data.rfind(b"\n")
+    odd = data.count(b'"', 0, end) % 2 if end >= 0 else 0
+    while odd and end >= 0:
+        previous = data.rfind(b"\n", 0, end)
+        odd ^= data.count(b'"', max(previous, 0), end) % 2
+        end = previous
+    return end + 1
+
+
+def _parse_block(path: Path, table: Table, raw: bytes, row_offset: int) -> pd.DataFrame:
+    """The header and a block of the file's rows as a DataFrame; a row of the block is row_offset + its row in
+    the block (the header being row 1)."""
     nul = raw.find(b"\0")
     if nul >= 0:
-        raise ReportError(f"{path} row {_row_at(raw, nul)}: NUL byte; {RERUN}")
+        raise ReportError(f"{path} row {_row_at(raw, nul, row_offset)}: NUL byte; {RERUN}")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         byte = raw[error.start]
         raise ReportError(
-            f"{path} row {_row_at(raw, error.start)}: byte 0x{byte:02x} is not UTF-8 text; {RERUN}"
+            f"{path} row {_row_at(raw, error.start, row_offset)}: byte 0x{byte:02x} is not UTF-8 text; {RERUN}"
         ) from None
-    header, rows = _structure(path, text)
+    header, rows = _structure(path, text, row_offset)
     missing = table.required - set(header)
     if missing:
         raise ReportError(
             f"{path} row 1: not a {table.what} header (no {', '.join(sorted(missing))}); "
             "the file is damaged or not Locust's; rerun the test to get it again"
         )
-    if len(rows) < table.min_rows:
-        raise ReportError(f"{path}: header only, no rows (not even Locust's Aggregated total); {RERUN}")
     numbers = [column for column in header if column not in table.text]
     try:
         frame = pd.read_csv(
@@ -117,7 +172,7 @@ def read_table(path: Path, table: Table) -> pd.DataFrame:
     except (ValueError, pd.errors.ParserError, csv.Error) as error:  # the checks above should leave none
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ReportError(f"{path}: unreadable {table.what} ({reason}); {RERUN}") from None
-    row_of = rows.__getitem__ if len(rows) == len(frame) else lambda i: i + 2
+    row_of = rows.__getitem__ if len(rows) == len(frame) else lambda i: i + 2 + row_offset
     for column in numbers:
         if column not in frame.columns:  # a duplicated header name, renamed by pandas
             continue
@@ -137,13 +192,14 @@ def read_table(path: Path, table: Table) -> pd.DataFrame:
     return frame
 
 
-def _row_at(raw: bytes, offset: int) -> int:
-    return raw.count(b"\n", 0, offset) + 1
+def _row_at(raw: bytes, offset: int, row_offset: int) -> int:
+    row = raw.count(b"\n", 0, offset) + 1
+    return row if row == 1 else row + row_offset
 
 
-def _structure(path: Path, text: str) -> tuple[list[str], list[int]]:
-    """The header, and the row (line) each data record starts on; every record has as many fields as the
-    header (a file cut off mid-row has fewer in its last)."""
+def _structure(path: Path, text: str, row_offset: int = 0) -> tuple[list[str], list[int]]:
+    """The header, and the row (line) each data record starts on, plus row_offset; every record has as many
+    fields as the header (a file cut off mid-row has fewer in its last)."""
     if '"' not in text:  # no quoted field (Locust's history, usually): count commas, 10x faster than csv
         lines = text.split("\n")
         header = next(csv.reader([lines[0].rstrip("\r")]))
@@ -153,8 +209,9 @@ def _structure(path: Path, text: str) -> tuple[list[str], list[int]]:
             if line.count(",") != commas:
                 if not line.strip():  # a blank line (pandas skips it too), or the final newline
                     continue
-                _wrong_fields(path, number, line.count(",") + 1, len(header), last=number == len(lines))
-            starts.append(number)
+                last = number == len(lines)
+                _wrong_fields(path, number + row_offset, line.count(",") + 1, len(header), last)
+            starts.append(number + row_offset)
         return header, starts
     reader = csv.reader(io.StringIO(text, newline=""))
     starts = []
@@ -167,10 +224,10 @@ def _structure(path: Path, text: str) -> tuple[list[str], list[int]]:
                 continue
             if len(record) != len(header):
                 last = not text.endswith("\n") and end == text.count("\n") + 1
-                _wrong_fields(path, start, len(record), len(header), last)
-            starts.append(start)
+                _wrong_fields(path, start + row_offset, len(record), len(header), last)
+            starts.append(start + row_offset)
     except csv.Error as error:
-        raise ReportError(f"{path} row {reader.line_num}: {error}; {RERUN}") from None
+        raise ReportError(f"{path} row {reader.line_num + row_offset}: {error}; {RERUN}") from None
     return header, starts
 
 

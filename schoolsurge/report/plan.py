@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MultipleLocator
 
+from schoolsurge.files import atomic_binary_file
 from schoolsurge.models.population import NationalCurves
 from schoolsurge.scenario import Scenario, seconds_to_clock
 
@@ -123,5 +124,6 @@ def write_chart(scenario: Scenario, curves: NationalCurves, path: Path) -> Path:
     sessions_axes.set_xlim(scenario.window.start_s, scenario.window.end_s)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
+    with atomic_binary_file(path) as handle:  # never through a link at `path` (reports/ may hold anything)
+        figure.savefig(handle, format="png")
     return path

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from schoolsurge.files import open_regular, open_regular_text, read_regular_text, readable
 from schoolsurge.models.operational import Demand, MarginalDemand, marginal_demand
 from schoolsurge.report.capacity_card import CapacityCard
 from schoolsurge.report.data import RunData, number_or_none
@@ -183,11 +184,11 @@ def read_series(run_dir: Path, test_start_unix: float | None) -> PlatformSeries 
     """The run's scrapes of the target (None without target_metrics.jsonl or any scrape in it). A line that is
     not a scrape (a write cut short) is skipped."""
     path = Path(run_dir) / TARGET_METRICS_SERIES
-    if not path.exists():
+    if not readable(path):
         return None
     rows: list[dict[str, float]] = []
     own_cpu = False
-    with path.open(encoding="utf-8", errors="replace") as handle:
+    with open_regular_text(path, errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
@@ -494,15 +495,16 @@ def operational_laws_json(card: CapacityCard) -> dict[str, Any] | None:
     """capacity.json's "operational_laws", from the card's run directory (None without the target's scrapes)."""
     run_dir = card.run_dir
     try:
-        timeline = json.loads((run_dir / TIMELINE).read_text(encoding="utf-8"))
+        timeline = json.loads(read_regular_text(run_dir / TIMELINE))
     except (OSError, ValueError):
         timeline = {}
     series = read_series(run_dir, number_or_none(timeline.get("test_start_unix")))
     if series is None:
         return None
     sessions = None
-    if card.kind != "sweep" and (run_dir / SESSIONS_CSV).exists():
-        sessions = pd.read_csv(run_dir / SESSIONS_CSV)
+    if card.kind != "sweep" and readable(run_dir / SESSIONS_CSV):
+        with open_regular(run_dir / SESSIONS_CSV) as handle:
+            sessions = pd.read_csv(handle)
     try:
         clock_start: float | None = clock_to_seconds(str(timeline.get("window_start")))
     except ValueError:

@@ -8,8 +8,9 @@ from datetime import datetime
 
 import pandas as pd
 
+from schoolsurge.files import open_regular, readable
 from schoolsurge.report.data import RunData
-from schoolsurge.rundir import AGGREGATED, BOT_STEP_PREFIX, LOCUST_PREFIX, LOGIN_FLOW_TYPE
+from schoolsurge.rundir import AGGREGATED, BOT_STEP_PREFIX, EXCEPTIONS_SUFFIX, LOCUST_PREFIX, LOGIN_FLOW_TYPE
 from schoolsurge.scenario import seconds_to_clock
 
 STEP_PERCENTILES = (("50%", "p50"), ("90%", "p90"), ("95%", "p95"), ("99%", "p99"), ("99.9%", "p99.9"))
@@ -114,9 +115,12 @@ def failure_rows(data: RunData) -> list[FailureRow]:
 def exception_rows(data: RunData) -> list[tuple[int, str, str]]:
     """(count, message, traceback) of Locust's exceptions file, most frequent first; [] when absent or empty."""
     prefix = getattr(data, "locust_prefix", LOCUST_PREFIX)
-    path = data.run_dir / f"{prefix}_exceptions.csv"
+    path = data.run_dir / f"{prefix}{EXCEPTIONS_SUFFIX}"
+    if not readable(path, data.notes):
+        return []
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        with open_regular(path) as handle:
+            frame = pd.read_csv(handle, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return []
     if not {"Count", "Message"} <= set(frame.columns) or frame.empty:

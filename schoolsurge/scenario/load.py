@@ -8,6 +8,7 @@ import yaml
 from pydantic import ValidationError
 
 from schoolsurge.errors import ScenarioError
+from schoolsurge.files import open_regular
 from schoolsurge.scenario.checks import problems
 from schoolsurge.scenario.schema import Scenario
 
@@ -18,7 +19,7 @@ UNION_TAGS = frozenset(
 )
 
 
-# The library's largest scenario is a few KB; a cap keeps `plan /dev/zero` from reading without end.
+# The library's largest scenario is a few KB; a cap keeps a wrong, huge file from being read whole.
 MAX_SCENARIO_BYTES = 1 << 20
 
 
@@ -61,7 +62,7 @@ def parse_scenario(data: object, origin: str = "<scenario>") -> Scenario:
 def read_scenario_text(path: Path) -> str:
     """The file's text, refused when it is not UTF-8 or larger than any scenario (a device, a wrong file)."""
     try:
-        with path.open("rb") as handle:
+        with open_regular(path, follow_links=True) as handle:  # a FIFO or a device is refused, not waited on
             raw = handle.read(MAX_SCENARIO_BYTES + 1)
     except OSError as error:
         raise ScenarioError(f"{path}: cannot read scenario file ({error.strerror})") from None
