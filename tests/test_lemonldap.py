@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib.util
 import json
 import secrets
 import shutil
@@ -40,7 +39,6 @@ SMOKE = ROOT / "scenarios" / "smoke.yaml"
 # About 46 people in 15 seconds (smoke's hour at speed 240): a small surge, each with an account of their own.
 SURGE_OPTIONS = ["--scale", "1e-5", "--speed", "240"]
 SURGE_TIMEOUT_S = 600
-OIDC_CLIENT_MISSING = importlib.util.find_spec("schoolsurge.clients.oidc") is None
 
 
 def surge(setup: SsoSetup, client_options: list[str], reports_dir: Path) -> tuple[Path, str]:
@@ -254,16 +252,19 @@ def _token_request(setup: SsoSetup, code: str, verifier: str, basic: bool = Fals
     return status, body.decode()
 
 
-@pytest.mark.skipif(OIDC_CLIENT_MISSING, reason="OidcClient not available yet")
+@pytest.mark.parametrize("who_redeems", ["service", "back-channel"])
 def test_a_surge_logs_everyone_in_through_lemonldap_s_oidc_provider_by_options_only(
-    lemonldap_sso: SsoSetup, tmp_path: Path
+    lemonldap_sso: SsoSetup, tmp_path: Path, who_redeems: str
 ) -> None:
+    """The browser's flow (the ENT starts the login and redeems the code), and an app's (the client redeems it
+    on the back channel and verifies the ID token); LemonLDAP's form fields are read from its login page."""
     setup = lemonldap_sso
-    run_dir, output = surge(
-        setup,
-        [
-            "--client",
-            "schoolsurge.clients.oidc:OidcClient",
+    if who_redeems == "service":
+        redeeming = ["--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
+    else:
+        redeeming = [
+            "--oidc-validation",
+            "back-channel",
             "--oidc-issuer",
             setup.sso.issuer,
             "--oidc-client-id",
@@ -272,14 +273,11 @@ def test_a_surge_logs_everyone_in_through_lemonldap_s_oidc_provider_by_options_o
             setup.sso.client_secret,
             "--oidc-redirect-uri",
             setup.ent.redirect_uri,
-            "--oidc-scope",
-            "openid profile",
-            "--home-url",
-            f"{setup.ent.base_url}/",
-            # LemonLDAP's login form field; ClientSettings.username_field, set by this flag today.
-            "--cas-username-field",
-            USERNAME_FIELD,
-        ],
+        ]
+    run_dir, output = surge(
+        setup,
+        ["--sso", "oidc", "--client", "schoolsurge.clients.oidc:OidcClient", "--home-url", f"{setup.ent.base_url}/"]
+        + redeeming,
         tmp_path,
     )
     started = sessions_total(run_dir, "started")

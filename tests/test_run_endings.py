@@ -62,13 +62,38 @@ def _assert_refused(run_dir: Path) -> None:
 # ---- a run the loopback guard stops ----------------------------------------------------------------------
 
 
+@pytest.fixture
+def off_box_redirect() -> Iterator[str]:
+    """A loopback page that redirects off the machine: an option naming it passes the checks made before the run
+    starts (it is loopback), and the guard refuses the redirect's hop while the run goes on."""
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(302)
+            self.send_header("Location", f"http://{OUTSIDE}{self.path}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["one process", "two workers"])
 def test_a_run_the_guard_stops_exits_2_with_one_line_and_keeps_what_it_measured(
-    processes: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    processes: list[str], off_box_redirect: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # The first person logs in through CAS, then asks for the home page, which is on another host: refused.
+    # The first person logs in through CAS, then asks for the home page, which redirects to another host: refused.
     arguments = ["run", str(SMOKE), "--speed", FAST, "--reports-dir", str(tmp_path), *processes, *CAS_CLIENT]
-    code = main([*arguments, "--home-url", f"http://{OUTSIDE}/"])
+    code = main([*arguments, "--home-url", f"{off_box_redirect}/home"])
     out, err = capsys.readouterr()
     assert code == EXIT_USAGE, out + err
     lines = err.strip().splitlines()
@@ -82,11 +107,13 @@ def test_a_run_the_guard_stops_exits_2_with_one_line_and_keeps_what_it_measured(
     assert requests == int(_sessions(run_dir)["requests"])
 
 
-def test_a_plain_locust_run_the_guard_stops_exits_2_and_is_recorded_refused(platform_url: str, tmp_path: Path) -> None:
-    # The CAS server is on another host: the very first request is refused, nothing is sent.
+def test_a_plain_locust_run_the_guard_stops_exits_2_and_is_recorded_refused(
+    platform_url: str, off_box_redirect: str, tmp_path: Path
+) -> None:
+    # The CAS server redirects to another host: the very first request's redirect is refused, nothing is sent there.
     command = [sys.executable, "-m", "locust", "-f", str(SURGE), "--headless", "--only-summary", "-H", platform_url]
     command += ["--scenario", str(SMOKE), "--speed", FAST, "--run-dir", str(tmp_path / "run"), *CAS_CLIENT]
-    command += ["--cas-url", f"http://{OUTSIDE}/cas", "--target-metrics", "off"]
+    command += ["--cas-url", f"{off_box_redirect}/cas", "--target-metrics", "off"]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert finished.returncode == EXIT_USAGE, finished.stderr[-3000:]
     assert finished.stderr.count(REFUSED_LINE) == 1, finished.stderr[-3000:]
