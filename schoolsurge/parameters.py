@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from schoolsurge.errors import ParameterError
+from schoolsurge.models.replay import load_fraction
 from schoolsurge.models.population import logins_expected
 from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.scenario import Scenario
@@ -42,7 +43,7 @@ class RunParameters:
     @property
     def load_fraction(self) -> float:
         """Share of the national request rate the run offers (fewer people, each faster)."""
-        return self.scale * self.speed
+        return load_fraction(self.scale, self.speed)
 
 
 def resolve_parameters(

@@ -15,6 +15,12 @@ from schoolsurge.models.schedule import Arrival, build_schedule, check_scale_spe
 from schoolsurge.scenario import Group, Scenario
 
 
+def load_fraction(scale: float, speed: float) -> float:
+    """Share of the national request rate a run offers: `scale` of the people, each `speed` times faster. The one
+    definition: a run's request figures divided by it are national figures."""
+    return scale * speed
+
+
 @dataclass(frozen=True)
 class Replay:
     """A scenario replayed with a fraction of its people (scale) and its clock sped up (speed)."""
@@ -34,7 +40,7 @@ class Replay:
     @property
     def load_fraction(self) -> float:
         """Share of the national request rate this run offers (fewer people, each faster)."""
-        return self.scale * self.speed
+        return load_fraction(self.scale, self.speed)
 
     def clock_at(self, run_s: float) -> float:
         """Scenario clock (seconds since midnight) reached after run_s seconds of the run."""

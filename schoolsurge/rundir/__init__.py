@@ -36,6 +36,7 @@ from schoolsurge.files import atomic_file, read_regular_text, readable, write_by
 
 MANIFEST = "manifest.json"
 SCENARIO_COPY = "scenario.yaml"
+RUN_SPEC = "run_spec.json"  # the run's resolved options (RunSpec), written once by whoever starts the run
 LOCUST_PREFIX = "locust"  # Locust writes locust_stats.csv, locust_stats_history.csv, locust_failures.csv...
 # Locust's files are PREFIX + suffix (`locust --csv PREFIX`; a schoolsurge run's prefix is LOCUST_PREFIX).
 STATS_SUFFIX = "_stats.csv"
@@ -137,6 +138,16 @@ class Gauge(StrEnum):
     WAITING_FOR_AGENT = "waiting_for_agent"
     POOL_SIZE = "pool_size"
     GENERATOR_CPU_PERCENT = "generator_cpu_percent"  # summed over processes: 100 = one core busy
+
+
+class RunKind(StrEnum):
+    """What a run replays (manifest `kind`): picked once where the run starts, read by the report to pick its
+    sections. A manifest without `kind` is a morning (older runs), and Locust output without a manifest is plain
+    Locust (the report's own kind, never written)."""
+
+    MORNING = "morning"  # the scenario's window, open arrivals on its schedule
+    SWEEP = "sweep"  # a capacity sweep: the scenario's mix at constant rates per step
+    CLOSED = "closed"  # persona user classes, Locust's closed model (locustfiles/personas.py)
 
 
 class RunStatus(StrEnum):
