@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from schoolsurge.errors import ParameterError
-from schoolsurge.models.replay import load_fraction
 from schoolsurge.models.population import logins_expected
+from schoolsurge.models.replay import load_fraction
 from schoolsurge.models.schedule import people_at_scale
 from schoolsurge.scenario import Scenario
 
