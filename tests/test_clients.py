@@ -17,7 +17,8 @@ from locust.env import Environment
 
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import Dashboard, PlatformClient
-from schoolsurge.clients.cas import LOGIN_PAGE_MAX_CHARS, parse_login_form, parse_validation
+from schoolsurge.clients.cas import parse_validation
+from schoolsurge.clients.login_form import LOGIN_PAGE_MAX_CHARS, parse_login_form
 from schoolsurge.clients.options import body_bytes, forwarded_client_arguments, load_client_class
 from schoolsurge.engine import build_context
 from schoolsurge.engine.http import GuardedOpener

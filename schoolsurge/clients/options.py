@@ -14,6 +14,7 @@ from typing import Any
 
 from schoolsurge.clients.base import DEFAULT_MAX_BODY_BYTES, ClientSettings, PlatformClient
 from schoolsurge.clients.cas import VALIDATIONS
+from schoolsurge.clients.journey import JOURNEY_MAP_HELP, journey_map_argument
 from schoolsurge.clients.oidc import TOKEN_AUTH_METHODS
 from schoolsurge.clients.oidc import VALIDATIONS as OIDC_VALIDATIONS
 from schoolsurge.errors import ClientError, UnsafeTargetError
@@ -95,6 +96,7 @@ CLIENT_OPTIONS = (
         type=body_bytes,
     ),
     ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
+    ClientOption("--journey-map", "journey_map", JOURNEY_MAP_HELP, type=journey_map_argument),
 )
 
 
