@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from schoolsurge.engine.ledger import Ledger, merged, read_histograms, write_histograms, write_sessions_csv
+from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.bins import MAX_BINS
 from schoolsurge.report.charts import context, section_charts
@@ -37,6 +37,8 @@ from schoolsurge.rundir import (
     TIMELINE,
     Counter,
     Gauge,
+    merged,
+    read_histograms,
     update_manifest,
     write_json,
 )

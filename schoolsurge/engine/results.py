@@ -213,7 +213,7 @@ class RunDirectoryWriter:
             data = load_run(self.run_dir)
             invalid = health(data).invalid_reason() if self.owned else None
             if self.owned:  # schoolsurge run judges the validity itself, once the run has concluded
-                data.manifest.update(update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid))
+                data.manifest = update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid)
             report = write_report(data)
         except ReportError as error:
             log.error("no report: %s", error)

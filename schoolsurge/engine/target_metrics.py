@@ -17,7 +17,6 @@ charts these scrapes on the scenario clock (report/platform_side.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schoolsurge.engine.http import FetchFailed, excerpt
 from schoolsurge.files import open_for_append, remove_entry
 from schoolsurge.rundir import TARGET_METRICS_SERIES
+from schoolsurge.rundir.metrics import scrape_line
 
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
@@ -117,7 +117,7 @@ class TargetMetrics:
             return False
         try:
             with open_for_append(self.path) as handle:
-                handle.write(json.dumps({"unix": round(unix, 3), "samples": samples}, separators=(",", ":")) + "\n")
+                handle.write(scrape_line(unix, samples))
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)
         return True

@@ -10,7 +10,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from schoolsurge.files import atomic_file
 from schoolsurge.report import capacity_charts, charts
 from schoolsurge.report.capacity import CapacityCard, capacity_card, write_capacity_json
-from schoolsurge.report.data import RunData, load_run, number_or_none
+from schoolsurge.report.data import RunData, load_run
 from schoolsurge.report.funnel import login_funnel
 from schoolsurge.report.health import health
 from schoolsurge.report.outcome import plan_agreement, served_share
@@ -43,25 +43,23 @@ def _peak(column: pd.Series) -> int:
     return int(peak) if pd.notna(peak) else 0
 
 
+def _known(value: object, unknown: str = "?") -> str:
+    return unknown if value is None else str(value)
+
+
 def _run_facts(data: RunData) -> list[tuple[str, str]]:
     manifest = data.manifest
-    scale, speed = number_or_none(manifest.get("scale")), number_or_none(manifest.get("speed"))
+    scale, speed, fraction = manifest.scale, manifest.speed, manifest.load_fraction
     facts = [
-        ("scenario", f"{manifest.get('scenario', '?')} ({manifest.get('scenario_file', '?')})"),
-        (
-            "target",
-            f"{manifest.get('target', '?')}" + (" (embedded reference platform)" if manifest.get("embedded") else ""),
-        ),
-        ("single sign-on", {"cas": "CAS", "oidc": "OpenID Connect"}.get(str(manifest.get("sso", "cas")), "?")),
+        ("scenario", f"{_known(manifest.scenario)} ({_known(manifest.scenario_file)})"),
+        ("target", _known(manifest.target) + (" (embedded reference platform)" if manifest.embedded else "")),
+        ("single sign-on", {"cas": "CAS", "oidc": "OpenID Connect"}.get(manifest.sso or "cas", "?")),
         ("scale (fraction of people)", f"{scale:g}" if scale else "?"),
         ("speed (time compression)", f"{speed:g}x" if speed else "?"),
-        (
-            "load fraction (scale x speed)",
-            f"{scale * speed:.4g} of the national request rate" if scale and speed else "?",
-        ),
-        ("seed", str(manifest.get("seed", "?"))),
-        ("started / ended (UTC)", f"{manifest.get('started_at', '?')} / {manifest.get('ended_at', '?')}"),
-        ("status", str(manifest.get("status", "unknown"))),
+        ("load fraction (scale x speed)", f"{fraction:.4g} of the national request rate" if fraction else "?"),
+        ("seed", _known(manifest.seed)),
+        ("started / ended (UTC)", f"{_known(manifest.started_at)} / {_known(manifest.ended_at)}"),
+        ("status", _known(manifest.status, "unknown")),
     ]
     totals = data.totals()
     facts.append(
@@ -157,7 +155,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
     }
     return environment.get_template("template.html.j2").render(
         sweep=sweep,
-        title=f"{data.manifest.get('scenario', data.run_dir.name)} — {data.run_dir.name}",
+        title=f"{_known(data.manifest.scenario, data.run_dir.name)} — {data.run_dir.name}",
         description=scenario.description if scenario else "",
         contents=[(anchor, CONTENTS[anchor]) for anchor, shown in present.items() if shown],
         warnings=run_health.notes(),
@@ -179,7 +177,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         step_rows=step_rows(data),
         failure_rows=failure_rows(data),
         exception_rows=exception_rows(data),
-        versions=sorted(versions.items()) if isinstance(versions := data.manifest.get("versions"), dict) else [],
+        versions=sorted(data.manifest.versions.items()),
     )
 
 

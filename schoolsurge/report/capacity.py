@@ -44,9 +44,9 @@ from schoolsurge.report.capacity_card import (
 from schoolsurge.report.capacity_run import run_card
 from schoolsurge.report.capacity_steps import load_capacity_steps
 from schoolsurge.report.capacity_text import _steps_text
-from schoolsurge.report.data import RunData, number_or_none
+from schoolsurge.report.data import RunData
 from schoolsurge.report.outcome import PUBLISHED_2021_SHARE
-from schoolsurge.rundir import CAPACITY_CSV, CAPACITY_JSON, StepStatus, write_json
+from schoolsurge.rundir import CAPACITY_CSV, CAPACITY_JSON, RunKind, StepStatus, write_json
 
 __all__ = [
     "CapacityCard",
@@ -73,7 +73,7 @@ def capacity_card(data: RunData) -> CapacityCard | None:
     if steps is not None:
         return sweep_card(data, steps)
     card = run_card(data)
-    if card is not None and data.manifest.get("kind") == "sweep":
+    if card is not None and data.manifest.kind == RunKind.SWEEP:
         card.notes.append(f"This sweep left no {CAPACITY_CSV} (stopped before its first step ended?): read as a run.")
     return card
 
@@ -83,8 +83,8 @@ def sweep_card(data: RunData, steps: pd.DataFrame, headroom: float = DEFAULT_HEA
     and national terms, and the instances the scenario's national morning needs."""
     card = empty_card(data, "sweep", headroom)
     card.steps = steps
-    sweep = data.manifest.get("sweep")
-    card.stop_margin = number_or_none(sweep.get("stop_margin")) if isinstance(sweep, dict) else None
+    sweep = data.manifest.sweep
+    card.stop_margin = sweep.stop_margin if sweep is not None else None
     measured = card.measured_steps
     _fit(card, measured)
     _knee(card, measured)

@@ -20,7 +20,7 @@ from schoolsurge.models.usl import UslFit
 from schoolsurge.report import capacity_text
 from schoolsurge.report.capacity_steps import MEASURED_STATUSES
 from schoolsurge.report.capacity_text import _coefficient, _count, _duration, _ms_cell, _opt, _people, _rate
-from schoolsurge.report.data import RunData, number_or_none
+from schoolsurge.report.data import RunData
 from schoolsurge.report.outcome import PUBLISHED_2021_SHARE, ServedShare
 from schoolsurge.rundir import CAPACITY_COLUMNS, TIME_TO_LOGIN_PERCENTILES, StepStatus
 from schoolsurge.scenario import Slo
@@ -289,13 +289,13 @@ class CapacityCard:
 def empty_card(data: RunData, kind: str, headroom: float) -> CapacityCard:
     """A card of this kind ("sweep" or "run") with the run's scenario, scale, speed and objectives, no figures."""
     scenario = data.scenario
-    speed = data.speed or number_or_none(data.manifest.get("speed"))
+    speed = data.speed or data.manifest.speed
     if scenario is not None and not speed:
         speed = scenario.run.speed
     return CapacityCard(
         kind=kind,
         run_dir=data.run_dir,
-        scenario=scenario.name if scenario else str(data.manifest.get("scenario", "?")),
+        scenario=scenario.name if scenario else (data.manifest.scenario or "?"),
         window=f"{scenario.window.start}-{scenario.window.end}" if scenario else "?",
         scale=data.scale,
         speed=speed if speed and speed > 0 else None,

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from schoolsurge.engine.ledger import login_percentile, merged
 from schoolsurge.models.capacity import DEFAULT_HEADROOM
 from schoolsurge.report.capacity_card import (
     NO_REQUESTS,
@@ -28,7 +27,7 @@ from schoolsurge.report.capacity_card import (
 from schoolsurge.report.data import RunData
 from schoolsurge.report.latency import count_at_or_below
 from schoolsurge.report.outcome import served_share
-from schoolsurge.rundir import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTILES, Counter
+from schoolsurge.rundir import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTILES, Counter, login_percentile, merged
 from schoolsurge.scenario import seconds_to_clock
 
 BIN_SCENARIO_S = 60  # a bin is about one scenario minute (SUSTAINED_BINS of them in a row count as held)

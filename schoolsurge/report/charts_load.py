@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 
 from schoolsurge.report.charts_base import Chart, Context, figure, legend, steps, time_axes
-from schoolsurge.report.data import number_or_none
 from schoolsurge.report.retries import retry_series
 from schoolsurge.rundir import FAILURE_COUNTERS, Counter, Gauge
 
@@ -134,8 +133,8 @@ def generator(ctx: Context) -> Chart | None:
     top.set_ylim(bottom=0)
     top.set_ylabel(f"people {axis.rate_label}", fontsize=8)
     legend(top)
-    processes = number_or_none(ctx.data.manifest.get("processes"))
-    processes = int(processes) if processes and processes >= 1 else 1
+    processes = ctx.data.manifest.processes
+    processes = processes if processes and processes >= 1 else 1
     cpu = axis.mean(gauges[Gauge.GENERATOR_CPU_PERCENT]) / processes
     steps(bottom, axis.edges, cpu, color="tab:blue", label=f"CPU per generator process (mean of {processes})")
     bottom.axhline(GENERATOR_CPU_LIMIT, color="tab:red", linestyle="--", linewidth=0.8, label="saturated")

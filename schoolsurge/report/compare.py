@@ -28,7 +28,6 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from schoolsurge.engine.ledger import merged
 from schoolsurge.errors import ReportError
 from schoolsurge.files import atomic_file, read_regular_text
 from schoolsurge.report.data import RunData, load_run, number_or_none
@@ -46,6 +45,9 @@ from schoolsurge.rundir import (
     STATS_SUFFIX,
     Counter,
     Gauge,
+    Manifest,
+    RunKind,
+    merged,
     write_json,
 )
 
@@ -272,30 +274,28 @@ def is_run_dir(path: Path) -> bool:
     return (path / MANIFEST).exists() or (path / STATS_CSV).exists() or any(path.glob(f"*{STATS_SUFFIX}"))
 
 
-def run_kind(run_dir: Path, manifest: dict[str, Any]) -> str:
+def run_kind(run_dir: Path, manifest: Manifest) -> str:
     """run (`schoolsurge run`), sweep (a capacity sweep) or plain locust (`locust -f`, no runner)."""
-    if manifest.get("kind") == "sweep" or (run_dir / CAPACITY_CSV).exists():
+    if manifest.kind == RunKind.SWEEP or (run_dir / CAPACITY_CSV).exists():
         return "sweep"
-    return "run" if "processes" in manifest else "plain locust"
+    return "run" if manifest.processes is not None else "plain locust"
 
 
-def run_profile(manifest: dict[str, Any]) -> str:
+def run_profile(manifest: Manifest) -> str:
     """The embedded platform's profile, or the target a run was pointed at."""
-    if manifest.get("profile"):
-        return str(manifest["profile"])
-    target = manifest.get("target")
+    if manifest.profile:
+        return manifest.profile
+    target = manifest.target
     return f"target {target}" if target and target != "embedded" else "?"
 
 
 def _compared_run(data: RunData) -> ComparedRun:
     manifest = data.manifest
     kind = run_kind(data.run_dir, manifest)
-    scenario = str(manifest.get("scenario") or (data.scenario.name if data.scenario else "?"))
+    scenario = manifest.scenario or (data.scenario.name if data.scenario else "?")
     profile = run_profile(manifest)
-    scale = number_or_none(manifest.get("scale"))
-    speed = number_or_none(manifest.get("speed"))
-    scale = scale if scale and scale > 0 else None
-    speed = speed if speed and speed > 0 else None
+    scale = manifest.scale if manifest.scale and manifest.scale > 0 else None
+    speed = manifest.speed if manifest.speed and manifest.speed > 0 else None
     notes = list(data.notes)
     figures, sources, window = _morning_figures(data, kind, notes)
     figures.update(_capacity_figures(data.run_dir, notes))
@@ -315,8 +315,8 @@ def _compared_run(data: RunData) -> ComparedRun:
         scenario=scenario,
         profile=profile,
         kind=kind,
-        status=str(manifest.get("status", "unknown")),
-        started_at=str(manifest.get("started_at", "?")),
+        status=str(manifest.status or "unknown"),
+        started_at=manifest.started_at or "?",
         scale=scale,
         speed=speed,
         window=window,

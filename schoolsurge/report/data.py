@@ -12,7 +12,6 @@ from typing import Any
 import pandas as pd
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.engine.ledger import iter_histograms, login_percentile, merged, new_histogram, read_histograms
 from schoolsurge.errors import ReportError, ScenarioError
 from schoolsurge.files import irregular_kind, read_regular_text, readable, skipped_note
 from schoolsurge.report.locust_csv import Table, find_locust_files, iter_table, read_table
@@ -29,7 +28,13 @@ from schoolsurge.rundir import (
     TIMELINE,
     Counter,
     Gauge,
-    read_manifest,
+    Manifest,
+    iter_histograms,
+    login_percentile,
+    merged,
+    new_histogram,
+    read_histograms,
+    salvage_manifest,
 )
 from schoolsurge.scenario import Scenario, load_scenario
 
@@ -84,7 +89,7 @@ class HistoryDetail(StrEnum):
 @dataclass
 class RunData:
     run_dir: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     stats: pd.DataFrame
     history: pd.DataFrame
     failures: pd.DataFrame
@@ -117,7 +122,7 @@ class RunData:
     @property
     def scale(self) -> float | None:
         """The run's scale (share of the people), from the manifest."""
-        scale = number_or_none(self.manifest.get("scale"))
+        scale = self.manifest.scale
         return scale if scale and 0 < scale <= 1 else None
 
     def people_requests_per_second(self) -> pd.Series | None:
@@ -251,11 +256,11 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
         raise ReportError(f"{run_dir}: not a run directory; pass one of the folders under reports/")
     files = find_locust_files(run_dir)
     notes: list[str] = []
-    manifest = read_manifest(run_dir)
-    plain = not manifest and not any((run_dir / name).exists() for name in (SESSIONS_CSV, HISTOGRAMS, TIMELINE))
+    manifest = salvage_manifest(run_dir, notes)
+    plain = not manifest.present and not any((run_dir / name).exists() for name in (SESSIONS_CSV, HISTOGRAMS, TIMELINE))
     if plain:
         notes.append(PLAIN_LOCUST_NOTE)
-    elif not manifest:
+    elif not manifest.present:
         notes.append("manifest.json is missing or unreadable; run details are unknown")
     stats = read_table(files.stats, STATS_TABLE)
     has_history = readable(files.history, notes)
@@ -291,7 +296,7 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
     data.test_start_unix = started
     scenario = data.scenario
     if scenario is not None and started is not None:
-        speed = number_or_none(timeline.get("speed")) or number_or_none(manifest.get("speed"))
+        speed = number_or_none(timeline.get("speed")) or manifest.speed
         if speed is None or speed <= 0:
             notes.append(f"speed unknown or not a positive number; the scenario's default {scenario.run.speed:g}x")
             speed = scenario.run.speed

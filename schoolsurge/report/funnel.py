@@ -18,14 +18,16 @@ import pandas as pd
 
 from schoolsurge.report.data import RunData
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
+from schoolsurge.rundir.steps import (
+    FIRST_PAGES,
+    GAVE_UP_PREFIX,
+    LOGIN_FORM,
+    SUBMIT_CREDENTIALS,
+    TICKET_STEPS,
+    VIRTUAL_CLASS_JOIN,
+)
 
-LOGIN_FORM = "sso: login form"
-SUBMIT_CREDENTIALS = "sso: submit credentials"
-# Where a login's proof is redeemed: a CAS ticket, or an OpenID Connect code (clients/oidc.py).
-TICKET_STEPS = ("sso: ticket callback", "sso: validate ticket", "sso: code callback", "sso: redeem code")
-FIRST_PAGES = ("dashboard", "home")  # the reference clients' landing page, CasClient's and OidcClient's
-GAVE_UP_FIRST_PAGE = "gave up: dashboard"  # Locust FLOW entry of people who left while their landing page failed
-JOIN = "virtual class: join"
+GAVE_UP_FIRST_PAGE = f"{GAVE_UP_PREFIX}dashboard"  # FLOW entry of people who left while their landing page failed
 PEOPLE, ATTEMPTS = "people", "attempts"  # attempts: login attempts
 TOP_REASONS = 3
 
@@ -151,7 +153,7 @@ def login_funnel(data: RunData) -> list[Stage]:
                 "people who logged in, less those who left while a dashboard kept failing",
             )
         )
-    if totals is not None and (totals[Counter.VIRTUAL_CLASS_JOINS] or _stats_row(data, (JOIN,))):
+    if totals is not None and (totals[Counter.VIRTUAL_CLASS_JOINS] or _stats_row(data, (VIRTUAL_CLASS_JOIN,))):
         opened = int(totals[Counter.VIRTUAL_CLASSES_OPENED])
         stages.append(
             Stage(
@@ -159,7 +161,7 @@ def login_funnel(data: RunData) -> list[Stage]:
                 int(totals[Counter.VIRTUAL_CLASS_JOINS]),
                 PEOPLE,
                 None,
-                _reasons(data, (JOIN,)),
+                _reasons(data, (VIRTUAL_CLASS_JOIN,)),
                 f"pupils let into a class (only the scenario's share come for one; not a loss); {opened:,} teachers "
                 "opened one",
             )

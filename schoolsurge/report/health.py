@@ -22,10 +22,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report.data import RunData
-from schoolsurge.rundir import TARGET_METRICS, Counter, RunStatus
+from schoolsurge.rundir import TARGET_METRICS, Counter, Manifest, RunKind, RunStatus
+from schoolsurge.rundir.metrics import MACHINE_REASONS, PLATFORM_CPU_SECONDS, PROFILE_REASONS, SHED, total
 
-PROFILE_REASONS = frozenset({"login_rate", "request_rate", "sessions_full"})
-MACHINE_REASONS = frozenset({"queue_full", "queue_timeout"})
 LATE_LIMIT = 0.01  # more than 1% of arrivals late or dropped: the generator did not keep the clock
 SATURATED_LIMIT_S = 5  # process-seconds above 90% CPU tolerated (Locust samples its CPU every 5 s)
 MACHINE_SHED_LIMIT = 0.01  # more than 1% of requests refused at the machine's limits
@@ -139,15 +138,13 @@ def health(data: RunData) -> Health:
         dropped = int(data.sessions[Counter.DROPPED].sum())
         saturated = int(data.sessions[Counter.GENERATOR_SATURATED_S].sum())
         lost = int(data.sessions[Counter.LOST].sum())
-        if data.manifest.get("kind") != "sweep":  # a sweep stops mid-flow on purpose, its steps judged apart
+        if data.manifest.kind != RunKind.SWEEP:  # a sweep stops mid-flow on purpose, its steps judged apart
             unfinished = int(data.sessions[Counter.UNFINISHED].sum())
             unfinished_page = int(data.sessions[Counter.UNFINISHED_PAGE].sum())
     shed, cpu = _platform_figures(data)
     requests, _ = data.requests_in(None)
-    ended, started = data.manifest.get("ended_unix"), data.test_start_unix
-    run_s = float(ended) - started if isinstance(ended, int | float) and started else None
-    workers = [*data.manifest.get("lost_workers", []), *data.manifest.get("late_workers", [])]
-    notes = tuple(str(w.get("note", "")) for w in workers)
+    ended, started = data.manifest.ended_unix, data.test_start_unix
+    run_s = ended - started if ended is not None and started else None
     return Health(
         arrivals,
         late,
@@ -156,7 +153,7 @@ def health(data: RunData) -> Health:
         requests,
         cpu,
         run_s,
-        notes,
+        data.manifest.worker_notes,
         saturated,
         lost,
         refused=run_refused(data.manifest),
@@ -165,11 +162,11 @@ def health(data: RunData) -> Health:
     )
 
 
-def run_refused(manifest: dict[str, object]) -> str | None:
+def run_refused(manifest: Manifest) -> str | None:
     """Why the loopback guard stopped the run, when it did (manifest status `refused`, `stopped_by`)."""
-    if manifest.get("status") != RunStatus.REFUSED:
+    if manifest.status != RunStatus.REFUSED:
         return None
-    return str(manifest.get("stopped_by") or "a URL a client asked for")
+    return manifest.stopped_by or "a URL a client asked for"
 
 
 def refused_line(reason: str, run_dir: Path) -> str:
@@ -190,10 +187,10 @@ def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:
     try:
         for family in text_string_to_metric_families(read_regular_text(path, errors="replace")):
             for sample in family.samples:
-                if sample.name == "schoolsurge_requests_shed_total":
+                if sample.name == total(SHED):
                     reason = sample.labels.get("reason", "?")
                     shed[reason] = shed.get(reason, 0.0) + sample.value
-                elif sample.name == "schoolsurge_platform_cpu_seconds_total":
+                elif sample.name == total(PLATFORM_CPU_SECONDS):
                     cpu = (cpu or 0.0) + sample.value
     except (ValueError, OSError) as error:  # a malformed exposition: the report notes nothing rather than failing
         log.warning("%s: not Prometheus text (%s)", path, error)

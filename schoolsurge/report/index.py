@@ -42,8 +42,9 @@ from schoolsurge.rundir import (
     SCENARIO_COPY,
     SESSIONS_CSV,
     TIMELINE,
+    Manifest,
     StepStatus,
-    read_manifest,
+    salvage_manifest,
 )
 
 INDEX = "index.html"
@@ -132,19 +133,19 @@ def index_rows(reports_dir: Path) -> tuple[list[IndexRow], list[ComparisonEntry]
 def summarize_run(run_dir: Path) -> dict[str, Any]:
     """What the index shows of a run: its manifest's facts, verdicts (a sweep: its steps and SLO capacity) and
     served share; `unreadable` says why a run could not be read. Never raises."""
-    manifest = read_manifest(run_dir)
     notes = _skipped(run_dir)
-    if readable(run_dir / MANIFEST) and not manifest:
+    manifest = salvage_manifest(run_dir, notes)
+    if readable(run_dir / MANIFEST) and not manifest.present:
         notes.append(f"{MANIFEST} unreadable")
     kind = run_kind(run_dir, manifest)
     summary: dict[str, Any] = {
         "kind": kind,
-        "scenario": str(manifest.get("scenario") or "?"),
-        "status": str(manifest.get("status") or "unknown"),
+        "scenario": manifest.scenario or "?",
+        "status": str(manifest.status or "unknown"),
         "profile": run_profile(manifest),
-        "scale": number_or_none(manifest.get("scale")),
-        "speed": number_or_none(manifest.get("speed")),
-        "started_at": str(manifest.get("started_at") or ""),
+        "scale": manifest.scale,
+        "speed": manifest.speed,
+        "started_at": manifest.started_at or "",
         "started_unix": _started_unix(run_dir, manifest),
         "verdicts": None,
         "sweep": None,
@@ -213,12 +214,11 @@ def _sweep_summary(run_dir: Path) -> dict[str, Any]:
     return out
 
 
-def _started_unix(run_dir: Path, manifest: dict[str, Any]) -> float:
+def _started_unix(run_dir: Path, manifest: Manifest) -> float:
     """When the run started: the manifest, else the folder's UTC timestamp, else the folder's time."""
-    started = number_or_none(manifest.get("started_unix"))
-    if started is not None:
-        return started
-    for text, form in ((manifest.get("started_at"), None), (run_dir.name[:16], "%Y%m%dT%H%M%SZ")):
+    if manifest.started_unix is not None:
+        return manifest.started_unix
+    for text, form in ((manifest.started_at, None), (run_dir.name[:16], "%Y%m%dT%H%M%SZ")):
         if not isinstance(text, str) or not text:
             continue
         try:

@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.engine.ledger import new_histogram, read_histograms
 from schoolsurge.files import readable
 from schoolsurge.report.bins import TimeAxis
 from schoolsurge.report.data import RunData
-from schoolsurge.rundir import HISTOGRAMS
+from schoolsurge.rundir import HISTOGRAMS, new_histogram, read_histograms
 
 PERCENTILES = (50, 95, 99)
 

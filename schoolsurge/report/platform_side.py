@@ -37,26 +37,37 @@ from schoolsurge.files import open_regular, open_regular_text, read_regular_text
 from schoolsurge.models.operational import Demand, MarginalDemand, marginal_demand
 from schoolsurge.report.capacity_card import CapacityCard
 from schoolsurge.report.data import RunData, number_or_none
-from schoolsurge.report.health import MACHINE_REASONS, PROFILE_REASONS
 from schoolsurge.rundir import FAILURE_COUNTERS, SESSIONS_CSV, TARGET_METRICS_SERIES, TIMELINE, Counter
+from schoolsurge.rundir.metrics import (
+    CPU_CORES,
+    DB_STATEMENT_SECONDS,
+    HTTP_REQUESTS,
+    IN_FLIGHT,
+    IN_FLIGHT_LIMIT,
+    LOGINS,
+    MACHINE_REASONS,
+    PLATFORM_CPU_SECONDS,
+    PROCESS_CPU_SECONDS_TOTAL,
+    PROFILE_REASONS,
+    QUEUE_DEPTH,
+    QUEUE_LIMIT,
+    RATE_GATE_WAITING,
+    SHED,
+    SHED_REASONS,
+    LoginOutcome,
+    parse_scrape_line,
+    total,
+)
 from schoolsurge.scenario import clock_to_seconds, seconds_to_clock
 
-# The platform's metrics read here (schoolsurge/platform/metrics.py, routes/ops.py)
-CPU_SECONDS = "schoolsurge_platform_cpu_seconds_total"
-PROCESS_CPU_SECONDS = "process_cpu_seconds_total"  # any other target's standard process metric
-CORES = "schoolsurge_platform_cpu_cores"
-IN_FLIGHT = "schoolsurge_in_flight_requests"
-QUEUED = "schoolsurge_admission_queue_depth"
-RATE_GATE = "schoolsurge_rate_gate_waiting"
-IN_FLIGHT_LIMIT = "schoolsurge_in_flight_limit"
-QUEUE_LIMIT = "schoolsurge_queue_limit"
-HTTP_REQUESTS = "schoolsurge_http_requests_total"
-SHED = "schoolsurge_requests_shed_total"
-LOGINS = "schoolsurge_logins_total"
-DB_SECONDS = "schoolsurge_db_statement_duration_seconds_sum"
-DB_STATEMENTS = "schoolsurge_db_statement_duration_seconds_count"
+# The samples read here of the platform's metrics (rundir/metrics.py)
+CPU_SECONDS = total(PLATFORM_CPU_SECONDS)
+HTTP_REQUESTS_TOTAL = total(HTTP_REQUESTS)
+SHED_TOTAL = total(SHED)
+LOGINS_TOTAL = total(LOGINS)
+DB_SECONDS = f"{DB_STATEMENT_SECONDS}_sum"
+DB_STATEMENTS = f"{DB_STATEMENT_SECONDS}_count"
 METRICS_ROUTE = "/metrics"  # the scrapes themselves, left out of the requests
-SHED_REASONS = (*sorted(PROFILE_REASONS), *sorted(MACHINE_REASONS))
 COUNTER_COLUMNS = (
     "cpu_s",
     "requests",
@@ -150,28 +161,28 @@ def _scrape_row(samples: list[Any]) -> tuple[dict[str, float], bool]:
         if name == CPU_SECONDS:
             own_cpu = True
             add("cpu_s", value)
-        elif name == PROCESS_CPU_SECONDS:
+        elif name == PROCESS_CPU_SECONDS_TOTAL:
             add("process_cpu_s", value)
-        elif name == CORES:
+        elif name == CPU_CORES:
             row["cores"] = value
         elif name == IN_FLIGHT:
             add("in_flight", value)
-        elif name == QUEUED:
+        elif name == QUEUE_DEPTH:
             add("queued", value)
-        elif name == RATE_GATE:
+        elif name == RATE_GATE_WAITING:
             add("rate_gate_waiting", value)
         elif name == IN_FLIGHT_LIMIT:
             row["in_flight_limit"] = value
         elif name == QUEUE_LIMIT:
             row["queue_limit"] = value
-        elif name == HTTP_REQUESTS and labels.get("route") != METRICS_ROUTE:
+        elif name == HTTP_REQUESTS_TOTAL and labels.get("route") != METRICS_ROUTE:
             add("requests", value)
             status = labels.get("status")
             if status in ("429", "503"):
                 add(f"status_{status}", value)
-        elif name == SHED and labels.get("reason") in SHED_REASONS:
+        elif name == SHED_TOTAL and labels.get("reason") in SHED_REASONS:
             add(f"shed_{labels['reason']}", value)
-        elif name == LOGINS and labels.get("outcome") == "throttled":
+        elif name == LOGINS_TOTAL and labels.get("outcome") == LoginOutcome.THROTTLED:
             add("logins_throttled", value)
         elif name == DB_SECONDS:
             add("db_s", value)
@@ -191,9 +202,9 @@ def read_series(run_dir: Path, test_start_unix: float | None) -> PlatformSeries 
     with open_regular_text(path, errors="replace") as handle:
         for number, line in enumerate(handle, start=1):
             try:
-                record = json.loads(line)
-                row, own = _scrape_row(record["samples"])
-                row["unix"] = float(record["unix"])
+                unix, samples = parse_scrape_line(line)
+                row, own = _scrape_row(samples)
+                row["unix"] = unix
             except (ValueError, KeyError, TypeError) as error:
                 log.warning("%s line %d is not a scrape (%s)", path, number, error)
                 continue
@@ -207,8 +218,8 @@ def read_series(run_dir: Path, test_start_unix: float | None) -> PlatformSeries 
             frame[column] = np.nan
         elif column in COUNTER_COLUMNS:  # a labelled counter has no sample before its first count: it was 0
             frame[column] = frame[column].fillna(0.0)
-    cpu_metric = CPU_SECONDS if own_cpu else PROCESS_CPU_SECONDS if frame["process_cpu_s"].notna().any() else None
-    if cpu_metric == PROCESS_CPU_SECONDS:
+    cpu_metric = CPU_SECONDS if own_cpu else PROCESS_CPU_SECONDS_TOTAL if frame["process_cpu_s"].notna().any() else None
+    if cpu_metric == PROCESS_CPU_SECONDS_TOTAL:
         frame["cpu_s"] = frame["process_cpu_s"]
     origin = test_start_unix if test_start_unix is not None else float(frame["unix"].iloc[0])
     frame.insert(0, "run_s", frame["unix"] - origin)
