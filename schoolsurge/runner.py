@@ -34,9 +34,9 @@ from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import MAX_SIZE as PLATFORM_MAX_SIZE
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.health import health, run_refused
-from schoolsurge.report.junit import write_junit
-from schoolsurge.report.outcome import ServedShare, served_share
+from schoolsurge.report.outcome.health import health, run_refused
+from schoolsurge.report.outcome.junit import write_junit
+from schoolsurge.report.outcome.served import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
     LOCUST_LOG,

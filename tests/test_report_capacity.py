@@ -21,7 +21,7 @@ from schoolsurge.errors import ReportError
 from schoolsurge.models.population import national_curves
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.capacity import capacity_card, load_capacity_steps, run_card
-from schoolsurge.report.outcome import served_share
+from schoolsurge.report.outcome.served import served_share
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
     CAPACITY_CSV,

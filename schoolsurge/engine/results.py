@@ -205,8 +205,8 @@ class RunDirectoryWriter:
     def _report(self) -> None:
         # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
         from schoolsurge.report import judge_run, load_run, write_report
-        from schoolsurge.report.health import health, refused_line
-        from schoolsurge.report.outcome import served_share
+        from schoolsurge.report.outcome.health import health, refused_line
+        from schoolsurge.report.outcome.served import served_share
         from schoolsurge.report.refresh import refresh_index
 
         try:

@@ -26,7 +26,7 @@ through schoolsurge/files.py (a fresh temporary file renamed over the name: neve
 and read only when it is a regular file (a FIFO or a link is skipped with a note).
 """
 
-from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, StepStatus
+from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, MEASURED_STATUSES, StepStatus
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_DIGITS,
     HISTOGRAM_FIELDS,
@@ -117,6 +117,7 @@ __all__ = [
     "LOGIN_FLOW_TYPE",
     "MACHINE_REASONS",
     "MANIFEST",
+    "MEASURED_STATUSES",
     "PLATFORM_LOG",
     "PROFILE_REASONS",
     "REPORT",

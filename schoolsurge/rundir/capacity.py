@@ -15,6 +15,9 @@ class StepStatus(StrEnum):
     SKIPPED = "skipped"  # never run: the sweep stopped before it
 
 
+MEASURED_STATUSES = (StepStatus.MEASURED.value, StepStatus.STOPPED.value)  # steps measured whole
+
+
 # Rates are in run terms (this run's people and clock); divide by the load fraction (scale x speed,
 # capacity.json) for national terms. Latencies are real milliseconds.
 CAPACITY_COLUMNS = (
