@@ -11,8 +11,8 @@ redirect, at most MAX_SCRAPE_BYTES read. On the target's own origin it carries t
 has one, as a bearer (a platform started with --metrics-token accepts it), never to another origin a redirect
 leads to. A scrape that fails, whatever the target answers (nothing, an error, garbage, too much), is one
 warning line for the run and the run goes on: a target without /metrics leaves the file without a line. At the
-end the last exposition is also kept whole as target_metrics.prom (report/health.py reads it). The report
-charts these scrapes on the scenario clock (report/platform_side.py).
+end the last exposition is also kept whole as target_metrics.prom (report/outcome/health.py reads it). The report
+charts these scrapes on the scenario clock (report/platform/).
 """
 
 from __future__ import annotations

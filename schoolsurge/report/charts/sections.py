@@ -8,10 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from schoolsurge.report.charts import latency as charts_latency
-from schoolsurge.report.charts import load as charts_load
-from schoolsurge.report.charts import locust as charts_locust
-from schoolsurge.report.charts import people as charts_people
+from schoolsurge.report.charts import latency, load, locust, people
 from schoolsurge.report.charts.base import Chart, Context
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.series.axis import time_axis
@@ -21,25 +18,25 @@ Draw = Callable[[Context], Chart | None]
 
 # section key -> the charts drawn in it, for a run with the engine's sessions.csv ...
 SECTIONS: dict[str, tuple[Draw, ...]] = {
-    "served": (charts_people.served,),
-    "arrivals": (charts_people.arrivals_rate, charts_people.arrivals_cumulative),
-    "concurrency": (charts_people.concurrency,),
-    "requests": (charts_load.requests_and_failures,),
+    "served": (people.served,),
+    "arrivals": (people.arrivals_rate, people.arrivals_cumulative),
+    "concurrency": (people.concurrency,),
+    "requests": (load.requests_and_failures,),
     "latency": (
-        charts_latency.login_over_time,
-        charts_latency.requests_over_time,
-        charts_latency.steps_over_time,
-        charts_latency.request_distribution,
-        charts_latency.login_cdf,
+        latency.login_over_time,
+        latency.requests_over_time,
+        latency.steps_over_time,
+        latency.request_distribution,
+        latency.login_cdf,
     ),
-    "retries": (charts_load.retries,),
-    "generator": (charts_load.generator,),
+    "retries": (load.retries,),
+    "generator": (load.generator,),
 }
 # ... and for one without (Locust's history only)
 LOCUST_SECTIONS: dict[str, tuple[Draw, ...]] = {
-    "concurrency": (charts_locust.users,),
-    "requests": (charts_locust.throughput,),
-    "latency": (charts_locust.login, charts_latency.steps_over_time, charts_latency.login_cdf),
+    "concurrency": (locust.users,),
+    "requests": (locust.throughput,),
+    "latency": (locust.login, latency.steps_over_time, latency.login_cdf),
 }
 MORNING_ONLY = frozenset({"served"})  # a sweep's steps are not the morning
 
