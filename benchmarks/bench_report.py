@@ -288,8 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  written in {seconds:.1f} s: {_size(run_dir)}")
 
         print("== build_report (load, capacity answer, charts, HTML)")
+        from schoolsurge.report import load_run
         from schoolsurge.report.capacity import capacity_card
-        from schoolsurge.report.data import load_run
+        from schoolsurge.report.compare import compare_runs, write_comparison
 
         wall, cpu, data = timed_cpu(lambda: load_run(run_dir))
         print(_line("load_run", wall, cpu))
@@ -300,21 +301,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  report.html       : {report.stat().st_size / 1e6:.1f} MB")
 
         if args.runs >= 2:
-            try:
-                from schoolsurge.report.compare import compare_runs, write_comparison
-            except ImportError:
-                print("== compare: schoolsurge.report.compare is not there yet; skipped")
-            else:
-                runs = [run_dir]
-                for n in range(2, args.runs + 1):
-                    runs.append(synthetic_run(parent, f"run-{n}", n))
-                print(f"== compare_runs + write_comparison over {len(runs)} runs")
-                compare_wall, compare_cpu, comparison = timed_cpu(lambda: compare_runs(runs))
-                write_wall, write_cpu, page = timed_cpu(lambda: write_comparison(comparison, parent / "compare"))
-                print(_line("compare_runs", compare_wall, compare_cpu))
-                print(_line("write_comparison", write_wall, write_cpu))
-                print(_line("together", compare_wall + write_wall, compare_cpu + write_cpu, goal=True))
-                print(f"  compare.html      : {page.stat().st_size / 1e6:.1f} MB")
+            runs = [run_dir]
+            for n in range(2, args.runs + 1):
+                runs.append(synthetic_run(parent, f"run-{n}", n))
+            print(f"== compare_runs + write_comparison over {len(runs)} runs")
+            compare_wall, compare_cpu, comparison = timed_cpu(lambda: compare_runs(runs))
+            write_wall, write_cpu, page = timed_cpu(lambda: write_comparison(comparison, parent / "compare"))
+            print(_line("compare_runs", compare_wall, compare_cpu))
+            print(_line("write_comparison", write_wall, write_cpu))
+            print(_line("together", compare_wall + write_wall, compare_cpu + write_cpu, goal=True))
+            print(f"  compare.html      : {page.stat().st_size / 1e6:.1f} MB")
         if args.keep:
             print(f"== kept in {parent}")
     finally:

@@ -21,12 +21,11 @@ import pandas as pd
 
 from schoolsurge.errors import FitError
 from schoolsurge.models.usl import CONFIDENCE, UslFit, fit_usl
-from schoolsurge.rundir import StepStatus
+from schoolsurge.rundir import MEASURED_STATUSES, StepStatus
 
 SWEEP_N = "concurrency"
 SWEEP_X = "successful_requests_per_s"
 STATUS = "status"
-MEASURED = frozenset({StepStatus.MEASURED.value, StepStatus.STOPPED.value})
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def fit_table(path: Path, n_column: str | None = None, x_column: str | None = No
     if STATUS in table.columns:
         statuses = table[STATUS].dropna().astype(str).str.strip().str.lower()
         if len(statuses) and set(statuses) <= {status.value for status in StepStatus}:  # a sweep's steps
-            table = table[table[STATUS].astype(str).str.strip().str.lower().isin(MEASURED)]
+            table = table[table[STATUS].astype(str).str.strip().str.lower().isin(MEASURED_STATUSES)]
     n = _numbers(path, table, n_name)
     x = _numbers(path, table, x_name)
     try:

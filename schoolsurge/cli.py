@@ -192,7 +192,7 @@ def _run_request(args: argparse.Namespace) -> RunRequest:
 def _ending(outcome: RunOutcome) -> int | None:
     """What every run prints last (validity, report) and its exit status when it is not a plain 0."""
     if outcome.refused is not None:  # its figures are only its first seconds': one line says why, nothing more
-        from schoolsurge.report.health import refused_line
+        from schoolsurge.report.outcome.health import refused_line
 
         print(refused_line(outcome.refused, outcome.run_dir), file=sys.stderr)
         return EXIT_USAGE

@@ -9,6 +9,7 @@
     │   ├── UnsafeTargetError        a target that is not loopback and not explicitly allowed
     │   ├── RunTooLargeError         a run the plan says this machine cannot hold
     │   ├── ReportError              a run directory that cannot be reported on
+    │   │   └── ManifestError        its manifest.json has a wrong field (the message names it)
     │   └── FitError                 a table a capacity model cannot be fitted to (too few points, bad values)
     ├── RunError                     the run could not proceed (exit 1)
     │   └── PlatformStartError       the embedded platform did not start
@@ -56,6 +57,10 @@ class RunTooLargeError(UsageError):
 
 class ReportError(UsageError):
     """A run directory that cannot be reported on; the message says what is wrong and what to do."""
+
+
+class ManifestError(ReportError):
+    """A run's manifest.json with a field of the wrong type or value; the message names the file and the field."""
 
 
 class FitError(UsageError):

@@ -34,9 +34,9 @@ from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import MAX_SIZE as PLATFORM_MAX_SIZE
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.health import health, run_refused
-from schoolsurge.report.junit import write_junit
-from schoolsurge.report.outcome import ServedShare, served_share
+from schoolsurge.report.outcome.health import health, run_refused
+from schoolsurge.report.outcome.junit import write_junit
+from schoolsurge.report.outcome.served import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
     LOCUST_LOG,
@@ -183,7 +183,7 @@ def _run(request: RunRequest) -> RunOutcome:
 def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> RunOutcome:
     """Record how the run ended and whether it is valid; rebuild the report if Locust could not write it; judge
     the SLOs."""
-    written = read_manifest(run_dir).get("status")
+    written = read_manifest(run_dir).status
     if interrupted:
         status = RunStatus.INTERRUPTED
     elif code not in (0, None):
@@ -199,7 +199,7 @@ def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> RunOutcome:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
         return RunOutcome(run_dir, None, [], interrupted, refused=refused)
     invalid = health(data).invalid_reason()
-    data.manifest.update(update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid))
+    data.manifest = update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid)
     report = run_dir / REPORT
     if written != status or not report.exists():
         report = write_report(data)  # the locustfile's report does not say how the run really ended

@@ -9,7 +9,7 @@ import pytest
 from calibration_replay import first_day_replay
 
 from schoolsurge.report import load_run
-from schoolsurge.report.outcome import plan_agreement
+from schoolsurge.report.outcome.against_plan import plan_agreement
 from schoolsurge.runner import RunOutcome
 
 PLAN_TOLERANCE = 0.10

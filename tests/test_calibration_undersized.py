@@ -7,8 +7,8 @@ import pytest
 from calibration_replay import first_day_replay
 
 from schoolsurge.report import load_run
-from schoolsurge.report.health import health
-from schoolsurge.report.outcome import PUBLISHED_2021_SHARE
+from schoolsurge.report.outcome.health import health
+from schoolsurge.report.outcome.served import PUBLISHED_2021_SHARE
 from schoolsurge.runner import RunOutcome
 
 SERVED_BAND = 0.10  # the served share within 10 points of 2021's 37%

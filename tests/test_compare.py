@@ -21,8 +21,8 @@ from schoolsurge.report.compare import (
     regressions,
     write_comparison,
 )
-from schoolsurge.report.data import load_run
-from schoolsurge.report.outcome import served_share
+from schoolsurge.report.load.loader import load_run
+from schoolsurge.report.outcome.served import served_share
 from schoolsurge.runner import RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent

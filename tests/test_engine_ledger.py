@@ -6,8 +6,8 @@ import csv
 import random
 from pathlib import Path
 
-from schoolsurge.engine.ledger import Ledger, read_histograms, write_histograms, write_sessions_csv
-from schoolsurge.rundir import FAILURE_COUNTERS, SESSIONS_COLUMNS, Counter
+from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
+from schoolsurge.rundir import FAILURE_COUNTERS, SESSIONS_COLUMNS, Counter, read_histograms
 
 
 def _record(ledger: Ledger, rng: random.Random, events: int) -> None:

@@ -24,7 +24,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.exporter import metric_names
-from schoolsurge.engine.ledger import merged, read_histograms
 from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import resolve_parameters
 from schoolsurge.platform.process import PlatformProcess
@@ -37,6 +36,8 @@ from schoolsurge.rundir import (
     TARGET_METRICS,
     TARGET_METRICS_SERIES,
     Counter,
+    merged,
+    read_histograms,
 )
 from schoolsurge.runner import RunOutcome, RunRequest, free_loopback_port, run
 from schoolsurge.scenario import load_scenario

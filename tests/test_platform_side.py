@@ -17,7 +17,8 @@ import pytest
 from schoolsurge.models.operational import Demand
 from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.report import build_report
-from schoolsurge.report.platform_side import LawWindow, OperationalLaws, read_series
+from schoolsurge.report.platform.laws import LawWindow, OperationalLaws, SweepLaws
+from schoolsurge.report.platform.series import read_series
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
     CAPACITY_CSV,
@@ -114,7 +115,7 @@ def test_another_target_s_process_cpu_is_used_and_no_file_is_no_section(tmp_path
 def _laws(bound_over: float, shed: dict[str, float], utilisation: float) -> OperationalLaws:
     # one step at 100 requests/s over 10 s on 2 cores, busy `utilisation`: D = 2 U / 100, bound 100 / U
     window = LawWindow("4", 0.0, 10.0, Demand(2 * utilisation * 10, 10.0, 1000.0, 2))
-    laws = OperationalLaws("sweep", 2, CPU, [window], shed=shed)
+    laws = SweepLaws(2, CPU, [window], shed=shed)
     laws.usl_ceiling, laws.usl_ceiling_kind = (100 / utilisation) / bound_over, "peak_throughput"
     return laws
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from schoolsurge.report import build_report
+from schoolsurge.report.compare import compare_runs, write_comparison
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,12 +120,11 @@ def test_plain_locust_report_renders_cleanly(browser: Any, plain_run: Path, tmp_
 def test_comparison_report_renders_cleanly(
     browser: Any, surge_run: RunOutcome, plain_run: Path, tmp_path: Path
 ) -> None:
-    compare = pytest.importorskip("schoolsurge.report.compare", reason="the comparison report is not written yet")
     doubled = tmp_path / "doubled"  # the same run read as if at twice the scale: a second, different run
     shutil.copytree(surge_run.run_dir, doubled)
     manifest = json.loads((doubled / "manifest.json").read_text())
     (doubled / "manifest.json").write_text(json.dumps({**manifest, "scale": manifest["scale"] * 2}))
-    comparison = compare.compare_runs([surge_run.run_dir, doubled, plain_run])
-    page = compare.write_comparison(comparison, tmp_path / "compare")
+    comparison = compare_runs([surge_run.run_dir, doubled, plain_run])
+    page = write_comparison(comparison, tmp_path / "compare")
     check = _look(browser, page, tmp_path / "compare.png")
     assert check.svgs + check.images >= 1, check.summary()

@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 
 from schoolsurge.cli import EXIT_USAGE, main
-from schoolsurge.engine.ledger import Ledger, read_histograms, write_histograms, write_sessions_csv
+from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.errors import ReportError
 from schoolsurge.models.population import national_curves
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.capacity import capacity_card, load_capacity_steps, run_card
-from schoolsurge.report.outcome import served_share
+from schoolsurge.report.outcome.served import served_share
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
     CAPACITY_CSV,
@@ -35,6 +35,7 @@ from schoolsurge.rundir import (
     Gauge,
     RunStatus,
     finish_manifest,
+    read_histograms,
     start_manifest,
     write_json,
 )

@@ -15,14 +15,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from schoolsurge.engine.ledger import Ledger, merged, read_histograms, write_histograms, write_sessions_csv
+from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
-from schoolsurge.report.bins import MAX_BINS
-from schoolsurge.report.charts import context, section_charts
-from schoolsurge.report.charts_load import failure_series, requests_and_failures
-from schoolsurge.report.charts_people import pool_series
-from schoolsurge.report.funnel import ATTEMPTS, PEOPLE, login_funnel
-from schoolsurge.report.latency import percentiles_of
+from schoolsurge.report.charts.load import failure_series, requests_and_failures
+from schoolsurge.report.charts.people import pool_series
+from schoolsurge.report.charts.sections import context, section_charts
+from schoolsurge.report.run.funnel import ATTEMPTS, PEOPLE, login_funnel
+from schoolsurge.report.series.axis import MAX_BINS
+from schoolsurge.report.series.latency import percentiles_of
 from schoolsurge.rundir import (
     AGGREGATED,
     BOT_STEP_PREFIX,
@@ -37,6 +37,8 @@ from schoolsurge.rundir import (
     TIMELINE,
     Counter,
     Gauge,
+    merged,
+    read_histograms,
     update_manifest,
     write_json,
 )

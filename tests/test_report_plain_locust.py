@@ -16,7 +16,8 @@ import pytest
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.errors import ReportError
 from schoolsurge.report import build_report, load_run
-from schoolsurge.report.data import PLAIN_LOCUST_NOTE, HistoryDetail
+from schoolsurge.report.load.loader import PLAIN_LOCUST_NOTE
+from schoolsurge.report.load.run_data import HistoryDetail
 
 PREFIX = "run1"
 LOCUSTFILE = """

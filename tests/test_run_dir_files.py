@@ -23,10 +23,10 @@ from schoolsurge.cli import main
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.errors import ReportError
 from schoolsurge.files import atomic_file
-from schoolsurge.report.data import HISTORY_TABLE, load_run
 from schoolsurge.report.index import CACHE, INDEX, write_index
-from schoolsurge.report.locust_csv import BLOCK_BYTES, read_table
-from schoolsurge.report.outcome import served_share
+from schoolsurge.report.load.loader import HISTORY_TABLE, load_run
+from schoolsurge.report.load.locust_csv import BLOCK_BYTES, read_table
+from schoolsurge.report.outcome.served import served_share
 from schoolsurge.rundir import (
     CAPACITY_JSON,
     FAILURES_CSV,

@@ -100,7 +100,7 @@ def test_stop_rule_ends_the_sweep_at_the_broken_step_and_lists_the_skipped(pupil
     last_started = sessions.loc[sessions["started"] > 0, "second"].max()
     assert last_started < steps.iloc[3]["measured_from_s"]
     manifest = read_manifest(pupils_sweep.run_dir)
-    assert manifest["status"] == "completed" and manifest["kind"] == "sweep"
+    assert manifest.status == "completed" and manifest.kind == "sweep"
 
 
 def test_healthy_steps_are_measured_once_settled_and_obey_littles_law(pupils_sweep: RunOutcome) -> None:

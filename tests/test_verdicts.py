@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 
 from schoolsurge.engine.ledger import Ledger, write_sessions_csv
-from schoolsurge.report.data import RunData
-from schoolsurge.report.verdicts import RunTotals, judge
-from schoolsurge.rundir import Counter
+from schoolsurge.report.load.run_data import RunData, RunTotals
+from schoolsurge.report.outcome.verdicts import judge
+from schoolsurge.rundir import Counter, Manifest
 from schoolsurge.scenario import Scenario, load_scenario
 from schoolsurge.scenario.schema import Window
 
@@ -55,7 +55,7 @@ def _run_data(
             "Failure Count": last["Total Failure Count"],
         }
     )
-    return RunData(Path("."), {}, stats, history, pd.DataFrame(), scenario, speed=speed, test_start_unix=start)
+    return RunData(Path("."), Manifest(), stats, history, pd.DataFrame(), scenario, speed=speed, test_start_unix=start)
 
 
 def test_the_slo_window_is_converted_to_run_seconds_by_the_speed() -> None:

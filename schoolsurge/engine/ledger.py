@@ -1,4 +1,5 @@
-"""Per-second session metrics that add up across worker processes.
+"""Per-second session metrics that add up across worker processes, and the writing of sessions.csv and
+time_to_login.jsonl (their formats: schoolsurge/rundir/sessions.py, rundir/histograms.py).
 
 Every field is additive: counters are deltas, gauges are sampled once per second by each process (so the sum
 over processes is the total), and time-to-login and request latency are HdrHistograms (histograms of several
@@ -15,28 +16,25 @@ changed, not the whole run so far.
 
 from __future__ import annotations
 
-import base64
 import csv
-import json
-import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from schoolsurge.files import atomic_file, open_regular_text
-from schoolsurge.rundir import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge
-
-# Time to log in and request latency, milliseconds: 1 ms to 1 hour at 2 significant digits (about 1% error).
-HISTOGRAM_RANGE_MS = (1, 3_600_000)
-HISTOGRAM_DIGITS = 2
-HISTOGRAM_FIELDS = ("time_to_login", "request_latency")  # SecondMetrics' histograms, as named in the files
-
-
-def new_histogram() -> HdrHistogram:
-    return HdrHistogram(*HISTOGRAM_RANGE_MS, HISTOGRAM_DIGITS)
+from schoolsurge.files import atomic_file
+from schoolsurge.rundir.histograms import (
+    HISTOGRAM_FIELDS,
+    HISTOGRAM_RANGE_MS,
+    decode_histogram,
+    encode_histogram,
+    histogram_line,
+    merged,
+    new_histogram,
+)
+from schoolsurge.rundir.sessions import SESSIONS_COLUMNS, TIME_TO_LOGIN_PERCENTILES, Counter, Gauge
 
 
 @dataclass
@@ -80,10 +78,10 @@ class SecondMetrics:
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"c": self.counters, "g": self.gauges, "d": self.start_delay_max_ms}
         if self.time_to_login is not None:
-            wire["h"] = _encoded(self.time_to_login)
+            wire["h"] = encode_histogram(self.time_to_login)
         latency = self.request_latency
         if latency is not None:
-            wire["r"] = _encoded(latency)
+            wire["r"] = encode_histogram(latency)
         return wire
 
     @classmethod
@@ -124,12 +122,8 @@ def _added(total: HdrHistogram | None, more: HdrHistogram | None) -> HdrHistogra
     return total
 
 
-def _encoded(histogram: HdrHistogram) -> str:
-    return base64.b64encode(histogram.encode()).decode("ascii")
-
-
 def _decoded(text: str | None) -> HdrHistogram | None:
-    return HdrHistogram.decode(base64.b64decode(text)) if text else None
+    return decode_histogram(text) if text else None
 
 
 def _record(histogram: HdrHistogram, milliseconds: float) -> None:
@@ -250,58 +244,11 @@ def write_histograms(ledger: Ledger, path: Path) -> None:
     with atomic_file(path) as handle:
         for second in sorted(ledger.seconds):
             bucket = ledger.seconds[second]
-            record: dict[str, Any] = {"second": second}
+            encoded: dict[str, str] = {}
             for name in HISTOGRAM_FIELDS:
                 histogram = getattr(bucket, name)
                 if histogram is not None and histogram.get_total_count():
                     count = histogram.get_total_count()  # it only grows: the same count, the same histogram
-                    record[name] = bucket.cached(name, count, lambda histogram=histogram: _encoded(histogram))
-            if len(record) > 1:
-                handle.write(json.dumps(record) + "\n")
-
-
-def read_histograms(path: Path, name: str = "time_to_login") -> dict[int, HdrHistogram]:
-    """Per-second histograms of one kind (time_to_login or request_latency) written by write_histograms (a second
-    written twice counts twice); ValueError names a corrupt line."""
-    histograms: dict[int, HdrHistogram] = {}
-    for second, histogram in iter_histograms(path, name):
-        if second in histograms:
-            histogram = merged((histograms[second], histogram))
-        histograms[second] = histogram
-    return histograms
-
-
-def iter_histograms(path: Path, name: str = "time_to_login") -> Iterator[tuple[int, HdrHistogram]]:
-    """read_histograms a line at a time, for a reader that merges them as they come."""
-    with open_regular_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                record = json.loads(line)
-                if name not in record:
-                    continue
-                histogram = HdrHistogram.decode(base64.b64decode(record[name]))
-                second = int(record["second"])
-            except (ValueError, KeyError, TypeError) as error:
-                raise ValueError(f"line {number} is not a histogram record ({error})") from None
-            yield second, histogram
-
-
-def merged(histograms: Iterable[HdrHistogram]) -> HdrHistogram:
-    total = new_histogram()
-    for histogram in histograms:
-        total.add(histogram)
-    return total
-
-
-def login_percentile(succeeded: HdrHistogram | None, gave_up: int, percentile: float) -> float | None:
-    """The percentile of time to log in over everyone who tried: the people who logged in (`succeeded`, their
-    times) and the `gave_up` people who gave up, counting as never logged in. inf when those who gave up are
-    more than the percentile's tail; None when nobody tried. A sweep's steps and a run's bins are judged so."""
-    logged_in = succeeded.get_total_count() if succeeded is not None else 0
-    tried = logged_in + gave_up
-    if not tried:
-        return None
-    rank = percentile / 100 * tried
-    if succeeded is None or rank > logged_in or not logged_in:
-        return math.inf
-    return float(succeeded.get_value_at_percentile(100 * rank / logged_in))
+                    encoded[name] = bucket.cached(name, count, lambda histogram=histogram: encode_histogram(histogram))
+            if encoded:
+                handle.write(histogram_line(second, encoded))

@@ -205,15 +205,15 @@ class RunDirectoryWriter:
     def _report(self) -> None:
         # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
         from schoolsurge.report import judge_run, load_run, write_report
-        from schoolsurge.report.health import health, refused_line
-        from schoolsurge.report.outcome import served_share
+        from schoolsurge.report.outcome.health import health, refused_line
+        from schoolsurge.report.outcome.served import served_share
         from schoolsurge.report.refresh import refresh_index
 
         try:
             data = load_run(self.run_dir)
             invalid = health(data).invalid_reason() if self.owned else None
             if self.owned:  # schoolsurge run judges the validity itself, once the run has concluded
-                data.manifest.update(update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid))
+                data.manifest = update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid)
             report = write_report(data)
         except ReportError as error:
             log.error("no report: %s", error)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from schoolsurge.engine.ledger import Ledger, SecondMetrics, login_percentile, merged
+from schoolsurge.engine.ledger import Ledger, SecondMetrics
 from schoolsurge.files import atomic_file
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
@@ -30,6 +30,8 @@ from schoolsurge.rundir import (
     Counter,
     Gauge,
     StepStatus,
+    login_percentile,
+    merged,
 )
 from schoolsurge.scenario import Slo
 

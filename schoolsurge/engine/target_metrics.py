@@ -11,13 +11,12 @@ redirect, at most MAX_SCRAPE_BYTES read. On the target's own origin it carries t
 has one, as a bearer (a platform started with --metrics-token accepts it), never to another origin a redirect
 leads to. A scrape that fails, whatever the target answers (nothing, an error, garbage, too much), is one
 warning line for the run and the run goes on: a target without /metrics leaves the file without a line. At the
-end the last exposition is also kept whole as target_metrics.prom (report/health.py reads it). The report
-charts these scrapes on the scenario clock (report/platform_side.py).
+end the last exposition is also kept whole as target_metrics.prom (report/outcome/health.py reads it). The report
+charts these scrapes on the scenario clock (report/platform/).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import urllib.parse
@@ -30,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schoolsurge.engine.http import FetchFailed, excerpt
 from schoolsurge.files import open_for_append, remove_entry
 from schoolsurge.rundir import TARGET_METRICS_SERIES
+from schoolsurge.rundir.metrics import scrape_line
 
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
@@ -117,7 +117,7 @@ class TargetMetrics:
             return False
         try:
             with open_for_append(self.path) as handle:
-                handle.write(json.dumps({"unix": round(unix, 3), "samples": samples}, separators=(",", ":")) + "\n")
+                handle.write(scrape_line(unix, samples))
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)
         return True

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from schoolsurge.platform.asgi import json_reply
 from schoolsurge.platform.metrics import Metrics
 from schoolsurge.platform.settings import Settings
+from schoolsurge.rundir.metrics import ShedReason
 
 # Operators must be able to look and act while the platform is saturated.
 EXEMPT_PREFIXES = ("/healthz", "/metrics", "/admin/")
@@ -92,7 +93,7 @@ class Limits:
 
 
 class Shed(Exception):
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: ShedReason) -> None:
         super().__init__(reason)
         self.reason = reason
 
@@ -118,7 +119,7 @@ class AdmissionGate:
             self._take()
             return
         if len(self.waiting) >= limits.queue:
-            raise Shed("queue_full")
+            raise Shed(ShedReason.QUEUE_FULL)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.waiting.append(future)
         self.metrics.queue_depth.inc()
@@ -156,7 +157,7 @@ class AdmissionGate:
     def _expire(self, future: asyncio.Future[None]) -> None:
         if not future.done():
             self._forget(future)
-            future.set_exception(Shed("queue_timeout"))
+            future.set_exception(Shed(ShedReason.QUEUE_TIMEOUT))
 
     def _forget(self, future: asyncio.Future[None]) -> None:
         with contextlib.suppress(ValueError):
@@ -179,7 +180,8 @@ class AdmissionControl:
             await self.gate.acquire()
         except Shed as shed:
             self.gate.metrics.count_shed(shed.reason)
-            detail = "overloaded: " + ("admission queue full" if shed.reason == "queue_full" else "waited too long")
+            full = shed.reason == ShedReason.QUEUE_FULL
+            detail = "overloaded: " + ("admission queue full" if full else "waited too long")
             await json_reply(send, 503, f"{detail}, retry later", {"retry-after": str(self.gate.settings.retry_after)})
             return
         try:

@@ -26,20 +26,26 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schoolsurge.rundir.metrics import (
+    DB_STATEMENT_SECONDS,
+    HTTP_REQUESTS,
+    IN_FLIGHT,
+    LOGINS,
+    PLATFORM_CPU_SECONDS,
+    QUEUE_DEPTH,
+    RATE_GATE_WAITING,
+    SHED,
+    SHED_BY_LIMIT,
+    LoginOutcome,
+    ShedLimit,
+    ShedReason,
+)
+
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HASH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DB_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
 CPU_RECORD_EVERY_S = 0.5
-# Why a request was refused with 503 before it reached an endpoint, and which kind of limit that was: the
-# profile's (national units, meant to bind) or the machine's (this process ran out of slots or queue).
-SHED_REASONS = {
-    "login_rate": "profile",
-    "request_rate": "profile",
-    "sessions_full": "profile",
-    "queue_full": "machine",
-    "queue_timeout": "machine",
-}
 
 
 class Metrics:
@@ -49,7 +55,7 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "schoolsurge_http_requests", "HTTP requests by route template and status", ["route", "status"], registry=r
+            HTTP_REQUESTS, "HTTP requests by route template and status", ["route", "status"], registry=r
         )
         self.latency = Histogram(
             "schoolsurge_http_request_duration_seconds",
@@ -58,47 +64,45 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.in_flight = Gauge(
-            "schoolsurge_in_flight_requests", "Requests being served", registry=r, multiprocess_mode="livesum"
-        )
+        self.in_flight = Gauge(IN_FLIGHT, "Requests being served", registry=r, multiprocess_mode="livesum")
         self.queue_depth = Gauge(
-            "schoolsurge_admission_queue_depth",
+            QUEUE_DEPTH,
             "Requests waiting for a slot",
             registry=r,
             multiprocess_mode="livesum",
         )
         self.shed = Counter(
-            "schoolsurge_requests_shed",
+            SHED,
             "Requests refused with 503 by the profile's limits or admission control, by reason",
             ["reason"],
             registry=r,
         )
         self.shed_by_limit = Counter(
-            "schoolsurge_requests_shed_by_limit",
+            SHED_BY_LIMIT,
             "Requests refused with 503 by kind of limit: profile (national units) or machine (slots, queue)",
             ["limit"],
             registry=r,
         )
         self.rate_gate_waiting = Gauge(
-            "schoolsurge_rate_gate_waiting",
+            RATE_GATE_WAITING,
             "Requests waiting for a token of the profile's rate limits, by gate (request, login)",
             ["gate"],
             registry=r,
             multiprocess_mode="livesum",
         )
         self.cpu = Counter(
-            "schoolsurge_platform_cpu_seconds",
+            PLATFORM_CPU_SECONDS,
             "User and system CPU time of the platform's worker processes, all threads",
             registry=r,
         )
         self._cpu_recorded = 0.0
         self._cpu_lock = threading.Lock()
-        self.logins = Counter("schoolsurge_logins", "CAS login attempts by outcome", ["outcome"], registry=r)
+        self.logins = Counter(LOGINS, "CAS login attempts by outcome", ["outcome"], registry=r)
         self.hashing = Histogram(
             "schoolsurge_password_hash_seconds", "Time spent checking bcrypt hashes", buckets=HASH_BUCKETS, registry=r
         )
         self.db_time = Histogram(
-            "schoolsurge_db_statement_duration_seconds",
+            DB_STATEMENT_SECONDS,
             "Time SQLite statements took to execute, lock waits included (rate of the sum: database seconds/s)",
             buckets=DB_BUCKETS,
             registry=r,
@@ -107,19 +111,19 @@ class Metrics:
         self.vc_joins = Counter("schoolsurge_virtual_class_joins", "Virtual class joins", registry=r)
         self.submissions = Counter("schoolsurge_homework_submissions", "Homework submissions stored", registry=r)
         self.homework_posted = Counter("schoolsurge_homework_posted", "Homework posted by teachers", registry=r)
-        for outcome in ("success", "failure", "throttled"):
+        for outcome in LoginOutcome:
             self.logins.labels(outcome)
-        for reason in SHED_REASONS:
+        for reason in ShedReason:
             self.shed.labels(reason)
-        for limit in ("profile", "machine"):
+        for limit in ShedLimit:
             self.shed_by_limit.labels(limit)
         for gate in ("request", "login"):
             self.rate_gate_waiting.labels(gate)
         self.record_cpu()
 
-    def count_shed(self, reason: str) -> None:
+    def count_shed(self, reason: ShedReason) -> None:
         self.shed.labels(reason).inc()
-        self.shed_by_limit.labels(SHED_REASONS[reason]).inc()
+        self.shed_by_limit.labels(reason.limit).inc()
 
     def record_cpu(self) -> None:
         """Add this process's CPU time used since the last record to the counter."""

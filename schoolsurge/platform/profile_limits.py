@@ -33,6 +33,7 @@ from schoolsurge.platform.admission import CapacityState, Shed, is_operators
 from schoolsurge.platform.asgi import json_reply
 from schoolsurge.platform.metrics import Metrics
 from schoolsurge.platform.settings import Settings
+from schoolsurge.rundir.metrics import ShedReason
 
 BURST_S = 1.0  # a bucket holds this many seconds of its rate...
 # ...and at least this many tokens: nationally a second of logins is thousands of tokens and smooths chance
@@ -44,9 +45,9 @@ SESSION_COUNT_EVERY_S = 0.25  # how stale a worker's count of live sessions may 
 LOGIN_PATHS = frozenset({"/cas/login", "/oidc/login"})  # where credentials are submitted, CAS or OpenID Connect
 
 DETAILS = {
-    "login_rate": "login capacity reached (profile limit), retry later",
-    "request_rate": "request capacity reached (profile limit), retry later",
-    "sessions_full": "platform full: too many users connected (profile limit), retry later",
+    ShedReason.LOGIN_RATE: "login capacity reached (profile limit), retry later",
+    ShedReason.REQUEST_RATE: "request capacity reached (profile limit), retry later",
+    ShedReason.SESSIONS_FULL: "platform full: too many users connected (profile limit), retry later",
 }
 
 
@@ -58,7 +59,7 @@ class RateGate:
     """One worker's FIFO token bucket for one rate; used from its event loop only, so no locks."""
 
     def __init__(
-        self, reason: str, rate: float, timeout: float, capacity: CapacityState, metrics: Metrics, gate: str
+        self, reason: ShedReason, rate: float, timeout: float, capacity: CapacityState, metrics: Metrics, gate: str
     ) -> None:
         self.reason = reason  # the shed reason of its refusals
         self.rate = rate  # tokens per second, this worker's share, before any incident
@@ -170,7 +171,7 @@ class SessionCap:
                 self._refresh = asyncio.get_running_loop().create_task(self._recount())
             await asyncio.shield(self._refresh)
         if self.live >= self.limit:
-            raise Shed("sessions_full")
+            raise Shed(ShedReason.SESSIONS_FULL)
 
     def admitted(self) -> None:
         """A credential submission let through: count it as a session until the next count says otherwise."""
@@ -206,13 +207,20 @@ class ProfileGates:
             None
             if request_rate is None
             else RateGate(
-                "request_rate", request_rate * share, settings.run_request_timeout, capacity, metrics, "request"
+                ShedReason.REQUEST_RATE,
+                request_rate * share,
+                settings.run_request_timeout,
+                capacity,
+                metrics,
+                "request",
             )
         )
         self.logins = (
             None
             if login_rate is None
-            else RateGate("login_rate", login_rate * share, settings.run_login_timeout, capacity, metrics, "login")
+            else RateGate(
+                ShedReason.LOGIN_RATE, login_rate * share, settings.run_login_timeout, capacity, metrics, "login"
+            )
         )
         self.sessions = None if sessions is None else SessionCap(sessions, count_sessions)
 

@@ -36,6 +36,7 @@ from schoolsurge.platform.security import (
     token_hash,
 )
 from schoolsurge.platform.settings import Settings
+from schoolsurge.rundir.metrics import LoginOutcome
 
 # What a ticket may look like to be quoted back in a failure message (CAS 3.0 section 3.7: letters, digits and
 # hyphens). Anything else is not echoed: it could break the XML, and it is the caller's input anyway.
@@ -142,10 +143,10 @@ def check_credentials(platform: Platform, address: str, username: str, password:
             platform.connection().execute("DELETE FROM login_failures WHERE rowid = ?", (attempt,))
         raise
     if account_id is None:
-        platform.metrics.logins.labels("failure").inc()
+        platform.metrics.logins.labels(LoginOutcome.FAILURE).inc()
         return None
     platform.connection().execute("DELETE FROM login_failures WHERE username = ? AND address = ?", (username, address))
-    platform.metrics.logins.labels("success").inc()
+    platform.metrics.logins.labels(LoginOutcome.SUCCESS).inc()
     return account_id
 
 
@@ -164,7 +165,7 @@ def _claim_check(platform: Platform, address: str, username: str) -> int:
             ),
         )
         if ready_at > now:
-            platform.metrics.logins.labels("throttled").inc()
+            platform.metrics.logins.labels(LoginOutcome.THROTTLED).inc()
             wait = max(1, math.ceil(ready_at - now))
             raise HTTPException(
                 429,

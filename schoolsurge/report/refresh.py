@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 def refresh_index(reports_dir: Path) -> None:
     try:
-        from schoolsurge.report.index import write_index
+        from schoolsurge.report.index.page import write_index
 
         write_index(reports_dir)
     except (ImportError, OSError, SchoolsurgeError) as error:

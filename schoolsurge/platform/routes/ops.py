@@ -24,6 +24,7 @@ from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Capacity, CapacityChange, Status
 from schoolsurge.platform.security import same_secret, token_hash
 from schoolsurge.platform.settings import Settings
+from schoolsurge.rundir.metrics import CPU_CORES, IN_FLIGHT_LIMIT, QUEUE_LIMIT
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -85,15 +86,15 @@ def gauges_at_scrape(platform: Platform) -> Gauges:
         [],
     )
     yield "schoolsurge_workers", "Worker processes configured", {(): capacity.workers}, []
-    yield "schoolsurge_platform_cpu_cores", "CPU cores the platform's processes may run on", {(): cpu_cores()}, []
+    yield CPU_CORES, "CPU cores the platform's processes may run on", {(): cpu_cores()}, []
     yield (
-        "schoolsurge_in_flight_limit",
+        IN_FLIGHT_LIMIT,
         "Requests that may be served at once, all workers",
         {(): capacity.in_flight_limit_per_worker * capacity.workers},
         [],
     )
     yield (
-        "schoolsurge_queue_limit",
+        QUEUE_LIMIT,
         "Requests that may wait for a slot, all workers",
         {(): capacity.queue_limit_per_worker * capacity.workers},
         [],

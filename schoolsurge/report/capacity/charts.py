@@ -1,0 +1,191 @@
+"""Charts of a capacity sweep, as inline SVG for the report: the three pictures that back its capacity answer (a
+normal run's card has no steps nor national demand to draw: none).
+
+1. Throughput against people in a session: the measured steps, the USL curve fitted to them, its peak N* and the
+   SLO capacity, so a reader sees whether the fit follows the points before believing N*.
+2. Latency against throughput (the hockey stick): where latency leaves the floor (the knee) and where it crosses
+   the objective (the SLO capacity).
+3. The scenario's national demand over the morning against one instance's national capacity, the stretch above
+   it shaded: what the instance count answers.
+
+Axes say run terms or national terms; where both apply, the second is a secondary axis (rate / load fraction).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on load generators and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
+
+from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
+from schoolsurge.report.charts.base import svg
+from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
+from schoolsurge.scenario import seconds_to_clock  # noqa: E402
+
+MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
+    "tab:blue",
+    "tab:red",
+    "tab:gray",
+    "tab:green",
+    "tab:purple",
+)
+
+
+def _figure(rows: int = 1, height: float = 3.6) -> tuple[plt.Figure, list[Axes]]:
+    figure, axes = plt.subplots(rows, 1, figsize=(9, height), dpi=100, sharex=True, squeeze=False)
+    for ax in axes[:, 0]:
+        ax.grid(True, alpha=0.3)
+    return figure, list(axes[:, 0])
+
+
+def _finish(figure: plt.Figure, axes: list[Axes], legend: str = "upper left") -> plt.Figure:
+    for ax in axes:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc=legend, fontsize=8)
+    return figure
+
+
+def _national_axis(axes: Axes, card: CapacityCard, which: str, label: str) -> None:
+    """A secondary axis in national terms (run rate / load fraction), when the load fraction is known."""
+    fraction = card.load_fraction
+    if fraction is None:
+        return
+    functions = (lambda v: v / fraction, lambda v: v * fraction)
+    secondary = axes.secondary_yaxis("right", functions=functions) if which == "y" else None
+    if secondary is None:
+        secondary = axes.secondary_xaxis("top", functions=functions)
+        secondary.set_xlabel(label, fontsize=8)
+    else:
+        secondary.set_ylabel(label, fontsize=8)
+    secondary.tick_params(labelsize=8)
+
+
+def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
+    """Successful requests/s against people in a session: steps, USL fit, N*, SLO capacity."""
+    steps = card.measured_steps
+    figure, (axes,) = _figure()
+    for status, colour, marker, label in (
+        (StepStatus.MEASURED.value, MEASURED_COLOUR, "o", "measured step"),
+        (StepStatus.STOPPED.value, STOPPED_COLOUR, "X", "step that stopped the sweep"),
+    ):
+        chosen = steps[steps["status"] == status]
+        if len(chosen):
+            axes.scatter(chosen["concurrency"], chosen["successful_requests_per_s"], color=colour, marker=marker,
+                         zorder=3, label=label)  # fmt: skip
+    fit = card.usl
+    if fit is not None:
+        peak = fit.peak_concurrency
+        top = max(float(steps["concurrency"].max()) if len(steps) else 1.0, peak or 0.0) * 1.15
+        n = np.linspace(0.0, top, 300)
+        axes.plot(n, fit.throughput(n), color=FIT_COLOUR, label=f"USL fit (R² {fit.r_squared:.2f})")
+        if peak is not None and fit.peak_throughput is not None:
+            axes.axvline(peak, color=FIT_COLOUR, linestyle=":", label=f"N* = {peak:,.0f} people")
+            axes.plot([peak], [fit.peak_throughput], marker="*", markersize=12, color=FIT_COLOUR)
+    if card.slo_requests_per_s is not None:
+        prefix = "at least " if card.slo_requests and card.slo_requests.beyond_measured else ""
+        axes.axhline(card.slo_requests_per_s, color=SLO_COLOUR, linestyle="--",
+                     label=f"SLO capacity: {prefix}{card.slo_requests_per_s:,.1f}/s")  # fmt: skip
+    axes.set_xlim(left=0)
+    axes.set_ylim(bottom=0)
+    axes.set_xlabel("people in a session, N (run terms)")
+    axes.set_ylabel("successful requests/s (run terms)")
+    _national_axis(axes, card, "y", "national terms")
+    return _finish(figure, [axes])
+
+
+def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
+    """The hockey stick: request latency p50/p95/p99 and login p95 against throughput, in sweep order."""
+    steps = card.measured_steps
+    x = steps["successful_requests_per_s"].to_numpy(dtype=float)
+    figure, (axes,) = _figure()
+    series = [
+        *((f"request_latency_p{p}_ms", f"request p{p}", colour, "-")
+          for p, colour in zip(TIME_TO_LOGIN_PERCENTILES, ("tab:blue", "tab:orange", "tab:red"), strict=True)),
+        ("time_to_login_p95_ms", "time to log in p95", "tab:brown", "--"),
+    ]  # fmt: skip
+    plotted = False
+    for column, label, colour, style in series:
+        y = steps[column].to_numpy(dtype=float)
+        y = np.where(np.isfinite(y) & (y > 0), y, np.nan)  # a login p95 nobody reached (inf) is not drawn
+        if np.isfinite(y).any():
+            axes.plot(x, y, color=colour, linestyle=style, marker="o", markersize=4, label=label)
+            plotted = True
+    limit = card.limits.get("login p95")
+    if limit is not None:
+        axes.axhline(limit, color="tab:brown", linestyle=":", label=f"login p95 objective {limit:,.0f} ms")
+    if card.knee_requests_per_s is not None:
+        axes.axvline(card.knee_requests_per_s, color=KNEE_COLOUR, linestyle=":",
+                     label=f"knee ({card.knee_measure}): {card.knee_requests_per_s:,.1f}/s")  # fmt: skip
+    if card.slo_requests_per_s is not None:
+        axes.axvline(card.slo_requests_per_s, color=SLO_COLOUR, linestyle="--",
+                     label=f"SLO capacity: {card.slo_requests_per_s:,.1f}/s")  # fmt: skip
+    if plotted:
+        axes.set_yscale("log")
+    axes.set_xlabel("successful requests/s (run terms)")
+    axes.set_ylabel("ms (log)")
+    _national_axis(axes, card, "x", "successful requests/s (national terms)")
+    return _finish(figure, [axes])
+
+
+def _per_minute(start_s: int, per_second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(clock second each minute starts, mean rate) per clock minute, as models/capacity.py compares them."""
+    minute = (int(start_s) + np.arange(len(per_second))) // 60
+    minutes, index, counts = np.unique(minute, return_inverse=True, return_counts=True)
+    return minutes * 60.0, np.bincount(index, weights=np.asarray(per_second, dtype=float)) / counts
+
+
+def national_demand(card: CapacityCard) -> plt.Figure:
+    """National requests/s and logins/s over the morning against one instance's national capacity."""
+    demand = card.demand
+    if demand is None:
+        raise ValueError("no national demand on this card (scenario or load fraction unknown)")
+    answer = card.national
+    figure, axes = _figure(rows=2, height=5.4)
+    panels: list[tuple[Axes, np.ndarray, float | None, str]] = [
+        (axes[0], demand.requests_per_s, answer.capacity_requests_per_s_national if answer else None, "requests/s"),
+        (axes[1], demand.arrivals_per_s, answer.capacity_logins_per_s_national if answer else None, "logins/s"),
+    ]
+    for ax, per_second, capacity, unit in panels:
+        clock, rate = _per_minute(demand.start_s, per_second)
+        ax.step(clock, rate, where="post", color="tab:blue", label=f"national demand, {unit} (minute mean)")
+        if capacity is not None and math.isfinite(capacity):
+            ax.axhline(capacity, color=SLO_COLOUR, linestyle="--", label=f"one instance's SLO capacity, {unit}")
+            ax.fill_between(clock, capacity, rate, where=rate > capacity, step="post", color="tab:red", alpha=0.25,
+                            label="demand above capacity")  # fmt: skip
+            if answer is not None and answer.headroom:
+                ax.axhline(capacity / (1 + answer.headroom), color=SLO_COLOUR, linestyle=":", linewidth=1,
+                           label=f"with {answer.headroom:.0%} headroom")  # fmt: skip
+        ax.set_ylabel(f"{unit} (national terms)", fontsize=9)
+        ax.set_ylim(bottom=0)
+    low, high = axes[1].get_xlim()
+    axes[1].xaxis.set_major_locator(MultipleLocator(1800 if high - low > 3 * 3600 / 2 else 600))
+    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: seconds_to_clock(v)))
+    axes[1].set_xlabel("scenario clock (HH:MM)")
+    return _finish(figure, axes, legend="upper right")  # the morning's demand is low towards 10:00
+
+
+SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
+    ("Throughput against people in a session: measured steps, USL fit, N* and SLO capacity", throughput_vs_concurrency),
+    ("Latency against throughput: the knee and the objective", latency_vs_throughput),
+    ("The national morning against one instance of this platform (national terms)", national_demand),
+)
+
+
+def capacity_charts(card: CapacityCard) -> list[tuple[str, str]]:
+    """(title, inline SVG) of each chart the card can draw: a sweep's measured steps, and its national demand
+    (which needs the scenario and load fraction); none for a run."""
+    charts = []
+    for title, draw in SWEEP_CHARTS:
+        if draw is national_demand and card.demand is None:
+            continue
+        if draw is not national_demand and card.measured_steps.empty:
+            continue
+        charts.append((title, svg(draw(card), f"capacity{len(charts)}", title)))
+    return charts

@@ -1,0 +1,160 @@
+"""What every chart of the report shares: a figure, its time axis (scenario clock, incidents shaded, the SLO window
+marked), and its SVG markup to inline in the HTML (sharp at any zoom and in print, text kept as text)."""
+
+from __future__ import annotations
+
+import functools
+import io
+import re
+from dataclasses import dataclass, field
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on load generators and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from hdrh.histogram import HdrHistogram  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
+
+from schoolsurge.report.load.run_data import RunData  # noqa: E402
+from schoolsurge.report.series import latency  # noqa: E402
+from schoolsurge.report.series.axis import TimeAxis, sampled_gauges  # noqa: E402
+from schoolsurge.scenario import seconds_to_clock  # noqa: E402
+
+WIDTH_IN, HEIGHT_IN = 9.0, 3.3
+INCIDENT_COLOUR, SLO_COLOUR = "#9467bd", "#555555"
+CLOCK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200)
+MAX_TICKS = 12
+_XML_PROLOGUE = re.compile(r"^.*?(?=<svg)", re.S)
+_METADATA = re.compile(r"\s*<metadata>.*?</metadata>", re.S)
+_GROUP_IDS = re.compile(r' id="[A-Za-z][A-Za-z0-9.]*_\d+"')  # figure_1, axes_1, ...: unreferenced, repeated per chart
+_SIZE = re.compile(r'<svg([^>]*?) width="[^"]+" height="[^"]+"')
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One drawn chart: its heading, a caption saying what it counts and how, and its inline SVG."""
+
+    key: str
+    title: str
+    caption: str
+    svg: str
+
+    @classmethod
+    def drawn(cls, fig: Figure, key: str, title: str, caption: str) -> Chart:
+        """The chart of a finished figure (closed once drawn), its SVG ids unique by `key`."""
+        return cls(key, title, caption, svg(fig, key, title))
+
+
+@dataclass
+class Context:
+    """A run and its time axis, and what several charts derive from them (computed once)."""
+
+    data: RunData
+    axis: TimeAxis
+    request_histograms: dict[int, HdrHistogram] = field(default_factory=dict)
+
+    @property
+    def morning(self) -> bool:
+        """The run replays the morning (report/kinds.py): drawn on its clock, against its plan and objectives."""
+        return self.data.kind.judged_on_the_morning
+
+    @functools.cached_property
+    def per_second(self) -> pd.DataFrame:
+        """sessions.csv indexed by run second (empty without it)."""
+        sessions = self.data.sessions
+        return sessions.set_index("second") if sessions is not None else pd.DataFrame()
+
+    @functools.cached_property
+    def gauges(self) -> pd.DataFrame:
+        return sampled_gauges(self.data.sessions) if self.data.sessions is not None else pd.DataFrame()
+
+    @functools.cached_property
+    def login_axis(self) -> TimeAxis:
+        """Bins wide enough for percentiles of time to log in (people are far fewer than requests)."""
+        return self.axis.coarser(latency.binned(self.data.histograms, self.axis).totals)
+
+    @functools.cached_property
+    def login_bins(self) -> latency.Binned:
+        """Time to log in per bin of login_axis, by arrival (cohort) second."""
+        return latency.binned(self.data.histograms, self.login_axis)
+
+    @functools.cached_property
+    def cohort_axis(self) -> TimeAxis:
+        """Bins wide enough for shares of the people due (gave up, attempts per person)."""
+        if self.data.sessions is None:
+            return self.axis
+        return self.axis.coarser(self.axis.sum(self.per_second["started"]))
+
+    @functools.cached_property
+    def request_bins(self) -> latency.Binned:
+        """People's request latency per bin, by completion (event) second."""
+        return latency.binned(self.request_histograms, self.axis)
+
+
+def figure(rows: int = 1, height: float = HEIGHT_IN, sharex: bool = True) -> tuple[Figure, list[Axes]]:
+    fig, axes = plt.subplots(rows, 1, figsize=(WIDTH_IN, height), sharex=sharex, squeeze=False)
+    for ax in axes[:, 0]:
+        ax.grid(True, alpha=0.3)
+    return fig, list(axes[:, 0])
+
+
+def time_axes(ax: Axes, axis: TimeAxis, label: bool = True) -> None:
+    """Mark the incidents and the SLO window on a chart over time, and label its x axis."""
+    for span in axis.incidents:
+        ax.axvspan(span.start, span.end, color=INCIDENT_COLOUR, alpha=0.12, lw=0, label=span.label)
+    if axis.slo is not None:
+        for x in (axis.slo.start, axis.slo.end):
+            ax.axvline(x, color=SLO_COLOUR, linestyle=":", linewidth=1.2)
+        ax.plot([], [], color=SLO_COLOUR, linestyle=":", linewidth=1.2, label=axis.slo.label)
+    for x, text in axis.marks:
+        ax.axvline(x, color=SLO_COLOUR, linestyle=":", linewidth=0.8)
+        ax.annotate(text, (x, 1), xycoords=("data", "axes fraction"), fontsize=7, va="top", ha="left")
+    low, high = axis.edges[0], axis.edges[-1]
+    if high > low:
+        ax.set_xlim(low, high)
+    if axis.clock:
+        span = max(high - low, 1)
+        step = next((s for s in CLOCK_STEPS_S if span / s <= MAX_TICKS), CLOCK_STEPS_S[-1])
+        ax.xaxis.set_major_locator(MultipleLocator(step))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: seconds_to_clock(x)))
+        if label:
+            ax.set_xlabel("scenario clock (HH:MM)")
+    elif label:
+        ax.set_xlabel("run time (s)")
+
+
+def legend(ax: Axes, loc: str = "above", columns: int = 3) -> None:
+    """The axes' legend, above it by default (out of the data's way), or at `loc` inside it."""
+    if not ax.get_legend_handles_labels()[0]:
+        return
+    if loc == "above":
+        ax.legend(loc="lower left", bbox_to_anchor=(0, 1.0), fontsize=8, ncols=columns, frameon=False)
+    else:
+        ax.legend(loc=loc, fontsize=8, ncols=1, framealpha=0.85)
+
+
+def steps(ax: Axes, edges: np.ndarray, values: np.ndarray, **style: object) -> None:
+    """A binned series as steps (one level per bin), with gaps where a bin has no value (NaN)."""
+    ax.step(edges, np.append(values, values[-1] if len(values) else np.nan), where="post", **style)
+
+
+def svg(fig: Figure, key: str, title: str) -> str:
+    """The figure as SVG markup to inline: no XML prologue nor metadata, ids unique to this chart, sized by CSS."""
+    buffer = io.StringIO()
+    fig.tight_layout()
+    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": key}):
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    markup = _GROUP_IDS.sub("", _METADATA.sub("", _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)))
+    title_tag = f"<title>{_escape(title)}</title>"
+    return _SIZE.sub(
+        lambda m: f'<svg class="chart" role="img" aria-label="{_escape(title)}"{m.group(1)}', markup, count=1
+    ).replace(">", ">" + title_tag, 1)
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")

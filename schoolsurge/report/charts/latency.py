@@ -1,0 +1,155 @@
+"""Latency charts: percentiles over time merged per bin from the engine's HdrHistograms (time to log in by arrival,
+people's requests by completion), per step from Locust's history where only it has them, the distribution of
+request latency and the time-to-log-in CDF against the login objectives."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
+from schoolsurge.report.series.axis import TimeAxis
+from schoolsurge.report.series.latency import Binned, cdf, distribution
+from schoolsurge.rundir import Counter
+
+PERCENTILE_STYLE = {50: "tab:blue", 95: "tab:orange", 99: "tab:red"}
+MAX_STEPS = 8
+
+
+def _objectives(ctx: Context) -> list[tuple[int, float]]:
+    scenario = ctx.data.scenario
+    if scenario is None:
+        return []
+    slo = scenario.slo
+    given = ((50, slo.login_p50_ms), (95, slo.login_p95_ms), (99, slo.login_p99_ms))
+    return [(p, float(v)) for p, v in given if v is not None]
+
+
+def _over_time(
+    ctx: Context, axis: TimeAxis, binned: Binned, key: str, title: str, caption: str, slo: bool
+) -> Chart | None:
+    if not binned.totals.any():
+        return None
+    fig, (ax,) = figure()
+    for p, values in binned.percentiles().items():
+        steps(ax, axis.edges, values, color=PERCENTILE_STYLE[int(p)], label=f"p{p:g}")
+    if slo:
+        for p, threshold in _objectives(ctx):
+            ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
+    time_axes(ax, axis)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    legend(ax)
+    return Chart.drawn(fig, key, title, caption)
+
+
+def login_over_time(ctx: Context) -> Chart | None:
+    title = "Time to log in from the intended arrival: p50, p95, p99"
+    caption = (
+        "Of the people who logged in, by their intended arrival time (cohort), from the engine's time-to-login "
+        f"histograms merged per bin ({ctx.login_axis.bin_label}); it includes the generator's delay, the platform's "
+        "queueing and every retry. People who gave up are not in it (see Retries)."
+    )
+    return _over_time(ctx, ctx.login_axis, ctx.login_bins, "login-latency", title, caption, slo=True)
+
+
+def requests_over_time(ctx: Context) -> Chart | None:
+    title = "People's request latency: p50, p95, p99"
+    caption = (
+        "Every HTTP request of people (bots and the login flow entry left out), failed or not, by the second it "
+        f"completed, from the engine's request-latency histograms merged per bin ({ctx.axis.bin_label})."
+    )
+    return _over_time(ctx, ctx.axis, ctx.request_bins, "request-latency", title, caption, slo=False)
+
+
+def _history_x(ctx: Context, rows: pd.DataFrame) -> pd.Series:
+    data = ctx.data
+    if ctx.axis.clock or data.test_start_unix is None:
+        return rows["clock_s"]
+    return rows["Timestamp"] - data.test_start_unix
+
+
+def steps_over_time(ctx: Context) -> Chart | None:
+    """p95 per step from Locust's history: the engine's histograms do not split requests by step."""
+    data = ctx.data
+    history = data.history
+    if not len(history):
+        return None
+    rows = history[data.is_request_row(history)]
+    rows = rows[pd.notna(rows["95%"]) & (rows["95%"] > 0)]
+    if rows.empty:
+        return None
+    busiest = rows.groupby("Name")["Total Request Count"].max().sort_values(ascending=False).head(MAX_STEPS).index
+    fig, (ax,) = figure(height=3.8)
+    colours = iter(matplotlib_colours())
+    for name in busiest:
+        step = rows[rows["Name"] == name]
+        ax.plot(_history_x(ctx, step), step["95%"], color=next(colours), linewidth=1, label=str(name))
+    time_axes(ax, ctx.axis)
+    ax.set_yscale("log")
+    ax.set_ylabel("p95, ms (log)")
+    legend(ax)
+    title = "Latency per step, p95 (Locust's 10-second windows)"
+    caption = (
+        "Per request name, from Locust's statistics history: each point is Locust's percentile over its own recent "
+        f"window, not the engine's histograms (which do not split by step). The {len(busiest)} busiest steps."
+    )
+    return Chart.drawn(fig, "steps-latency", title, caption)
+
+
+def matplotlib_colours() -> list[str]:
+    return [f"tab:{c}" for c in ("blue", "orange", "green", "red", "purple", "brown", "pink", "gray", "olive", "cyan")]
+
+
+def request_distribution(ctx: Context) -> Chart | None:
+    binned = ctx.request_bins
+    shown = distribution(binned.whole()[0], binned.values)
+    if shown is None:
+        return None
+    fig, (ax,) = figure()
+    ax.stairs(100 * shown.shares, shown.edges, fill=True, color="tab:blue", alpha=0.6)
+    colours = ("tab:green", "tab:orange", "tab:red", "black")
+    for (p, value), colour in zip(shown.percentiles.items(), colours, strict=True):
+        ax.axvline(value, color=colour, linestyle="--", linewidth=0.9, label=f"p{p:g} {value:,.0f} ms")
+    ax.set_xscale("log")
+    ax.set_xlabel("request latency, ms (log)")
+    ax.set_ylabel("% of requests")
+    legend(ax, loc="upper right")
+    title = "Response-time distribution of people's requests"
+    caption = f"All {shown.total:,} people's requests of the run, failed or not, from the merged histograms."
+    return Chart.drawn(fig, "request-distribution", title, caption)
+
+
+def login_cdf(ctx: Context) -> Chart | None:
+    binned = ctx.login_bins
+    counts = binned.whole()[0]
+    logged_in = int(counts.sum())
+    if not logged_in:
+        return None
+    values, share = cdf(counts, binned.values)
+    gave_up = int(ctx.per_second[Counter.ABANDONED].sum()) if len(ctx.per_second) else 0
+    fig, (ax,) = figure(height=3.6)
+    ax.step(values, 100 * share, where="post", color="tab:blue", label=f"of the {logged_in:,} who logged in")
+    if gave_up:
+        tried = logged_in + gave_up
+        ax.step(
+            values,
+            100 * share * logged_in / tried,
+            where="post",
+            color="tab:purple",
+            label=f"of the {tried:,} who tried ({gave_up:,} gave up: never)",
+        )
+    for p, threshold in _objectives(ctx):
+        colour = {50: "tab:green", 95: "tab:orange", 99: "tab:red"}[p]
+        ax.axvline(threshold, color=colour, linestyle="--", linewidth=0.9, label=f"p{p} objective {threshold:,.0f} ms")
+        ax.axhline(p, color=colour, linestyle=":", linewidth=0.7)
+    ax.set_xscale("log")
+    ax.set_ylim(0, 101)
+    ax.set_xlabel("time to log in from the intended arrival, ms (log)")
+    ax.set_ylabel("% logged in within")
+    legend(ax)
+    title = "Time to log in: cumulative distribution against the objectives"
+    caption = (
+        "Whole run. An objective holds when its curve crosses its percentile's dotted line left of its dashed "
+        "threshold; the verdicts above judge the SLO window only."
+    )
+    return Chart.drawn(fig, "login-cdf", title, caption)

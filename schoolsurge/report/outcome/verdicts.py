@@ -1,0 +1,71 @@
+"""Service-level objectives judged on a run's figures within the SLO window (RunTotals, load/run_data.py): numbers
+in, verdicts out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from schoolsurge.report.load.run_data import LOGIN_PERCENTILES, RunData, RunTotals
+from schoolsurge.scenario import Slo
+
+
+@dataclass(frozen=True)
+class Verdict:
+    objective: str
+    threshold: str
+    measured: str
+    met: bool
+
+    def line(self) -> str:
+        """As printed at the end of a run: `login p95 (08:00-10:00): 67 ms (...) (objective <= 2000 ms) -> met`."""
+        return f"{self.objective}: {self.measured} (objective {self.threshold}) -> {'met' if self.met else 'BREACHED'}"
+
+
+def _threshold(slo: Slo, percentile: int) -> float | None:
+    return {50: slo.login_p50_ms, 95: slo.login_p95_ms, 99: slo.login_p99_ms}[percentile]
+
+
+def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
+    """One verdict per objective set. No login measured in the window cannot meet a login objective."""
+    verdicts = []
+    for percentile in LOGIN_PERCENTILES:
+        threshold = _threshold(slo, percentile)
+        if threshold is None:
+            continue
+        measured = totals.login_ms.get(percentile)
+        verdicts.append(
+            Verdict(
+                f"login p{percentile} ({totals.window})",
+                f"<= {threshold:.0f} ms",
+                _login_measured(totals, measured),
+                measured is not None and measured <= threshold,
+            )
+        )
+    verdicts.append(
+        Verdict(
+            f"error ratio ({totals.window})",
+            f"<= {slo.error_ratio:.2%}",
+            f"{totals.error_ratio:.2%} of {totals.requests} requests",
+            totals.requests > 0 and totals.error_ratio <= slo.error_ratio,
+        )
+    )
+    return verdicts
+
+
+def _login_measured(totals: RunTotals, measured: float | None) -> str:
+    if measured is None:
+        return "no login measured"
+    waiting = totals.unfinished
+    if math.isinf(measured):
+        return (
+            f"never: {waiting} of the {totals.logins + waiting} people who tried were still logging in when the "
+            "run ended"
+        )
+    still = f"; {waiting} still logging in at the end count as never logged in" if waiting else ""
+    return f"{measured:.0f} ms ({totals.login_measure}{still})"
+
+
+def judge_run(data: RunData) -> list[Verdict]:
+    """The verdicts of a loaded run, none when its scenario is unknown."""
+    return judge(data.totals(), data.scenario.slo) if data.scenario is not None else []
