@@ -25,8 +25,10 @@ from typing import Any
 
 from schoolsurge.clients.base import ClientSettings, body_bytes
 from schoolsurge.clients.cas import VALIDATIONS as CAS_VALIDATIONS
+from schoolsurge.clients.journey import JOURNEY_MAP_HELP, journey_map_argument
 from schoolsurge.clients.oidc import TOKEN_AUTH_METHODS
 from schoolsurge.clients.oidc import VALIDATIONS as OIDC_VALIDATIONS
+from schoolsurge.clients.web import DEFAULT_JOURNEY_MAP
 from schoolsurge.exit_status import EXIT_SLO_BREACHED
 from schoolsurge.models.sweep import (
     DEFAULT_HIGH_OVER_CAPACITY,
@@ -317,13 +319,13 @@ OPTIONS: tuple[Option, ...] = (
         "--cas-username-field",
         "username_field",
         "name of the login form's username field",
-        default_text=CLIENT_DEFAULTS.username_field,
+        default_text=CLIENT_DEFAULTS.username_field or "read from the form",
     ),
     _client(
         "--cas-password-field",
         "password_field",
         "name of the login form's password field",
-        default_text=CLIENT_DEFAULTS.password_field,
+        default_text=CLIENT_DEFAULTS.password_field or "read from the form",
     ),
     _client(
         "--cas-logout-method",
@@ -356,8 +358,12 @@ OPTIONS: tuple[Option, ...] = (
     ),
     _client("--oidc-redirect-uri", "oidc_redirect_uri", "back channel: the client's registered redirect URI"),
     _client("--oidc-scopes", "oidc_scopes", "back channel: scopes asked for", default_text=CLIENT_DEFAULTS.oidc_scopes),
-    _client("--oidc-username-field", "oidc_username_field", "login form's username field", default_text="read it"),
-    _client("--oidc-password-field", "oidc_password_field", "login form's password field", default_text="read it"),
+    _client(
+        "--oidc-username-field", "oidc_username_field", "login form's username field", default_text="read from the form"
+    ),
+    _client(
+        "--oidc-password-field", "oidc_password_field", "login form's password field", default_text="read from the form"
+    ),
     _client(
         "--oidc-token-auth",
         "oidc_token_auth",
@@ -384,6 +390,9 @@ OPTIONS: tuple[Option, ...] = (
         "options",
         "KEY=VALUE for your own client (repeatable)",
         action="append",
+    ),
+    _client(
+        "--journey-map", "journey_map", JOURNEY_MAP_HELP, type=journey_map_argument, default_text=DEFAULT_JOURNEY_MAP
     ),
     # ---- a capacity sweep (schoolsurge capacity; plain locust: a sweep when --sweep-steps is given) ----
     _sweep("--sweep-steps", "--steps", "steps", "load steps", type=sweep_steps, default_text=f"{SWEEP_DEFAULTS.steps}"),

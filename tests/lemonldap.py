@@ -18,7 +18,11 @@ on loopback ports chosen at run time, and both are stopped and the directory rem
   ticket at `/cas/p3/serviceValidate` and opens a session; `/oidc/login` starts an authorization code flow
   with PKCE and `/oidc/callback` redeems the code at the token endpoint, checks the ID token and opens a
   session; `/` is its home page, for a session cookie or a bearer access token (checked at the userinfo
-  endpoint).
+  endpoint). Behind the session cookie, the pages of the shipped journey map of a typical CAS-fronted ENT
+  (schoolsurge/clients/maps/cas-ent.yaml): `/` lists the person's class, a pupil's open virtual class and a
+  parent's child as the map reads them; `/cahier-de-textes`, `/emploi-du-temps`, `/messagerie`; the virtual
+  class's JSON calls (`POST /classe-virtuelle/ID/rejoindre`, `/presence`, `/quitter`); `/logout`, which ends
+  the session and sends the browser on to the portal's logout. `pages` counts what each path served.
 
 The session-scoped fixture `lemonldap_sso` holds it all for a test session; it skips, saying in one line which
 Debian packages are missing (`unavailable_reason`), where they are not installed.
@@ -27,6 +31,7 @@ Debian packages are missing (`unavailable_reason`), where they are not installed
 from __future__ import annotations
 
 import base64
+import collections
 import contextlib
 import csv
 import hashlib
@@ -36,6 +41,7 @@ import http.server
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -473,6 +479,7 @@ class StandInEnt:
     sessions: dict[str, str] = field(default_factory=dict)  # session cookie -> user
     pending: dict[str, tuple[str, str]] = field(default_factory=dict)  # OIDC state -> (PKCE verifier, nonce)
     logins: dict[str, int] = field(default_factory=lambda: {"cas": 0, "oidc": 0})
+    pages: collections.Counter[str] = field(default_factory=collections.Counter)  # path -> pages served
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: http.server.ThreadingHTTPServer | None = None
 
@@ -504,12 +511,27 @@ class StandInEnt:
             self._server.shutdown()
             self._server.server_close()
 
+    def count(self, path: str) -> None:
+        with self._lock:
+            self.pages[path] += 1
+
     def open_session(self, user: str, protocol: str) -> str:
         cookie = secrets.token_urlsafe(24)
         with self._lock:
             self.sessions[cookie] = user
             self.logins[protocol] += 1
         return cookie
+
+
+# The ENT's pages behind its session, as the shipped journey map cas-ent.yaml names them.
+CLASS_ID, VIRTUAL_CLASS_ID, CHILD_ID = 12, 34, 56
+ENT_PAGES = {
+    "/cahier-de-textes": "<h1>Cahier de textes</h1><ul><li>Exercices p. 42</li></ul>",
+    "/emploi-du-temps": "<h1>Emploi du temps</h1><table><tr><td>8:00 Maths</td></tr></table>",
+    "/messagerie": '<h1>Messagerie</h1><ul><li class="message">Bienvenue</li></ul>',
+}
+VIRTUAL_CLASS_CALL = re.compile(r"/classe-virtuelle/\d+/(?P<action>rejoindre|presence|quitter)")
+VIRTUAL_CLASS_STATUS = {"rejoindre": "joined", "presence": "open", "quitter": "left"}
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -528,12 +550,27 @@ class _EntHandler(http.server.BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         routes = {"/": self._home, "/callback": self._cas_callback, "/oidc/login": self._oidc_login}
-        routes["/oidc/callback"] = self._oidc_callback
+        routes |= {"/oidc/callback": self._oidc_callback, "/logout": self._logout}
+        routes |= {path: self._page for path in ENT_PAGES}
         route = routes.get(parts.path)
         if route is None:
             self._reply(404, "not found")
         else:
             route(query)
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        parts = urlsplit(self.path)
+        found = VIRTUAL_CLASS_CALL.fullmatch(parts.path)
+        if found is None:
+            self._reply(404, "not found")
+            return
+        user = self._session_user()
+        if user is None:
+            self._reply(401, "log in first")
+            return
+        self.stand_in.count(f"/classe-virtuelle/ID/{found['action']}")
+        self._reply_json(200, {"status": VIRTUAL_CLASS_STATUS[found["action"]]})
 
     # ---- pages ------------------------------------------------------------------------------------------
 
@@ -541,8 +578,36 @@ class _EntHandler(http.server.BaseHTTPRequestHandler):
         user = self._session_user() or self._bearer_user()
         if user is None:
             self._reply(401, "log in first")
-        else:
-            self._reply(200, f"<h1>ENT</h1><p>Bonjour {user}</p>")
+            return
+        self.stand_in.count("/")
+        # What the journey map reads: the class, a pupil's virtual class (open), a parent's child.
+        listed = f'<li class="class" data-class-id="{CLASS_ID}">3e B</li>'
+        if user.startswith("eleve."):
+            listed += (
+                f'<li class="virtual-class" data-class-id="{CLASS_ID}" data-id="{VIRTUAL_CLASS_ID}" '
+                'data-status="open">Cours du matin</li>'
+            )
+        if user.startswith("parent."):
+            listed += f'<li class="child" data-child-id="{CHILD_ID}">Enfant</li>'
+        self._reply(200, f"<h1>ENT</h1><p>Bonjour {user}</p><ul>{listed}</ul>")
+
+    def _page(self, query: dict[str, str]) -> None:
+        """A page of the ENT behind its session (homework, timetable, messages)."""
+        if self._session_user() is None:
+            self._reply(401, "log in first")
+            return
+        path = urlsplit(self.path).path
+        self.stand_in.count(path)
+        self._reply(200, ENT_PAGES[path])
+
+    def _logout(self, query: dict[str, str]) -> None:
+        """The ENT's session ends; the browser goes on to the portal's logout, as an ENT behind an SSO does."""
+        cookie = self._session_cookie()
+        if cookie is None or self.stand_in.sessions.pop(cookie, None) is None:
+            self._reply(401, "no session")
+            return
+        self.stand_in.count("/logout")
+        self._reply(302, "", location=f"{self._sso().portal_url}/?logout=1")
 
     def _cas_callback(self, query: dict[str, str]) -> None:
         """The CAS service: the ticket is validated server to server (CAS 3.0), then a session opens."""
@@ -614,12 +679,16 @@ class _EntHandler(http.server.BaseHTTPRequestHandler):
         assert self.stand_in.sso is not None, "the stand-in ENT is told its SSO server before any login"
         return self.stand_in.sso
 
-    def _session_user(self) -> str | None:
+    def _session_cookie(self) -> str | None:
         for part in (self.headers.get("Cookie") or "").split(";"):
             name, _, value = part.strip().partition("=")
             if name == "ent_session":
-                return self.stand_in.sessions.get(value)
+                return value
         return None
+
+    def _session_user(self) -> str | None:
+        cookie = self._session_cookie()
+        return self.stand_in.sessions.get(cookie) if cookie else None
 
     def _bearer_user(self) -> str | None:
         authorization = self.headers.get("Authorization") or ""
@@ -630,10 +699,19 @@ class _EntHandler(http.server.BaseHTTPRequestHandler):
         )
         return json.loads(body).get("sub") if status == 200 else None
 
+    def _reply_json(self, status: int, data: object) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
     def _reply(self, status: int, text: str, *, cookie: str | None = None, location: str | None = None) -> None:
-        body = f"<!doctype html><title>ENT</title>{text}".encode()
+        self._send(
+            status, f"<!doctype html><title>ENT</title>{text}".encode(), "text/html; charset=utf-8", cookie, location
+        )
+
+    def _send(
+        self, status: int, body: bytes, content_type: str, cookie: str | None = None, location: str | None = None
+    ) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if cookie:
             self.send_header("Set-Cookie", f"ent_session={cookie}; Path=/; HttpOnly")

@@ -18,7 +18,8 @@ from locust.env import Environment
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import Dashboard, PlatformClient
 from schoolsurge.clients.base import body_bytes
-from schoolsurge.clients.cas import LOGIN_PAGE_MAX_CHARS, parse_login_form, parse_validation
+from schoolsurge.clients.cas import parse_validation
+from schoolsurge.clients.login_form import LOGIN_PAGE_MAX_CHARS, parse_login_form
 from schoolsurge.clients.options import load_client_class
 from schoolsurge.engine import build_context
 from schoolsurge.engine.http import GuardedOpener

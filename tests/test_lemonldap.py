@@ -1,6 +1,7 @@
 """A real, independent SSO server: small surges through LemonLDAP::NG (Debian's packages) with the built-in
-clients configured by options only, as a platform engineer would run them (docs/your-platform.md), and its
-OpenID Connect provider proven end to end by a browser-like code flow.
+clients configured by options only, as a platform engineer would run them (docs/your-platform.md), the same
+through the shipped journey map of a CAS-fronted ENT (WebClient, by CAS and by OpenID Connect), each way a
+login fails classified, and its OpenID Connect provider proven end to end by a browser-like code flow.
 
 The set-up (LemonLDAP's portal behind nginx, a stand-in ENT, the accounts) is tests/lemonldap.py; every test
 here is skipped with its reason where the packages are not installed.
@@ -16,11 +17,13 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import lemonldap
 import pandas as pd
 import pytest
+import yaml
 from lemonldap import (
     OIDC_CLIENT_ID,
     PASSWORD_FIELD,
@@ -31,8 +34,13 @@ from lemonldap import (
     verified_id_token,
 )
 from lemonldap import lemonldap_sso as lemonldap_sso  # the fixture, used by name below
+from locust.env import Environment
 
-from schoolsurge.clients.cas import parse_login_form
+from schoolsurge.clients import CasClient, ClientContext, ClientSettings, StepFailed
+from schoolsurge.clients.journey import load_journey_map
+from schoolsurge.clients.login_failures import LoginFailure, login_failure_message
+from schoolsurge.clients.login_form import LoginForm, parse_login_form
+from schoolsurge.engine.http import GuardedOpener
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -41,11 +49,11 @@ SURGE_OPTIONS = ["--scale", "1e-5", "--speed", "240"]
 SURGE_TIMEOUT_S = 600
 
 
-def surge(setup: SsoSetup, client_options: list[str], reports_dir: Path) -> tuple[Path, str]:
+def surge(setup: SsoSetup, client_options: list[str], reports_dir: Path, scenario: Path = SMOKE) -> tuple[Path, str]:
     """`schoolsurge run scenarios/smoke.yaml` against the stand-in ENT behind LemonLDAP, in its own process as
     the user types it: (the run directory, what it printed). Fails with the output and the SSO's logs unless
     it exits 0."""
-    command = [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--target", setup.ent.base_url]
+    command = [sys.executable, "-m", "schoolsurge", "run", str(scenario), "--target", setup.ent.base_url]
     command += [*SURGE_OPTIONS, "--accounts", str(setup.accounts_csv), "--reports-dir", str(reports_dir)]
     finished = subprocess.run(
         [*command, *client_options], capture_output=True, text=True, timeout=SURGE_TIMEOUT_S, cwd=ROOT, check=False
@@ -86,6 +94,7 @@ def test_a_machine_without_the_packages_is_told_which_are_missing(
 def test_a_surge_logs_everyone_in_through_lemonldap_s_cas_by_options_only(
     lemonldap_sso: SsoSetup, tmp_path: Path
 ) -> None:
+    """No --cas-username-field: the client reads LemonLDAP's field names (`user`, `password`) from its form."""
     setup = lemonldap_sso
     cas_logins_before = setup.ent.logins["cas"]
     run_dir, output = surge(
@@ -99,8 +108,6 @@ def test_a_surge_logs_everyone_in_through_lemonldap_s_cas_by_options_only(
             setup.ent.service_url,
             "--home-url",
             f"{setup.ent.base_url}/",
-            "--cas-username-field",
-            USERNAME_FIELD,  # LemonLDAP's form says `user`, not CasClient's default `username`
         ],
         tmp_path,
     )
@@ -131,6 +138,124 @@ def test_lemonldap_refuses_a_wrong_password_and_a_service_it_does_not_know(lemon
             "POST", login, {**form, USERNAME_FIELD: account.username, PASSWORD_FIELD: password}
         )
         assert status == 200 and "location" not in headers and refusal in body.decode(), (service, status, headers)
+
+
+# ---- why a login failed, as the client says it -----------------------------------------------------------------
+
+
+class _NoToken(CasClient):
+    """Leaves LemonLDAP's one-time `token` out of the form it posts (a form replayed without it)."""
+
+    def _login_form(self, who: dict[str, str]) -> tuple[LoginForm, str, str]:
+        form, username_field, password_field = super()._login_form(who)
+        form.hidden.pop("token", None)
+        return form, username_field, password_field
+
+
+def failed_login(
+    setup: SsoSetup, account: Account, client_class: type[CasClient] = CasClient, password: str = "", **settings: str
+) -> tuple[str, list[str]]:
+    """One CasClient login through LemonLDAP that must fail: (its message, the failure messages recorded)."""
+    environment = Environment(host=setup.ent.base_url)
+    opener = GuardedOpener(None)
+    recorded: list[str] = []
+    environment.events.request.add_listener(
+        lambda exception, **_: recorded.append(str(exception)) if exception else None
+    )
+    options = {"cas_url": setup.sso.cas_url, "service_url": setup.ent.service_url, **settings}
+    client = client_class(
+        ClientContext(
+            http=opener.new_connection(environment),
+            settings=ClientSettings(**options),
+            open_connection=lambda: opener.new_connection(environment),
+        )
+    )
+    with pytest.raises(StepFailed) as failed:
+        client.login(account.username, password or account.password)
+    assert account.password not in str(failed.value) and account.username not in str(failed.value)
+    return str(failed.value), recorded
+
+
+@pytest.mark.parametrize(
+    ("case", "kind", "detail"),
+    [
+        ("wrong password", LoginFailure.CREDENTIALS_REFUSED, "wrong credentials, LemonLDAP error 5"),
+        ("username field given wrong", LoginFailure.FIELDS_NOT_FOUND, "no input 'username' in the form"),
+        ("service not registered", LoginFailure.NO_TICKET, "service not registered, LemonLDAP error 107"),
+        ("form without its token", LoginFailure.NO_TICKET, "no login token, LemonLDAP error 81"),
+        ("ticket for another service", LoginFailure.TICKET_VALIDATION_FAILED, "the service answered HTTP 403"),
+    ],
+)
+def test_each_way_a_login_through_lemonldap_fails_is_named(
+    lemonldap_sso: SsoSetup, case: str, kind: LoginFailure, detail: str
+) -> None:
+    """LemonLDAP refuses with HTTP 200 and its form again, the reason in `trmsg`: the client reads it. Before,
+    every one of these was "HTTP 200, expected a redirect with a service ticket"."""
+    setup, account = lemonldap_sso, lemonldap_sso.accounts[3]
+    arguments: dict[str, Any] = {
+        "wrong password": {"password": "not-the-password"},
+        "username field given wrong": {"username_field": "username"},
+        "service not registered": {"service_url": "http://127.0.0.1:9/not-the-ent"},
+        "form without its token": {"client_class": _NoToken},
+        # LemonLDAP issues it (a registered service's URL prefix); the ENT validates for its own URL: refused.
+        "ticket for another service": {"service_url": f"{setup.ent.service_url}?next=/"},
+    }[case]
+    message, recorded = failed_login(setup, account, **arguments)
+    assert message.startswith(login_failure_message(kind, detail).removesuffix(")")), message
+    assert recorded == [message]
+
+
+# ---- the shipped journey map of a CAS-fronted ENT ---------------------------------------------------------------
+
+
+def scenario_with_messages(directory: Path) -> Path:
+    """Smoke, with the inbox in every group's behaviour mix: every step of the cas-ent map is taken."""
+    scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    for group in scenario["groups"]:
+        group["behaviour"] = {**group["behaviour"], "messages": 0.2}
+    path = directory / "smoke-with-messages.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("sso", ["cas", "oidc"])
+def test_a_surge_walks_the_ent_through_its_journey_map(lemonldap_sso: SsoSetup, tmp_path: Path, sso: str) -> None:
+    """WebClient with the shipped cas-ent map: everyone logs in (LemonLDAP's CAS, or its OpenID Connect
+    provider by the ENT's own code flow), every step the map names is reached without a failure, and the
+    steps it leaves out are counted as not supported."""
+    setup = lemonldap_sso
+    pages_before = dict(setup.ent.pages)
+    if sso == "cas":
+        login = ["--cas-url", setup.sso.cas_url, "--service-url", setup.ent.service_url]
+    else:
+        login = ["--sso", "oidc", "--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
+    arguments = ["--client", "schoolsurge.clients.web:WebClient", "--journey-map", "cas-ent", *login]
+    run_dir, output = surge(setup, arguments, tmp_path, scenario_with_messages(tmp_path))
+    started = sessions_total(run_dir, "started")
+    assert started == sessions_total(run_dir, "scheduled") > 20, output[-2000:]
+    assert sessions_total(run_dir, "logins_succeeded") == started, output[-2000:]
+    stats = pd.read_csv(run_dir / "locust_stats.csv")
+    assert int(stats[stats["Name"] != "Aggregated"]["Failure Count"].sum()) == 0, output[-2000:]
+    names = {
+        "dashboard": "dashboard",
+        "homework": "homework",
+        "timetable": "timetable",
+        "messages": "messages",
+        "join_virtual_class": "virtual class: join",
+        "heartbeat": "virtual class: heartbeat",
+        "leave_virtual_class": "virtual class: leave",
+        "logout": "logout",
+    }
+    assert set(names) == set(load_journey_map("cas-ent").steps)
+    for step, name in names.items():
+        assert request_counts(run_dir, name)[0] > 0, f"{step} never reached"
+    assert sessions_total(run_dir, "virtual_class_joins") > 0
+    # Teachers cannot create a virtual class through this map: skipped, counted, never an error.
+    assert sessions_total(run_dir, "steps_not_supported") > 0
+    assert request_counts(run_dir, "sso: logout") == (0, 0)  # the ENT's logout sends the browser on
+    served = {path: count - pages_before.get(path, 0) for path, count in setup.ent.pages.items()}
+    assert served["/"] == request_counts(run_dir, "dashboard")[0]
+    assert served["/logout"] == request_counts(run_dir, "logout")[0]
 
 
 # ---- OpenID Connect -------------------------------------------------------------------------------------------

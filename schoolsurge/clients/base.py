@@ -78,10 +78,10 @@ class ClientSettings:
     cas_url: str = ""
     service_url: str = ""
     home_url: str = ""  # the page CasClient's or OidcClient's dashboard() reads
-    username_field: str = "username"
-    password_field: str = "password"
+    username_field: str = ""  # the CAS login form's; empty: read from the form
+    password_field: str = ""
     logout_method: str = "GET"  # CAS 3.0 /logout is a GET; some deployments want a POST
-    validation: str = "service"  # service | p3 | p2 | none: who redeems the service ticket (see CasClient)
+    validation: str = "browser"  # browser | back-channel | back-channel-cas2 | none: who redeems the ticket (CasClient)
     # OpenID Connect (OidcClient): empty values are the embedded platform's, or read from the login form.
     oidc_issuer: str = ""  # metadata at ISSUER/.well-known/openid-configuration (default TARGET/oidc)
     oidc_login_url: str = ""  # where the service starts a login (default TARGET/ent/auth/oidc/login)
@@ -92,7 +92,8 @@ class ClientSettings:
     oidc_username_field: str = ""  # the login form's; empty: read from the form
     oidc_password_field: str = ""
     oidc_token_auth: str = ""  # client_secret_basic | client_secret_post | none (default: basic with a secret)
-    oidc_validation: str = "service"  # service | back-channel: who redeems the code (see OidcClient)
+    oidc_validation: str = "browser"  # browser | back-channel: who redeems the code (see OidcClient)
+    journey_map: str = ""  # WebClient's pages: a journey map file, or a shipped map's name (clients/journey.py)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES  # a larger response body is not read: a failed request
     options: Mapping[str, Any] = field(default_factory=dict)  # --client-option KEY=VALUE, parsed (option_types)
 
