@@ -7,6 +7,7 @@ the run spec and starts its embedded platform with the same `--sso`."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import importlib
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from typing import Any
 
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.errors import ClientError, UnsafeTargetError
-from schoolsurge.options import RUNS, Section, options_for
+from schoolsurge.options import RUNS, Command, Section, options_for, parse_section_arguments
 from schoolsurge.safety import check_target
 
 # The embedded platform's client for each single sign-on protocol.
@@ -45,7 +46,6 @@ class ClientChoice:
         return client_class, replace(self.settings, options=_client_options(self.options, client_class))
 
 
-<<<<<<< HEAD
 def client_choice(options: Any) -> ClientChoice:
     """The client the parsed options (CLI or Locust) choose; a URL must be one the loopback guard lets through
     (--allow-host)."""
@@ -59,91 +59,19 @@ def client_choice(options: Any) -> ClientChoice:
                 _check_url(option.flag, value, allow_host)
     pairs = getattr(options, "client_option", None) or ()
     return ClientChoice(getattr(options, "client", None), ClientSettings(**given), tuple(pairs))
-=======
-def body_bytes(text: str) -> int:
-    """--max-body-bytes: a whole number of bytes, at least 1 KiB (a smaller limit would fail every page)."""
+
+
+def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> str:
+    """Refuse client options given as command-line arguments that every Locust process would refuse; returns the
+    run's single sign-on protocol (--sso)."""
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of bytes, e.g. {DEFAULT_MAX_BODY_BYTES}, got {text!r}"
-        ) from None
-    if value < 1024:
-        raise argparse.ArgumentTypeError(f"expected at least 1024 bytes, got {value}")
-    return value
-
-
-CLIENT_OPTIONS = (
-    ClientOption(
-        "--sso",
-        "sso",
-        "the platform's single sign-on: cas (default) or oidc; picks the default client, and the embedded "
-        "platform's protocol",
-        SSO_PROTOCOLS,
-    ),
-    ClientOption("--client", "", f"platform client class, package.module:Class (default {DEFAULT_CLIENT})"),
-    ClientOption("--cas-url", "cas_url", "CAS base URL (default: TARGET/cas)"),
-    ClientOption(
-        "--service-url", "service_url", "CAS service URL people log in to (default: TARGET/ent/auth/callback)"
-    ),
-    ClientOption("--home-url", "home_url", "the page CasClient reads as its dashboard (default: the CAS login page)"),
-    ClientOption("--cas-username-field", "username_field", "name of the login form's username field"),
-    ClientOption("--cas-password-field", "password_field", "name of the login form's password field"),
-    ClientOption("--cas-logout-method", "logout_method", "HTTP method of CAS logout", ("GET", "POST")),
-    ClientOption("--cas-validation", "validation", "who redeems the service ticket", VALIDATIONS),
-    ClientOption("--oidc-issuer", "oidc_issuer", "OpenID Provider's issuer URL (default: TARGET/oidc)"),
-    ClientOption(
-        "--oidc-login-url", "oidc_login_url", "where the service starts a login (default: TARGET/ent/auth/oidc/login)"
-    ),
-    ClientOption("--oidc-client-id", "oidc_client_id", "back channel: the client id (default: the embedded app's)"),
-    ClientOption("--oidc-client-secret", "oidc_client_secret", "back channel: the client secret (none: public)"),
-    ClientOption("--oidc-redirect-uri", "oidc_redirect_uri", "back channel: the client's registered redirect URI"),
-    ClientOption("--oidc-scopes", "oidc_scopes", "back channel: scopes asked for (default: openid profile)"),
-    ClientOption("--oidc-username-field", "oidc_username_field", "login form's username field (default: read it)"),
-    ClientOption("--oidc-password-field", "oidc_password_field", "login form's password field (default: read it)"),
-    ClientOption(
-        "--oidc-token-auth",
-        "oidc_token_auth",
-        "back channel: client authentication at the token endpoint",
-        TOKEN_AUTH_METHODS,
-    ),
-    ClientOption("--oidc-validation", "oidc_validation", "who redeems the code", OIDC_VALIDATIONS),
-    ClientOption(
-        "--max-body-bytes",
-        "max_body_bytes",
-        f"largest response body a request reads (default {DEFAULT_MAX_BODY_BYTES}: 10 MiB); a larger one is a failure",
-        type=body_bytes,
-    ),
-    ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
-    ClientOption("--journey-map", "journey_map", JOURNEY_MAP_HELP, type=journey_map_argument),
-)
-
-
-def add_client_arguments(parser: Any, add: Callable[..., Any] | None = None) -> None:
-    """Add the client options to an argparse parser (`add` lets Locust's parser take its extra keywords)."""
-    add_argument = add or parser.add_argument
-    for option in CLIENT_OPTIONS:
-        kwargs: dict[str, Any] = {"default": None, "help": option.help}
-        if option.choices:
-            kwargs["choices"] = option.choices
-        if option.repeated:
-            kwargs["action"] = "append"
-        if option.type:
-            kwargs["type"] = option.type
-        add_argument(option.flag, **kwargs)
-
-
-def forwarded_client_arguments(options: argparse.Namespace) -> list[str]:
-    """The client options that were given, as command-line arguments (schoolsurge run -> locust)."""
-    arguments: list[str] = []
-    for option in CLIENT_OPTIONS:
-        value = getattr(options, _dest(option.flag), None)
-        if value is None:
-            continue
-        for item in value if option.repeated else [value]:
-            arguments += [option.flag, str(item)]
-    return arguments
->>>>>>> main
+        options = parse_section_arguments(list(arguments), Command.RUN, Section.CLIENT)
+    except argparse.ArgumentError as error:
+        raise ClientError(str(error)) from None
+    options.allow_host = allow_host
+    choice = client_choice(options)
+    choice.configured()
+    return choice.settings.sso
 
 
 def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
