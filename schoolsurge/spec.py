@@ -17,16 +17,19 @@ of the spec (LOCUST_ADMIN_TOKEN).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from schoolsurge.clients.options import ClientChoice, client_choice
-from schoolsurge.errors import ParameterError, SpecError
+from schoolsurge.clients.base import ClientSettings, PlatformClient
+from schoolsurge.clients.options import SETTINGS_FIELDS, URL_FIELDS, ClientChoice, check_client_url
+from schoolsurge.errors import ClientError, ParameterError, SpecError
 from schoolsurge.files import atomic_file, read_regular_text
 from schoolsurge.models.population import national_curves
 from schoolsurge.models.replay import Replay, load_fraction
@@ -41,6 +44,7 @@ from schoolsurge.options import (
     Section,
     given,
     options_for,
+    parse_section_arguments,
 )
 from schoolsurge.parameters import RunParameters, check_parameters, resolve_parameters
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
@@ -166,6 +170,40 @@ def build_spec(options: Any, command: Command) -> RunSpec:
         sweep=sweep_spec,
         monitoring=MonitoringSpec(**monitoring),
     )
+
+
+def client_choice(options: Any) -> ClientChoice:
+    """The client parsed options (CLI or Locust) choose; a URL must be one the loopback guard lets through
+    (--allow-host)."""
+    allow_host = getattr(options, "allow_host", None)
+    settings: dict[str, Any] = {}
+    for option in options_for(RUNS, Section.CLIENT):
+        value = getattr(options, option.dest, None)
+        if option.field in SETTINGS_FIELDS and value is not None:
+            settings[option.field] = value
+            if option.field in URL_FIELDS and value:
+                check_client_url(option.flag, value, allow_host)
+    pairs = getattr(options, "client_option", None) or ()
+    return ClientChoice(getattr(options, "client", None), ClientSettings(**settings), tuple(pairs))
+
+
+def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
+    """The client class (--client) and its settings from parsed options, each checked as the client will use
+    it; ClientError names the first option that cannot be used."""
+    return client_choice(options).configured()
+
+
+def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> str:
+    """Refuse client options given as command-line arguments that every Locust process would refuse; returns the
+    run's single sign-on protocol (--sso)."""
+    try:
+        options = parse_section_arguments(list(arguments), Command.RUN, Section.CLIENT)
+    except argparse.ArgumentError as error:
+        raise ClientError(str(error)) from None
+    options.allow_host = allow_host
+    choice = client_choice(options)
+    choice.configured()
+    return choice.settings.sso
 
 
 def spec_of(options: Any) -> RunSpec:

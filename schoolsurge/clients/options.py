@@ -1,13 +1,11 @@
-"""Choosing and configuring the platform client from options: `--sso` (the platform's single sign-on), `--client
-package.module:Class` (default: the embedded platform's client for that protocol), the CAS and OpenID Connect
-settings, the largest response body (`--max-body-bytes`) and `--client-option KEY=VALUE` (the keys the client
-declares). The options are declared in the option table (options.py, section CLIENT: each names the
-ClientSettings field it sets); `schoolsurge run` checks them before anything starts, writes the ClientChoice into
-the run spec and starts its embedded platform with the same `--sso`."""
+"""The platform client a run chose and how it is configured: the class (`--client package.module:Class`, default
+the embedded platform's client for `--sso`), its ClientSettings (the CAS and OpenID Connect settings, the largest
+response body) and the `--client-option KEY=VALUE` pairs, which the class parses by the keys it declares. The
+options themselves are the option table's (options.py, section CLIENT: each names the ClientSettings field it
+sets); spec.py turns parsed options into a ClientChoice, which the run spec carries to every Locust process."""
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import importlib
 from collections.abc import Sequence
@@ -16,7 +14,6 @@ from typing import Any
 
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.errors import ClientError, UnsafeTargetError
-from schoolsurge.options import RUNS, Command, Section, options_for, parse_section_arguments
 from schoolsurge.safety import check_target
 
 # The embedded platform's client for each single sign-on protocol.
@@ -46,41 +43,8 @@ class ClientChoice:
         return client_class, replace(self.settings, options=_client_options(self.options, client_class))
 
 
-def client_choice(options: Any) -> ClientChoice:
-    """The client the parsed options (CLI or Locust) choose; a URL must be one the loopback guard lets through
-    (--allow-host)."""
-    allow_host = getattr(options, "allow_host", None)
-    given: dict[str, Any] = {}
-    for option in options_for(RUNS, Section.CLIENT):
-        value = getattr(options, option.dest, None)
-        if option.field in SETTINGS_FIELDS and value is not None:
-            given[option.field] = value
-            if option.field in URL_FIELDS and value:
-                _check_url(option.flag, value, allow_host)
-    pairs = getattr(options, "client_option", None) or ()
-    return ClientChoice(getattr(options, "client", None), ClientSettings(**given), tuple(pairs))
-
-
-def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> str:
-    """Refuse client options given as command-line arguments that every Locust process would refuse; returns the
-    run's single sign-on protocol (--sso)."""
-    try:
-        options = parse_section_arguments(list(arguments), Command.RUN, Section.CLIENT)
-    except argparse.ArgumentError as error:
-        raise ClientError(str(error)) from None
-    options.allow_host = allow_host
-    choice = client_choice(options)
-    choice.configured()
-    return choice.settings.sso
-
-
-def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
-    """The client class (--client) and its settings from parsed options, each checked as the client will use
-    it; ClientError names the first option that cannot be used."""
-    return client_choice(options).configured()
-
-
-def _check_url(flag: str, url: str, allow_host: str | None) -> None:
+def check_client_url(flag: str, url: str, allow_host: str | None) -> None:
+    """A URL the client will request (URL_FIELDS), checked like the target; ClientError names its option."""
     try:
         check_target(url, allow_host)
     except UnsafeTargetError as error:
