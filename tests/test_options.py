@@ -227,6 +227,7 @@ def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(tmp_path:
     assert argv[argv.index("--run-spec") + 1] == str(run_dir / RUN_SPEC)
     in_the_spec = {o.flag for o in OPTIONS if o.section in (Section.RUN, Section.CLIENT, Section.MONITORING)}
     assert not in_the_spec & set(argv), f"the run's options on Locust's command line: {in_the_spec & set(argv)}"
+    assert "--admin-token" not in argv, "a secret on a command line"
 
     spec = read_spec(run_dir / RUN_SPEC)
     manifest = json.loads((run_dir / MANIFEST).read_text())
@@ -240,3 +241,29 @@ def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(tmp_path:
         spec.client.settings.sso,
     )
     assert manifest["processes"] == 1 and spec.processes is None and spec.target is None
+
+
+def test_the_embedded_platform_s_admin_token_reaches_locust_and_its_incidents_run(tmp_path: Path) -> None:
+    """The token goes to Locust in its environment (never a file or its command line), and Locust reads it there:
+    a capacity-loss incident of a `schoolsurge run` is applied, not skipped for want of a token."""
+    scenario = tmp_path / "smoke-loss.yaml"
+    incident = '\nincidents: [{kind: capacity-loss, at: "07:45", restored_at: "08:15", fraction: 0.5}]\n'
+    scenario.write_text(SMOKE.read_text(encoding="utf-8") + incident, encoding="utf-8")
+    reports = tmp_path / "reports"
+    command = [
+        sys.executable,
+        "-m",
+        "schoolsurge",
+        "run",
+        str(scenario),
+        "--speed",
+        "240",
+        "--reports-dir",
+        str(reports),
+    ]
+    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert finished.returncode in (0, 4), finished.stdout[-2000:] + finished.stderr[-2000:]
+    (log,) = reports.glob("*/locust.log")
+    text = log.read_text()
+    assert "incidents skipped" not in text
+    assert "capacity lost 50% at run second" in text and "(applied)" in text, text[-3000:]
