@@ -4,6 +4,7 @@
     ├── UsageError                   bad input, refused before anything starts (exit 2)
     │   ├── ScenarioError            a scenario file: unreadable, invalid YAML, a wrong field
     │   ├── ParameterError           a run option: scale, speed, seed, late/drop limits
+    │   ├── SpecError                a run spec file (--run-spec) that cannot be used
     │   ├── AccountsError            an accounts CSV file
     │   ├── ClientError              --client / client options that cannot be used
     │   ├── UnsafeTargetError        a target that is not loopback and not explicitly allowed
@@ -37,6 +38,11 @@ class ScenarioError(UsageError):
 
 class ParameterError(UsageError):
     """A run parameter (scale, speed, seed, lateness limits) out of its range."""
+
+
+class SpecError(UsageError):
+    """A run spec file (--run-spec, run_spec.json) that cannot be read or holds a wrong field; the message names
+    the file and the field."""
 
 
 class AccountsError(UsageError):

@@ -1,9 +1,12 @@
 """The surge locustfile: `locust -f locustfiles/surge.py --scenario scenarios/first-day-2021.yaml -H URL`.
 
-The only module that registers Locust listeners and options. In every Locust process (single, master,
-workers) it checks the options and the target, builds the run context and installs the engine; Locust finds
-the agent class and the load shape here. A plain `locust -f` run leaves a complete run directory, as
-`schoolsurge run` does (reports/<UTC timestamp>-<scenario>-locust/ unless --run-dir says where).
+The only module that registers Locust listeners and options. Its options are the option table's (options.py):
+the run's, or `--run-spec FILE` when `schoolsurge run` started this Locust (it wrote the run's options there).
+In every Locust process (single, master, workers) it reads the run spec, checks the target, builds the run
+context and installs the engine; Locust finds the agent class and the load shape here. A plain `locust -f` run
+leaves a complete run directory, as `schoolsurge run` does (reports/<UTC timestamp>-<scenario>-locust/ unless
+--run-dir says where): its run spec, the engine's files and, once the engine has written them, the run's
+conclusion (conclude.py: validity, report, index, verdicts).
 """
 
 from __future__ import annotations
@@ -11,59 +14,35 @@ from __future__ import annotations
 import gc
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from locust import events
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from schoolsurge.clients.options import add_client_arguments
-from schoolsurge.engine import PoolShape, SurgeAgent, build_context, engine_of, install
+from schoolsurge.engine import EngineNotInstalledError, PoolShape, SurgeAgent, build_context, engine_of, install
 from schoolsurge.engine.locust_workarounds import cache_locust_default_arguments
 from schoolsurge.errors import UnsafeTargetError, UsageError
-from schoolsurge.monitoring_options import add_monitoring_arguments
-from schoolsurge.parameters import scale_fraction, seconds_at_least_zero, seed_number, speed_factor
+from schoolsurge.exit_status import EXIT_USAGE
+from schoolsurge.options import DEFAULT_REPORTS_DIR, Command, add_options
 from schoolsurge.rundir import new_run_dir
 from schoolsurge.safety import check_target
-from schoolsurge.sweep_options import add_sweep_arguments
+from schoolsurge.spec import write_spec
 
 __all__ = ["PoolShape", "SurgeAgent"]
 
-DEFAULT_SCENARIO = "scenarios/first-day-2021.yaml"
-DEFAULT_REPORTS_DIR = Path("reports")
 log = logging.getLogger(__name__)
 cache_locust_default_arguments()  # before any worker handles a spawn message
 
 
 @events.init_command_line_parser.add_listener
-def add_options(parser: Any) -> None:
-    parser.add_argument("--scenario", default=DEFAULT_SCENARIO, help="scenario YAML file")
-    parser.add_argument("--scale", type=scale_fraction, default=None, help="fraction of people simulated")
-    parser.add_argument("--speed", type=speed_factor, default=None, help="time compression (scenario s per run s)")
-    parser.add_argument("--seed", type=seed_number, default=None, help="seed of the schedule, accounts and choices")
-    parser.add_argument("--accounts", default=None, help="CSV file role,username,password (default: from the seed)")
-    parser.add_argument("--run-dir", default=None, include_in_web_ui=False, help="where the run's files go")
-    parser.add_argument("--allow-host", default=None, help="a non-loopback host you own and may load")
-    parser.add_argument("--admin-token", default=None, is_secret=True, help="platform admin token (incidents)")
-    parser.add_argument(
-        "--late-after", type=seconds_at_least_zero, default=None, help="start delay (s) counted as late (1)"
-    )
-    parser.add_argument(
-        "--drop-after", type=seconds_at_least_zero, default=None, help="start delay (s) past which it is dropped (60)"
-    )
-
-    def add_hidden_argument(flag: str, **kwargs: Any) -> None:
-        parser.add_argument(flag, include_in_web_ui=False, **kwargs)
-
-    add_client_arguments(parser, add_hidden_argument)
-    add_sweep_arguments(add_hidden_argument)
-    add_monitoring_arguments(add_hidden_argument)
+def on_command_line_parser(parser: Any) -> None:
+    add_options(parser, Command.LOCUST)
 
 
 def _fail(message: str) -> None:
     print(f"schoolsurge: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(EXIT_USAGE)
 
 
 @events.init.add_listener
@@ -74,12 +53,14 @@ def on_init(environment: Environment, **_: Any) -> None:
     try:
         context = build_context(options)
         if environment.host:
-            check_target(environment.host, options.allow_host)
+            check_target(environment.host, context.allow_host)
     except UsageError as error:
         _fail(str(error))
     if context.run_dir is None and not isinstance(environment.runner, WorkerRunner):
         context.run_dir = new_run_dir(DEFAULT_REPORTS_DIR, f"{context.scenario.name}-locust")
-    install(environment, context)
+    engine = install(environment, context)
+    if engine.results is not None and engine.results.owned:  # this process starts the run: its spec is written here
+        write_spec(engine.results.run_dir, context.spec)
     # Everything loaded so far (modules, the scenario, the schedule) lives as long as the process: kept out of
     # the collector's reach, a full collection costs what the run allocates, not what it loaded.
     gc.collect()
@@ -97,3 +78,23 @@ def on_test_start(environment: Environment, **_: Any) -> None:
     except UnsafeTargetError as error:
         log.error("%s", error)
         environment.runner.quit()
+
+
+@events.quitting.add_listener
+def on_quitting(environment: Environment, **_: Any) -> None:
+    """Conclude a run whose directory is this process's own (`schoolsurge run` concludes its runs itself, once
+    Locust has exited). Registered at import, before the engine's own listener (install(), at init): Locust fires
+    `quitting` in reverse order, so this runs once the engine has written its files."""
+    runner = environment.runner
+    if runner is None or isinstance(runner, WorkerRunner) or environment.parsed_options is None:
+        return  # a worker writes no run directory
+    try:
+        results = engine_of(environment).results
+    except EngineNotInstalledError:
+        return  # its init refused the run
+    if results is None or not results.owned:
+        return
+    from schoolsurge.conclude import conclude  # the report's libraries: only the process that concludes needs them
+
+    if conclude(results.run_dir).refused is not None:  # as `schoolsurge run` exits; else Locust's own status stands
+        environment.process_exit_code = EXIT_USAGE

@@ -1,10 +1,10 @@
 """A run's parameters, resolved once from the scenario and the options: scale, speed, seed, lateness limits.
 
 `resolve_parameters` is the one place where an option left unset falls back to the scenario's value or to the
-defaults below; the runner, `plan`, the locustfile and the capacity sweep all call it. It refuses what the
-models cannot replay: a scale so small that nobody is simulated, a speed so high that the window passes in
-less than MIN_RUN_S. The argparse types at the end check an option as it is parsed, so a bad value is refused
-(one line, exit 2) before anything starts.
+defaults below; the run spec (spec.py), `plan` and the capacity sweep call it. It refuses what the models cannot
+replay: a scale so small that nobody is simulated, a speed so high that the window passes in less than MIN_RUN_S.
+The argparse types at the end check an option as it is parsed (options.py), so a bad value is refused (one line,
+exit 2) before anything starts.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import argparse
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from schoolsurge.errors import ParameterError
 from schoolsurge.models.population import logins_expected
@@ -68,21 +68,17 @@ def resolve_parameters(
     return parameters
 
 
-def parameters_from_options(scenario: Scenario, options: Any) -> RunParameters:
-    """resolve_parameters from parsed options (CLI or Locust) that may lack some of the fields."""
-    return resolve_parameters(
-        scenario,
-        scale=getattr(options, "scale", None),
-        speed=getattr(options, "speed", None),
-        seed=getattr(options, "seed", None),
-        late_after_s=getattr(options, "late_after", None),
-        drop_after_s=getattr(options, "drop_after", None),
-    )
+def scale_in_range(scale: float) -> bool:
+    """A scale is a fraction of the people: in (0, 1]. NaN is not (it fails every comparison)."""
+    return 0 < scale <= 1
+
+
+SCALE_RANGE = "in (0, 1] (a fraction of the people)"
 
 
 def check_parameters(parameters: RunParameters) -> None:
-    if not 0 < parameters.scale <= 1:  # NaN fails this comparison too
-        raise ParameterError(f"scale must be in (0, 1] (a fraction of the people), got {parameters.scale}")
+    if not scale_in_range(parameters.scale):
+        raise ParameterError(f"scale must be {SCALE_RANGE}, got {parameters.scale}")
     if not 0 < parameters.speed < math.inf:
         raise ParameterError(f"speed must be a finite number above 0, got {parameters.speed}")
     if parameters.seed < 0:
@@ -148,9 +144,7 @@ def checked(
     return argument_type
 
 
-scale_fraction = checked(
-    finite_number, lambda v: 0 < v <= 1, "must be in (0, 1] (a fraction of the people)", "--scale, in (0, 1]"
-)
+scale_fraction = checked(finite_number, scale_in_range, f"must be {SCALE_RANGE}", "--scale, in (0, 1]")
 speed_factor = checked(
     finite_number, lambda v: v > 0, "must be above 0 (scenario seconds per run second)", "--speed, above 0"
 )

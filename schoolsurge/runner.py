@@ -1,14 +1,20 @@
-"""`schoolsurge run`: platform up, Locust headless over the scenario, results and report kept, platform down.
+"""`schoolsurge run` and `schoolsurge capacity`: platform up, Locust headless over the run spec, results and report
+kept, platform down.
 
-The locustfile writes the run directory's results and report (as it does for a plain `locust -f`); the
-runner first refuses (exit 2) what any Locust process would refuse and what this machine cannot hold, then
-creates the directory (so a platform that fails to start is recorded too), starts the embedded platform when
-no target is given, runs Locust in its own session, and records how Locust ended. A stop signal at any point
-ends every process it started (child_process.py).
+    outcome = start(build_spec(options, Command.RUN), Start.from_options(options))   # the command line
+    outcome = run(RunRequest(scenario_path=..., target=None, speed=240))             # a library caller
+
+The runner first refuses (exit 2) what this machine cannot hold (the spec has refused what any Locust process
+would), then creates the run directory (so a platform that fails to start is recorded too) and writes the spec
+into it, starts the embedded platform when no target is given, runs Locust in its own session on that spec
+(`--run-spec`: the Locust processes read the run's options there, not on their command line), and concludes
+the run once Locust has exited (conclude.py). A stop signal at any point ends every process it started
+(child_process.py).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -19,192 +25,168 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import schoolsurge
 from schoolsurge.accounts import CsvAccounts
 from schoolsurge.child_process import STOP_SIGNALS, end_process_group, start_in_own_session
-from schoolsurge.clients.options import check_client_arguments
-from schoolsurge.errors import ParameterError, PlatformStartError, ReportError, RunError, RunTooLargeError
+from schoolsurge.conclude import LocustExit, RunOutcome, conclude
+from schoolsurge.errors import ClientError, PlatformStartError, RunError, RunTooLargeError
 from schoolsurge.models.fleet import FleetFigures, fleet_need, schedule_memory_mb
-from schoolsurge.models.population import national_curves
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.sweep import SweepReplay, SweepSettings, mean_session_s
-from schoolsurge.parameters import RunParameters, resolve_parameters
+from schoolsurge.models.sweep import SweepReplay, SweepSettings
+from schoolsurge.options import (
+    DEFAULT_REPORTS_DIR,
+    OPTIONS,
+    Command,
+    Section,
+    given,
+    options_for,
+    parse_section_arguments,
+)
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import MAX_SIZE as PLATFORM_MAX_SIZE
-from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
-from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.outcome.health import health, run_refused
-from schoolsurge.report.outcome.junit import write_junit
-from schoolsurge.report.outcome.served import ServedShare, served_share
-from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
     LOCUST_LOG,
     LOCUST_PREFIX,
     PLATFORM_LOG,
-    REPORT,
+    RUN_SPEC,
     RunStatus,
     finish_manifest,
     new_run_dir,
-    read_manifest,
     start_manifest,
     update_manifest,
 )
-from schoolsurge.safety import check_target
 from schoolsurge.scenario import Scenario, load_scenario
-from schoolsurge.sweep_options import forwarded_sweep_arguments, resolve_sweep
+from schoolsurge.spec import RunSpec, build_spec, secret_environment, write_spec
+from schoolsurge.spec import profile_capacity as profile_capacity  # where it was: tests and callers import it here
+
+__all__ = ["RunOutcome", "RunRequest", "Start", "run", "start"]
 
 LOCUSTFILE = Path(schoolsurge.__file__).with_name("locustfile.py")
-PROFILE_ENV = "SCHOOLSURGE_PROFILE"
-LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results and report
+LOCUST_GRACE_S = 30  # after the shape ends or Ctrl-C, how long Locust gets to write its results
 MASTER_BIND_HOST = "127.0.0.1"  # where the master of --processes listens for its (local) workers
 FORCED_PROCESSES_PER_CORE = 4  # the most Locust processes a core, even with --force
 
 
+@dataclass(frozen=True)
+class Start:
+    """How `schoolsurge` starts and ends a run (the option table's START section), and the admin token of the
+    user's own platform, which no file or command line holds."""
+
+    reports_dir: Path = DEFAULT_REPORTS_DIR
+    force: bool = False  # run even when the plan says this machine cannot hold it
+    locustfile: Path | None = None  # a locustfile of one's own (default: the surge locustfile)
+    junit: Path | None = None  # where to write the verdicts and the run's validity as JUnit XML
+    fail_on_slo: bool = False
+    admin_token: str | None = None  # of the user's own platform, for capacity-loss incidents
+
+    @classmethod
+    def from_options(cls, options: Any, admin_token: str | None = None) -> Start:
+        started = {o.dest: given(options, o.dest) for o in OPTIONS if o.section is Section.START}
+        return cls(**started, admin_token=admin_token)
+
+
 @dataclass
 class RunRequest:
+    """A run as a library caller asks for it: what `schoolsurge run` (or, with `sweep`, `schoolsurge capacity`)
+    takes as options; None: the option's default."""
+
     scenario_path: Path
     target: str | None  # None: start the embedded reference platform
     scale: float | None = None
     speed: float | None = None
     seed: int | None = None
     processes: int | None = None
-    reports_dir: Path = Path("reports")
+    reports_dir: Path = DEFAULT_REPORTS_DIR
     allow_host: str | None = None
     fail_on_slo: bool = False
     admin_token: str | None = None  # of the user's own platform, for capacity-loss incidents
     force: bool = False  # run even when the plan says this machine cannot hold it
     accounts: Path | None = None  # CSV of test accounts (default: the embedded platform's, from the seed)
     locustfile: Path | None = None  # a locustfile of one's own (default: the surge locustfile)
-    client_arguments: Sequence[str] = field(default_factory=list)  # --client ..., --cas-url ..., passed on
+    client_arguments: Sequence[str] = field(default_factory=list)  # --client ..., --cas-url ... (options.py)
     profile: str | None = None  # the embedded platform's capacity profile (default: the scenario's)
     sweep: SweepSettings | None = None  # a capacity sweep instead of the morning
     sweep_capacity: float | None = None  # the target's expected capacity, x the peak (embedded: its profile's)
     junit: Path | None = None  # where to write the verdicts and the run's validity as JUnit XML
-    late_after_s: float | None = None  # start delay counted as late (default 1 s)
-    drop_after_s: float | None = None  # start delay past which an arrival is dropped (default 60 s)
-    monitoring_arguments: Sequence[str] = field(default_factory=list)  # --metrics-port ... (monitoring_options.py)
-
-
-@dataclass
-class RunOutcome:
-    run_dir: Path
-    report: Path | None
-    verdicts: list[Verdict]
-    interrupted: bool
-    served: ServedShare | None = None
-    invalid_reason: str | None = None  # "generator-bound: ..." when the run measured the generator
-    refused: str | None = None  # why the loopback guard stopped the run, when it did (manifest `stopped_by`)
+    late_after_s: float | None = None  # start delay counted as late
+    drop_after_s: float | None = None  # start delay past which an arrival is dropped
+    monitoring_arguments: Sequence[str] = field(default_factory=list)  # --metrics-port ... (options.py)
 
     @property
-    def slo_met(self) -> bool:
-        return all(v.met for v in self.verdicts)
+    def command(self) -> Command:
+        return Command.RUN if self.sweep is None else Command.CAPACITY
 
-    @property
-    def valid(self) -> bool:
-        return self.invalid_reason is None
+    def options(self) -> argparse.Namespace:
+        """The options the command line would have parsed for this request."""
+        arguments = [*self.client_arguments, *self.monitoring_arguments]
+        try:
+            options = parse_section_arguments(arguments, self.command, Section.CLIENT, Section.MONITORING)
+        except argparse.ArgumentError as error:
+            raise ClientError(str(error)) from None
+        for option in options_for(self.command, Section.SWEEP):
+            value = self.sweep_capacity if option.dest == "sweep_capacity" else getattr(self.sweep, option.spec_field)
+            setattr(options, option.dest, value)
+        same_name = ("target", "scale", "speed", "seed", "processes", "reports_dir", "allow_host", "fail_on_slo")
+        same_name += ("force", "accounts", "locustfile", "profile", "junit")
+        vars(options).update({dest: getattr(self, dest) for dest in same_name})
+        vars(options).update(scenario=self.scenario_path, late_after=self.late_after_s, drop_after=self.drop_after_s)
+        return options
 
 
 def run(request: RunRequest) -> RunOutcome:
+    options = request.options()
+    return start(build_spec(options, request.command), Start.from_options(options, request.admin_token))
+
+
+def start(spec: RunSpec, how: Start) -> RunOutcome:
+    """Run the spec (built by build_spec for `schoolsurge run` or `capacity`) and conclude it."""
     with _stop_signals_interrupt():
-        return _run(request)
+        return _start(spec, how)
 
 
-def _run(request: RunRequest) -> RunOutcome:
-    scenario = load_scenario(request.scenario_path)
-    # A choice on the command line (or SCHOOLSURGE_PROFILE, as for `schoolsurge target`) overrides the scenario's.
-    profile = _check_profile(request.profile or os.environ.get(PROFILE_ENV) or scenario.platform.profile)
-    replay: Replay
-    if request.sweep is None:
-        parameters = resolve_parameters(
-            scenario, request.scale, request.speed, request.seed, request.late_after_s, request.drop_after_s
-        )
-        replay = Replay(scenario, parameters.scale, parameters.speed)
-    else:
-        if request.sweep_capacity is None and request.target is None:
-            request.sweep_capacity = profile_capacity(scenario, profile)
-        parameters, replay = resolve_sweep(
-            scenario,
-            request.sweep,
-            request.sweep_capacity,
-            request.scale,
-            request.speed,
-            request.seed,
-            request.late_after_s,
-            request.drop_after_s,
-        )
-    # Everything the Locust processes would refuse, refused here: before the run directory, the platform, a fork.
-    if request.target is not None:
-        check_target(request.target, request.allow_host)
-    sso = check_client_arguments(request.client_arguments, request.allow_host)
-    if request.accounts is not None:
-        CsvAccounts(request.accounts).require_roles(scenario.personas)
-    check_processes(request.processes, request.force)
-    check_machine_holds(replay, request.scenario_path, request.force)
-    if request.target is None:
+def _start(spec: RunSpec, how: Start) -> RunOutcome:
+    scenario = load_scenario(spec.scenario)
+    replay = spec.replay(scenario)
+    # What this machine cannot hold, refused here: before the run directory, the platform, a fork.
+    if spec.accounts is not None:
+        CsvAccounts(spec.accounts).require_roles(scenario.personas)
+    check_processes(spec.processes, how.force)
+    check_machine_holds(replay, spec.scenario, how.force)
+    if spec.target is None:
         check_platform_holds(replay)
-    run_dir = new_run_dir(request.reports_dir, scenario.name)
+    run_dir = new_run_dir(how.reports_dir, scenario.name)
     start_manifest(
         run_dir,
-        request.scenario_path,
+        spec.scenario,
         scenario=scenario.name,
-        scale=parameters.scale,
-        speed=parameters.speed,
-        seed=parameters.seed,
-        processes=request.processes or 1,
-        embedded=request.target is None,
-        target=request.target or "embedded",
-        sso=sso,
-        **({"profile": profile} if request.target is None else {}),
+        scale=spec.scale,
+        speed=spec.speed,
+        seed=spec.seed,
+        processes=spec.processes or 1,
+        embedded=spec.target is None,
+        target=spec.target or "embedded",
+        sso=spec.client.settings.sso,
+        **({"profile": spec.profile} if spec.target is None else {}),
     )
+    write_spec(run_dir, spec)
     print(f"schoolsurge: run directory {run_dir}", flush=True)
-    code, interrupted = None, False
+    locust = LocustExit(None, interrupted=False)
     try:
-        with _platform(request, scenario, profile, replay, parameters.seed, run_dir, sso) as (target, admin_token):
+        with _platform(spec, scenario, replay, run_dir, how.admin_token) as (target, admin_token):
             update_manifest(run_dir, target=target)
             print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
-            command = _locust_command(request, parameters, target, run_dir)
-            code, interrupted = _run_locust(command, admin_token)
+            command = _locust_command(spec, how.locustfile, target, run_dir)
+            locust = _run_locust(command, secret_environment(spec, admin_token))
     except KeyboardInterrupt:
-        interrupted = True
+        locust = LocustExit(None, interrupted=True)
     except PlatformStartError as error:
         finish_manifest(run_dir, RunStatus.FAILED)
         raise RunError(
             f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / PLATFORM_LOG}"
         ) from None
-    outcome = _conclude(run_dir, code, interrupted)
-    if request.junit is not None:
-        write_junit(request.junit, scenario.name, outcome.verdicts, outcome.invalid_reason)
-    if code not in (0, None) and not interrupted:
-        raise RunError(f"Locust exited with status {code}; see {run_dir / LOCUST_LOG}")
-    return outcome
-
-
-def _conclude(run_dir: Path, code: int | None, interrupted: bool) -> RunOutcome:
-    """Record how the run ended and whether it is valid; rebuild the report if Locust could not write it; judge
-    the SLOs."""
-    written = read_manifest(run_dir).status
-    if interrupted:
-        status = RunStatus.INTERRUPTED
-    elif code not in (0, None):
-        status = RunStatus.FAILED
-    else:
-        status = RunStatus(written) if written in tuple(RunStatus) else RunStatus.FAILED
-    if status == RunStatus.RUNNING:  # Locust ended without writing its results
-        status = RunStatus.FAILED
-    refused = run_refused(finish_manifest(run_dir, status, locust_exit_code=code))
-    try:
-        data = load_run(run_dir)  # once, for the validity, the report and the verdicts
-    except ReportError as error:
-        print(f"schoolsurge: no report: {error}", file=sys.stderr)
-        return RunOutcome(run_dir, None, [], interrupted, refused=refused)
-    invalid = health(data).invalid_reason()
-    data.manifest = update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid)
-    report = run_dir / REPORT
-    if written != status or not report.exists():
-        report = write_report(data)  # the locustfile's report does not say how the run really ended
-    refresh_index(run_dir.parent)
-    return RunOutcome(run_dir, report, judge_run(data), interrupted, served_share(data), invalid, refused)
+    return conclude(run_dir, locust, junit=how.junit, fail_on_slo=how.fail_on_slo)
 
 
 def _what_runs(replay: Replay) -> str:
@@ -219,35 +201,13 @@ def _what_runs(replay: Replay) -> str:
     return f"replaying {replay.scenario.window.start}-{replay.scenario.window.end} at {scale}"
 
 
-def _check_profile(profile: str) -> str:
-    if profile not in PROFILES:
-        raise ParameterError(f"unknown platform profile {profile!r}; choose one of {', '.join(sorted(PROFILES))}")
-    return profile
-
-
-def profile_capacity(scenario: Scenario, profile: str) -> float:
-    """What the embedded platform's profile holds at a constant arrival rate, as a multiple of the scenario's
-    national peak arrival rate: the lowest of its login rate over the peak login rate, its request rate over the
-    peak request rate, and its sessions over the sessions a constant rate keeps open (rate x mean session)."""
-    limits = NATIONAL_LIMITS[profile]
-    curves = national_curves(scenario)
-    peak_logins = float(curves.per_minute(curves.total_arrivals()).max())
-    held = [
-        limits["national_login_rate"] / peak_logins,
-        limits["national_request_rate"] / float(curves.total_requests().max()),
-    ]
-    if limits["national_sessions"] is not None:
-        held.append(limits["national_sessions"] / (peak_logins * mean_session_s(scenario)))
-    return min(held)
-
-
 @contextlib.contextmanager
 def _platform(
-    request: RunRequest, scenario: Scenario, profile: str, replay: Replay, seed: int, run_dir: Path, sso: str
+    spec: RunSpec, scenario: Scenario, replay: Replay, run_dir: Path, admin_token: str | None
 ) -> Iterator[tuple[str, str | None]]:
-    """The target URL: the user's (checked) or an embedded platform sized for this replay."""
-    if request.target is not None:  # already checked by run(), before the run directory was made
-        yield request.target.rstrip("/"), request.admin_token
+    """The target URL and its admin token: the user's (checked) or an embedded platform sized for this replay."""
+    if spec.target is not None:  # already checked by build_spec, before the run directory was made
+        yield spec.target.rstrip("/"), admin_token
         return
     print(
         f"schoolsurge: starting the reference platform ({replay.platform_pupils} pupils, "
@@ -256,58 +216,50 @@ def _platform(
         flush=True,
     )
     with PlatformProcess(
-        seed=seed,
+        seed=spec.seed,
         size=replay.platform_pupils,
         hash_cost=scenario.platform.hash_cost,
-        profile=profile,
+        profile=spec.profile,
         log_path=run_dir / PLATFORM_LOG,
         # The platform's capacity is national: it scales it to the run it stands in for.
         run_scale=replay.scale,
         run_speed=replay.speed,
-        sso=sso,  # the single sign-on the run's client speaks
+        sso=spec.client.settings.sso,  # the single sign-on the run's client speaks
     ) as platform:
         yield platform.base_url, platform.admin_token
 
 
-def _locust_command(request: RunRequest, parameters: RunParameters, target: str, run_dir: Path) -> list[str]:
-    locustfile = request.locustfile or LOCUSTFILE
-    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--only-summary"]
+def _locust_command(spec: RunSpec, locustfile: Path | None, target: str, run_dir: Path) -> list[str]:
+    """Locust's own options, and the spec: the run's options are read there, not from this command line."""
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile or LOCUSTFILE), "--headless", "--only-summary"]
     command += ["--host", target, "--csv", str(run_dir / LOCUST_PREFIX), "--csv-full-history"]
     command += ["--logfile", str(run_dir / LOCUST_LOG), "--exit-code-on-error", "0"]
-    command += ["--scenario", str(request.scenario_path), "--run-dir", str(run_dir)]
-    command += ["--scale", repr(parameters.scale), "--speed", repr(parameters.speed), "--seed", str(parameters.seed)]
-    command += ["--late-after", repr(parameters.late_after_s), "--drop-after", repr(parameters.drop_after_s)]
-    if request.allow_host:
-        command += ["--allow-host", request.allow_host]
-    if request.processes:
+    command += ["--run-spec", str(run_dir / RUN_SPEC)]
+    if spec.processes:
         # A free master port, so that two runs with --processes on one machine do not collide on Locust's 5557;
         # on loopback only, as its workers are local: Locust's master has no authentication (docs/fleet.md).
         port = str(free_loopback_port())
-        command += ["--processes", str(request.processes), "--master-bind-host", MASTER_BIND_HOST]
+        command += ["--processes", str(spec.processes), "--master-bind-host", MASTER_BIND_HOST]
         command += ["--master-bind-port", port, "--master-port", port]
-    if request.accounts:
-        command += ["--accounts", str(request.accounts)]
-    if request.sweep is not None:
-        command += forwarded_sweep_arguments(request.sweep, request.sweep_capacity)
-    return command + list(request.monitoring_arguments) + list(request.client_arguments)
+    return command
 
 
-def _run_locust(command: list[str], admin_token: str | None) -> tuple[int, bool]:
-    """Run Locust in its own session so that Ctrl-C reaches it once, through us; returns (code, interrupted).
-    The admin token goes through the environment (Locust reads LOCUST_<OPTION>), never the command line."""
-    env = {**os.environ, "LOCUST_ADMIN_TOKEN": admin_token} if admin_token else None
+def _run_locust(command: list[str], secrets: dict[str, str]) -> LocustExit:
+    """Run Locust in its own session so that Ctrl-C reaches it once, through us. The secrets (admin token, OIDC
+    client secret) go through its environment (LOCUST_<OPTION>, options.py), never its command line."""
+    env = {**os.environ, **secrets} if secrets else None
     with _locust_session(command, env) as process:
         try:
-            return process.wait(), False
+            return LocustExit(process.wait(), interrupted=False)
         except KeyboardInterrupt:
             print("\nschoolsurge: interrupted; stopping Locust and keeping what was measured", flush=True)
             with _signals_ignored():  # a second Ctrl-C or SIGTERM must not cut the orderly stop short
                 process.send_signal(signal.SIGINT)
                 try:
-                    return process.wait(timeout=LOCUST_GRACE_S), True
+                    return LocustExit(process.wait(timeout=LOCUST_GRACE_S), interrupted=True)
                 except subprocess.TimeoutExpired:
                     process.kill()
-                    return process.wait(), True
+                    return LocustExit(process.wait(), interrupted=True)
 
 
 @contextlib.contextmanager

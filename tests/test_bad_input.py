@@ -14,10 +14,10 @@ import pytest
 from schoolsurge.accounts import CsvAccounts
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import Dashboard, PlatformClient
-from schoolsurge.clients.options import configured_client
 from schoolsurge.engine import build_context
 from schoolsurge.errors import AccountsError, RunTooLargeError
 from schoolsurge.runner import FORCED_PROCESSES_PER_CORE, check_processes, usable_cores
+from schoolsurge.spec import configured_client
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"

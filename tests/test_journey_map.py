@@ -23,12 +23,13 @@ from schoolsurge.accounts import Roster
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.clients import ClientContext, ClientSettings, Person, ReferencePlatformClient, StepNotSupported
 from schoolsurge.clients.journey import STEPS, Template, load_journey_map, parse_journey_map, shipped_maps
-from schoolsurge.clients.options import check_client_arguments, load_client_class
+from schoolsurge.clients.options import load_client_class
 from schoolsurge.clients.web import WebClient
 from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.errors import ClientError
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.runner import RunRequest, run
+from schoolsurge.spec import check_client_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"

@@ -32,9 +32,9 @@ from schoolsurge.clients.login_failures import (
     login_failure_of,
     refused_submission,
 )
-from schoolsurge.clients.options import check_client_arguments
 from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.spec import check_client_arguments
 
 SEED, SIZE, COST = 2021, 60, 4
 

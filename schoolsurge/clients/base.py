@@ -27,6 +27,7 @@ is, and a way to open a second connection (back-channel calls, such as a ticket 
 
 from __future__ import annotations
 
+import argparse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,20 @@ __all__ = [
 ]
 
 DEFAULT_MAX_BODY_BYTES = 10 << 20  # --max-body-bytes: a login page is tens of KB, a JSON page a few KB
+MIN_BODY_BYTES = 1024  # a smaller limit would fail every page
+
+
+def body_bytes(text: str) -> int:
+    """--max-body-bytes (argparse type): a whole number of bytes, at least MIN_BODY_BYTES."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of bytes, e.g. {DEFAULT_MAX_BODY_BYTES}, got {text!r}"
+        ) from None
+    if value < MIN_BODY_BYTES:
+        raise argparse.ArgumentTypeError(f"expected at least {MIN_BODY_BYTES} bytes, got {value}")
+    return value
 
 
 @dataclass(frozen=True)

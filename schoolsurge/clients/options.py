@@ -1,24 +1,19 @@
-"""Choosing and configuring the platform client from options: `--sso` (the platform's single sign-on), `--client
-package.module:Class` (default: the embedded platform's client for that protocol), the CAS and OpenID Connect
-settings, the largest response body (`--max-body-bytes`) and `--client-option KEY=VALUE` (the keys the client
-declares). The same options exist on `schoolsurge run` (which checks them before anything starts, then passes
-them on, and starts its embedded platform with the same `--sso`) and on the locustfile."""
+"""The platform client a run chose and how it is configured: the class (`--client package.module:Class`, default
+the embedded platform's client for `--sso`), its ClientSettings (the CAS and OpenID Connect settings, the largest
+response body) and the `--client-option KEY=VALUE` pairs, which the class parses by the keys it declares. The
+options themselves are the option table's (options.py, section CLIENT: each names the ClientSettings field it
+sets); spec.py turns parsed options into a ClientChoice, which the run spec carries to every Locust process."""
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import importlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from schoolsurge.clients.base import DEFAULT_MAX_BODY_BYTES, ClientSettings, PlatformClient
-from schoolsurge.clients.cas import VALIDATIONS
-from schoolsurge.clients.journey import JOURNEY_MAP_HELP, journey_map_argument
-from schoolsurge.clients.oidc import TOKEN_AUTH_METHODS
-from schoolsurge.clients.oidc import VALIDATIONS as OIDC_VALIDATIONS
+from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.errors import ClientError, UnsafeTargetError
-from schoolsurge.platform.settings import SSO_PROTOCOLS
 from schoolsurge.safety import check_target
 
 # The embedded platform's client for each single sign-on protocol.
@@ -26,144 +21,30 @@ DEFAULT_CLIENTS = {
     "cas": "schoolsurge.clients.reference:ReferencePlatformClient",
     "oidc": "schoolsurge.clients.reference:ReferenceOidcClient",
 }
-DEFAULT_CLIENT = DEFAULT_CLIENTS["cas"]
 # Requested by the client, so checked like the target.
 URL_FIELDS = frozenset({"cas_url", "service_url", "home_url", "oidc_issuer", "oidc_login_url", "oidc_redirect_uri"})
+# What the options may set directly (--client-option pairs are parsed by the client class, into `options`).
+SETTINGS_FIELDS = frozenset(f.name for f in dataclasses.fields(ClientSettings)) - {"options"}
 
 
 @dataclass(frozen=True)
-class ClientOption:
-    flag: str
-    field: str  # the ClientSettings field it sets ("" for --client itself)
-    help: str
-    choices: tuple[str, ...] | None = None
-    repeated: bool = False
-    type: Callable[[str], Any] | None = None  # argparse's: converts and checks the value
+class ClientChoice:
+    """The client a run uses, as its options chose it: the class (None: the embedded platform's client for
+    `settings.sso`), its settings, and the --client-option KEY=VALUE pairs, which the class parses."""
+
+    client: str | None = None
+    settings: ClientSettings = ClientSettings()
+    options: tuple[str, ...] = ()
+
+    def configured(self) -> tuple[type[PlatformClient], ClientSettings]:
+        """The client class and its settings, each checked as the client will use it; ClientError names the first
+        thing that cannot be used."""
+        client_class = load_client_class(self.client, self.settings.sso)
+        return client_class, replace(self.settings, options=_client_options(self.options, client_class))
 
 
-def body_bytes(text: str) -> int:
-    """--max-body-bytes: a whole number of bytes, at least 1 KiB (a smaller limit would fail every page)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a number of bytes, e.g. {DEFAULT_MAX_BODY_BYTES}, got {text!r}"
-        ) from None
-    if value < 1024:
-        raise argparse.ArgumentTypeError(f"expected at least 1024 bytes, got {value}")
-    return value
-
-
-CLIENT_OPTIONS = (
-    ClientOption(
-        "--sso",
-        "sso",
-        "the platform's single sign-on: cas (default) or oidc; picks the default client, and the embedded "
-        "platform's protocol",
-        SSO_PROTOCOLS,
-    ),
-    ClientOption("--client", "", f"platform client class, package.module:Class (default {DEFAULT_CLIENT})"),
-    ClientOption("--cas-url", "cas_url", "CAS base URL (default: TARGET/cas)"),
-    ClientOption(
-        "--service-url", "service_url", "CAS service URL people log in to (default: TARGET/ent/auth/callback)"
-    ),
-    ClientOption("--home-url", "home_url", "the page CasClient reads as its dashboard (default: the CAS login page)"),
-    ClientOption("--cas-username-field", "username_field", "name of the login form's username field"),
-    ClientOption("--cas-password-field", "password_field", "name of the login form's password field"),
-    ClientOption("--cas-logout-method", "logout_method", "HTTP method of CAS logout", ("GET", "POST")),
-    ClientOption("--cas-validation", "validation", "who redeems the service ticket", VALIDATIONS),
-    ClientOption("--oidc-issuer", "oidc_issuer", "OpenID Provider's issuer URL (default: TARGET/oidc)"),
-    ClientOption(
-        "--oidc-login-url", "oidc_login_url", "where the service starts a login (default: TARGET/ent/auth/oidc/login)"
-    ),
-    ClientOption("--oidc-client-id", "oidc_client_id", "back channel: the client id (default: the embedded app's)"),
-    ClientOption("--oidc-client-secret", "oidc_client_secret", "back channel: the client secret (none: public)"),
-    ClientOption("--oidc-redirect-uri", "oidc_redirect_uri", "back channel: the client's registered redirect URI"),
-    ClientOption("--oidc-scopes", "oidc_scopes", "back channel: scopes asked for (default: openid profile)"),
-    ClientOption("--oidc-username-field", "oidc_username_field", "login form's username field (default: read it)"),
-    ClientOption("--oidc-password-field", "oidc_password_field", "login form's password field (default: read it)"),
-    ClientOption(
-        "--oidc-token-auth",
-        "oidc_token_auth",
-        "back channel: client authentication at the token endpoint",
-        TOKEN_AUTH_METHODS,
-    ),
-    ClientOption("--oidc-validation", "oidc_validation", "who redeems the code", OIDC_VALIDATIONS),
-    ClientOption(
-        "--max-body-bytes",
-        "max_body_bytes",
-        f"largest response body a request reads (default {DEFAULT_MAX_BODY_BYTES}: 10 MiB); a larger one is a failure",
-        type=body_bytes,
-    ),
-    ClientOption("--client-option", "options", "KEY=VALUE for your own client (repeatable)", repeated=True),
-    ClientOption("--journey-map", "journey_map", JOURNEY_MAP_HELP, type=journey_map_argument),
-)
-
-
-def add_client_arguments(parser: Any, add: Callable[..., Any] | None = None) -> None:
-    """Add the client options to an argparse parser (`add` lets Locust's parser take its extra keywords)."""
-    add_argument = add or parser.add_argument
-    for option in CLIENT_OPTIONS:
-        kwargs: dict[str, Any] = {"default": None, "help": option.help}
-        if option.choices:
-            kwargs["choices"] = option.choices
-        if option.repeated:
-            kwargs["action"] = "append"
-        if option.type:
-            kwargs["type"] = option.type
-        add_argument(option.flag, **kwargs)
-
-
-def forwarded_client_arguments(options: argparse.Namespace) -> list[str]:
-    """The client options that were given, as command-line arguments (schoolsurge run -> locust)."""
-    arguments: list[str] = []
-    for option in CLIENT_OPTIONS:
-        value = getattr(options, _dest(option.flag), None)
-        if value is None:
-            continue
-        for item in value if option.repeated else [value]:
-            arguments += [option.flag, str(item)]
-    return arguments
-
-
-def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
-    """The client class (--client) and its settings from parsed options, each checked as the client will use
-    it; ClientError names the first option that cannot be used."""
-    client_class = load_client_class(getattr(options, "client", None), getattr(options, "sso", None))
-    return client_class, client_settings(options, client_class, getattr(options, "allow_host", None))
-
-
-def check_client_arguments(arguments: Sequence[str], allow_host: str | None = None) -> str:
-    """Refuse, before anything starts, the client options (as `forwarded_client_arguments` gave them) that the
-    locustfile would refuse in every Locust process; returns the run's single sign-on protocol (--sso)."""
-    parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    add_client_arguments(parser)
-    try:
-        options, unknown = parser.parse_known_args(list(arguments))
-    except argparse.ArgumentError as error:
-        raise ClientError(str(error)) from None
-    if unknown:
-        raise ClientError(f"not client options: {' '.join(unknown)}")
-    options.allow_host = allow_host
-    configured_client(options)
-    return options.sso or "cas"
-
-
-def client_settings(options: Any, client_class: type[PlatformClient], allow_host: str | None) -> ClientSettings:
-    """ClientSettings from parsed options: a URL must be one the loopback guard lets through, each
-    --client-option a KEY=VALUE whose key the client declares (`option_types`) and whose value it parses."""
-    given: dict[str, Any] = {}
-    for option in CLIENT_OPTIONS:
-        value = getattr(options, _dest(option.flag), None)
-        if option.field and value is not None:
-            given[option.field] = value
-            if option.field in URL_FIELDS and value:
-                _check_url(option.flag, value, allow_host)
-    pairs = given.pop("options", None) or []
-    return ClientSettings(**given, options=_client_options(pairs, client_class))
-
-
-def _check_url(flag: str, url: str, allow_host: str | None) -> None:
+def check_client_url(flag: str, url: str, allow_host: str | None) -> None:
+    """A URL the client will request (URL_FIELDS), checked like the target; ClientError names its option."""
     try:
         check_target(url, allow_host)
     except UnsafeTargetError as error:
@@ -214,7 +95,3 @@ def load_client_class(spec: str | None, sso: str | None = None) -> type[Platform
     if sso is not None and speaks is not None and speaks != sso:
         raise ClientError(f"--client {spec!r}: {class_name} logs in by {speaks}, not by --sso {sso}")
     return client_class
-
-
-def _dest(flag: str) -> str:
-    return flag.removeprefix("--").replace("-", "_")

@@ -1,5 +1,5 @@
-"""What the engine, the personas and the load shape know about the run, built once per Locust process from
-the locustfile's options: the scenario replayed (scale, speed), the parameters, the accounts, the client."""
+"""What the engine, the personas and the load shape know about the run, built once per Locust process from its
+run spec (spec.py): the spec, the scenario replayed (scale, speed), the accounts, the client."""
 
 from __future__ import annotations
 
@@ -9,24 +9,21 @@ from typing import Any
 
 from schoolsurge.accounts import AccountSource, accounts_for
 from schoolsurge.clients.base import ClientSettings, PlatformClient
-from schoolsurge.clients.options import configured_client
 from schoolsurge.models.replay import Replay
-from schoolsurge.parameters import RunParameters, parameters_from_options
+from schoolsurge.parameters import RunParameters
 from schoolsurge.scenario import Group, Scenario, load_scenario
-from schoolsurge.sweep_options import expected_capacity, resolve_sweep, sweep_settings
+from schoolsurge.spec import MonitoringSpec, RunSpec, run_dir_of, spec_of
 
 
 @dataclass
 class SurgeContext:
+    spec: RunSpec
     replay: Replay
-    parameters: RunParameters
     accounts: AccountSource
     client_class: type[PlatformClient]
     client_settings: ClientSettings = ClientSettings()
     run_dir: Path | None = None
-    scenario_path: Path | None = None
-    allow_host: str | None = None
-    admin_token: str | None = None  # the platform's, for capacity-loss incidents
+    admin_token: str | None = None  # the platform's, for capacity-loss incidents (never in the spec)
     _offsets: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -41,8 +38,24 @@ class SurgeContext:
         return self.replay.scenario
 
     @property
+    def parameters(self) -> RunParameters:
+        return self.spec.parameters
+
+    @property
+    def scenario_path(self) -> Path:
+        return self.spec.scenario
+
+    @property
+    def allow_host(self) -> str | None:
+        return self.spec.allow_host
+
+    @property
+    def monitoring(self) -> MonitoringSpec:
+        return self.spec.monitoring
+
+    @property
     def seed(self) -> int:
-        return self.parameters.seed
+        return self.spec.seed
 
     def group(self, name: str) -> Group:
         return self.scenario.group(name)
@@ -55,40 +68,24 @@ class SurgeContext:
 
 
 def build_context(options: Any) -> SurgeContext:
-    """The run context from parsed options (--scenario, --scale, --speed, --seed, --accounts, --client...).
-    Raises a UsageError (ScenarioError, ParameterError, AccountsError, ClientError) naming what is wrong."""
-    scenario_path = Path(options.scenario)
-    scenario = load_scenario(scenario_path)
-    settings = sweep_settings(options)
-    replay: Replay
-    if settings is None:
-        parameters = parameters_from_options(scenario, options)
-        replay = Replay(scenario, parameters.scale, parameters.speed)
-    else:
-        parameters, replay = resolve_sweep(
-            scenario,
-            settings,
-            expected_capacity(options),
-            getattr(options, "scale", None),
-            getattr(options, "speed", None),
-            getattr(options, "seed", None),
-            getattr(options, "late_after", None),
-            getattr(options, "drop_after", None),
-        )
-    accounts_file = getattr(options, "accounts", None)
-    accounts = accounts_for(
-        Path(accounts_file) if accounts_file else None, parameters.seed, replay.platform_pupils, scenario.personas
-    )
-    client_class, client_config = configured_client(options)
-    run_dir = getattr(options, "run_dir", None)
+    """The run context from a Locust process's parsed options: the spec --run-spec names, or the one its options
+    give (--scenario, --scale, --speed, --seed, --accounts, --client...). Raises a UsageError (ScenarioError,
+    ParameterError, SpecError, AccountsError, ClientError) naming what is wrong."""
+    return context_from_spec(spec_of(options), run_dir_of(options), getattr(options, "admin_token", None))
+
+
+def context_from_spec(spec: RunSpec, run_dir: Path | None = None, admin_token: str | None = None) -> SurgeContext:
+    """The run context of a spec: its scenario loaded and replayed, its accounts read, its client loaded."""
+    scenario = load_scenario(spec.scenario)
+    replay = spec.replay(scenario)
+    accounts = accounts_for(spec.accounts, spec.seed, replay.platform_pupils, scenario.personas)
+    client_class, client_settings = spec.client.configured()
     return SurgeContext(
+        spec=spec,
         replay=replay,
-        parameters=parameters,
         accounts=accounts,
         client_class=client_class,
-        client_settings=client_config,
-        run_dir=Path(run_dir) if run_dir else None,
-        scenario_path=scenario_path,
-        allow_host=getattr(options, "allow_host", None),
-        admin_token=getattr(options, "admin_token", None),
+        client_settings=client_settings,
+        run_dir=run_dir,
+        admin_token=admin_token,
     )

@@ -174,7 +174,7 @@ def install(environment: Environment, context: SurgeContext) -> Engine:
         engine.spawn(run_bot_floods, engine)
     if engine.role.writes_results:
         engine.spawn(report_progress, engine)
-        engine.metrics_server = start_metrics_server(engine, environment.parsed_options)
+        engine.metrics_server = start_metrics_server(engine, engine.context.monitoring)
     if engine.results is not None:
         engine.spawn(engine.results.flush_forever)
         engine.spawn(engine.results.target_metrics.scrape_forever)

@@ -325,8 +325,9 @@ class MetricsServer:
 
 
 def start_metrics_server(engine: Engine, options: Any) -> MetricsServer | None:
-    """The run's /metrics as the options say (--metrics-port, --metrics-host, --metrics-linger); None when
-    they turn it off or the port cannot be had (the run goes on without it)."""
+    """The run's /metrics as the options say (--metrics-port, --metrics-host, --metrics-linger: the run spec's
+    MonitoringSpec, or any object with those attributes); None when they turn it off or the port cannot be had
+    (the run goes on without it)."""
     port = getattr(options, "metrics_port", None)
     if port is None or port < 0:
         return None

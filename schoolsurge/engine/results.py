@@ -1,9 +1,12 @@
-"""The run directory, written by the process that keeps the results (a single process, or the master).
+"""The engine's files of the run directory, written by the process that keeps the results (a single process, or
+the master).
 
-However the run was started (`schoolsurge run`, `make`, plain `locust -f`, a master with workers), this
-leaves a complete run directory: manifest, scenario copy, timeline, Locust's CSV files with full history,
-sessions.csv and the histograms, and at exit the report. When `schoolsurge run` started Locust it has already
-created the directory and its manifest; this adds what Locust knows and leaves the verdicts to it.
+However the run was started (`schoolsurge run`, `make`, plain `locust -f`, a master with workers), this writes
+the manifest's engine fields, the scenario copy, the timeline, Locust's CSV files with full history,
+sessions.csv, the histograms, the target's metrics and, at exit, how the run ended. When `schoolsurge run`
+started Locust it has already created the directory and its manifest; a directory without one is this process's
+own (`owned`). The report, the validity and the verdicts are not the engine's: the run's conclusion
+(schoolsurge/conclude.py) reads these files once they are written.
 """
 
 from __future__ import annotations
@@ -11,18 +14,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
-from schoolsurge.cli import EXIT_USAGE
 from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
 from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
-from schoolsurge.errors import ReportError
 from schoolsurge.files import atomic_file, readable, remove_entry
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
@@ -160,19 +160,16 @@ class RunDirectoryWriter:
             self.write_sessions()
 
     def finish(self) -> None:
-        """At exit: the last metrics, Locust's final statistics, how the run ended, and the report."""
+        """At exit: the last metrics, Locust's final statistics, and how the run ended."""
         self.write_sessions()
         self._final_locust_csv()
         self._scrape_target_metrics()
         refused = self.engine.refused
         if refused is not None:
             status, ended = RunStatus.REFUSED, {"stopped_by": refused}
-            if self.owned:  # a plain locust run says it as schoolsurge run does (which reads the manifest)
-                self.engine.environment.process_exit_code = EXIT_USAGE
         else:
             status, ended = (RunStatus.COMPLETED if self.engine.completed else RunStatus.INTERRUPTED), {}
         finish_manifest(self.run_dir, status, results_written_unix=time.time(), **ended)
-        self._report()
 
     def _final_locust_csv(self) -> None:
         """Locust's final request and failure tables, written here whoever wrote them during the run: Locust's
@@ -201,33 +198,3 @@ class RunDirectoryWriter:
             return
         with atomic_file(self.run_dir / TARGET_METRICS) as handle:
             handle.write(text)
-
-    def _report(self) -> None:
-        # Imported here: pandas and matplotlib are heavy, and only the process that writes the report needs them.
-        from schoolsurge.report import judge_run, load_run, write_report
-        from schoolsurge.report.outcome.health import health, refused_line
-        from schoolsurge.report.outcome.served import served_share
-        from schoolsurge.report.refresh import refresh_index
-
-        try:
-            data = load_run(self.run_dir)
-            invalid = health(data).invalid_reason() if self.owned else None
-            if self.owned:  # schoolsurge run judges the validity itself, once the run has concluded
-                data.manifest = update_manifest(self.run_dir, valid=invalid is None, invalid_reason=invalid)
-            report = write_report(data)
-        except ReportError as error:
-            log.error("no report: %s", error)
-            return
-        if self.owned:  # schoolsurge run prints the verdicts and refreshes the index itself
-            refresh_index(self.run_dir.parent)
-            if self.engine.refused is not None:
-                print(refused_line(self.engine.refused, self.run_dir), file=sys.stderr, flush=True)
-                return
-            if invalid is not None:
-                print(f"INVALID RUN ({invalid}): it measured the load generator, not the platform", flush=True)
-            for verdict in judge_run(data):
-                print(f"SLO {verdict.line()}", flush=True)
-            served = served_share(data)
-            if served is not None:
-                print(f"Who got in: {served.line()}", flush=True)
-            print(f"Report: {report}", flush=True)

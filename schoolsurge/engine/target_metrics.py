@@ -73,7 +73,7 @@ class TargetMetrics:
         self.engine = engine
         self.path = run_dir / TARGET_METRICS_SERIES
         remove_entry(self.path)  # an earlier run's scrapes (plain locust --run-dir DIR again) are not this run's
-        self.option = getattr(engine.environment.parsed_options, "target_metrics", None)
+        self.option = engine.context.monitoring.target_metrics
         self.every_s = scrape_interval(engine)
         self.failed_once = False
         self.closed = False  # the final scrape is taken: the file is complete
