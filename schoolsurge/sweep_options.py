@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.errors import ParameterError
 from schoolsurge.models.sweep import (
     DEFAULT_MEASURE_S,
@@ -17,7 +18,6 @@ from schoolsurge.models.sweep import (
     SweepReplay,
     SweepSettings,
     default_scale_speed,
-    sweep_replay,
 )
 from schoolsurge.parameters import (
     RunParameters,
