@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from schoolsurge.engine.closed import ClosedShare, persona_shares
 from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import resolve_parameters
-from schoolsurge.personas.closed import ClosedShare, persona_shares
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
