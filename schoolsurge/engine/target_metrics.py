@@ -34,8 +34,6 @@ from schoolsurge.rundir import TARGET_METRICS_SERIES
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
-SCRAPE_EVERY_S = 5.0  # a run's kind may scrape more often (a sweep's steps: kinds/sweep.py)...
-MIN_SCRAPE_EVERY_S = 1.0  # ...but never more often than this
 TIMEOUT_S = 5.0
 MAX_SCRAPE_BYTES = 4 << 20  # an exposition larger than this is a failed scrape
 OFF = "off"

@@ -14,19 +14,15 @@ sections from the manifest's `kind` (report/).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
-from schoolsurge.engine.kinds.base import Kind
+from schoolsurge.engine.kinds.base import EngineView, Kind
 from schoolsurge.engine.kinds.closed import ClosedRun
 from schoolsurge.engine.kinds.morning import MorningRun
 from schoolsurge.engine.kinds.sweep import SweepRun
 from schoolsurge.models.sweep import SweepReplay
 
-if TYPE_CHECKING:
-    from schoolsurge.engine.core import Engine
 
-
-def pick_kind(engine: Engine, user_classes: Iterable[type]) -> Kind:
+def pick_kind(engine: EngineView, user_classes: Iterable[type]) -> Kind:
     """The kind of the engine's run: a sweep by its replay; the closed model by its Locust user classes (persona
     users, which take people on as they are free: `closed_model`); otherwise a morning."""
     replay = engine.context.replay
@@ -37,4 +33,4 @@ def pick_kind(engine: Engine, user_classes: Iterable[type]) -> Kind:
     return MorningRun(engine)
 
 
-__all__ = ["ClosedRun", "Kind", "MorningRun", "SweepRun", "pick_kind"]
+__all__ = ["ClosedRun", "EngineView", "Kind", "MorningRun", "SweepRun", "pick_kind"]

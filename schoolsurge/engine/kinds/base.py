@@ -7,26 +7,51 @@ metrics are scraped, the manifest fields it writes and the files it writes besid
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
+import gevent
+
+from schoolsurge.engine.context import SurgeContext
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.share import FleetStatus, ProcessShare, Share
 from schoolsurge.rundir import RunKind
 
-if TYPE_CHECKING:
-    from schoolsurge.engine.core import Engine
+# The target's metrics are scraped every SCRAPE_EVERY_S (target_metrics.py), more often when a kind asks (a
+# sweep's steps), never more often than every MIN_SCRAPE_EVERY_S.
+SCRAPE_EVERY_S = 5.0
+MIN_SCRAPE_EVERY_S = 1.0
+
+
+class EngineView(Protocol):
+    """What a kind uses of the engine that runs it (core.py `Engine`)."""
+
+    @property
+    def context(self) -> SurgeContext: ...
+
+    @property
+    def share(self) -> Share: ...
+
+    @property
+    def stopped_at_s(self) -> float | None: ...
+
+    def ledger(self) -> Ledger: ...
+
+    def spawn(self, function: Callable[..., Any], *args: Any) -> gevent.Greenlet: ...
+
+    def complete(self) -> None: ...
 
 
 class Kind:
     """A kind of run as the engine runs it, one instance per installed engine. What you must write: `name`,
-    `ended`, `progress_clock` and `scrape_every_s`; what you may: the rest (these defaults are open arrivals')."""
+    `ended` and `progress_clock`; what you may: the rest (these defaults are open arrivals')."""
 
     name: ClassVar[RunKind]
     # Why the closed model's persona users cannot run this kind (persona_users.py refuses them), if they cannot.
     persona_users_refused: ClassVar[str | None] = None
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: EngineView) -> None:
         self.engine = engine
 
     def new_share(self) -> Share:
@@ -51,7 +76,7 @@ class Kind:
 
     def scrape_every_s(self) -> float:
         """Seconds between two scrapes of the target's metrics (target_metrics.py)."""
-        raise NotImplementedError
+        return SCRAPE_EVERY_S
 
     def manifest_fields(self) -> dict[str, Any]:
         """What the engine writes into the manifest about the kind of run."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from schoolsurge.engine.kinds.base import Kind
 from schoolsurge.engine.share import FleetStatus
-from schoolsurge.engine.target_metrics import SCRAPE_EVERY_S
 from schoolsurge.rundir import RunKind
 from schoolsurge.scenario import seconds_to_clock
 
@@ -22,6 +21,3 @@ class MorningRun(Kind):
 
     def progress_clock(self, run_s: float) -> str:
         return seconds_to_clock(self.engine.context.replay.clock_at(run_s))
-
-    def scrape_every_s(self) -> float:
-        return SCRAPE_EVERY_S

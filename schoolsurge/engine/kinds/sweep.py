@@ -17,14 +17,13 @@ import csv
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 
-from schoolsurge.engine.kinds.base import Kind
+from schoolsurge.engine.kinds.base import MIN_SCRAPE_EVERY_S, SCRAPE_EVERY_S, EngineView, Kind
 from schoolsurge.engine.ledger import Ledger, SecondMetrics, login_percentile, merged
 from schoolsurge.engine.share import FleetStatus
-from schoolsurge.engine.target_metrics import MIN_SCRAPE_EVERY_S, SCRAPE_EVERY_S
 from schoolsurge.files import atomic_file
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
@@ -39,9 +38,6 @@ from schoolsurge.rundir import (
 )
 from schoolsurge.scenario import Slo
 
-if TYPE_CHECKING:
-    from schoolsurge.engine.core import Engine
-
 JUDGE_AFTER_S = 4.0  # after a step ends: the workers' last figures of it have reached the master
 SCRAPES_PER_SWEEP_STEP = 3  # a step's measured part gets at least this many scrapes (down to 1 s apart)
 log = logging.getLogger(__name__)
@@ -55,7 +51,7 @@ class SweepRun(Kind):
         "a capacity sweep replays open arrivals: run it with `schoolsurge capacity`, not the persona users"
     )
 
-    def __init__(self, engine: Engine, replay: SweepReplay) -> None:
+    def __init__(self, engine: EngineView, replay: SweepReplay) -> None:
         super().__init__(engine)
         self.replay = replay
         self.stopped_after: int | None = None  # the step that breached past the stop margin, if one did
