@@ -52,9 +52,10 @@ from typing import Any
 import numpy as np
 import psutil
 
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.models.fleet import CONSTANTS_PATH
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.sweep import SweepSettings, sweep_replay
+from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario

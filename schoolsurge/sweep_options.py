@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.errors import ParameterError
-from schoolsurge.models.sweep import SweepReplay, SweepSettings, default_scale_speed, sweep_replay
+from schoolsurge.models.sweep import SweepReplay, SweepSettings, default_scale_speed
 from schoolsurge.parameters import RunParameters, checked, finite_number, resolve_parameters, whole_number
 from schoolsurge.scenario import Scenario
 

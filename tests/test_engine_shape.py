@@ -12,7 +12,8 @@ import pytest
 from locust.env import Environment
 
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
-from schoolsurge.engine.shape import DRAIN_LIMIT_S, LOOKAHEAD_S, POOL_HEADROOM, POOL_SPARE
+from schoolsurge.engine.kinds.morning import DRAIN_LIMIT_S
+from schoolsurge.engine.shape import LOOKAHEAD_S, POOL_HEADROOM, POOL_SPARE
 
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 

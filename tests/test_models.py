@@ -18,7 +18,7 @@ from schoolsurge.models.behaviour import (
     next_retry_delay,
     session_length,
 )
-from schoolsurge.models.curves import login_cdf, session_survival, share_in_window
+from schoolsurge.models.curves import session_survival
 from schoolsurge.models.fleet import FleetFigures, fleet_need
 from schoolsurge.models.incidents import (
     bot_attempts_per_second,
@@ -35,6 +35,7 @@ from schoolsurge.models.population import (
 )
 from schoolsurge.models.replay import Replay
 from schoolsurge.scenario import Scenario, clock_to_seconds, load_scenario, parse_scenario, seconds_to_clock
+from schoolsurge.scenario.curves import login_cdf, share_in_window
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SESSION = {"distribution": "exponential", "mean_minutes": 12}

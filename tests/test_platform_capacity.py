@@ -19,7 +19,6 @@ import pytest
 from conftest import CALLBACK, Client, Reply, login, login_form, metric_value, post_credentials, ticket_of
 
 from schoolsurge.accounts import Roster
-from schoolsurge.platform.admission import CapacityState
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.profile_limits import BURST_S, MIN_BURST_TOKENS
 from schoolsurge.platform.server import add_target_arguments, run_target
@@ -27,6 +26,8 @@ from schoolsurge.platform.settings import PROFILES, Settings, SettingsError, res
 
 SEED, SIZE, COST = 2021, 60, 4
 SCALE, SPEED = 1e-3, 10.0  # a run at a thousandth of the people, ten times faster: rates x 0.01
+WAIT_S = 30.0  # how long a wait on the platform may take (a busy machine is slow, never this slow)
+POLL_S = 0.02
 
 
 @dataclass
@@ -76,6 +77,26 @@ def scrape(url: str) -> str:
     reply = Client(url).get("/metrics")
     assert reply.status == 200
     return reply.text
+
+
+def wait_until(condition: Callable[[], bool], what: str) -> None:
+    """Ask `condition` again until it holds; fail, naming `what`, once WAIT_S has passed."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(POLL_S)
+
+
+def scrape_showing(url: str, shows: Callable[[str], bool], what: str) -> str:
+    """The first scrape of the platform's metrics that `shows` what is awaited."""
+    scraped: list[str] = []
+
+    def seen() -> bool:
+        scraped[:] = [scrape(url)]
+        return shows(scraped[0])
+
+    wait_until(seen, what)
+    return scraped[0]
 
 
 def gauge(text: str, name: str) -> float:
@@ -149,7 +170,7 @@ def test_request_rate_waits_then_refuses_and_refuses_at_once_beyond_the_waiting_
         operators: dict[str, float] = {}
 
         def look_while_saturated() -> None:
-            time.sleep(0.4)
+            scrape_showing(url, lambda text: request_gate_waiting(text) > 0, "requests waiting for a token")
             for path in ("/healthz", "/metrics"):
                 started = time.monotonic()
                 assert Client(url).get(path).status == 200
@@ -174,7 +195,12 @@ def test_request_rate_waits_then_refuses_and_refuses_at_once_beyond_the_waiting_
     assert shed(after, "request_rate") - shed(before, "request_rate") == len(at_once) + len(waited)
     assert shed(after, "login_rate") == 0
     # The operators' endpoints never wait for a token.
+    assert set(operators) == {"/healthz", "/metrics"}, "the operator looked while requests were waiting"
     assert all(seconds < 0.5 for seconds in operators.values()), operators
+
+
+def request_gate_waiting(text: str) -> float:
+    return metric_value(text, "schoolsurge_rate_gate_waiting", 'gate="request"')
 
 
 # ---- sessions -------------------------------------------------------------------------------------------
@@ -202,8 +228,15 @@ def test_sessions_cap_refuses_logins_at_once_until_a_session_ends(tmp_path: Path
         assert shed(full, "sessions_full") - shed(before, "sessions_full") == 1
 
         assert sessions[0].post("/cas/logout").status == 200
-        time.sleep(0.35)  # a worker counts live sessions at most every 0.25 s
-        ticket = ticket_of(post_credentials(late, username, password))
+        # A worker counts live sessions at most every SESSION_COUNT_EVERY_S: the login goes through once it has.
+        replies: list[Reply] = []
+
+        def let_in() -> bool:
+            replies.append(post_credentials(late, username, password))
+            return replies[-1].status != 503
+
+        wait_until(let_in, "a login let in once a session ended")
+        ticket = ticket_of(replies[-1])
         assert late.get(f"{CALLBACK}?ticket={ticket}").status == 200
         assert post_credentials(Client(url), *roster.credentials("student", 4)).status == 503  # full again
 
@@ -258,14 +291,16 @@ def test_limits_scale_with_run_scale_times_speed(tmp_path: Path, platform_cache:
 
 def test_session_idle_is_a_scenario_duration_divided_by_the_run_speed(tmp_path: Path, platform_cache: Path) -> None:
     # 10 scenario seconds at ten times the speed: a session lives 1 s without a request.
+    idle_s = 1.0
     roster = Roster(SEED, SIZE)
     with platform(platform_cache, tmp_path, "--session-idle", "10", run_speed=SPEED) as proc:
         assert "session idle 1 s" in proc.log_path.read_text()
         pupil, _ = login(proc.base_url, roster, "student", 5)
-        for _ in range(3):  # requests keep it alive (sliding expiry, refreshed at the run's pace)
-            time.sleep(0.6)
-            assert pupil.get("/api/dashboard").status == 200
-        time.sleep(1.3)
+        logged_in = time.monotonic()
+        while time.monotonic() - logged_in < 2.5 * idle_s:  # requests keep it alive (sliding expiry, refreshed
+            assert pupil.get("/api/dashboard").status == 200  # at the run's pace), past twice its idle time
+        # Left alone, it expires: the platform counts it live no more, then refuses it.
+        scrape_showing(proc.base_url, lambda text: gauge(text, "schoolsurge_active_sessions") == 0, "its expiry")
         reply = pupil.get("/api/dashboard")
         assert reply.status == 401 and "expired" in reply.json()["detail"]
 
@@ -294,23 +329,26 @@ def test_metrics_show_the_run_level_limits_and_the_platforms_cpu(tmp_path: Path,
         for reason in ("login_rate", "request_rate", "sessions_full", "queue_full", "queue_timeout"):
             assert f'schoolsurge_requests_shed_total{{reason="{reason}"}} 0.0' in first
 
-        # Work on both workers (a connection each), then idle past the recording period: the counter is the
-        # sum of the workers' CPU.
+        # Work on both workers (a connection each), then idle: once each has recorded it (at most every
+        # CPU_RECORD_EVERY_S), the counter is the sum of the workers' CPU.
         for _ in range(300):
             assert Client(url).get("/cas/login").status == 200
-        time.sleep(1.2)
-        text = scrape(url)
-        measured = worker_cpu_seconds(pid)
-        cpu = gauge(text, "schoolsurge_platform_cpu_seconds_total")
-        assert cpu > gauge(first, "schoolsurge_platform_cpu_seconds_total") + 0.1
-        assert cpu == pytest.approx(measured, abs=0.1), (cpu, measured)
+        cpu_before = gauge(first, "schoolsurge_platform_cpu_seconds_total")
+
+        def recorded() -> bool:
+            cpu = gauge(scrape(url), "schoolsurge_platform_cpu_seconds_total")
+            return cpu > cpu_before + 0.1 and cpu == pytest.approx(worker_cpu_seconds(pid), abs=0.1)
+
+        wait_until(recorded, "the workers' CPU, measured, in the counter")
 
         # An incident takes its share of the rates away, not of the sessions.
         admin = Client(url)
         right = {"Authorization": f"Bearer {proc.admin_token}"}
         assert admin.post("/admin/capacity", body={"fraction_lost": 0.5}, headers=right).status == 200
-        time.sleep(2 * CapacityState.CHECK_EVERY_S)  # the other worker sees the incident within CHECK_EVERY_S
-        halved = scrape(url)
+        # The other worker sees the incident within CHECK_EVERY_S (platform/admission.py CapacityState).
+        halved = scrape_showing(
+            url, lambda text: gauge(text, "schoolsurge_login_rate_limit") < 14.4, "the incident in the limits"
+        )
         assert gauge(halved, "schoolsurge_login_rate_limit") == pytest.approx(7.2)
         assert gauge(halved, "schoolsurge_request_rate_limit") == pytest.approx(270)
         assert gauge(halved, "schoolsurge_sessions_limit") == 300

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.engine.share import ProcessShare
 from schoolsurge.models import schedule as schedule_module
 from schoolsurge.models.population import logins_expected, national_curves
@@ -21,7 +22,7 @@ from schoolsurge.models.schedule import (
     schedule_part,
     split_schedule,
 )
-from schoolsurge.models.sweep import SweepSettings, sweep_replay
+from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.parameters import resolve_parameters
 from schoolsurge.scenario import Scenario, load_scenario
 

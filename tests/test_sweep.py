@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from schoolsurge.accounts import Roster
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.cli import EXIT_USAGE, main
-from schoolsurge.models.sweep import SweepSettings, arrival_shares, mean_session_s, sweep_replay
+from schoolsurge.models.sweep import SweepSettings, arrival_shares, mean_session_s
 from schoolsurge.rundir import CAPACITY_CSV, CAPACITY_JSON, SESSIONS_CSV, StepStatus, read_manifest
 from schoolsurge.runner import RunOutcome, RunRequest, profile_capacity, run
 from schoolsurge.scenario import load_scenario

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
+from schoolsurge.engine.closed import ClosedShare, persona_shares
 from schoolsurge.models.replay import Replay
 from schoolsurge.parameters import resolve_parameters
-from schoolsurge.personas.closed import ClosedShare, persona_shares
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
@@ -215,3 +215,18 @@ def test_persons_are_numbered_per_group_apart_across_workers_and_parents_split_b
     assert ledger.total("scheduled") == ledger.total("started") == 100 and ledger.total("late") == 0
     with pytest.raises(LookupError):
         ClosedShare(Replay(load_scenario(SMOKE), 2e-5, SPEED), parameters).take_on("nobody")
+
+
+def test_persona_users_without_the_locustfile_before_them_are_refused_in_one_line(tmp_path: Path) -> None:
+    """Their init listener reads the engine that schoolsurge.locustfile's own installs: imported the other way
+    round, the run stops before any load, saying what to do."""
+    locustfile = tmp_path / "personas_first.py"
+    locustfile.write_text(
+        "from schoolsurge.engine.persona_users import Student  # noqa: I001 (the order is the point)\n"
+        "import schoolsurge.locustfile  # noqa: F401\n"
+    )
+    command = [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", "1", "-t", "5s"]
+    command += ["-H", "http://127.0.0.1:9", "--scenario", str(SMOKE), "--run-dir", str(tmp_path / "run")]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "import schoolsurge.locustfile before them" in result.stderr

@@ -11,6 +11,7 @@ from schoolsurge.accounts.roster import (
     Roster,
     apportion,
     password,
+    smallest_roster,
     username,
 )
 from schoolsurge.accounts.sources import AccountSource, CsvAccounts, SeededAccounts, accounts_for
@@ -30,5 +31,6 @@ __all__ = [
     "accounts_for",
     "apportion",
     "password",
+    "smallest_roster",
     "username",
 ]

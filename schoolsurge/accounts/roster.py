@@ -15,7 +15,7 @@ import bisect
 import hashlib
 import math
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -228,6 +228,16 @@ class Roster:
     def _check_index(self, role: str, index: int) -> None:
         if not 0 <= index < self.count(role):
             raise ValueError(f"{role} index {index} out of range 0..{self.count(role) - 1}")
+
+
+def smallest_roster(accounts: Mapping[str, int]) -> int:
+    """The fewest pupils of a roster with at least these accounts of each role (its teachers and parents follow
+    from its pupils; seed 0's families), grown 5% at a time: every account is hashed when the platform is seeded,
+    so a capacity sweep seeds no more than its people cycle through."""
+    pupils = max(1, accounts.get("student", 0))
+    while any(Roster(0, pupils).count(role) < count for role, count in accounts.items()):
+        pupils = math.ceil(pupils * 1.05) + 1
+    return pupils
 
 
 def _starts(counts: Iterable[int]) -> list[int]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 from gevent import GreenletExit
@@ -21,7 +21,7 @@ from locust.runners import STATE_RUNNING, STATE_SPAWNING
 from schoolsurge.clients.base import ClientContext, Person
 from schoolsurge.engine.core import Engine, engine_of
 from schoolsurge.engine.queue import Claim
-from schoolsurge.engine.share import ProcessShare
+from schoolsurge.engine.share import Share
 from schoolsurge.errors import UnsafeTargetError
 from schoolsurge.personas import behaviour_for
 from schoolsurge.rundir import Counter
@@ -32,19 +32,20 @@ log = logging.getLogger(__name__)
 
 class PersonHost(FastHttpUser):
     """A Locust user that lives people's sessions through the run's platform client (`--client`, default: the
-    embedded platform's): the engine's pooled agent and the closed-model user classes (personas/users.py)."""
+    embedded platform's): the engine's pooled agent and the closed-model user classes (persona_users.py)."""
 
     abstract = True
     wait_time = constant(0)
+    closed_model: ClassVar[bool] = False  # True: a user takes its next person on once free (kinds/ picks ClosedRun)
 
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         self.engine: Engine = engine_of(self.environment)
         record_unanswered(self.engine.http.guard_session(self.client))
 
-    def live_person(self, claim: Claim, share: ProcessShare, sessions: Any) -> None:
-        """Live the claimed person's session through the run's client: `share` counts them in a session,
-        `sessions` is what their behaviour sees (the share itself, or the closed model's view of it)."""
+    def live_person(self, claim: Claim, share: Share) -> None:
+        """Live the claimed person's session through the run's client: `share` counts them in a session, and
+        their behaviour sees `share.sessions` (the share itself, or the closed model's view of it)."""
         self.client.cookiejar.clear()  # a new person: no cookie of the previous one
         context = self.engine.context
         arrival = claim.arrival
@@ -56,7 +57,7 @@ class PersonHost(FastHttpUser):
                 open_connection=self._back_channel,
             )
         )
-        behaviour = behaviour_for(context, sessions, client, claim, self._record_step)
+        behaviour = behaviour_for(context, share.sessions, client, claim, self._record_step)
         share.active_sessions += 1
         try:
             behaviour.live()
@@ -142,4 +143,4 @@ class SurgeAgent(PersonHost):
                     share.ledger.count(claim.arrival.at_s, Counter.LOST)
                 raise
         share.queue.started(claim)
-        self.live_person(claim, share, share)
+        self.live_person(claim, share)

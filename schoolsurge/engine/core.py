@@ -3,8 +3,10 @@
     engine = install(environment, context)   # once the runner exists (the locustfile's init event)
     engine = engine_of(environment)          # anywhere else: agents, the load shape, tests
 
-The engine keeps the run's context, the process's role (local, master or worker: roles.py), the current
-test's share (share.py), the background tasks of the run, and the run directory it writes (results.py).
+The engine keeps the run's context, its kind (a morning, a sweep, the closed model: kinds/), the process's role
+(local, master or worker: roles.py), the current test's share (share.py) and how that test ended, the background
+tasks of the run, and the run directory it writes (results.py). What changes during a run changes through its
+methods: a new share at each test (new_share), the test completed (complete) or refused (refuse).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from schoolsurge.engine.context import SurgeContext
 from schoolsurge.engine.exporter import MetricsServer, start_metrics_server
 from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.engine.incidents import drive_capacity_incidents
+from schoolsurge.engine.kinds import Kind, pick_kind
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.progress import report_progress
 from schoolsurge.engine.requests import failure_kind, is_people_request
 from schoolsurge.engine.results import RunDirectoryWriter
 from schoolsurge.engine.roles import Role, role_for
-from schoolsurge.engine.share import FleetStatus, ProcessShare
-from schoolsurge.engine.sweep import watch_sweep
+from schoolsurge.engine.share import FleetStatus, Share
 from schoolsurge.rundir import Counter
 
 SAMPLE_EVERY_S = 1.0
@@ -47,24 +49,31 @@ class EngineNotInstalledError(RuntimeError):
 
 
 class Engine:
+    """The engine installed on one Locust process (install()); reached anywhere with engine_of()."""
+
     def __init__(self, environment: Environment, context: SurgeContext) -> None:
         self.environment = environment
         self.context = context
         self.http = GuardedOpener(context.allow_host, context.client_settings.max_body_bytes)  # all its HTTP
-        self.share = ProcessShare(context.replay, context.parameters)
-        self.completed = False  # set by the load shape once the whole window has been replayed
-        self.sweep_stopped_after: int | None = None  # a sweep's step that breached past the margin
-        self.refused: str | None = None  # why the loopback guard stopped the test, when it did (refuse())
-        self.stopped_at_s: float | None = None  # run second at which the test stopped
-        self.greenlets: list[gevent.Greenlet] = []
+        self.kind: Kind = pick_kind(self, _user_classes(environment))
+        self._share = self.kind.new_share()
+        self._completed = False  # the current test ran as planned (complete())
+        self._refused: str | None = None  # why the loopback guard stopped the current test, when it did (refuse())
+        self._stopped_at_s: float | None = None  # run second at which the current test stopped
+        self._greenlets: list[gevent.Greenlet] = []
         self.role: Role = role_for(self)
         self.results = RunDirectoryWriter(self) if self.role.writes_results and context.run_dir else None
-        self.metrics_server: MetricsServer | None = None  # the run's /metrics (exporter.py), set by install()
+        self._metrics_server: MetricsServer | None = None  # the run's /metrics (exporter.py), started by install()
 
-    def new_share(self) -> ProcessShare:
-        """A fresh share for a new test (the web UI can start several)."""
-        self.share = ProcessShare(self.context.replay, self.context.parameters)
-        return self.share
+    @property
+    def share(self) -> Share:
+        """This process's share of the current test (share.py)."""
+        return self._share
+
+    def new_share(self) -> Share:
+        """A fresh share for a new test (the web UI can start several), of the run's kind."""
+        self._share = self.kind.new_share()
+        return self._share
 
     def ledger(self) -> Ledger:
         """The run's ledger: merged over the workers on the master, this process's own elsewhere."""
@@ -73,33 +82,53 @@ class Engine:
     def fleet_status(self) -> FleetStatus:
         return self.role.fleet_status()
 
-    def stop_sweep(self, step: int) -> None:
-        """End the sweep after this step (the stop rule); the load shape stops the test at its next tick."""
-        self.sweep_stopped_after = step
+    @property
+    def completed(self) -> bool:
+        """Whether the current test ran as planned (the run's status `completed`): its kind's stop rule ended it
+        (the load shape), or, in the closed model, it stopped. Assignable, for a test that drives the shape."""
+        return self._completed
+
+    @completed.setter
+    def completed(self, completed: bool) -> None:
+        self._completed = completed
+
+    def complete(self) -> None:
+        """The current test ran as planned: the run ends `completed`."""
+        self._completed = True
+
+    @property
+    def refused(self) -> str | None:
+        """Why the loopback guard stopped the current test, if it did (the manifest's `stopped_by`)."""
+        return self._refused
+
+    @property
+    def stopped_at_s(self) -> float | None:
+        """The run second at which the current test stopped; None while it runs."""
+        return self._stopped_at_s
 
     def refuse(self, reason: str) -> None:
         """A client asked for a URL the loopback guard refuses (nothing was sent to it): the whole test stops,
         and the run is recorded as refused (manifest `stopped_by`), with what was measured until then. The
         first refusal stops it; the role knows how (a worker asks its master)."""
-        if self.refused is not None:
+        if self._refused is not None:
             return
-        self.refused = reason
+        self._refused = reason
         log.error("%s; stopping the test", reason)
         self.role.stop_refused(reason)
 
     def spawn(self, function: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """A background task of this run, ended by close()."""
         greenlet = gevent.spawn(function, *args)
-        self.greenlets.append(greenlet)
+        self._greenlets.append(greenlet)
         return greenlet
 
     def close(self) -> None:
         """Final write, then stop the background tasks (Locust's exit ends them too)."""
         if self.results is not None:
             self.results.write_sessions()
-        if self.metrics_server is not None:
-            self.metrics_server.stop()
-        gevent.killall(self.greenlets)
+        if self._metrics_server is not None:
+            self._metrics_server.stop()
+        gevent.killall(self._greenlets)
 
     # ---- Locust events ----------------------------------------------------------------------------------
 
@@ -107,28 +136,28 @@ class Engine:
         if not self.role.writes_results:
             return  # a worker starts when the master's assignment arrives
         start_unix = time.time()
-        self.completed = False
-        self.sweep_stopped_after = self.stopped_at_s = self.refused = None
+        self._completed = False
+        self._stopped_at_s = self._refused = None
         self.new_share()
+        self.kind.test_started(start_unix)
         self.role.start_test(start_unix)
         if self.results is not None:
             self.results.test_started(start_unix)
         self.spawn(drive_capacity_incidents, self.context, self.http, environment.host, lambda: start_unix)
-        if self.context.replay.is_sweep:
-            self.spawn(watch_sweep, self)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
         self.role.stop_test()
-        if self.share.queue.loaded:
-            self.stopped_at_s = self.share.queue.run_seconds()
+        if self._share.queue.loaded:
+            self._stopped_at_s = self._share.queue.run_seconds()
         if self.results is not None:
             self.results.write_sessions()
+        self.kind.test_stopped()
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         if self.results is not None:
             self.results.finish()
-        if self.metrics_server is not None:  # the final figures, served a while longer, then no more
-            self.metrics_server.linger_and_stop()
+        if self._metrics_server is not None:  # the final figures, served a while longer, then no more
+            self._metrics_server.linger_and_stop()
 
     def _on_request(
         self,
@@ -140,7 +169,7 @@ class Engine:
         **_: Any,
     ) -> None:
         # On every request's path: as little as it takes (failure_kind only for a failed request).
-        share = self.share
+        share = self._share
         queue = share.queue
         if queue.loaded and is_people_request(request_type, name):
             failure = None if exception is None else failure_kind(response, exception)
@@ -153,9 +182,10 @@ class Engine:
             if runner is None:
                 continue
             cpu = runner.current_cpu_usage
-            self.share.sample_gauges(runner.user_count, round(cpu))
-            if cpu > SATURATED_CPU_PERCENT and self.share.queue.loaded:
-                self.share.ledger.count(self.share.queue.run_seconds(), Counter.GENERATOR_SATURATED_S)
+            share = self._share
+            share.sample_gauges(runner.user_count, round(cpu))
+            if cpu > SATURATED_CPU_PERCENT and share.queue.loaded:
+                share.ledger.count(share.queue.run_seconds(), Counter.GENERATOR_SATURATED_S)
 
 
 def install(environment: Environment, context: SurgeContext) -> Engine:
@@ -174,12 +204,17 @@ def install(environment: Environment, context: SurgeContext) -> Engine:
         engine.spawn(run_bot_floods, engine)
     if engine.role.writes_results:
         engine.spawn(report_progress, engine)
-        engine.metrics_server = start_metrics_server(engine, engine.context.monitoring)
+        engine._metrics_server = start_metrics_server(engine, engine.context.monitoring)
     if engine.results is not None:
         engine.spawn(engine.results.flush_forever)
         engine.spawn(engine.results.target_metrics.scrape_forever)
     _install_done(environment).set()
     return engine
+
+
+def _user_classes(environment: Environment) -> list[type]:
+    """The Locust user classes the run may spawn (the web UI's class picker offers them all)."""
+    return list((environment.available_user_classes or {}).values()) or list(environment.user_classes)
 
 
 def _install_done(environment: Environment) -> Event:

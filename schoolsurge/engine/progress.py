@@ -1,4 +1,5 @@
-"""The progress line: every few seconds, where on the morning's clock the run is and how people fare."""
+"""The progress line: every few seconds, where the run is (the morning's clock, a sweep's step: its kind says) and
+how people fare."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ from typing import TYPE_CHECKING
 
 import gevent
 
-from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
-from schoolsurge.scenario import seconds_to_clock
 
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
@@ -25,14 +24,7 @@ def progress_line(engine: Engine) -> str | None:
         return None
     ledger = engine.ledger()
     status = engine.fleet_status()
-    replay = engine.context.replay
-    run_s = time.time() - started
-    if isinstance(replay, SweepReplay):
-        step = replay.step_at(run_s)
-        settling = run_s < replay.step_bounds(step)[1]
-        clock = f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s{' settling' if settling else ''}"
-    else:
-        clock = seconds_to_clock(replay.clock_at(run_s))
+    clock = engine.kind.progress_clock(time.time() - started)
     stats = engine.environment.stats
     login = stats.get(LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE)
     p95 = login.get_current_response_time_percentile(0.95) if login.num_requests else None

@@ -21,12 +21,9 @@ import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
 from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
-from schoolsurge.engine.sweep import sweep_rows, write_capacity_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
 from schoolsurge.files import atomic_file, readable, remove_entry
-from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
-    CAPACITY_CSV,
     FAILURES_CSV,
     HISTOGRAMS,
     LOCUST_CSV_SUFFIXES,
@@ -68,19 +65,8 @@ class RunDirectoryWriter:
             "client": f"{context.client_class.__module__}:{context.client_class.__qualname__}",
             "sso": context.client_settings.sso,
             "role": type(engine.role).__name__.removesuffix("Role").lower(),
+            **engine.kind.manifest_fields(),
         }
-        replay = context.replay
-        if isinstance(replay, SweepReplay):
-            fields["kind"] = "sweep"
-            fields["sweep"] = {
-                "steps": len(replay.multiples),
-                "multiples_of_peak": [round(m, 5) for m in replay.multiples],
-                "offered_arrivals_per_s": [round(r, 4) for r in replay.rates],
-                "settle_s": round(replay.settle_s, 2),
-                "measure_s": replay.measure_s,
-                "stop_margin": replay.stop_margin,
-                "load_fraction": replay.load_fraction,
-            }
         if self.owned:
             start_manifest(
                 self.run_dir,
@@ -142,15 +128,7 @@ class RunDirectoryWriter:
         try:
             write_sessions_csv(ledger, self.run_dir / SESSIONS_CSV, self.clock_label)
             write_histograms(ledger, self.run_dir / HISTOGRAMS)
-            replay = self.engine.context.replay
-            if isinstance(replay, SweepReplay):
-                ran_s = self.engine.stopped_at_s
-                if ran_s is None:
-                    ran_s = self.engine.share.queue.run_seconds()
-                rows = sweep_rows(
-                    ledger, replay, self.engine.context.scenario.slo, self.engine.sweep_stopped_after, ran_s
-                )
-                write_capacity_csv(rows, self.run_dir / CAPACITY_CSV)
+            self.engine.kind.write_files(self.run_dir, ledger)  # a sweep's capacity.csv
         except OSError as error:
             log.error("cannot write session metrics in %s: %s", self.run_dir, error)
 

@@ -1,4 +1,5 @@
-"""The load shape sizes the agent pool; it never sets the arrival rate (the schedule does)."""
+"""The load shape sizes the agent pool; it never sets the arrival rate (the schedule does), and ends the test by
+the run kind's stop rule (kinds/)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ POOL_HEADROOM = 1.3  # agents per expected concurrent person
 POOL_SPARE = 5
 LOOKAHEAD_S = 10.0  # size for the concurrency expected shortly, not just now
 GROWTH_PER_WAITING = 2  # agents added per arrival found waiting for a free agent
-DRAIN_LIMIT_S = 30.0  # after the window, how long sessions still running may take before the test ends
 # A pool that must grow grows by at least this factor: every change is a spawn message to each worker, and a
 # few larger steps cost the workers less than one small step a second (idle agents cost about 30 KB each).
 POOL_GROWTH = 1.1
@@ -33,13 +33,8 @@ class PoolShape(LoadTestShape):
         context = engine.context
         run_s = self.get_run_time()
         status = engine.fleet_status()
-        duration = context.replay.duration_s
-        drained = status.loaded and status.remaining == 0 and status.active == 0
-        if context.replay.is_sweep and (run_s >= duration or engine.sweep_stopped_after is not None):
-            engine.completed = True  # a sweep ends at its last step or by its stop rule, not by draining
-            return None
-        if run_s >= duration and (drained or run_s >= duration + DRAIN_LIMIT_S):
-            engine.completed = True  # the whole window was replayed: the run ends as planned
+        if engine.kind.ended(run_s, status):
+            engine.complete()  # the whole window (or sweep) was replayed: the run ends as planned
             return None
         expected = max(context.expected_concurrency(run_s), context.expected_concurrency(run_s + LOOKAHEAD_S))
         wanted = math.ceil(expected * POOL_HEADROOM) + POOL_SPARE

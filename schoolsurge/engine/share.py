@@ -1,7 +1,8 @@
 """One Locust process's share of a test: its part of the schedule, its ledger, what its agents are doing.
 
-A new share is made at every test start (the web UI can start a test again); the installed Engine keeps the
-current one.
+A new share is made at every test start (the web UI can start a test again) by the run's kind (kinds/): a
+`ProcessShare` holds a part of the schedule (open arrivals: a morning, a sweep), the closed model's holds none
+(closed.py). The installed Engine keeps the current one.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from typing import overload
 
 from schoolsurge.engine.ledger import Ledger
-from schoolsurge.engine.queue import ArrivalQueue
+from schoolsurge.engine.queue import ArrivalQueue, Claim
 from schoolsurge.models.replay import Replay
-from schoolsurge.models.schedule import Arrival, ArrivalArrays, schedule_part
-from schoolsurge.models.sweep import SweepReplay
+from schoolsurge.models.schedule import Arrival, ArrivalArrays
 from schoolsurge.parameters import RunParameters
+from schoolsurge.personas.interface import SessionShare
 from schoolsurge.rundir import Gauge
 
 
@@ -36,13 +37,6 @@ class FleetStatus:
         self.loaded = self.loaded or other.loaded
 
 
-def part_of_schedule(replay: Replay, seed: int, parts: int, index: int) -> ArrivalArrays:
-    """Part `index` of `parts` of the replay's arrivals, round-robin by position in the whole run."""
-    if isinstance(replay, SweepReplay):
-        return replay.schedule_part(seed, parts, index)
-    return schedule_part(replay.scenario, replay.scale, replay.speed, seed, parts, index)
-
-
 class RunSchedule(Sequence[Arrival]):
     """The whole run's arrivals, computed only as far as they are asked for: its length comes from the replay,
     a round-robin part (`schedule[index::parts]`, as split_schedule takes it) is computed on its own, and
@@ -57,7 +51,8 @@ class RunSchedule(Sequence[Arrival]):
         return self.replay.people  # the schedule's length, from the scale (or a sweep's rates) alone
 
     def part(self, parts: int, index: int) -> ArrivalArrays:
-        return part_of_schedule(self.replay, self.seed, parts, index)
+        """Part `index` of `parts` of the replay's arrivals, round-robin by position in the whole run."""
+        return self.replay.schedule_part(self.seed, parts, index)
 
     @property
     def arrays(self) -> ArrivalArrays:
@@ -82,7 +77,12 @@ class RunSchedule(Sequence[Arrival]):
         return iter(self.arrays)
 
 
-class ProcessShare:
+class Share:
+    """What every process's share of a test has: its ledger, its clock (the queue), its people in a session and
+    in a virtual class. Its kind says what it holds of the schedule (`schedule`, `assign`)."""
+
+    schedule: Sequence[Arrival]  # the whole run's arrivals
+
     def __init__(self, replay: Replay, parameters: RunParameters, clock: Callable[[], float] = time.time) -> None:
         self.replay = replay
         self.parameters = parameters
@@ -91,17 +91,22 @@ class ProcessShare:
         self.queue = ArrivalQueue(self.ledger, parameters.late_after_s, parameters.drop_after_s, clock)
         self.active_sessions = 0
         self.in_virtual_class = 0
-        self.schedule = RunSchedule(replay, parameters.seed)  # the whole run's, computed as far as asked
         self.parts, self.part_index = 1, 0
         self.start_unix: float | None = None
 
     def assign(self, parts: int, index: int, start_unix: float) -> int:
-        """Take part `index` of `parts` of the schedule, with run second 0 at start_unix; returns its size.
-        Only this part is computed (every process derives its own from the seed)."""
-        self.parts, self.part_index, self.start_unix = parts, index, start_unix
-        part = self.schedule.part(parts, index)
-        self.queue.load(part, start_unix)
-        return len(part)
+        """Take part `index` of `parts` of the test, with run second 0 at start_unix; returns its arrivals."""
+        raise NotImplementedError
+
+    @property
+    def sessions(self) -> SessionShare:
+        """What a person's behaviour sees of this share (personas/interface.py): the share itself."""
+        return self
+
+    def take_on(self, persona: str) -> Claim:
+        """The next person of this persona for a user that is free (the closed model's persona users): here people
+        arrive by the schedule, not when a user is free."""
+        raise LookupError(f"this run replays its schedule: no {persona} is taken on by a free user")
 
     def keep_clock(self, start_unix: float) -> None:
         """The master runs no agents but keeps the run's clock."""
@@ -126,3 +131,19 @@ class ProcessShare:
         self.ledger.sample(second, Gauge.WAITING_FOR_AGENT, self.queue.waiting())
         self.ledger.sample(second, Gauge.POOL_SIZE, pool_size)
         self.ledger.sample(second, Gauge.GENERATOR_CPU_PERCENT, cpu_percent)
+
+
+class ProcessShare(Share):
+    """A share of open arrivals: its part of the schedule, claimed by the agents at the arrivals' times."""
+
+    def __init__(self, replay: Replay, parameters: RunParameters, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(replay, parameters, clock)
+        self.schedule = RunSchedule(replay, parameters.seed)  # the whole run's, computed as far as asked
+
+    def assign(self, parts: int, index: int, start_unix: float) -> int:
+        """Take part `index` of `parts` of the schedule, with run second 0 at start_unix; returns its size.
+        Only this part is computed (every process derives its own from the seed)."""
+        self.parts, self.part_index, self.start_unix = parts, index, start_unix
+        part = self.schedule.part(parts, index)
+        self.queue.load(part, start_unix)
+        return len(part)

@@ -34,9 +34,6 @@ from schoolsurge.rundir.metrics import scrape_line
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
-SCRAPE_EVERY_S = 5.0
-MIN_SCRAPE_EVERY_S = 1.0
-SCRAPES_PER_SWEEP_STEP = 3  # a sweep's measured part gets at least this many scrapes (down to 1 s apart)
 TIMEOUT_S = 5.0
 MAX_SCRAPE_BYTES = 4 << 20  # an exposition larger than this is a failed scrape
 OFF = "off"
@@ -74,7 +71,7 @@ class TargetMetrics:
         self.path = run_dir / TARGET_METRICS_SERIES
         remove_entry(self.path)  # an earlier run's scrapes (plain locust --run-dir DIR again) are not this run's
         self.option = engine.context.monitoring.target_metrics
-        self.every_s = scrape_interval(engine)
+        self.every_s = engine.kind.scrape_every_s()
         self.failed_once = False
         self.closed = False  # the final scrape is taken: the file is complete
 
@@ -149,12 +146,3 @@ class TargetMetrics:
 def _origin(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
-
-
-def scrape_interval(engine: Engine) -> float:
-    """5 s; a sweep's steps get at least SCRAPES_PER_SWEEP_STEP scrapes each in their measured part."""
-    replay = engine.context.replay
-    measure_s = getattr(replay, "measure_s", None)
-    if replay.is_sweep and measure_s:
-        return max(MIN_SCRAPE_EVERY_S, min(SCRAPE_EVERY_S, float(measure_s) / SCRAPES_PER_SWEEP_STEP))
-    return SCRAPE_EVERY_S

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from schoolsurge.models.population import NationalCurves, national_curves
-from schoolsurge.models.schedule import Arrival, build_schedule, check_scale_speed, people_at_scale
+from schoolsurge.models.schedule import (
+    Arrival,
+    ArrivalArrays,
+    build_schedule,
+    check_scale_speed,
+    people_at_scale,
+    schedule_part,
+)
 from schoolsurge.scenario import Group, Scenario
 
 
@@ -57,10 +64,6 @@ class Replay:
         second = min(max(int(self.clock_at(run_s) - curves.start_s), 0), curves.seconds - 1)
         return float(sum(c[second] for c in curves.concurrent.values())) * self.scale
 
-    @property
-    def is_sweep(self) -> bool:
-        return False
-
     def people_of(self, group: Group) -> int:
         """People of the group this run simulates: its accounts are that many, numbered from 0."""
         return people_at_scale(group, self.scale)
@@ -73,6 +76,10 @@ class Replay:
     def schedule(self, seed: int) -> list[Arrival]:
         """Every arrival of the run, sorted by intended start (schedule.py)."""
         return build_schedule(self.scenario, self.scale, self.speed, seed)
+
+    def schedule_part(self, seed: int, parts: int = 1, index: int = 0) -> ArrivalArrays:
+        """Part `index` of `parts` of the run's arrivals, round-robin by position in the whole run (schedule.py)."""
+        return schedule_part(self.scenario, self.scale, self.speed, seed, parts, index)
 
     @property
     def platform_pupils(self) -> int:

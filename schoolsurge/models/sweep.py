@@ -18,12 +18,12 @@ cost 10) fits in about 8 minutes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
 
-from schoolsurge.accounts.roster import Roster
 from schoolsurge.models.population import logins_expected, national_curves
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import Arrival, ArrivalArrays, group_index_dtype
@@ -40,6 +40,10 @@ DEFAULT_STOP_MARGIN = 5.0  # a step breaching an objective by this factor ends t
 TOP_REQUESTS_PER_S = 250.0  # people's requests/s of the top step, run terms: what this machine holds
 ACCOUNT_MARGIN = 1.5  # accounts per group: this many times its people in a session at the top step
 ACCOUNT_FLOOR = 10
+
+RosterPupils = Callable[[Mapping[str, int]], int]
+"""The fewest pupils of a platform roster holding at least these accounts of each persona: the accounts' knowledge
+(accounts.smallest_roster), handed to the sweep by whoever builds it (capacity_sweep.py)."""
 
 
 @dataclass(frozen=True)
@@ -107,15 +111,35 @@ class SweepReplay(Replay):
     settle_s: float = 0.0
     measure_s: float = DEFAULT_MEASURE_S
     stop_margin: float = DEFAULT_STOP_MARGIN
+    roster_pupils: RosterPupils = field(kw_only=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if len(self.multiples) < 2:
             raise ValueError("a sweep needs at least 2 steps")
 
-    @property
-    def is_sweep(self) -> bool:
-        return True
+    @classmethod
+    def of(
+        cls,
+        scenario: Scenario,
+        settings: SweepSettings,
+        scale: float,
+        speed: float,
+        roster_pupils: RosterPupils,
+        expected_capacity: float | None = None,
+    ) -> SweepReplay:
+        """The sweep of a scenario at this scale and speed (its incidents left out: a sweep measures capacity)."""
+        quiet = scenario.model_copy(update={"incidents": []})
+        return cls(
+            quiet,
+            scale,
+            speed,
+            multiples=settings.multiples(expected_capacity),
+            settle_s=settings.settle_sessions * mean_session_s(scenario) / speed,
+            measure_s=settings.measure_s,
+            stop_margin=settings.stop_margin,
+            roster_pupils=roster_pupils,
+        )
 
     @cached_property
     def national_peak_arrivals_per_s(self) -> float:
@@ -173,16 +197,18 @@ class SweepReplay(Replay):
         return sum(round(rate * self.step_s) for rate in self.rates)
 
     @cached_property
-    def platform_pupils(self) -> int:
-        """The smallest roster (in pupils; its teachers and parents follow) with enough accounts of every role:
-        every account is hashed when the platform is seeded, so no more than needed."""
+    def accounts_needed(self) -> dict[str, int]:
+        """Accounts of each persona the sweep's people cycle through (people_of, over the persona's groups)."""
         need = {"student": 0, "teacher": 0, "parent": 0}
         for group in self.scenario.groups:
             need[group.persona] += self.people_of(group)
-        pupils = max(1, need["student"])
-        while any(Roster(0, pupils).count(role) < count for role, count in need.items()):
-            pupils = math.ceil(pupils * 1.05) + 1
-        return pupils
+        return need
+
+    @cached_property
+    def platform_pupils(self) -> int:
+        """The smallest roster (in pupils; its teachers and parents follow) with enough accounts of every persona:
+        every account is hashed when the platform is seeded, so no more than needed."""
+        return self.roster_pupils(self.accounts_needed)
 
     def schedule_arrays(self, seed: int) -> ArrivalArrays:
         """Arrivals of every step, evenly spread at the step's rate (stratified: the k-th of a step falls at
@@ -226,27 +252,6 @@ def default_scale_speed(
     return min(1.0, fraction / DEFAULT_SPEED), DEFAULT_SPEED
 
 
-def sweep_replay(
-    scenario: Scenario,
-    settings: SweepSettings,
-    scale: float,
-    speed: float,
-    expected_capacity: float | None = None,
-) -> SweepReplay:
-    """The sweep of a scenario at this scale and speed (its incidents left out: a sweep measures capacity)."""
-    quiet = scenario.model_copy(update={"incidents": []})
-    settle_s = settings.settle_sessions * mean_session_s(scenario) / speed
-    return SweepReplay(
-        quiet,
-        scale,
-        speed,
-        multiples=settings.multiples(expected_capacity),
-        settle_s=settle_s,
-        measure_s=settings.measure_s,
-        stop_margin=settings.stop_margin,
-    )
-
-
 __all__ = [
     "SweepReplay",
     "SweepSettings",
@@ -254,5 +259,4 @@ __all__ = [
     "default_load_fraction",
     "default_scale_speed",
     "mean_session_s",
-    "sweep_replay",
 ]

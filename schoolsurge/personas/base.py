@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 import gevent
 from gevent import GreenletExit
@@ -24,16 +24,10 @@ from gevent import GreenletExit
 from schoolsurge.clients.base import Dashboard, PlatformClient
 from schoolsurge.errors import StepFailed, StepNotSupported
 from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
+from schoolsurge.personas.interface import PersonClaim, RunContext, SessionShare, StepRecorder
 from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 from schoolsurge.scenario import Group
 
-if TYPE_CHECKING:  # the engine imports the personas: annotations only, so either can be imported first
-    from schoolsurge.engine.context import SurgeContext
-    from schoolsurge.engine.queue import Claim
-    from schoolsurge.engine.share import ProcessShare
-
-# (type, name, milliseconds, error or None): how a behaviour reports a step that spans several requests.
-StepRecorder = Callable[[str, str, float, Exception | None], None]
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 _unsupported_logged: set[str] = set()
@@ -52,10 +46,10 @@ class Behaviour:
 
     def __init__(
         self,
-        context: SurgeContext,
-        share: ProcessShare,
+        context: RunContext,
+        share: SessionShare,
         platform: PlatformClient,
-        claim: Claim,
+        claim: PersonClaim,
         record_step: StepRecorder,
     ) -> None:
         self.context = context

@@ -145,10 +145,6 @@ def cache_path(cache_dir: Path, seed: int, size: int, hash_cost: int) -> Path:
     return Path(cache_dir) / f"platform-{seed}-{size}-{hash_cost}.sqlite3"
 
 
-def default_db_path(seed: int, size: int, hash_cost: int) -> Path:
-    return cache_path(DEFAULT_CACHE_DIR, seed, size, hash_cost)
-
-
 def plan(seed: int, size: int) -> Plan:
     """All static rows for (seed, size); pure and deterministic (given the installed Faker version)."""
     roster = Roster(seed, size)

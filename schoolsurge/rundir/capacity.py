@@ -1,4 +1,4 @@
-"""capacity.csv: a capacity sweep's steps, one row per load step (the engine writes it, engine/sweep.py; the
+"""capacity.csv: a capacity sweep's steps, one row per load step (the engine writes it, engine/kinds/sweep.py; the
 report's capacity card reads it, report/load/capacity_steps.py)."""
 
 from __future__ import annotations

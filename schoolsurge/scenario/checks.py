@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from schoolsurge.models.curves import share_in_window
 from schoolsurge.scenario.clock import clock_to_seconds
+from schoolsurge.scenario.curves import share_in_window
 from schoolsurge.scenario.schema import ACTIONS, VIRTUAL_CLASS_PERSONAS, BotFlood, Scenario, Window
 
 # Below this share inside the window a curve is surely misplaced: truncating it to the window would blow a

@@ -1,6 +1,6 @@
 """Reading a capacity sweep's steps from its capacity.csv, checked line by line.
 
-The engine writes one row per step (engine/sweep.py); this turns the file back into a table of numbers the
+The engine writes one row per step (engine/kinds/sweep.py); this turns the file back into a table of numbers the
 capacity card reads, and names the file, the line and what is wrong when it is malformed, so a broken sweep
 is reported in one line rather than as a stack trace.
 """

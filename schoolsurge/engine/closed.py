@@ -1,11 +1,11 @@
-"""The closed model's adapter: people taken on by Locust user classes (users.py) rather than replayed from the
-schedule, living the same personas through the same engine.
+"""The closed model's share: people taken on by Locust user classes (persona_users.py) rather than replayed from
+the schedule, living the same personas through the same engine.
 
 A Behaviour takes a `claim` (who, and when they meant to arrive) and a `share` (the process's ledger, clock and
 session gauges). In the open model both come from the engine's arrival queue. Here:
 
-- `ClosedShare` is the engine's share of one Locust process in a closed-model run (`use_closed_model`): a
-  ProcessShare with no part of the schedule (nothing is scheduled ahead), whose ledger still feeds
+- `ClosedShare` is the engine's share of one Locust process in a closed-model run (the kind ClosedRun makes it,
+  kinds/closed.py): a Share with no part of the schedule (nothing is scheduled ahead), whose ledger still feeds
   `sessions.csv` through the engine (every process's, merged on the master as in any run).
 - `ClosedShare.take_on(persona)` is a user's next person: a group of that persona, picked by the groups' shares
   of the scenario's logins, a person number, and a Claim whose intended time is now. The person counts as
@@ -15,27 +15,24 @@ session gauges). In the open model both come from the engine's arrival queue. He
   They wrap around the group's people at the run's `--scale` (the accounts the platform has for the group), so
   person k is the same account, and holds a virtual class or not, as in an open-model run. Past that, accounts
   are reused: more users of a group than its people log in to the same accounts at once.
-- The behaviours see the share through `SessionShare`, which has no replayed window: a session lasts the
+- The behaviours see the share through `ClosedSessionView`, which has no replayed window: a session lasts the
   scenario's session length at `--speed`, however long the closed run goes on.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 from schoolsurge.engine.queue import ArrivalQueue, Claim
-from schoolsurge.engine.share import ProcessShare
+from schoolsurge.engine.share import Share
 from schoolsurge.models.population import logins_expected
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import Arrival
 from schoolsurge.parameters import RunParameters
+from schoolsurge.personas.interface import SessionShare
 from schoolsurge.rundir import Counter
 from schoolsurge.scenario import Group, Scenario
-
-if TYPE_CHECKING:
-    from schoolsurge.engine.core import Engine
 
 
 def persona_shares(scenario: Scenario) -> dict[str, float]:
@@ -47,7 +44,7 @@ def persona_shares(scenario: Scenario) -> dict[str, float]:
     return {persona: (count / total if total else 0.0) for persona, count in logins.items()}
 
 
-class SessionShare:
+class ClosedSessionView:
     """What a closed-model person's Behaviour sees of the ClosedShare: the same ledger, clock and gauges, but no
     replayed window (`start_unix` None, so `Behaviour.window_end` is always ahead): every session lasts its
     length and ends with a logout, however long the run."""
@@ -76,17 +73,22 @@ class SessionShare:
         self._share.in_virtual_class = value
 
 
-class ClosedShare(ProcessShare):
-    """One Locust process's share of a closed-model test (a new one at every test start, as ProcessShare)."""
+class ClosedShare(Share):
+    """One Locust process's share of a closed-model test (a new one at every test start, as any share)."""
+
+    schedule: Sequence[Arrival] = ()  # nothing scheduled ahead; every process agrees on 0
 
     def __init__(self, replay: Replay, parameters: RunParameters, clock: Callable[[], float] = time.time) -> None:
         super().__init__(replay, parameters, clock)
-        self.schedule = ()  # type: ignore[assignment]  # nothing scheduled ahead; every process agrees on 0
-        self.sessions = SessionShare(self)
+        self._sessions = ClosedSessionView(self)
         self._groups: dict[str, list[tuple[Group, float]]] = {}
         for group in replay.scenario.groups:
             self._groups.setdefault(group.persona, []).append((group, logins_expected(group)))
         self._taken: dict[str, int] = {}  # persons taken on so far by this process, per group
+
+    @property
+    def sessions(self) -> SessionShare:
+        return self._sessions
 
     def assign(self, parts: int, index: int, start_unix: float) -> int:
         """Run second 0 at start_unix; this process is part `index` of `parts` (it numbers persons from
@@ -94,9 +96,6 @@ class ClosedShare(ProcessShare):
         self.parts, self.part_index, self.start_unix = parts, index, start_unix
         self.queue.load((), start_unix)
         return 0
-
-    def has_persona(self, persona: str) -> bool:
-        return bool(self._groups.get(persona))
 
     def take_on(self, persona: str) -> Claim:
         """The next person of this persona, arriving now (raises LookupError when no group has the persona)."""
@@ -119,16 +118,3 @@ class ClosedShare(ProcessShare):
         taken = sum(self._taken.get(group.name, 0) for group, _ in groups)
         due = [(logins / total * (taken + 1) - self._taken.get(group.name, 0), group) for group, logins in groups]
         return max(due, key=lambda item: item[0])[1]
-
-
-def use_closed_model(engine: Engine) -> None:
-    """Make the engine's shares ClosedShares: the one it has, and those it makes at every test start (and, on a
-    worker, at every assignment from the master). Its agents would then find no one to replay: a closed-model
-    run has no SurgeAgent."""
-
-    def new_share() -> ProcessShare:
-        engine.share = ClosedShare(engine.context.replay, engine.context.parameters)
-        return engine.share
-
-    engine.new_share = new_share  # type: ignore[method-assign]
-    new_share()

@@ -15,10 +15,12 @@ times, retries and virtual classes, and its session lengths at `--speed` (defaul
 teacher's 90-minute lesson lasts 75 s at speed 72. Weights are each persona's share of the scenario's logins;
 a persona with several groups (parents) takes each person from a group by the groups' shares. The run
 directory is the engine's, as for any run: Locust's CSV files, sessions.csv (where a person is scheduled and
-started when a user takes them on), the report. Person numbering and accounts: `schoolsurge/personas/closed.py`.
+started when a user takes them on), the report. Person numbering and accounts: `schoolsurge/engine/closed.py`.
 
-Importing this module imports `schoolsurge.locustfile` (options, run context, engine, run directory) and adds
-one init listener that makes the engine's shares closed-model ones.
+The engine runs the closed model (kinds/closed.py `ClosedRun`: its shares, its end, its manifest) when it finds
+these classes among the run's user classes. Importing this module adds one init listener, which sets the classes'
+weights and keeps those the run can spawn; it reads the engine, so import `schoolsurge.locustfile` first (its
+options, run context, engine and run directory; its init installs the engine): locustfiles/personas.py does.
 """
 
 from __future__ import annotations
@@ -27,16 +29,13 @@ import logging
 import sys
 from typing import Any, ClassVar
 
-import gevent
 from locust import events, tag, task
 from locust.env import Environment
 from locust.exception import StopUser
 
-import schoolsurge.locustfile  # noqa: F401  (options, run context, engine and run directory in every process)
-from schoolsurge.engine import SurgeAgent, engine_of
-from schoolsurge.engine.agent import PersonHost
-from schoolsurge.personas.closed import ClosedShare, persona_shares, use_closed_model
-from schoolsurge.rundir import update_manifest
+from schoolsurge.engine.agent import PersonHost, SurgeAgent
+from schoolsurge.engine.closed import persona_shares
+from schoolsurge.engine.core import EngineNotInstalledError, engine_of
 
 __all__ = ["PERSONA_USERS", "Parent", "PersonaUser", "Student", "Teacher"]
 
@@ -49,6 +48,7 @@ class PersonaUser(PersonHost):
     (CLOSED model: the next login waits for the previous session to end; see the module's docstring)."""
 
     abstract = True
+    closed_model = True
     persona: ClassVar[str]
 
     def __init__(self, environment: Environment) -> None:
@@ -61,9 +61,6 @@ class PersonaUser(PersonHost):
 
     def live_next_person(self) -> None:
         share = self.engine.share
-        if not isinstance(share, ClosedShare):  # a worker's init has not switched to the closed model yet
-            gevent.sleep(IDLE_POLL_S)
-            return
         if not share.queue.wait_loaded(timeout=IDLE_POLL_S):  # a worker waiting for the master's start
             return
         try:
@@ -73,7 +70,7 @@ class PersonaUser(PersonHost):
             raise StopUser() from None
         arrival = claim.arrival
         self._person = {"persona": self.persona, "group": arrival.group, "person": arrival.person}
-        self.live_person(claim, share, share.sessions)
+        self.live_person(claim, share)
 
 
 class Student(PersonaUser):
@@ -121,21 +118,24 @@ def _fail(message: str) -> None:
 
 @events.init.add_listener  # after schoolsurge.locustfile's own, which installed the engine
 def on_init(environment: Environment, **_: Any) -> None:
-    """A run of persona users: weights from the scenario, the engine's shares closed-model ones."""
+    """A run of persona users: weights from the scenario; the engine runs them as the closed model."""
     options = environment.parsed_options
     available = list((environment.available_user_classes or {}).values()) or list(environment.user_classes)
     if options is None or not any(issubclass(cls, PersonaUser) for cls in available):
-        return  # a library user calls use_closed_model(engine) itself; a locustfile without persona users
+        return  # a library user sets the weights and classes itself; a locustfile without persona users
     if any(issubclass(cls, SurgeAgent) for cls in available):
         _fail(
             "the open-arrival agents (SurgeAgent) and the closed-model persona users cannot share a run: "
             "use locustfiles/surge.py or locustfiles/personas.py"
         )
-    engine = engine_of(environment)
+    try:
+        engine = engine_of(environment)
+    except EngineNotInstalledError:
+        _fail("the persona users need the engine: import schoolsurge.locustfile before them (locustfiles/personas.py)")
+    refused = engine.kind.persona_users_refused
+    if refused is not None:
+        _fail(refused)
     context = engine.context
-    if context.replay.is_sweep:
-        _fail("a capacity sweep replays open arrivals: run it with `schoolsurge capacity`, not the persona users")
-    use_closed_model(engine)
     shares = persona_shares(context.scenario)
     for user_class in PERSONA_USERS:
         user_class.weight = round(shares.get(user_class.persona, 0.0), 4)
@@ -143,9 +143,6 @@ def on_init(environment: Environment, **_: Any) -> None:
     if environment.user_classes and not kept:
         _fail(f"no persona user class left to run with scenario {context.scenario.name!r} and these tags")
     environment.user_classes[:] = kept
-    environment.events.test_stop.add_listener(lambda **_: setattr(engine, "completed", True))
-    if engine.results is not None:
-        update_manifest(engine.results.run_dir, arrival_model="closed")
 
 
 def _runs(user_class: type, shares: dict[str, float], options: Any) -> bool:

@@ -1,4 +1,5 @@
-"""A capacity sweep as the engine runs it: each step measured on its settled part, the stop rule, capacity.csv.
+"""A capacity sweep as the engine runs it (`schoolsurge capacity`): the scenario's mix at a constant arrival rate
+per step (models/sweep.py), each step measured on its settled part, the stop rule, capacity.csv.
 
 The figures of a step come from the run's ledger (merged over the workers on the master): counters by the
 person's intended arrival (their cohort) or by the second things happened (requests, failures), gauges sampled
@@ -16,30 +17,107 @@ import csv
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gevent
 
+from schoolsurge.engine.kinds.base import MIN_SCRAPE_EVERY_S, SCRAPE_EVERY_S, EngineView, Kind
 from schoolsurge.engine.ledger import Ledger, SecondMetrics
+from schoolsurge.engine.share import FleetStatus
 from schoolsurge.files import atomic_file
 from schoolsurge.models.sweep import SweepReplay
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
+    CAPACITY_CSV,
     FAILURE_COUNTERS,
     TIME_TO_LOGIN_PERCENTILES,
     Counter,
     Gauge,
+    RunKind,
     StepStatus,
     login_percentile,
     merged,
 )
 from schoolsurge.scenario import Slo
 
-if TYPE_CHECKING:
-    from schoolsurge.engine.core import Engine
-
 JUDGE_AFTER_S = 4.0  # after a step ends: the workers' last figures of it have reached the master
+SCRAPES_PER_SWEEP_STEP = 3  # a step's measured part gets at least this many scrapes (down to 1 s apart)
 log = logging.getLogger(__name__)
+
+
+class SweepRun(Kind):
+    """A sweep ends at its last step, or after the step that broke the stop rule: it is not drained."""
+
+    name = RunKind.SWEEP
+    persona_users_refused = (
+        "a capacity sweep replays open arrivals: run it with `schoolsurge capacity`, not the persona users"
+    )
+
+    def __init__(self, engine: EngineView, replay: SweepReplay) -> None:
+        super().__init__(engine)
+        self.replay = replay
+        self.stopped_after: int | None = None  # the step that breached past the stop margin, if one did
+
+    def test_started(self, start_unix: float) -> None:
+        self.stopped_after = None
+        self.engine.spawn(self._watch)
+
+    def ended(self, run_s: float, status: FleetStatus) -> bool:
+        return run_s >= self.replay.duration_s or self.stopped_after is not None
+
+    def progress_clock(self, run_s: float) -> str:
+        replay = self.replay
+        step = replay.step_at(run_s)
+        settling = run_s < replay.step_bounds(step)[1]
+        return f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s{' settling' if settling else ''}"
+
+    def scrape_every_s(self) -> float:
+        """5 s, and at least SCRAPES_PER_SWEEP_STEP scrapes in each step's measured part."""
+        measure_s = self.replay.measure_s
+        if not measure_s:
+            return SCRAPE_EVERY_S
+        return max(MIN_SCRAPE_EVERY_S, min(SCRAPE_EVERY_S, float(measure_s) / SCRAPES_PER_SWEEP_STEP))
+
+    def manifest_fields(self) -> dict[str, Any]:
+        replay = self.replay
+        sweep = {
+            "steps": len(replay.multiples),
+            "multiples_of_peak": [round(m, 5) for m in replay.multiples],
+            "offered_arrivals_per_s": [round(r, 4) for r in replay.rates],
+            "settle_s": round(replay.settle_s, 2),
+            "measure_s": replay.measure_s,
+            "stop_margin": replay.stop_margin,
+            "load_fraction": replay.load_fraction,
+        }
+        return {**super().manifest_fields(), "sweep": sweep}
+
+    def write_files(self, run_dir: Path, ledger: Ledger) -> None:
+        """capacity.csv: every step's row, as far as the test ran."""
+        engine = self.engine
+        ran_s = engine.stopped_at_s
+        if ran_s is None:
+            ran_s = engine.share.queue.run_seconds()
+        rows = sweep_rows(ledger, self.replay, engine.context.scenario.slo, self.stopped_after, ran_s)
+        write_capacity_csv(rows, run_dir / CAPACITY_CSV)
+
+    def _watch(self) -> None:
+        """On the process that keeps the results: judge each step once its figures are in; stop past the margin."""
+        replay, engine = self.replay, self.engine
+        queue = engine.share.queue
+        slo = engine.context.scenario.slo
+        for step in range(len(replay.multiples)):
+            _, _, end = replay.step_bounds(step)
+            while queue.run_seconds() < end + JUDGE_AFTER_S:
+                gevent.sleep(0.5)
+            if step == len(replay.multiples) - 1:
+                return
+            row = measure_step(engine.ledger(), replay, step, slo)
+            breaches = step_breaches(row, slo, replay.stop_margin)
+            if breaches:
+                log.warning("sweep stopped after step %d: %s", step + 1, "; ".join(breaches))
+                print(f"schoolsurge: sweep stopped after step {step + 1} ({'; '.join(breaches)})", flush=True)
+                self.stopped_after = step  # the load shape stops the test at its next tick
+                return
 
 
 def measure_step(ledger: Ledger, replay: SweepReplay, step: int, slo: Slo) -> dict[str, Any]:
@@ -111,27 +189,6 @@ def step_breaches(row: dict[str, Any], slo: Slo, margin: float) -> list[str]:
     if ratio != "" and ratio > slo.error_ratio * margin:
         breaches.append(f"error ratio {ratio:.2%} > {margin:g} x {slo.error_ratio:.2%}")
     return breaches
-
-
-def watch_sweep(engine: Engine) -> None:
-    """On the process that keeps the results: judge each step once its figures are in; stop past the margin."""
-    replay = engine.context.replay
-    assert isinstance(replay, SweepReplay)
-    queue = engine.share.queue
-    slo = engine.context.scenario.slo
-    for step in range(len(replay.multiples)):
-        _, _, end = replay.step_bounds(step)
-        while queue.run_seconds() < end + JUDGE_AFTER_S:
-            gevent.sleep(0.5)
-        if step == len(replay.multiples) - 1:
-            return
-        row = measure_step(engine.ledger(), replay, step, slo)
-        breaches = step_breaches(row, slo, replay.stop_margin)
-        if breaches:
-            log.warning("sweep stopped after step %d: %s", step + 1, "; ".join(breaches))
-            print(f"schoolsurge: sweep stopped after step {step + 1} ({'; '.join(breaches)})", flush=True)
-            engine.stop_sweep(step)
-            return
 
 
 def sweep_rows(ledger: Ledger, replay: SweepReplay, slo: Slo, stopped_after: int | None, ran_s: float) -> list[dict]:
