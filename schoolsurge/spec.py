@@ -27,13 +27,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.clients.base import ClientSettings, PlatformClient
 from schoolsurge.clients.options import SETTINGS_FIELDS, URL_FIELDS, ClientChoice, check_client_url
 from schoolsurge.errors import ClientError, ParameterError, SpecError
 from schoolsurge.files import atomic_file, read_regular_text
 from schoolsurge.models.population import national_curves
 from schoolsurge.models.replay import Replay, load_fraction
-from schoolsurge.models.sweep import SweepSettings, mean_session_s, sweep_replay
+from schoolsurge.models.sweep import SweepSettings, mean_session_s
 from schoolsurge.options import (
     OPTION_BY_DEST,
     OPTIONS,
