@@ -6,7 +6,8 @@ Exit status (docs: README.md, "Exit status"):
   2    bad input, refused before anything started (one line says which), or a run the loopback guard stopped
        (a client asked for a URL it refuses: nothing was sent there; one line says which; what was measured kept)
   3    an SLO breached (run --fail-on-slo), or a figure regressed (compare --fail-on-regression)
-  4    invalid run: the load generator, not the platform, was the bottleneck (generator-bound)
+  4    invalid run: the load generator (generator-bound) or the machine the platform ran on (machine-bound), not
+       the platform, was the bottleneck
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported)
 """
 

@@ -11,7 +11,8 @@ the run directory (engine/results.py writes it; the engine judges nothing).
 
 What a run says last depends on its kind (the manifest's `kind`): a morning its SLO verdicts and who got in, a
 capacity sweep its capacity answer (capacity.json). Then, whatever the kind, INVALID RUN when the load generator
-was the bottleneck, and where the report is. A run the loopback guard stopped says only that, on stderr.
+or the machine the platform ran on was the bottleneck, and where the report is. A run the loopback guard
+stopped says only that, on stderr.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from schoolsurge.errors import ReportError, RunError
 from schoolsurge.exit_status import EXIT_INTERRUPTED, EXIT_INVALID_RUN, EXIT_SLO_BREACHED, EXIT_USAGE
 from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.outcome.health import health, refused_line, run_refused
+from schoolsurge.report.outcome.health import health, invalid_line, refused_line, run_refused
 from schoolsurge.report.outcome.junit import write_junit
 from schoolsurge.report.outcome.served import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
@@ -56,7 +57,7 @@ class RunOutcome:
     verdicts: list[Verdict]
     interrupted: bool
     served: ServedShare | None = None
-    invalid_reason: str | None = None  # "generator-bound: ..." when the run measured the generator
+    invalid_reason: str | None = None  # "generator-bound: ..." or "machine-bound: ..." (report/outcome/health.py)
     refused: str | None = None  # why the loopback guard stopped the run, when it did (manifest `stopped_by`)
     exit_status: int = 0  # what `schoolsurge` exits with
 
@@ -121,7 +122,7 @@ def _say(outcome: RunOutcome, kind: RunKind) -> None:
     for line in LAST_LINES.get(kind, _verdict_lines)(outcome):
         print(line, flush=True)
     if outcome.invalid_reason is not None:
-        print(f"INVALID RUN ({outcome.invalid_reason}): it measured the load generator, not the platform", flush=True)
+        print(invalid_line(outcome.invalid_reason), flush=True)
     if outcome.report is not None:
         print(f"Report: {outcome.report}", flush=True)
 

@@ -4,5 +4,5 @@ the command line, the option table's help and the conclusion of a run (README.md
 EXIT_ERROR = 1  # the run could not proceed (the platform did not start, Locust failed)
 EXIT_USAGE = 2  # bad input refused before anything started, or a run the loopback guard stopped
 EXIT_SLO_BREACHED = 3  # an SLO breached (run --fail-on-slo), or a figure regressed (compare --fail-on-regression)
-EXIT_INVALID_RUN = 4  # the load generator, not the platform, was the bottleneck (generator-bound)
+EXIT_INVALID_RUN = 4  # the load generator or the platform's machine, not the platform, bound (generator-/machine-bound)
 EXIT_INTERRUPTED = 130  # Ctrl-C, SIGTERM, SIGHUP: what was measured is kept and reported

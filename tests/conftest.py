@@ -20,6 +20,7 @@ import pytest
 
 from schoolsurge.accounts import Roster
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.rundir import MANIFEST
 
 # Small and cheap: about 100 accounts at bcrypt cost 4 seed in well under a second.
 PLATFORM_SEED = 2021
@@ -216,6 +217,22 @@ def log_in_when_allowed(
             return reply, slowed
         slowed += 1
         time.sleep(wait)  # the wait the platform asks for, not a synchronisation
+
+
+# ---- runs ------------------------------------------------------------------------------------------------
+
+
+def assert_measured_the_platform(run_dir: Path) -> None:
+    """Call before asserting how a real run went (held or broke, SLOs, served share, plan agreement): a run that
+    measured the machine (the platform starved, its machine-level gate shed) or the generator fails the test with
+    that reason, rather than passing or failing on a verdict about the platform it never measured."""
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    if manifest.get("valid") is False:
+        pytest.fail(
+            f"the run in {run_dir} did not measure the platform: {manifest.get('invalid_reason')} (a busy machine: "
+            "run the test again with CPU to spare)",
+            pytrace=False,
+        )
 
 
 # ---- processes -------------------------------------------------------------------------------------------

@@ -1,13 +1,19 @@
-"""Runs CI can trust: a run whose generator could not keep the clock is invalid (manifest, report, exit 4),
-the verdicts and the validity come out as JUnit XML, and a profile chosen outside the scenario wins."""
+"""Runs CI can trust: a run whose generator could not keep the clock, or whose platform the machine starved, is
+invalid (manifest, report, console, exit 4), the verdicts and the validity come out as JUnit XML, and a profile
+chosen outside the scenario wins."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import threading
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from conftest import assert_measured_the_platform, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INVALID_RUN, main
 from schoolsurge.rundir import MANIFEST, REPORT
@@ -45,6 +51,58 @@ def test_a_generator_bound_run_is_invalid_everywhere(
     assert failure is not None and failure.get("type") == "invalid"
 
 
+STOPPED_S = 4.0  # how long the platform is stopped: a quarter of the smoke run at speed 240 (15 s)
+FOUND_WITHIN_S = 300.0  # a busy machine starts the platform and Locust slowly
+
+
+def _processes(marker: str) -> list[int]:
+    return [pid for pid in descendants(os.getpid()) if marker in " ".join(cmdline(pid))]
+
+
+def _stop_the_platform_mid_run(stopped: list[int]) -> None:
+    """Once the run's Locust has started (the platform is serving by then), stop every process of the embedded
+    platform (its server and the workers it spawned) for STOPPED_S, then let it go on: as if the machine gave it
+    no CPU for those seconds."""
+    deadline = time.monotonic() + FOUND_WITHIN_S
+    while not (_processes("locust") and _processes("schoolsurge.platform")):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.05)  # polling for the processes to appear, with a deadline
+    platform = [pid for server in _processes("schoolsurge.platform") for pid in (server, *descendants(server))]
+    try:
+        for pid in platform:
+            os.kill(pid, signal.SIGSTOP)
+        stopped.extend(platform)
+        time.sleep(STOPPED_S)  # the starvation itself, not a synchronisation
+    finally:
+        for pid in platform:
+            os.kill(pid, signal.SIGCONT)
+
+
+def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stopped: list[int] = []
+    stopper = threading.Thread(target=_stop_the_platform_mid_run, args=(stopped,))
+    stopper.start()
+    try:
+        code = main(["run", str(SMOKE), "--speed", "240", "--reports-dir", str(tmp_path)])
+    finally:
+        stopper.join()
+    out = capsys.readouterr().out
+    assert stopped, "the embedded platform and the run's Locust were never seen running"
+    assert code == EXIT_INVALID_RUN, out
+    assert "INVALID RUN (machine-bound:" in out and "the platform's event loops stalled" in out, out
+    assert "it measured the machine the platform ran on, not the platform" in out
+    run_dir = next(p.parent for p in tmp_path.glob("*/manifest.json"))
+    manifest = json.loads((run_dir / MANIFEST).read_text())
+    assert manifest["valid"] is False and manifest["invalid_reason"].startswith("machine-bound: "), manifest
+    top = (run_dir / REPORT).read_text().split("<h2", 1)[0]
+    assert "INVALID RUN (machine-bound:" in top
+    with pytest.raises(pytest.fail.Exception, match="machine-bound: .*stalled"):
+        assert_measured_the_platform(run_dir)
+
+
 @pytest.fixture(scope="module")
 def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, Path]:
     reports = tmp_path_factory.mktemp("reports")
@@ -54,6 +112,7 @@ def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, Path]
 
 def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(healthy: tuple[RunOutcome, Path]) -> None:
     outcome, junit = healthy
+    assert_measured_the_platform(outcome.run_dir)
     assert outcome.valid and outcome.slo_met
     assert json.loads((outcome.run_dir / MANIFEST).read_text())["valid"] is True
     cases = _cases(junit)

@@ -33,6 +33,7 @@ from schoolsurge.platform.oidc_config import ProviderConfig
 from schoolsurge.platform.oidc_provider import OidcProvider
 from schoolsurge.platform.profile_limits import ProfileGates, ProfileLimits
 from schoolsurge.platform.routes import cas, ent_auth, homework, oidc, ops, school, virtual_classes
+from schoolsurge.platform.scheduling import probe_scheduling
 from schoolsurge.platform.schemas import Error
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
@@ -107,13 +108,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The thread pool never needs more threads than the admission gate lets requests in.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.max_in_flight + SPARE_THREADS
-        cpu = asyncio.get_running_loop().create_task(metrics.record_cpu_periodically())
+        loop = asyncio.get_running_loop()
+        background = [loop.create_task(metrics.record_cpu_periodically()), loop.create_task(probe_scheduling(metrics))]
         try:
             yield
         finally:
-            cpu.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await cpu
+            for task in background:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if gates.sessions is not None:
                 gates.sessions.close()
 

@@ -7,6 +7,9 @@ database (active sessions, virtual classes) or in the capacity state are compute
 The platform's CPU time is a counter each worker adds its own share to (os.times(), user + system, all its
 threads): every CPU_RECORD_EVERY_S and when it answers a scrape, so the sum over workers lags by at most that.
 A worker that dies keeps what it recorded (counters of dead processes stay in the sum).
+
+How well the machine let each worker run (its event loop's lag and stalls, its run-queue wait) is measured by
+scheduling.py.
 """
 
 from __future__ import annotations
@@ -26,14 +29,19 @@ from prometheus_client.registry import Collector
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from schoolsurge.platform.scheduling import thread_schedule_s
 from schoolsurge.rundir.metrics import (
     DB_STATEMENT_SECONDS,
+    EVENT_LOOP_CPU,
+    EVENT_LOOP_LAG,
+    EVENT_LOOP_STALLED,
     HTTP_REQUESTS,
     IN_FLIGHT,
     LOGINS,
     PLATFORM_CPU_SECONDS,
     QUEUE_DEPTH,
     RATE_GATE_WAITING,
+    RUN_QUEUE_WAIT,
     SHED,
     SHED_BY_LIMIT,
     LoginOutcome,
@@ -45,6 +53,7 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 HASH_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 DB_BUCKETS = (0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 CPU_RECORD_EVERY_S = 0.5
 
 
@@ -97,6 +106,28 @@ class Metrics:
         )
         self._cpu_recorded = 0.0
         self._cpu_lock = threading.Lock()
+        self.loop_lag = Histogram(
+            EVENT_LOOP_LAG,
+            "How late each worker's event loop woke from the scheduling probe's sleep",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.loop_stalled = Counter(
+            EVENT_LOOP_STALLED,
+            "Lateness of the event loops' wakeups later than the stall threshold: time the workers served nobody",
+            registry=r,
+        )
+        # Declared only where the kernel says: a zero would claim the workers never waited for a CPU.
+        self.loop_schedule = (
+            (
+                Counter(EVENT_LOOP_CPU, "Time the workers' event-loop threads ran on a CPU", registry=r),
+                Counter(
+                    RUN_QUEUE_WAIT, "Time the workers' event-loop threads were runnable, waiting for a CPU", registry=r
+                ),
+            )
+            if thread_schedule_s() is not None
+            else None
+        )
         self.logins = Counter(LOGINS, "CAS login attempts by outcome", ["outcome"], registry=r)
         self.hashing = Histogram(
             "schoolsurge_password_hash_seconds", "Time spent checking bcrypt hashes", buckets=HASH_BUCKETS, registry=r

@@ -29,6 +29,16 @@ DB_STATEMENT_SECONDS = "schoolsurge_db_statement_duration_seconds"  # histogram
 CPU_CORES = "schoolsurge_platform_cpu_cores"  # gauge, at scrape time
 IN_FLIGHT_LIMIT = "schoolsurge_in_flight_limit"  # gauge, at scrape time: all workers
 QUEUE_LIMIT = "schoolsurge_queue_limit"  # gauge, at scrape time: all workers
+WORKERS = "schoolsurge_workers"  # gauge, at scrape time: worker processes configured
+# How well the machine let the workers run (platform/scheduling.py): each worker's event loop sleeps
+# PROBE_EVERY_S and measures how late it woke; a wakeup later than STALL_LAG_S adds its lateness to the stalls.
+EVENT_LOOP_LAG = "schoolsurge_event_loop_lag_seconds"  # histogram: lateness of every probe's wakeup
+EVENT_LOOP_STALLED = "schoolsurge_event_loop_stalled_seconds"  # counter: lateness of the wakeups past STALL_LAG_S
+# Linux only (/proc/thread-self/schedstat): the loop's thread on a CPU, and runnable but waiting for one.
+EVENT_LOOP_CPU = "schoolsurge_event_loop_cpu_seconds"  # counter
+RUN_QUEUE_WAIT = "schoolsurge_event_loop_run_queue_wait_seconds"  # counter
+PROBE_EVERY_S = 0.1
+STALL_LAG_S = 0.05  # 10 to 25 times a request's service time here: the worker answered nobody meanwhile
 # Any other target's standard process metric (prometheus_client's process collector, most exporters).
 PROCESS_CPU_SECONDS_TOTAL = "process_cpu_seconds_total"
 

@@ -24,7 +24,7 @@ from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Capacity, CapacityChange, Status
 from schoolsurge.platform.security import same_secret, token_hash
 from schoolsurge.platform.settings import Settings
-from schoolsurge.rundir.metrics import CPU_CORES, IN_FLIGHT_LIMIT, QUEUE_LIMIT
+from schoolsurge.rundir.metrics import CPU_CORES, IN_FLIGHT_LIMIT, QUEUE_LIMIT, WORKERS
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -85,7 +85,7 @@ def gauges_at_scrape(platform: Platform) -> Gauges:
         {(): capacity.fraction_lost},
         [],
     )
-    yield "schoolsurge_workers", "Worker processes configured", {(): capacity.workers}, []
+    yield WORKERS, "Worker processes configured", {(): capacity.workers}, []
     yield CPU_CORES, "CPU cores the platform's processes may run on", {(): cpu_cores()}, []
     yield (
         IN_FLIGHT_LIMIT,

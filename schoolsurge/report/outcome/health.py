@@ -10,6 +10,13 @@
   `sessions_full` are its profile's limits (national capacity, scaled to the run): the rehearsal's outcome.
   `queue_full` and `queue_timeout` are the machine's (workers, slots, queue): when they bind, the run measured
   the laptop. Its CPU seconds over the run say how busy the machine was.
+- The platform's process: each worker measures how late its event loop wakes and, on Linux, how long its loop's
+  thread waited for a CPU (platform/scheduling.py). A worker that stalled or waited for a large share of the run
+  was starved of CPU by the machine (other processes, a stopped process): its failures are the machine's.
+
+A run is invalid (manifest `valid`, exit status 4) when it measured the generator (generator-bound) or the
+machine the platform ran on (machine-bound: the platform's machine-level gate shed, or its process was
+CPU-starved), rather than the platform's profile. `invalid_reason` is the one place that judges it.
 """
 
 from __future__ import annotations
@@ -23,11 +30,28 @@ from prometheus_client.parser import text_string_to_metric_families
 from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.rundir import TARGET_METRICS, Counter, Manifest, RunStatus
-from schoolsurge.rundir.metrics import MACHINE_REASONS, PLATFORM_CPU_SECONDS, PROFILE_REASONS, SHED, total
+from schoolsurge.rundir.metrics import (
+    EVENT_LOOP_CPU,
+    EVENT_LOOP_STALLED,
+    MACHINE_REASONS,
+    PLATFORM_CPU_SECONDS,
+    PROFILE_REASONS,
+    RUN_QUEUE_WAIT,
+    SHED,
+    WORKERS,
+    total,
+)
 
 LATE_LIMIT = 0.01  # more than 1% of arrivals late or dropped: the generator did not keep the clock
 SATURATED_LIMIT_S = 5  # process-seconds above 90% CPU tolerated (Locust samples its CPU every 5 s)
 MACHINE_SHED_LIMIT = 0.01  # more than 1% of requests refused at the machine's limits
+# A worker whose event loop is late by more than STALL_LAG_S answers nobody meanwhile. Stalled for more than 5% of
+# the run, its stalls alone can make the 95th percentile of login times: the percentile measured the machine.
+STALLED_LIMIT = 0.05
+# Time the workers' loop threads were runnable but waited for a CPU, as a share of the run. A busy 2-core machine
+# (other work, a CPU hog, the generator beside it) keeps it near 10%; past a quarter of the run, requests waited
+# for the machine more than for the platform.
+RUN_QUEUE_WAIT_LIMIT = 0.25
 log = logging.getLogger(__name__)
 
 
@@ -46,6 +70,7 @@ class Health:
     refused: str | None = None  # why the loopback guard stopped the run (manifest `stopped_by`), when it did
     unfinished: int = 0  # people still logging in when the run ended (sessions.csv `unfinished`)
     unfinished_page: int = 0  # people logged in, still waiting on a page then (`unfinished_page`)
+    platform_process: PlatformProcessHealth | None = None  # how the machine let the platform's workers run
 
     @property
     def late_share(self) -> float:
@@ -57,11 +82,18 @@ class Health:
         return self.late_share > LATE_LIMIT or self.saturated_s > SATURATED_LIMIT_S
 
     def invalid_reason(self) -> str | None:
-        """Why the run cannot be trusted as a measure of the platform (None when it can)."""
+        """Why the run cannot be trusted as a measure of the platform (None when it can): the one judge of a
+        run's validity (manifest, report, console, exit status)."""
         if self.refused is not None:
             return f"stopped by the loopback guard: {self.refused}"
-        if not self.generator_bound:
-            return None
+        if self.generator_bound:
+            return self._generator_reason()
+        machine = self.machine_reasons()
+        if machine:
+            return f"{MACHINE_BOUND}: " + ", ".join(machine)
+        return None
+
+    def _generator_reason(self) -> str:
         reasons = []
         if self.late_share > LATE_LIMIT:
             reasons.append(
@@ -81,7 +113,30 @@ class Health:
 
     @property
     def machine_bound(self) -> bool:
-        return self.requests > 0 and self.shed_by_machine / self.requests > MACHINE_SHED_LIMIT
+        return bool(self.machine_reasons())
+
+    def machine_reasons(self) -> list[str]:
+        """Why the platform's side measured the machine: its machine-level gate shed, or its process starved."""
+        reasons = []
+        if self.requests > 0 and self.shed_by_machine / self.requests > MACHINE_SHED_LIMIT:
+            reasons.append(
+                f"{self.shed_by_machine:,.0f} of {self.requests:,} requests refused at the platform's machine-level "
+                "gate (queue full or timed out)"
+            )
+        process = self.platform_process
+        if process is not None and self.run_s:
+            worker_s = process.workers * self.run_s
+            if process.stalled_s / worker_s > STALLED_LIMIT:
+                reasons.append(
+                    f"the platform's event loops stalled {process.stalled_s:,.1f} s of {worker_s:,.0f} worker-seconds "
+                    f"(over {STALLED_LIMIT:.0%}: its process was stopped or starved of CPU)"
+                )
+            if process.run_queue_wait_s is not None and process.run_queue_wait_s / worker_s > RUN_QUEUE_WAIT_LIMIT:
+                reasons.append(
+                    f"the platform's event loops waited {process.run_queue_wait_s:,.1f} s of {worker_s:,.0f} "
+                    f"worker-seconds for a CPU (over {RUN_QUEUE_WAIT_LIMIT:.0%}: other processes had it)"
+                )
+        return reasons
 
     def notes(self) -> list[str]:
         """What a reader must know before believing the figures, first."""
@@ -92,10 +147,15 @@ class Health:
                 f"INVALID RUN ({reason}). Nothing was sent there; the figures are what was measured until the "
                 "run stopped. Allow the host with --allow-host only if you own it, or fix the client's options."
             )
+        elif reason is not None and self.generator_bound:
+            notes.append(
+                f"{invalid_line(reason)}. Use fewer people (--scale), a slower clock (--speed) or more Locust "
+                "processes (--processes)."
+            )
         elif reason is not None:
             notes.append(
-                f"INVALID RUN ({reason}): this run measured the load generator, not the platform. Use fewer "
-                "people (--scale), a slower clock (--speed) or more Locust processes (--processes)."
+                f"{invalid_line(reason)}: its failures are not the profile's. Run it on a machine with CPU to "
+                "spare (nothing else busy), give the platform more workers, or use fewer people (--scale)."
             )
         if self.unfinished or self.unfinished_page:
             page = self.unfinished_page
@@ -105,12 +165,6 @@ class Health:
                 "`unfinished`, `unfinished_page`): waiting for an answer the target had not given, or to ask "
                 "again. Those logging in were not served: the served share and the login objectives count them "
                 "as never logged in. Every request still unanswered then counts as failed (a timeout)."
-            )
-        if self.machine_bound:
-            notes.append(
-                f"This run measured the machine, not the platform's profile: {self.shed_by_machine:,.0f} requests "
-                "were refused at the machine's own limits (queue full or timed out) rather than at the profile's "
-                "national capacity. Give the platform more workers or run it on another machine."
             )
         return [*notes, *self.worker_notes]
 
@@ -127,7 +181,34 @@ class Health:
                     f"({self.platform_cpu_s / self.run_s:.2f} cores on average)",
                 )
             )
+        if self.platform_process is not None:
+            rows.append(("platform's process (event loops)", self.platform_process.line()))
         return rows
+
+
+MACHINE_BOUND = "machine-bound"
+
+
+def invalid_line(reason: str) -> str:
+    """The line an invalid run says (console, report top), naming what it measured instead of the platform."""
+    measured = "the machine the platform ran on" if reason.startswith(MACHINE_BOUND) else "the load generator"
+    return f"INVALID RUN ({reason}): it measured {measured}, not the platform"
+
+
+@dataclass(frozen=True)
+class PlatformProcessHealth:
+    """How the machine let the platform's workers run, summed over them (platform/scheduling.py)."""
+
+    workers: int
+    stalled_s: float  # lateness of the event loops' wakeups past the stall threshold
+    loop_cpu_s: float | None  # the loops' threads on a CPU (Linux)
+    run_queue_wait_s: float | None  # the loops' threads runnable, waiting for a CPU (Linux)
+
+    def line(self) -> str:
+        waited = ""
+        if self.run_queue_wait_s is not None and self.loop_cpu_s is not None:
+            waited = f"; waited {self.run_queue_wait_s:,.1f} s for a CPU, ran {self.loop_cpu_s:,.1f} s"
+        return f"{self.workers} workers: stalled {self.stalled_s:,.1f} s{waited}"
 
 
 def health(data: RunData) -> Health:
@@ -141,7 +222,7 @@ def health(data: RunData) -> Health:
         if data.kind.counts_unfinished:
             unfinished = int(data.sessions[Counter.UNFINISHED].sum())
             unfinished_page = int(data.sessions[Counter.UNFINISHED_PAGE].sum())
-    shed, cpu = _platform_figures(data)
+    shed, cpu, process = _platform_figures(data)
     requests, _ = data.requests_in(None)
     ended, started = data.manifest.ended_unix, data.test_start_unix
     run_s = ended - started if ended is not None and started else None
@@ -159,6 +240,7 @@ def health(data: RunData) -> Health:
         refused=run_refused(data.manifest),
         unfinished=unfinished,
         unfinished_page=unfinished_page,
+        platform_process=process,
     )
 
 
@@ -177,13 +259,23 @@ def refused_line(reason: str, run_dir: Path) -> str:
     )
 
 
-def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:
-    """Shed requests by reason and CPU seconds, from the target's metrics scraped at the end of the run."""
+PROCESS_SAMPLES = {
+    WORKERS: "workers",
+    total(EVENT_LOOP_STALLED): "stalled_s",
+    total(EVENT_LOOP_CPU): "loop_cpu_s",
+    total(RUN_QUEUE_WAIT): "run_queue_wait_s",
+}
+
+
+def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None, PlatformProcessHealth | None]:
+    """Shed requests by reason, CPU seconds and how the workers were let run, from the target's metrics scraped
+    at the end of the run (the embedded platform's; another target has none of the workers' figures)."""
     path = data.run_dir / TARGET_METRICS
     if not readable(path, data.notes):
-        return {}, None
+        return {}, None, None
     shed: dict[str, float] = {}
     cpu = None
+    process: dict[str, float] = {}
     try:
         for family in text_string_to_metric_families(read_regular_text(path, errors="replace")):
             for sample in family.samples:
@@ -192,7 +284,15 @@ def _platform_figures(data: RunData) -> tuple[dict[str, float], float | None]:
                     shed[reason] = shed.get(reason, 0.0) + sample.value
                 elif sample.name == total(PLATFORM_CPU_SECONDS):
                     cpu = (cpu or 0.0) + sample.value
+                elif sample.name in PROCESS_SAMPLES:
+                    field_name = PROCESS_SAMPLES[sample.name]
+                    process[field_name] = process.get(field_name, 0.0) + sample.value
     except (ValueError, OSError) as error:  # a malformed exposition: the report notes nothing rather than failing
         log.warning("%s: not Prometheus text (%s)", path, error)
-        return {}, None
-    return {reason: count for reason, count in shed.items() if count}, cpu
+        return {}, None, None
+    platform_process = None
+    if process.get("workers") and "stalled_s" in process:
+        platform_process = PlatformProcessHealth(
+            int(process["workers"]), process["stalled_s"], process.get("loop_cpu_s"), process.get("run_queue_wait_s")
+        )
+    return {reason: count for reason, count in shed.items() if count}, cpu, platform_process

@@ -1,5 +1,5 @@
 """The verdicts of a run as JUnit XML (`--junit FILE`), for CI systems that show test results: one test case
-per service-level objective and one for the run's validity (a generator-bound run is invalid)."""
+per service-level objective and one for the run's validity (a generator- or machine-bound run is invalid)."""
 
 from __future__ import annotations
 
