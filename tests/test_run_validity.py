@@ -11,11 +11,13 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import assert_measured_the_platform, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INVALID_RUN, main
+from schoolsurge.report.outcome.health import Health, PlatformProcessHealth
 from schoolsurge.rundir import MANIFEST, REPORT
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
@@ -120,3 +122,28 @@ def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(healthy: t
     assert all(case.find("failure") is None for case in cases.values())
     suite = ET.parse(junit).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == str(len(cases)) and suite.get("failures") == "0"
+
+
+@pytest.mark.parametrize(
+    ("figures", "reason"),
+    [
+        ({"shed_by_reason": {"queue_timeout": 30.0}}, "30 of 1,000 requests refused at the platform's machine-level"),
+        ({"platform_process": PlatformProcessHealth(2, 2.5, 1.0, 2.0)}, "event loops stalled 2.5 s of 40"),
+        ({"platform_process": PlatformProcessHealth(2, 0.5, 1.0, 12.0)}, "waited 12.0 s of 40 worker-seconds"),
+        ({"platform_process": PlatformProcessHealth(2, 0.8, 2.0, 6.4)}, None),  # stress-ng --cpu 2 beside a smoke run
+        ({"shed_by_reason": {"login_rate": 300.0}}, None),  # the profile refusing: the rehearsal's outcome
+    ],
+)
+def test_the_platform_side_of_validity(figures: dict[str, Any], reason: str | None) -> None:
+    # 1,000 requests over a 20-second run on two workers (40 worker-seconds).
+    judged = Health(arrivals=100, requests=1_000, run_s=20.0, **figures).invalid_reason()
+    if reason is None:
+        assert judged is None
+    else:
+        assert judged is not None and judged.startswith("machine-bound: ") and reason in judged, judged
+
+
+def test_a_generator_bound_run_says_so_first_whatever_the_platform() -> None:
+    starved = PlatformProcessHealth(2, 20.0, 1.0, 20.0)
+    judged = Health(arrivals=100, late=50, requests=1_000, run_s=20.0, platform_process=starved).invalid_reason()
+    assert judged is not None and judged.startswith("generator-bound: "), judged
