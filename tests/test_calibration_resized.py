@@ -7,6 +7,7 @@ import math
 
 import pytest
 from calibration_replay import first_day_replay
+from conftest import assert_measured_the_platform
 
 from schoolsurge.report import load_run
 from schoolsurge.report.outcome.against_plan import plan_agreement
@@ -29,6 +30,7 @@ def resized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
 
 
 def test_the_resized_profile_meets_its_slos_without_a_bubble(resized: RunOutcome) -> None:
+    assert_measured_the_platform(resized.run_dir)
     assert resized.slo_met, [v.line() for v in resized.verdicts]
     assert resized.served is not None and resized.served.share == 1.0
     sessions = load_run(resized.run_dir).sessions
@@ -36,6 +38,7 @@ def test_the_resized_profile_meets_its_slos_without_a_bubble(resized: RunOutcome
 
 
 def test_the_resized_profile_agrees_with_the_plan(resized: RunOutcome) -> None:
+    assert_measured_the_platform(resized.run_dir)
     agreement = plan_agreement(load_run(resized.run_dir))
     figures = {a.figure for a in agreement}
     assert {"people in a session, peak", "people in a virtual class, mean", "requests per second, peak"} <= figures

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from calibration_replay import first_day_replay
+from conftest import assert_measured_the_platform
 
 from schoolsurge.report import load_run
 from schoolsurge.report.outcome.health import health
@@ -20,12 +21,14 @@ def undersized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
 
 
 def test_the_default_profile_serves_about_the_published_share(undersized: RunOutcome) -> None:
+    assert_measured_the_platform(undersized.run_dir)
     served = undersized.served
     assert served is not None and served.tried > 300
     assert abs(served.share - PUBLISHED_2021_SHARE) <= SERVED_BAND, served.line()
 
 
 def test_the_default_profile_collapses_like_2021_and_the_retries_show(undersized: RunOutcome) -> None:
+    assert_measured_the_platform(undersized.run_dir)
     verdicts = {v.objective.split(" (")[0]: v for v in undersized.verdicts}
     assert not verdicts["login p95"].met, "logins are mostly failing or timing out"
     data = load_run(undersized.run_dir)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_measured_the_platform
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
@@ -54,6 +55,7 @@ def test_a_smoke_run_with_sso_oidc_lives_the_whole_journey_through_oidc_logins(t
     outcome = run(
         RunRequest(scenario_path=SMOKE, target=None, reports_dir=tmp_path, client_arguments=["--sso", "oidc"])
     )
+    assert_measured_the_platform(outcome.run_dir)
     stats = _stats(outcome)
     people = _sessions_total(outcome, "scheduled")
     logins = _count(stats, "sso: code callback")
@@ -81,6 +83,7 @@ def test_the_oidc_client_logs_in_on_the_back_channel_by_options_only(tmp_path: P
             client_arguments=[*arguments, "--oidc-validation", "back-channel"],
         )
     )
+    assert_measured_the_platform(outcome.run_dir)
     stats = _stats(outcome)
     people = _sessions_total(outcome, "scheduled")
     assert _count(stats, "sso: redeem code") == people > 20  # the token endpoint, once per person

@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import assert_measured_the_platform
 
 from schoolsurge.errors import ReportError
 from schoolsurge.report.compare import (
@@ -82,6 +83,8 @@ def _parse(html: str) -> _Cells:
 
 
 def test_the_undersized_platform_serves_fewer_people_than_the_resized_one(smoke: SmokeRuns) -> None:
+    assert_measured_the_platform(smoke.resized)
+    assert_measured_the_platform(smoke.undersized)
     comparison = compare_runs([smoke.resized, smoke.undersized])
     base, under = comparison.runs
     assert base.run_dir == smoke.resized and under.run_dir == smoke.undersized

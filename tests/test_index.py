@@ -10,6 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from conftest import assert_measured_the_platform
 from test_compare import SmokeRuns, run_smoke_pair
 
 from schoolsurge.errors import ReportError
@@ -70,6 +71,8 @@ def _copy_reports(smoke: SmokeRuns, destination: Path) -> Path:
 
 
 def test_lists_every_run_newest_first_with_links_that_exist(smoke: SmokeRuns) -> None:
+    assert_measured_the_platform(smoke.resized)
+    assert_measured_the_platform(smoke.undersized)
     path = write_index(smoke.reports)
     assert path == smoke.reports / "index.html"
     index = _parse(path)

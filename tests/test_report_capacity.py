@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import assert_measured_the_platform
 
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
@@ -382,6 +383,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
 
 
 def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:
+    assert_measured_the_platform(smoke_run.run_dir)
     run_dir = smoke_run.run_dir
     html = (run_dir / "report.html").read_text()
     assert _sections(html)[0] == "Capacity"

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import assert_measured_the_platform
 
 from schoolsurge.accounts import Roster
 from schoolsurge.capacity_sweep import sweep_replay
@@ -89,6 +90,7 @@ def _steps(outcome: RunOutcome) -> pd.DataFrame:
 
 
 def test_stop_rule_ends_the_sweep_at_the_broken_step_and_lists_the_skipped(pupils_sweep: RunOutcome) -> None:
+    assert_measured_the_platform(pupils_sweep.run_dir)
     steps = _steps(pupils_sweep)
     assert list(steps["status"]) == [StepStatus.MEASURED, StepStatus.MEASURED, StepStatus.STOPPED, StepStatus.SKIPPED]
     broken = steps.iloc[2]
@@ -105,6 +107,7 @@ def test_stop_rule_ends_the_sweep_at_the_broken_step_and_lists_the_skipped(pupil
 
 
 def test_healthy_steps_are_measured_once_settled_and_obey_littles_law(pupils_sweep: RunOutcome) -> None:
+    assert_measured_the_platform(pupils_sweep.run_dir)
     scenario = load_scenario(PUPILS)
     steps = _steps(pupils_sweep)
     sessions = pd.read_csv(pupils_sweep.run_dir / SESSIONS_CSV).set_index("second")
