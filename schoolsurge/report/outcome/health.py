@@ -150,13 +150,14 @@ class Health:
             )
         elif reason is not None and self.generator_bound:
             notes.append(
-                f"{invalid_line(reason)}. Use fewer people (--scale), a slower clock (--speed) or more Locust "
-                "processes (--processes)."
+                f"INVALID RUN ({reason}): this run measured the load generator, not the platform. Use fewer "
+                "people (--scale), a slower clock (--speed) or more Locust processes (--processes)."
             )
         elif reason is not None:
             notes.append(
-                f"{invalid_line(reason)}: its failures are not the profile's. Run it on a machine with CPU to "
-                "spare (nothing else busy), give the platform more workers, or use fewer people (--scale)."
+                f"INVALID RUN ({reason}): this run measured the machine the platform ran on, not the platform's "
+                "profile: its failures are not the profile's. Run it on a machine with CPU to spare (nothing else "
+                "busy), give the platform more workers, or use fewer people (--scale)."
             )
         if self.unfinished or self.unfinished_page:
             page = self.unfinished_page
@@ -191,7 +192,7 @@ MACHINE_BOUND = "machine-bound"
 
 
 def invalid_line(reason: str) -> str:
-    """The line an invalid run says (console, report top), naming what it measured instead of the platform."""
+    """The line an invalid run says last on the console, naming what it measured instead of the platform."""
     measured = "the machine the platform ran on" if reason.startswith(MACHINE_BOUND) else "the load generator"
     return f"INVALID RUN ({reason}): it measured {measured}, not the platform"
 
