@@ -1,6 +1,8 @@
 """Shared fixtures and HTTP helpers: real reference platforms on ephemeral loopback ports, no mocks.
 
-Test modules import the helpers with `from conftest import Client, login, ...`.
+Test modules import the helpers with `from conftest import Client, login, ...`. A test asserting how a real run
+went (held or broke, SLOs, served share, plan agreement) calls `assert_measured_the_platform(run_dir)` first: on a
+machine too busy for the run, it fails saying so (machine-bound, generator-bound) rather than judging the platform.
 """
 
 from __future__ import annotations
