@@ -59,9 +59,14 @@ class TimeAxis:
         return np.arange(self.count) * self.width
 
     @property
+    def run_edges(self) -> np.ndarray:
+        """Run second of the bins' edges (count + 1 values; the last is the run's end)."""
+        return np.minimum(np.arange(self.count + 1) * self.width, max(self.seconds, 1)).astype(float)
+
+    @property
     def edges(self) -> np.ndarray:
         """x of the bins' edges (count + 1 values), for step drawings."""
-        return self.x(np.minimum(np.arange(self.count + 1) * self.width, max(self.seconds, 1)))
+        return self.x(self.run_edges)
 
     @property
     def seconds_in(self) -> np.ndarray:
