@@ -4,11 +4,12 @@ request latency and the time-to-log-in CDF against the login objectives."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.series.axis import TimeAxis
-from schoolsurge.report.series.latency import Binned, cdf, distribution
+from schoolsurge.report.series.latency import MIN_VALUES, Binned, cdf, distribution, minimum_text
 from schoolsurge.rundir import Counter
 
 PERCENTILE_STYLE = {50: "tab:blue", 95: "tab:orange", 99: "tab:red"}
@@ -29,9 +30,14 @@ def _over_time(
 ) -> Chart | None:
     if not binned.totals.any():
         return None
+    drawn = binned.drawn_percentiles()
+    if all(np.isnan(values).all() for values in drawn.values()):
+        fewest = min(MIN_VALUES.values())
+        text = f"{title}: fewer than {fewest} values in every bin ({axis.bin_label}), no percentile to draw over time."
+        return Chart(key, title, caption, "", text)
     fig, (ax,) = figure()
-    for p, values in binned.percentiles().items():
-        steps(ax, axis.edges, values, color=PERCENTILE_STYLE[int(p)], label=f"p{p:g}")
+    for p, values in drawn.items():
+        steps(ax, axis.edges, values, color=PERCENTILE_STYLE[p], label=f"p{p}")
     if slo:
         for p, threshold in _objectives(ctx):
             ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
@@ -47,7 +53,7 @@ def login_over_time(ctx: Context) -> Chart | None:
     caption = (
         "Of the people who logged in, by their intended arrival time (cohort), from the engine's time-to-login "
         f"histograms merged per bin ({ctx.login_axis.bin_label}); it includes the generator's delay, the platform's "
-        "queueing and every retry. People who gave up are not in it (see Retries)."
+        f"queueing and every retry. People who gave up are not in it (see Retries); {minimum_text()}."
     )
     return _over_time(ctx, ctx.login_axis, ctx.login_bins, "login-latency", title, caption, slo=True)
 
@@ -56,9 +62,10 @@ def requests_over_time(ctx: Context) -> Chart | None:
     title = "People's request latency: p50, p95, p99"
     caption = (
         "Every HTTP request of people (bots and the login flow entry left out), failed or not, by the second it "
-        f"completed, from the engine's request-latency histograms merged per bin ({ctx.axis.bin_label})."
+        f"completed, from the engine's request-latency histograms merged per bin ({ctx.request_axis.bin_label}); "
+        f"{minimum_text()}."
     )
-    return _over_time(ctx, ctx.axis, ctx.request_bins, "request-latency", title, caption, slo=False)
+    return _over_time(ctx, ctx.request_axis, ctx.request_bins_wide, "request-latency", title, caption, slo=False)
 
 
 def _history_x(ctx: Context, rows: pd.DataFrame) -> pd.Series:
@@ -113,7 +120,7 @@ def request_distribution(ctx: Context) -> Chart | None:
     ax.set_xscale("log")
     ax.set_xlabel("request latency, ms (log)")
     ax.set_ylabel("% of requests")
-    legend(ax, loc="upper right")
+    legend(ax)
     title = "Response-time distribution of people's requests"
     caption = f"All {shown.total:,} people's requests of the run, failed or not, from the merged histograms."
     return Chart.drawn(fig, "request-distribution", title, caption)
