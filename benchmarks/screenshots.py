@@ -240,11 +240,13 @@ class Chromium:
             raise RuntimeError(f"page script failed: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
 
-    def screenshot(self, out: Path) -> Path:
-        """The whole page (beyond the window) as PNG."""
+    def screenshot(self, out: Path, whole_page: bool = True) -> Path:
+        """The whole page (beyond the window) as PNG, or only its first screen (the window's size)."""
         metrics = self.send("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         width, height = max(self.width, int(size["width"])), int(size["height"])
+        if not whole_page:
+            width, height = self.width, min(self.height, height)
         shot = self.send(
             "Page.captureScreenshot",
             format="png",
