@@ -17,6 +17,7 @@ import pytest
 
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
+from schoolsurge.report.charts.latency import latency_against_offered
 from schoolsurge.report.charts.load import failure_series, requests_and_failures
 from schoolsurge.report.charts.people import pool_series
 from schoolsurge.report.charts.sections import context, section_charts
@@ -270,7 +271,8 @@ def test_every_chart_renders_to_valid_svg(smoke: RunOutcome) -> None:
         "retries",
         "generator",
     }
-    assert {chart.key for chart in charts} == expected
+    # the login latency against the offered load needs two bins with enough people for a p95
+    assert expected <= {chart.key for chart in charts} <= expected | {"login-vs-offered"}
     ids: list[str] = []
     for chart in charts:
         if chart.collapsed:  # every value 0, or too few for a percentile: a line of text instead
@@ -281,7 +283,9 @@ def test_every_chart_renders_to_valid_svg(smoke: RunOutcome) -> None:
         assert root.find(".//{http://www.w3.org/2000/svg}path") is not None, chart.key
         ids += [element.get("id") for element in root.iter() if element.get("id")]
     assert len(ids) == len(set(ids)), "ids unique across the report's inline charts"
-    time_charts = [chart for chart in charts if chart.key not in {"request-distribution", "login-cdf"}]
+    time_charts = [
+        chart for chart in charts if chart.key not in {"request-distribution", "login-cdf", "login-vs-offered"}
+    ]
     for chart in (chart for chart in time_charts if not chart.collapsed):
         assert "scenario clock (HH:MM)" in chart.svg and "SLO window 07:30-08:30" in chart.svg, chart.key
 
@@ -296,7 +300,7 @@ def test_the_report_is_one_file_with_every_section_and_no_network(smoke: RunOutc
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no resource is fetched from a network"
     assert "<link" not in html and "<script" not in html
     drawn = html.count('<svg class="chart"') - html.count('<figure id="chart-platform-')  # + the platform's
-    assert drawn + html.count('<p class="collapsed" id="chart-') == 12
+    assert drawn + html.count('<p class="collapsed" id="chart-') - html.count('id="chart-login-vs-offered"') == 12
     assert "@media print" in html and "break-inside: avoid" in html
     for column in ("p50", "p90", "p95", "p99", "p99.9", "max"):
         assert f"<th>{column}</th>" in html
@@ -396,6 +400,19 @@ def test_a_chart_of_zeros_collapses_to_a_line_of_text(smoke: RunOutcome, tmp_pat
     html = build_report(copy).read_text(encoding="utf-8")
     assert '<p class="collapsed" id="chart-generator">' in html
     assert '<figure id="chart-generator">' not in html
+
+
+def test_login_latency_is_drawn_against_the_login_load_offered(smoke: RunOutcome, tmp_path: Path) -> None:
+    """3 people a second, each logging in at the first attempt in 200 ms: every point at 3 attempts/s, 200 ms."""
+    ctx = context(load_run(_copy(smoke, tmp_path, _steady(300), speed=120)))
+    points = latency_against_offered(ctx)
+    assert points is not None and len(points) >= 6
+    assert points["offered_per_s"].to_numpy() == pytest.approx(3.0)
+    assert points["p95_ms"].to_numpy() == pytest.approx(200, rel=0.01)
+    totals = ctx.login_bins.totals[points.index.to_numpy()]
+    assert (totals >= MIN_VALUES[95]).all()
+    charts = {chart.key: chart for drawn in section_charts(ctx).values() for chart in drawn}
+    assert charts["login-vs-offered"].svg and "login attempts offered" in charts["login-vs-offered"].svg
 
 
 def _sweep_copy(smoke: RunOutcome, tmp_path: Path, statuses: tuple[str, ...]) -> Path:

@@ -10,10 +10,12 @@ import pandas as pd
 from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.series.axis import TimeAxis
 from schoolsurge.report.series.latency import MIN_VALUES, Binned, cdf, distribution, minimum_text
+from schoolsurge.report.series.retries import retry_series
 from schoolsurge.rundir import Counter
 
 PERCENTILE_STYLE = {50: "tab:blue", 95: "tab:orange", 99: "tab:red"}
 MAX_STEPS = 8
+WIDE_RANGE = 20  # a load axis spanning more than this ratio is drawn on a log scale
 
 
 def _objectives(ctx: Context) -> list[tuple[int, float]]:
@@ -66,6 +68,55 @@ def requests_over_time(ctx: Context) -> Chart | None:
         f"{minimum_text()}."
     )
     return _over_time(ctx, ctx.request_axis, ctx.request_bins_wide, "request-latency", title, caption, slo=False)
+
+
+def latency_against_offered(ctx: Context) -> pd.DataFrame | None:
+    """Per bin of the login axis that holds enough people for its percentiles: the login attempts offered per run
+    second (first attempts and retries, event time) and the time to log in of the people due in it (p50, p95)."""
+    if ctx.data.sessions is None or not ctx.login_bins.totals.any():
+        return None
+    axis = ctx.login_axis
+    attempts = retry_series(ctx.data.sessions, axis)
+    drawn = ctx.login_bins.drawn_percentiles((50, 95))
+    frame = pd.DataFrame(
+        {
+            "offered_per_s": attempts.first_attempts_per_s + attempts.login_retries_per_s,
+            "p50_ms": drawn[50],
+            "p95_ms": drawn[95],
+        }
+    )
+    frame = frame[np.isfinite(frame["p95_ms"])]
+    return frame if len(frame) else None
+
+
+def latency_vs_offered(ctx: Context) -> Chart | None:
+    """Time to log in against the login load offered, bin by bin: where it leaves its floor is the load the
+    platform stops absorbing; whether that is the platform or the people's retries, the logins chart says."""
+    points = latency_against_offered(ctx)
+    if points is None or len(points) < 2:
+        return None
+    fig, (ax,) = figure()
+    ax.scatter(points["offered_per_s"], points["p95_ms"], color=PERCENTILE_STYLE[95], s=18, label="p95")
+    ax.scatter(points["offered_per_s"], points["p50_ms"], color=PERCENTILE_STYLE[50], s=12, marker="s", label="p50")
+    for p, threshold in _objectives(ctx):
+        if p in (50, 95):
+            ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
+    ax.set_yscale("log")
+    offered = points["offered_per_s"][points["offered_per_s"] > 0]
+    if len(offered) and offered.max() > WIDE_RANGE * offered.min():  # retries spread the load over decades
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)
+    ax.set_xlabel("login attempts offered per run second (first attempts and retries, run terms)")
+    ax.set_ylabel("time to log in, ms (log)")
+    legend(ax)
+    title = "Time to log in against the login load offered"
+    caption = (
+        f"One point per bin ({ctx.login_axis.bin_label}) holding enough people for its percentiles "
+        f"({minimum_text()}): the login attempts made in it (event time) and the time to log in of the people due "
+        "in it (cohort). In national terms, divide the load by the load fraction."
+    )
+    return Chart.drawn(fig, "login-vs-offered", title, caption)
 
 
 def _history_x(ctx: Context, rows: pd.DataFrame) -> pd.Series:
