@@ -11,12 +11,15 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
+from schoolsurge.report.capacity.answer import capacity_card
+from schoolsurge.report.capacity.charts import SWEEP_CHARTS, national_demand
 from schoolsurge.report.charts.latency import latency_against_offered
 from schoolsurge.report.charts.load import failure_series, requests_and_failures
 from schoolsurge.report.charts.people import pool_series
@@ -469,3 +472,23 @@ def test_wide_tables_stay_inside_the_page(smoke: RunOutcome, tmp_path: Path) -> 
     assert "table { max-width: 100%; }" in style
     steps_table = html[html.index("Steps of the sweep") :]
     assert steps_table[steps_table.index("<table") :].startswith('<table class="steps">')
+
+
+def test_the_sweeps_legends_sit_above_their_charts_not_over_the_steps(smoke: RunOutcome, tmp_path: Path) -> None:
+    copy = _sweep_copy(smoke, tmp_path, ("measured", "measured", "measured", "stopped"))
+    card = capacity_card(load_run(copy))
+    assert card is not None
+    drawn = 0
+    for _title, draw in SWEEP_CHARTS:
+        if draw is national_demand and card.demand is None:
+            continue
+        figure = draw(card)
+        figure.canvas.draw()
+        for ax in figure.axes:
+            box = ax.get_legend()
+            if box is None:
+                continue
+            drawn += 1
+            assert box.get_window_extent().y0 >= ax.get_window_extent().y1 - 1, _title
+        plt.close(figure)
+    assert drawn >= 2
