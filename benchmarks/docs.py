@@ -164,6 +164,8 @@ def screenshots(run_dir: Path, sweep_dir: Path) -> list[Path]:
             check = browser.open(report / "report.html")
             if not check.ok:
                 raise RuntimeError(check.summary())
+            if check.width > SCREEN_WIDTH:  # a table or chart wider than the screen: the page scrolls sideways
+                raise RuntimeError(f"{report / 'report.html'} is {check.width} px wide, more than {SCREEN_WIDTH}")
             taken.append(browser.screenshot(SCREENSHOTS / f"{name}.png", whole_page=whole))
     return taken
 
