@@ -15,7 +15,7 @@ KNOBS = $(if $(TARGET),--target $(TARGET)) $(if $(SCALE),--scale $(SCALE)) $(if 
 	$(if $(WORKERS),--processes $(WORKERS)) $(if $(PROFILE),--profile $(PROFILE))
 JUNIT ?= reports/junit
 
-.PHONY: install surge smoke capacity target report test lint bench
+.PHONY: install surge smoke capacity target report test lint bench docs
 
 # Reinstalls only when pyproject.toml changes, so every target below can depend on it cheaply.
 $(STAMP): pyproject.toml
@@ -50,6 +50,10 @@ bench: install
 	$(BIN)/python -m benchmarks.bench_platform
 	$(BIN)/python -m benchmarks.bench_report
 	$(BIN)/python -m benchmarks.bench_engine
+
+# README's plan tables and console example from the real commands, and docs/screenshots/ (benchmarks/docs.py).
+docs: install
+	$(BIN)/python -m benchmarks.docs $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

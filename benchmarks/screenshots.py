@@ -36,7 +36,7 @@ START_TIMEOUT_S = 30
 COMMAND_TIMEOUT_S = 60
 SETTLE_S = 0.5  # after the load event: late errors (a script run on a timer) still count
 
-# Runs in the page: open every <details> (a person would), then what did not render.
+# Runs in the page: open every <details> (a person would), then what did not render or does not fit the page.
 CHECK_PAGE = r"""(() => {
   for (const d of document.querySelectorAll('details')) d.open = true;
   const problems = [];
@@ -52,6 +52,12 @@ CHECK_PAGE = r"""(() => {
     if (box.width < 1 || box.height < 1) problems.push('chart without a size: ' + name);
     else if (!svg.querySelector('path, line, rect, polyline, polygon, circle, text, use, image'))
       problems.push('empty chart: ' + name);
+  }
+  const page = document.body.getBoundingClientRect();
+  for (const table of document.querySelectorAll('table')) {
+    const box = table.getBoundingClientRect();
+    if (box.right > page.right + 1) problems.push('table wider than the page (' + Math.round(box.width) + ' px): '
+      + (table.className || table.querySelector('th, td')?.textContent.slice(0, 40) || 'table'));
   }
   const seen = new Map();
   for (const el of document.querySelectorAll('[id]')) seen.set(el.id, (seen.get(el.id) || 0) + 1);
@@ -240,11 +246,13 @@ class Chromium:
             raise RuntimeError(f"page script failed: {result['exceptionDetails'].get('text')}")
         return result["result"].get("value")
 
-    def screenshot(self, out: Path) -> Path:
-        """The whole page (beyond the window) as PNG."""
+    def screenshot(self, out: Path, whole_page: bool = True) -> Path:
+        """The whole page (beyond the window) as PNG, or only its first screen (the window's size)."""
         metrics = self.send("Page.getLayoutMetrics")
         size = metrics.get("cssContentSize") or metrics["contentSize"]
         width, height = max(self.width, int(size["width"])), int(size["height"])
+        if not whole_page:
+            width, height = self.width, min(self.height, height)
         shot = self.send(
             "Page.captureScreenshot",
             format="png",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,6 +17,7 @@ import pytest
 from conftest import assert_measured_the_platform
 
 from schoolsurge.errors import ReportError
+from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.report.compare import (
     DEFAULT_REGRESSION_FIGURES,
     HEADLINE_FIGURES,
@@ -24,6 +27,7 @@ from schoolsurge.report.compare import (
 )
 from schoolsurge.report.load.loader import load_run
 from schoolsurge.report.outcome.served import served_share
+from schoolsurge.rundir import Gauge
 from schoolsurge.runner import RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -274,3 +278,82 @@ def test_regressions_refuse_an_unknown_figure_or_a_negative_threshold(smoke: Smo
     for figure in HEADLINE_FIGURES:
         assert figure.better in ("higher", "lower")
         assert figure.terms in ("run terms", "national terms", "same in run and national terms")
+
+
+@pytest.fixture(scope="module")
+def smoke_sweep(smoke: SmokeRuns) -> Path:
+    """A real two-step capacity sweep of the smoke scenario, beside the smoke runs."""
+    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0)
+    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=smoke.reports, sweep=settings))
+    assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
+    return outcome.run_dir
+
+
+def test_a_run_and_a_sweep_are_refused_in_one_line_naming_both(smoke: SmokeRuns, smoke_sweep: Path) -> None:
+    """A sweep's figures are over its steps, a run's over the morning: compared, they read as a regression (exit 3)
+    that is not one. Refused before anything is written, exit 2, one line naming both kinds and what to do."""
+    for runs in ([smoke.resized, smoke_sweep], [smoke_sweep, smoke.undersized]):
+        with pytest.raises(ReportError) as raised:
+            compare_runs(runs)
+        message = str(raised.value)
+        assert "\n" not in message, message
+        assert f"{smoke_sweep} is a capacity sweep" in message and "compare sweeps with sweeps" in message, message
+        assert str(runs[0] if runs[0] != smoke_sweep else runs[1]) in message, message
+    out = smoke.reports / "refused-comparison"
+    command = [sys.executable, "-m", "schoolsurge", "compare", str(smoke.resized), str(smoke_sweep)]
+    result = subprocess.run(
+        [*command, "--fail-on-regression", "5", "--out", str(out)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "REGRESSION" not in result.stdout and not out.exists()
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "capacity sweep" in lines[0], result.stderr
+
+
+def test_a_sweep_is_drawn_in_run_seconds_not_past_midnight(smoke_sweep: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "sweep-copy"
+    shutil.copytree(smoke_sweep, copy)
+    comparison = compare_runs([smoke_sweep, copy])
+    for compared in comparison.runs:
+        assert not compared.on_clock
+        for curve in (compared.curves.requests_per_s, compared.curves.in_session):
+            assert curve is not None and curve.index.max() < 3600, curve.index.max()  # run seconds, not the clock
+
+
+def test_a_missing_sample_is_a_gap_in_the_curves_not_a_zero(smoke: SmokeRuns, tmp_path: Path) -> None:
+    """The ledger writes a second no process sampled as zeros, and a history may skip a tick: neither is a zero."""
+    gap = tmp_path / "gap"
+    shutil.copytree(smoke.resized, gap)
+    sessions = (gap / "sessions.csv").read_text().splitlines()
+    header = sessions[0].split(",")
+    busy = [
+        i
+        for i, line in enumerate(sessions[1:], start=1)
+        if float(line.split(",")[header.index(Gauge.ACTIVE_SESSIONS)] or 0) > 0
+    ]
+    middle = busy[len(busy) // 2]
+    fields = sessions[middle].split(",")
+    for gauge in Gauge:
+        fields[header.index(gauge)] = "0"
+    sessions[middle] = ",".join(fields)
+    (gap / "sessions.csv").write_text("\n".join(sessions) + "\n")
+    compared = compare_runs([smoke.resized, gap]).runs[1]
+    in_session = compared.curves.in_session
+    assert in_session is not None
+    assert not (in_session.iloc[1:-1] == 0).any(), in_session[in_session == 0]
+    # Without the engine's files, the requests curve comes from Locust's history: drop one tick of it.
+    plain = tmp_path / "plain"
+    shutil.copytree(smoke.resized, plain)
+    for name in ("sessions.csv", "time_to_login.jsonl", "capacity.json"):
+        (plain / name).unlink()
+    history = (plain / "locust_stats_history.csv").read_text().splitlines()
+    stamps = sorted({line.split(",")[0] for line in history[1:]})
+    dropped = stamps[len(stamps) // 2]
+    (plain / "locust_stats_history.csv").write_text(
+        "\n".join([history[0], *(line for line in history[1:] if line.split(",")[0] != dropped)]) + "\n"
+    )
+    compared = compare_runs([smoke.resized, plain]).runs[1]
+    requests = compared.curves.requests_per_s
+    assert requests is not None and len(requests) > 5
+    inside = requests.iloc[1:-1]
+    assert not (inside == 0).any() and not inside.isna().any(), requests.to_string()

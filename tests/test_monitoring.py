@@ -269,7 +269,7 @@ def test_the_report_has_the_platform_side(monitored: Monitored) -> None:
     section = html[html.index('<h2 id="platform">') :]
     section = section[: section.index("<h2", 5)]
     charts = re.findall(r'<figure id="chart-(platform-[a-z]+)">', section)
-    assert charts == ["platform-cpu", "platform-concurrency", "platform-admission", "platform-laws"]
-    assert section.count('<svg class="chart"') == 4
+    assert charts == ["platform-logins", "platform-cpu", "platform-concurrency", "platform-admission", "platform-laws"]
+    assert section.count('<svg class="chart"') == 5
     assert "scenario clock (HH:MM)" in section and "SLO window 07:30-08:30" in section
     assert "CPU bound X &lt;= m / D" in section and "Operational laws:" in section

@@ -249,4 +249,4 @@ def test_a_real_sweep_has_the_operational_laws_in_capacity_json(sweep: RunOutcom
     html = (sweep.run_dir / "report.html").read_text()
     section = html[html.index('<h2 id="platform">') :]
     assert re.search(r"<th>m / D \(req/s\)</th>", section)
-    assert section.count('<figure id="chart-platform-') == 4
+    assert section.count('<figure id="chart-platform-') == 5  # logins, cpu, concurrency, admission, laws

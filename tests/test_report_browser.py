@@ -4,6 +4,7 @@ screenshot of each is saved beside the test's files. Skipped only when no chromi
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -18,6 +19,7 @@ import pytest
 
 from schoolsurge.report import build_report
 from schoolsurge.report.compare import compare_runs, write_comparison
+from schoolsurge.rundir import CAPACITY_COLUMNS, CAPACITY_CSV
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +91,10 @@ def test_the_checks_catch_what_a_person_would_see(browser: Any, tmp_path: Path) 
         '<svg aria-label="flat chart" width="300" height="0"><path d="M0 0L1 1"/></svg>'
         '<svg aria-label="blank chart" width="300" height="100"></svg>'
         "<script>console.error('chart data missing'); undefinedFunction();</script>"
+        '<div style="max-width: 400px"><table class="steps"><tr><td style="white-space: nowrap">'
+        + "step "
+        * 200
+        + "</td></tr></table></div>"
         "</body></html>"
     )
     check = browser.open(page)
@@ -102,6 +108,7 @@ def test_the_checks_catch_what_a_person_would_see(browser: Any, tmp_path: Path) 
         "console.error: chart data missing",
         "undefinedFunction is not defined",
         "no-such-chart.png",
+        "table wider than the page",
     ):
         assert expected in text, text
 
@@ -128,3 +135,24 @@ def test_comparison_report_renders_cleanly(
     page = write_comparison(comparison, tmp_path / "compare")
     check = _look(browser, page, tmp_path / "compare.png")
     assert check.svgs + check.images >= 1, check.summary()
+
+
+def test_a_sweeps_steps_table_fits_the_page(browser: Any, surge_run: RunOutcome, tmp_path: Path) -> None:
+    """A sweep's steps table has a column per figure of capacity.csv: it widened the page past its 1000 px."""
+    sweep = tmp_path / "sweep"
+    shutil.copytree(surge_run.run_dir, sweep)
+    manifest = json.loads((sweep / "manifest.json").read_text())
+    (sweep / "manifest.json").write_text(json.dumps({**manifest, "kind": "sweep"}))
+    rows = []
+    for step in range(1, 8):
+        row = {column: f"{1234.5678 * step:.4f}" for column in CAPACITY_COLUMNS}
+        row.update(step=step, status="measured", start_s=5 * (step - 1), measured_from_s=5 * step - 3)
+        row.update(end_s=5 * step, slo_met="true", breaches="", error_ratio=0.001)
+        rows.append(row)
+    with (sweep / CAPACITY_CSV).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(CAPACITY_COLUMNS))
+        writer.writeheader()
+        writer.writerows(rows)
+    check = _look(browser, build_report(sweep), tmp_path / "sweep.png")
+    assert "Steps of the sweep" in (sweep / "report.html").read_text()
+    assert check.width <= WIDTH, check.summary()

@@ -11,18 +11,22 @@ import shutil
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
+from schoolsurge.report.capacity.answer import capacity_card
+from schoolsurge.report.capacity.charts import SWEEP_CHARTS, national_demand
+from schoolsurge.report.charts.latency import latency_against_offered
 from schoolsurge.report.charts.load import failure_series, requests_and_failures
 from schoolsurge.report.charts.people import pool_series
 from schoolsurge.report.charts.sections import context, section_charts
 from schoolsurge.report.run.funnel import ATTEMPTS, PEOPLE, login_funnel
-from schoolsurge.report.series.axis import MAX_BINS
-from schoolsurge.report.series.latency import percentiles_of
+from schoolsurge.report.series.axis import MAX_BINS, time_axis
+from schoolsurge.report.series.latency import MIN_VALUES, percentiles_of
 from schoolsurge.rundir import (
     AGGREGATED,
     BOT_STEP_PREFIX,
@@ -270,16 +274,22 @@ def test_every_chart_renders_to_valid_svg(smoke: RunOutcome) -> None:
         "retries",
         "generator",
     }
-    assert {chart.key for chart in charts} == expected
+    # the login latency against the offered load needs two bins with enough people for a p95
+    assert expected <= {chart.key for chart in charts} <= expected | {"login-vs-offered"}
     ids: list[str] = []
     for chart in charts:
+        if chart.collapsed:  # every value 0, or too few for a percentile: a line of text instead
+            assert not chart.svg and chart.collapsed.startswith(chart.title), chart.key
+            continue
         root = ElementTree.fromstring(chart.svg)
         assert root.tag == SVG and root.get("viewBox"), chart.key
         assert root.find(".//{http://www.w3.org/2000/svg}path") is not None, chart.key
         ids += [element.get("id") for element in root.iter() if element.get("id")]
     assert len(ids) == len(set(ids)), "ids unique across the report's inline charts"
-    time_charts = [chart for chart in charts if chart.key not in {"request-distribution", "login-cdf"}]
-    for chart in time_charts:
+    time_charts = [
+        chart for chart in charts if chart.key not in {"request-distribution", "login-cdf", "login-vs-offered"}
+    ]
+    for chart in (chart for chart in time_charts if not chart.collapsed):
         assert "scenario clock (HH:MM)" in chart.svg and "SLO window 07:30-08:30" in chart.svg, chart.key
 
 
@@ -292,7 +302,8 @@ def test_the_report_is_one_file_with_every_section_and_no_network(smoke: RunOutc
     assert sections.index("Run") < sections.index("Arrivals") < sections.index("Login funnel")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no resource is fetched from a network"
     assert "<link" not in html and "<script" not in html
-    assert html.count('<svg class="chart"') - html.count('<figure id="chart-platform-') == 12  # + the platform's
+    drawn = html.count('<svg class="chart"') - html.count('<figure id="chart-platform-')  # + the platform's
+    assert drawn + html.count('<p class="collapsed" id="chart-') - html.count('id="chart-login-vs-offered"') == 12
     assert "@media print" in html and "break-inside: avoid" in html
     for column in ("p50", "p90", "p95", "p99", "p99.9", "max"):
         assert f"<th>{column}</th>" in html
@@ -353,3 +364,131 @@ def test_bots_are_counted_apart(smoke: RunOutcome, tmp_path: Path) -> None:
     assert f'{BOT_STEP_PREFIX}sso: submit credentials (requests / failed)</th><td class="num">50 / 48' in html
     steps = html[html.index('<h2 id="steps">') : html.index('<h2 id="failures">')]
     assert steps.index(">people<") < steps.index(">bots<")
+
+
+# ---- what a chart draws ----------------------------------------------------------------------------------------
+
+
+def test_percentiles_are_drawn_only_on_bins_with_enough_values(smoke: RunOutcome) -> None:
+    """A p99 of a handful of requests is the slowest one: the line jumped from bin to bin. Each percentile is drawn
+    on the bins holding at least its minimum (stated in the caption), request bins widened to hold them."""
+    ctx = context(load_run(smoke.run_dir))
+    assert ctx.request_axis.width >= ctx.axis.width
+    for binned in (ctx.login_bins, ctx.request_bins_wide):
+        totals = binned.totals
+        drawn = binned.drawn_percentiles()
+        exact = binned.percentiles()
+        for p, minimum in MIN_VALUES.items():
+            enough = totals >= minimum
+            assert np.isnan(drawn[p][~enough]).all(), p
+            assert drawn[p][enough] == pytest.approx(exact[p][enough]), p
+    assert (~np.isnan(ctx.request_bins_wide.drawn_percentiles()[95])).any(), "enough requests for a p95"
+    # The smoke run has bins with requests but too few for a p99: the old chart drew those.
+    totals = ctx.request_bins.totals
+    assert ((totals > 0) & (totals < MIN_VALUES[99])).any()
+    charts = {chart.key: chart for drawn in section_charts(ctx).values() for chart in drawn}
+    for key in ("login-latency", "request-latency"):
+        chart = charts[key]
+        assert "p50 10, p95 20, p99 100" in chart.caption or "no percentile to draw" in chart.collapsed, key
+
+
+def test_a_chart_of_zeros_collapses_to_a_line_of_text(smoke: RunOutcome, tmp_path: Path) -> None:
+    """Nobody late or dropped, no arrival waiting, no CPU sampled: the generator chart would be flat lines at 0."""
+    copy = _copy(smoke, tmp_path, _steady(60), speed=120)
+    ctx = context(load_run(copy))
+    charts = {chart.key: chart for drawn in section_charts(ctx).values() for chart in drawn}
+    assert charts["generator"].collapsed and not charts["generator"].svg
+    assert "0 throughout" in charts["generator"].collapsed
+    assert not charts["arrivals"].collapsed and charts["arrivals"].svg  # 3 people a second: drawn
+    html = build_report(copy).read_text(encoding="utf-8")
+    assert '<p class="collapsed" id="chart-generator">' in html
+    assert '<figure id="chart-generator">' not in html
+
+
+def test_login_latency_is_drawn_against_the_login_load_offered(smoke: RunOutcome, tmp_path: Path) -> None:
+    """3 people a second, each logging in at the first attempt in 200 ms: every point at 3 attempts/s, 200 ms."""
+    ctx = context(load_run(_copy(smoke, tmp_path, _steady(300), speed=120)))
+    points = latency_against_offered(ctx)
+    assert points is not None and len(points) >= 6
+    assert points["offered_per_s"].to_numpy() == pytest.approx(3.0)
+    assert points["p95_ms"].to_numpy() == pytest.approx(200, rel=0.01)
+    totals = ctx.login_bins.totals[points.index.to_numpy()]
+    assert (totals >= MIN_VALUES[95]).all()
+    charts = {chart.key: chart for drawn in section_charts(ctx).values() for chart in drawn}
+    assert charts["login-vs-offered"].svg and "login attempts offered" in charts["login-vs-offered"].svg
+
+
+def _sweep_copy(smoke: RunOutcome, tmp_path: Path, statuses: tuple[str, ...]) -> Path:
+    """The smoke run as a sweep of 5-second steps with these statuses."""
+    copy = _copy(smoke, tmp_path)
+    update_manifest(copy, kind="sweep")
+    rows = []
+    for step, status in enumerate(statuses, start=1):
+        start = 5 * (step - 1)
+        measured = status != "skipped"
+        rows.append(
+            {
+                **dict.fromkeys(CAPACITY_COLUMNS, ""),
+                "step": step,
+                "status": status,
+                "offered_arrivals_per_s": step,
+                "start_s": start,
+                "measured_from_s": start + 2,
+                "end_s": start + 5,
+                **(
+                    {
+                        "concurrency": 5 * step,
+                        "logins_per_s": step,
+                        "requests_per_s": 10 * step,
+                        "successful_requests_per_s": 10 * step,
+                        "error_ratio": 0,
+                        "time_to_login_p95_ms": 100,
+                        "slo_met": "true",
+                    }
+                    if measured
+                    else {}
+                ),
+            }
+        )
+    pd.DataFrame(rows, columns=list(CAPACITY_COLUMNS)).to_csv(copy / CAPACITY_CSV, index=False)
+    return copy
+
+
+def test_a_sweeps_charts_end_where_its_last_step_ended(smoke: RunOutcome, tmp_path: Path) -> None:
+    copy = _sweep_copy(smoke, tmp_path, ("measured", "stopped", "skipped"))
+    data = load_run(copy)
+    assert int(data.sessions["second"].max()) + 1 > 10, "the run's rows go on after the stopped step"
+    axis = time_axis(data)
+    assert axis.seconds == 10 and axis.edges[-1] == 10
+
+
+def test_wide_tables_stay_inside_the_page(smoke: RunOutcome, tmp_path: Path) -> None:
+    """The sweep's steps table (30 columns) widened the page past the screen: it scrolls inside it instead, and
+    prints small."""
+    copy = _sweep_copy(smoke, tmp_path, ("measured", "measured", "stopped"))
+    html = build_report(copy).read_text(encoding="utf-8")
+    style = html[html.index("<style>") : html.index("</style>")]
+    assert "table.steps { display: block; overflow-x: auto; }" in style
+    assert "table { max-width: 100%; }" in style
+    steps_table = html[html.index("Steps of the sweep") :]
+    assert steps_table[steps_table.index("<table") :].startswith('<table class="steps">')
+
+
+def test_the_sweeps_legends_sit_above_their_charts_not_over_the_steps(smoke: RunOutcome, tmp_path: Path) -> None:
+    copy = _sweep_copy(smoke, tmp_path, ("measured", "measured", "measured", "stopped"))
+    card = capacity_card(load_run(copy))
+    assert card is not None
+    drawn = 0
+    for _title, draw in SWEEP_CHARTS:
+        if draw is national_demand and card.demand is None:
+            continue
+        figure = draw(card)
+        figure.canvas.draw()
+        for ax in figure.axes:
+            box = ax.get_legend()
+            if box is None:
+                continue
+            drawn += 1
+            assert box.get_window_extent().y0 >= ax.get_window_extent().y1 - 1, _title
+        plt.close(figure)
+    assert drawn >= 2

@@ -18,6 +18,9 @@ from schoolsurge.errors import ReportError
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.load.loader import PLAIN_LOCUST_NOTE
 from schoolsurge.report.load.run_data import HistoryDetail
+from schoolsurge.report.run.facts import run_facts
+from schoolsurge.report.series.axis import time_axis
+from schoolsurge.report.series.locust_rates import running_totals
 
 PREFIX = "run1"
 LOCUSTFILE = """
@@ -121,6 +124,51 @@ def test_report_of_a_plain_locust_run_without_full_history(summary_run: Path, tm
     for name in REQUEST_NAMES:
         assert name in html
     assert "--csv-full-history" in html
+
+
+@pytest.mark.parametrize("history", ["full", "summary"])
+def test_a_plain_runs_throughput_comes_from_its_running_totals(
+    full_run: Path, summary_run: Path, tmp_path: Path, history: str
+) -> None:
+    """Locust's Requests/s is a lagging window (0 at the first ticks, under the rate while users ramp up): the
+    chart's rates are the differences of the running totals, and add up to the requests Locust counted."""
+    copy = _copy(full_run if history == "full" else summary_run, tmp_path)
+    data = load_run(copy)
+    totals = running_totals(data)
+    assert totals is not None
+    axis = time_axis(data)
+    rates = totals.per_second(axis.run_edges)
+    measured = rates.dropna()
+    covered = (measured.index.to_series().shift(-1).fillna(totals.last_second) - measured.index.to_series()).clip(0)
+    counted = float((measured["requests"] * covered).sum())
+    aggregated = data.stats[data.stats["Name"] == "Aggregated"].iloc[0]
+    last_tick = data.history[data.history["Name"] == "Aggregated"].iloc[-1]
+    assert counted == pytest.approx(float(last_tick["Total Request Count"]), rel=0.01)
+    assert counted == pytest.approx(float(aggregated["Request Count"]), rel=0.1)
+    # Users send all along (5 users every 0.2 s): every second from the first to the last tick has requests,
+    # where Locust's own window reads 0 at its first ticks.
+    assert (measured["requests"].iloc[:-1] > 0).all(), measured
+    first_ticks = data.history[data.history["Name"] == "Aggregated"]["Requests/s"].iloc[:2]
+    assert (first_ticks == 0).any(), "Locust's window lags: the reason this chart no longer draws it"
+    html = build_report(copy).read_text()
+    assert "differences of the running totals" in html
+
+
+def test_a_plain_run_has_its_start_end_and_duration_and_counts_requests_not_people(
+    full_run: Path, tmp_path: Path
+) -> None:
+    copy = _copy(full_run, tmp_path)
+    data = load_run(copy)
+    facts = dict(run_facts(data))
+    stamps = data.history["Timestamp"]
+    started, ended = facts["started / ended (UTC)"].split(" / ")
+    assert started.startswith("20") and ended.startswith("20"), facts
+    assert facts["duration"] == f"{round(stamps.max() - stamps.min()):,} s"
+    assert round(stamps.max() - stamps.min()) >= 4  # a 5-second test
+    html = build_report(copy).read_text()
+    steps = html[html.index('id="steps"') : html.index('id="failures"')]
+    assert ">people<" not in steps and ">requests<" in steps
+    assert "count people" not in steps
 
 
 def test_report_without_any_history_file(summary_run: Path, tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ EVENT_LOOP_CPU = "schoolsurge_event_loop_cpu_seconds"  # counter
 RUN_QUEUE_WAIT = "schoolsurge_event_loop_run_queue_wait_seconds"  # counter
 PROBE_EVERY_S = 0.1
 STALL_LAG_S = 0.05  # 10 to 25 times a request's service time here: the worker answered nobody meanwhile
+LOGIN_RATE_LIMIT = "schoolsurge_login_rate_limit"  # gauge: logins/s the profile admits at the run's level (+Inf: none)
 # Any other target's standard process metric (prometheus_client's process collector, most exporters).
 PROCESS_CPU_SECONDS_TOTAL = "process_cpu_seconds_total"
 

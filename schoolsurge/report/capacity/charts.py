@@ -25,7 +25,7 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
 from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
-from schoolsurge.report.charts.base import svg
+from schoolsurge.report.charts.base import legend, svg
 from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
@@ -45,10 +45,9 @@ def _figure(rows: int = 1, height: float = 3.6) -> tuple[plt.Figure, list[Axes]]
     return figure, list(axes[:, 0])
 
 
-def _finish(figure: plt.Figure, axes: list[Axes], legend: str = "upper left") -> plt.Figure:
+def _finish(figure: plt.Figure, axes: list[Axes]) -> plt.Figure:
     for ax in axes:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc=legend, fontsize=8)
+        legend(ax)  # above the axes: a legend inside covered the steps (upper left is where throughput rises)
     return figure
 
 
@@ -168,7 +167,7 @@ def national_demand(card: CapacityCard) -> plt.Figure:
     axes[1].xaxis.set_major_locator(MultipleLocator(1800 if high - low > 3 * 3600 / 2 else 600))
     axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: seconds_to_clock(v)))
     axes[1].set_xlabel("scenario clock (HH:MM)")
-    return _finish(figure, axes, legend="upper right")  # the morning's demand is low towards 10:00
+    return _finish(figure, axes)
 
 
 SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (

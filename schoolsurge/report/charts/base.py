@@ -16,7 +16,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from hdrh.histogram import HdrHistogram  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import StepPatch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
 from schoolsurge.report.load.run_data import RunData  # noqa: E402
@@ -25,6 +27,10 @@ from schoolsurge.report.series.axis import TimeAxis, sampled_gauges  # noqa: E40
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
 WIDTH_IN, HEIGHT_IN = 9.0, 3.3
+# Percentiles over time: bins widened until they hold about this many values on average (a p95 needs 20), down
+# to this few bins for a short run.
+PERCENTILE_BIN_VALUES = 30
+PERCENTILE_MIN_BINS = 6
 INCIDENT_COLOUR, SLO_COLOUR = "#9467bd", "#555555"
 CLOCK_STEPS_S = (60, 120, 300, 600, 900, 1800, 3600, 7200)
 MAX_TICKS = 12
@@ -36,17 +42,45 @@ _SIZE = re.compile(r'<svg([^>]*?) width="[^"]+" height="[^"]+"')
 
 @dataclass(frozen=True)
 class Chart:
-    """One drawn chart: its heading, a caption saying what it counts and how, and its inline SVG."""
+    """One drawn chart: its heading, a caption saying what it counts and how, and its inline SVG; or, when every
+    value it would draw is 0, no SVG and one line of text saying so (`collapsed`)."""
 
     key: str
     title: str
     caption: str
     svg: str
+    collapsed: str = ""
 
     @classmethod
     def drawn(cls, fig: Figure, key: str, title: str, caption: str) -> Chart:
-        """The chart of a finished figure (closed once drawn), its SVG ids unique by `key`."""
+        """The chart of a finished figure (closed once drawn), its SVG ids unique by `key`; collapsed to a line
+        of text when every series it draws is 0 (a flat line at 0 says nothing a sentence cannot)."""
+        if all_zero(fig):
+            plt.close(fig)
+            return cls(key, title, caption, "", f"{title}: 0 throughout, nothing to draw.")
         return cls(key, title, caption, svg(fig, key, title))
+
+
+def all_zero(fig: Figure) -> bool:
+    """Every data series of the figure (lines of more than two points, steps, stairs, bars) is 0 or has no
+    value; reference lines (an objective, a limit: two points) and legend placeholders (none) are not data."""
+    values = []
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            y = np.asarray(line.get_ydata(), dtype=float)
+            if len(y) > 2:
+                values.append(y)
+        for patch in ax.patches:
+            if isinstance(patch, StepPatch):
+                values.append(np.asarray(patch.get_data().values, dtype=float))
+        for container in ax.containers:
+            if isinstance(container, BarContainer):
+                values.append(np.array([bar.get_height() for bar in container], dtype=float))
+    if not values:
+        return False
+    joined = np.concatenate(values)
+    finite = joined[np.isfinite(joined)]
+    return bool(len(finite)) and not finite.any()
 
 
 @dataclass
@@ -75,7 +109,9 @@ class Context:
     @functools.cached_property
     def login_axis(self) -> TimeAxis:
         """Bins wide enough for percentiles of time to log in (people are far fewer than requests)."""
-        return self.axis.coarser(latency.binned(self.data.histograms, self.axis).totals)
+        return self.axis.coarser(
+            latency.binned(self.data.histograms, self.axis).totals, PERCENTILE_BIN_VALUES, PERCENTILE_MIN_BINS
+        )
 
     @functools.cached_property
     def login_bins(self) -> latency.Binned:
@@ -93,6 +129,16 @@ class Context:
     def request_bins(self) -> latency.Binned:
         """People's request latency per bin, by completion (event) second."""
         return latency.binned(self.request_histograms, self.axis)
+
+    @functools.cached_property
+    def request_axis(self) -> TimeAxis:
+        """Bins wide enough for request latency percentiles (a p95 of a handful of requests says little)."""
+        return self.axis.coarser(self.request_bins.totals, PERCENTILE_BIN_VALUES, PERCENTILE_MIN_BINS)
+
+    @functools.cached_property
+    def request_bins_wide(self) -> latency.Binned:
+        """People's request latency per bin of request_axis."""
+        return latency.binned(self.request_histograms, self.request_axis)
 
 
 def figure(rows: int = 1, height: float = HEIGHT_IN, sharex: bool = True) -> tuple[Figure, list[Axes]]:

@@ -4,15 +4,18 @@ request latency and the time-to-log-in CDF against the login objectives."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.series.axis import TimeAxis
-from schoolsurge.report.series.latency import Binned, cdf, distribution
+from schoolsurge.report.series.latency import MIN_VALUES, Binned, cdf, distribution, minimum_text
+from schoolsurge.report.series.retries import retry_series
 from schoolsurge.rundir import Counter
 
 PERCENTILE_STYLE = {50: "tab:blue", 95: "tab:orange", 99: "tab:red"}
 MAX_STEPS = 8
+WIDE_RANGE = 20  # a load axis spanning more than this ratio is drawn on a log scale
 
 
 def _objectives(ctx: Context) -> list[tuple[int, float]]:
@@ -29,9 +32,14 @@ def _over_time(
 ) -> Chart | None:
     if not binned.totals.any():
         return None
+    drawn = binned.drawn_percentiles()
+    if all(np.isnan(values).all() for values in drawn.values()):
+        fewest = min(MIN_VALUES.values())
+        text = f"{title}: fewer than {fewest} values in every bin ({axis.bin_label}), no percentile to draw over time."
+        return Chart(key, title, caption, "", text)
     fig, (ax,) = figure()
-    for p, values in binned.percentiles().items():
-        steps(ax, axis.edges, values, color=PERCENTILE_STYLE[int(p)], label=f"p{p:g}")
+    for p, values in drawn.items():
+        steps(ax, axis.edges, values, color=PERCENTILE_STYLE[p], label=f"p{p}")
     if slo:
         for p, threshold in _objectives(ctx):
             ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
@@ -47,7 +55,7 @@ def login_over_time(ctx: Context) -> Chart | None:
     caption = (
         "Of the people who logged in, by their intended arrival time (cohort), from the engine's time-to-login "
         f"histograms merged per bin ({ctx.login_axis.bin_label}); it includes the generator's delay, the platform's "
-        "queueing and every retry. People who gave up are not in it (see Retries)."
+        f"queueing and every retry. People who gave up are not in it (see Retries); {minimum_text()}."
     )
     return _over_time(ctx, ctx.login_axis, ctx.login_bins, "login-latency", title, caption, slo=True)
 
@@ -56,9 +64,59 @@ def requests_over_time(ctx: Context) -> Chart | None:
     title = "People's request latency: p50, p95, p99"
     caption = (
         "Every HTTP request of people (bots and the login flow entry left out), failed or not, by the second it "
-        f"completed, from the engine's request-latency histograms merged per bin ({ctx.axis.bin_label})."
+        f"completed, from the engine's request-latency histograms merged per bin ({ctx.request_axis.bin_label}); "
+        f"{minimum_text()}."
     )
-    return _over_time(ctx, ctx.axis, ctx.request_bins, "request-latency", title, caption, slo=False)
+    return _over_time(ctx, ctx.request_axis, ctx.request_bins_wide, "request-latency", title, caption, slo=False)
+
+
+def latency_against_offered(ctx: Context) -> pd.DataFrame | None:
+    """Per bin of the login axis that holds enough people for its percentiles: the login attempts offered per run
+    second (first attempts and retries, event time) and the time to log in of the people due in it (p50, p95)."""
+    if ctx.data.sessions is None or not ctx.login_bins.totals.any():
+        return None
+    axis = ctx.login_axis
+    attempts = retry_series(ctx.data.sessions, axis)
+    drawn = ctx.login_bins.drawn_percentiles((50, 95))
+    frame = pd.DataFrame(
+        {
+            "offered_per_s": attempts.first_attempts_per_s + attempts.login_retries_per_s,
+            "p50_ms": drawn[50],
+            "p95_ms": drawn[95],
+        }
+    )
+    frame = frame[np.isfinite(frame["p95_ms"])]
+    return frame if len(frame) else None
+
+
+def latency_vs_offered(ctx: Context) -> Chart | None:
+    """Time to log in against the login load offered, bin by bin: where it leaves its floor is the load the
+    platform stops absorbing; whether that is the platform or the people's retries, the logins chart says."""
+    points = latency_against_offered(ctx)
+    if points is None or len(points) < 2:
+        return None
+    fig, (ax,) = figure()
+    ax.scatter(points["offered_per_s"], points["p95_ms"], color=PERCENTILE_STYLE[95], s=18, label="p95")
+    ax.scatter(points["offered_per_s"], points["p50_ms"], color=PERCENTILE_STYLE[50], s=12, marker="s", label="p50")
+    for p, threshold in _objectives(ctx):
+        if p in (50, 95):
+            ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
+    ax.set_yscale("log")
+    offered = points["offered_per_s"][points["offered_per_s"] > 0]
+    if len(offered) and offered.max() > WIDE_RANGE * offered.min():  # retries spread the load over decades
+        ax.set_xscale("log")
+    else:
+        ax.set_xlim(left=0)
+    ax.set_xlabel("login attempts offered per run second (first attempts and retries, run terms)")
+    ax.set_ylabel("time to log in, ms (log)")
+    legend(ax)
+    title = "Time to log in against the login load offered"
+    caption = (
+        f"One point per bin ({ctx.login_axis.bin_label}) holding enough people for its percentiles "
+        f"({minimum_text()}): the login attempts made in it (event time) and the time to log in of the people due "
+        "in it (cohort). In national terms, divide the load by the load fraction."
+    )
+    return Chart.drawn(fig, "login-vs-offered", title, caption)
 
 
 def _history_x(ctx: Context, rows: pd.DataFrame) -> pd.Series:
@@ -113,7 +171,7 @@ def request_distribution(ctx: Context) -> Chart | None:
     ax.set_xscale("log")
     ax.set_xlabel("request latency, ms (log)")
     ax.set_ylabel("% of requests")
-    legend(ax, loc="upper right")
+    legend(ax)
     title = "Response-time distribution of people's requests"
     caption = f"All {shown.total:,} people's requests of the run, failed or not, from the merged histograms."
     return Chart.drawn(fig, "request-distribution", title, caption)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from schoolsurge.report.charts.base import Chart, Context, figure, legend, time_axes
+from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
+from schoolsurge.report.series.locust_rates import running_totals
 from schoolsurge.rundir import AGGREGATED
 
 
@@ -33,23 +34,25 @@ def users(ctx: Context) -> Chart | None:
 
 
 def throughput(ctx: Context) -> Chart | None:
-    data = ctx.data
-    history = data.history
-    if not len(history):
+    """Requests and failures per second in each bin of the axis, from the differences of the history's running
+    totals (Locust's own Requests/s is a lagging window: it reads 0 for the first ticks)."""
+    totals = running_totals(ctx.data)
+    if totals is None:
         return None
-    rows = history[data.is_request_row(history)]
-    if rows.empty:  # only the Aggregated rows (no --csv-full-history): the total, bots and login entry included
-        rows = history[history["Name"].astype(str) == AGGREGATED]
-    per_tick = rows.groupby(_x(ctx, rows))[["Requests/s", "Failures/s"]].sum()
+    axis = ctx.axis
+    rates = totals.per_second(axis.run_edges)
     fig, (ax,) = figure()
-    ax.plot(per_tick.index, per_tick["Requests/s"], color="tab:green", label="requests/s")
-    ax.plot(per_tick.index, per_tick["Failures/s"], color="tab:red", label="failures/s")
-    time_axes(ax, ctx.axis)
+    steps(ax, axis.edges, rates["requests"].to_numpy(), color="tab:green", label="requests/s")
+    steps(ax, axis.edges, rates["failures"].to_numpy(), color="tab:red", label="failures/s")
+    time_axes(ax, axis)
     ax.set_ylim(bottom=0)
-    ax.set_ylabel("per second (Locust's window)")
+    ax.set_ylabel("per run second")
     legend(ax)
-    title = "Requests and failures per second (Locust)"
-    caption = "From Locust's statistics history: each point is Locust's rate over its recent window."
+    title = "Requests and failures per second"
+    caption = (
+        f"Per run second, over bins of {axis.bin_label}: the differences of the running totals in Locust's "
+        f"statistics history, counting {totals.entries}."
+    )
     return Chart.drawn(fig, "throughput", title, caption)
 
 

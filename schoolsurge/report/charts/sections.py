@@ -24,6 +24,7 @@ SECTIONS: dict[str, tuple[Draw, ...]] = {
     "requests": (load.requests_and_failures,),
     "latency": (
         latency.login_over_time,
+        latency.latency_vs_offered,
         latency.requests_over_time,
         latency.steps_over_time,
         latency.request_distribution,

@@ -4,11 +4,15 @@ people's requests and failures per second, people in a session, and the share se
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from schoolsurge.report.load.run_data import RunData
+from schoolsurge.report.series.axis import sampled_gauges
+from schoolsurge.report.series.locust_rates import running_totals
 from schoolsurge.rundir import AGGREGATED, FAILURE_COUNTERS, SESSIONS_CSV, Counter, Gauge, merged
 
 CURVE_BIN_SCENARIO_S = 60  # charts and the peak minute: bins of about one scenario minute (whole run seconds)
@@ -33,37 +37,44 @@ def bin_width(data: RunData, scenario_s: float) -> int:
     return max(1, round(scenario_s / (data.speed or 1.0)))
 
 
+def on_scenario_clock(data: RunData) -> bool:
+    """A morning whose clock is known is drawn on the scenario clock; a sweep (its clock is its steps') or a run
+    whose clock is unknown, in run seconds."""
+    return data.kind.judged_on_the_morning and data.clock_start_s is not None and bool(data.speed)
+
+
 def _to_clock(data: RunData, index: pd.Index) -> pd.Index:
-    """Run seconds -> scenario clock (s since midnight), when the run's clock is known."""
-    if data.clock_start_s is None or data.speed is None:
+    """Run seconds -> scenario clock (s since midnight), when the run is drawn on it."""
+    if not on_scenario_clock(data):
         return index
     return pd.Index(data.clock_start_s + index.to_numpy(dtype=float) * data.speed)
 
 
 def people_rates(data: RunData) -> tuple[pd.DataFrame | None, str]:
-    """People's requests and failures in each run second (columns requests, failures): the engine's event-time
-    counts in sessions.csv where it has them, else the running totals of Locust's history."""
+    """People's requests and failures per run second (columns requests, failures; NaN for a second nothing
+    measured): the engine's event-time counts in sessions.csv where it has them, else the differences of the
+    running totals in Locust's history."""
     sessions = data.sessions
     if sessions is not None and Counter.REQUESTS in sessions and sessions[Counter.REQUESTS].sum() > 0:
         frame = sessions.set_index("second")
-        rates = pd.DataFrame(
-            {
-                "requests": frame[Counter.REQUESTS].astype(float),
-                "failures": frame[list(FAILURE_COUNTERS)].sum(axis=1).astype(float),
-            }
+        rates = (
+            pd.DataFrame(
+                {
+                    "requests": frame[Counter.REQUESTS].astype(float),
+                    "failures": frame[list(FAILURE_COUNTERS)].sum(axis=1).astype(float),
+                }
+            )
+            .groupby(level=0)
+            .sum()
         )
-        return rates.groupby(level=0).sum(), SESSIONS_CSV
-    if data.test_start_unix is None or not len(data.history):
+        # every second of the run has its row: a second missing was not recorded, not a second without requests
+        return rates.reindex(range(int(rates.index.max()) + 1)), SESSIONS_CSV
+    totals = running_totals(data)
+    if totals is None:
         return None, "none"
-    rows = data.history[data.is_request_row(data.history)].sort_values("Timestamp")
-    if rows.empty:
-        return None, "none"
-    second = (rows["Timestamp"] - data.test_start_unix).round().astype(int).clip(lower=0)
-    columns = {}
-    for name, column in (("requests", "Total Request Count"), ("failures", "Total Failure Count")):
-        added = rows.groupby("Name")[column].diff().fillna(rows[column])
-        columns[name] = added.groupby(second).sum().astype(float)
-    return pd.DataFrame(columns).fillna(0.0), "Locust's statistics history"
+    rates = totals.per_second(np.arange(math.ceil(totals.last_second) + 1, dtype=float))
+    rates.index = rates.index.astype(int)
+    return rates, "differences of the running totals in Locust's statistics history"
 
 
 def run_curves(data: RunData) -> RunCurves:
@@ -92,14 +103,15 @@ def run_curves(data: RunData) -> RunCurves:
     # people's requests and failures
     rates, source = people_rates(data)
     if rates is not None and len(rates):
-        full = rates.reindex(range(int(rates.index.max()) + 1), fill_value=0.0)
-        binned = full.groupby((full.index // width) * width).sum() / width
+        # the mean of the seconds measured in each bin: a second nothing measured is left out, not taken as 0
+        binned = rates.groupby((rates.index // width) * width).mean()
         binned.index = _to_clock(data, binned.index)
         curves.requests_per_s, curves.failures_per_s = binned["requests"], binned["failures"]
         curves.sources["requests"] = source
     # people in a session
     if data.sessions is not None:
-        sessions = data.sessions.set_index("second")[Gauge.ACTIVE_SESSIONS].astype(float)
+        # a second no process sampled is NaN (not the zeros the ledger writes for it): left out of its bin's mean
+        sessions = sampled_gauges(data.sessions)[Gauge.ACTIVE_SESSIONS]
         binned = sessions.groupby((sessions.index // width) * width).mean()
         binned.index = _to_clock(data, binned.index)
         curves.in_session = binned

@@ -7,7 +7,8 @@ fractions compare in national terms. Shares, ratios and latencies (real millisec
 
 The morning's figures are those of the scenario's SLO window, as the run's report judges them: people served
 (`served_share`), time to log in (the run's histograms, `RunData.totals()`), error ratio, people's requests/s.
-A capacity sweep's are over its whole run (its clock is its steps, not the morning): compare its SLO capacity.
+A capacity sweep's are over its whole run (its clock is its steps, not the morning): compare its SLO capacity,
+with other sweeps only (a run and a sweep are refused: set side by side they read as a regression that is not).
 The SLO capacity comes from capacity.json (written beside each report): a sweep's SLO capacity, or the load a
 normal run held a few minutes in a row with every SLO met (0 when it held none).
 """
@@ -24,7 +25,14 @@ from typing import Any
 from schoolsurge.errors import ReportError
 from schoolsurge.files import read_regular_text
 from schoolsurge.models.replay import load_fraction
-from schoolsurge.report.compare.curves import CURVE_BIN_SCENARIO_S, RunCurves, bin_width, people_rates, run_curves
+from schoolsurge.report.compare.curves import (
+    CURVE_BIN_SCENARIO_S,
+    RunCurves,
+    bin_width,
+    on_scenario_clock,
+    people_rates,
+    run_curves,
+)
 from schoolsurge.report.compare.figures import (
     DEFAULT_REGRESSION_FIGURES,
     FIGURES_BY_KEY,
@@ -139,8 +147,24 @@ def compare_runs(run_dirs: Sequence[Path], baseline: Path | None = None) -> Comp
     if len(paths) < 2:
         given = ", ".join(str(p) for p in paths) or "none"
         raise ReportError(f"{given}: a comparison needs at least two run directories; pass two or more of reports/*")
-    runs = [_compared_run(load_run(path)) for path in paths]
+    loaded = [load_run(path) for path in paths]
+    _refuse_mixed_kinds(loaded)
+    runs = [_compared_run(data) for data in loaded]
     return Comparison(runs, _comparison_notes(runs))
+
+
+def _refuse_mixed_kinds(loaded: Sequence[RunData]) -> None:
+    """A sweep's figures are over its steps (its clock is the steps', not the morning's) and a run's over the
+    scenario's SLO window: set side by side they read as a regression that is not one. One line naming both."""
+    sweeps = [data for data in loaded if not data.kind.judged_on_the_morning]
+    mornings = [data for data in loaded if data.kind.judged_on_the_morning]
+    if sweeps and mornings:
+        sweep, morning = sweeps[0], mornings[0]
+        raise ReportError(
+            f"{sweep.run_dir} is a capacity sweep and {morning.run_dir} a {morning.kind.label(morning.manifest)}: "
+            "a sweep is judged step by step, a run on the morning's SLO window; compare sweeps with sweeps "
+            "(their SLO capacity) and runs with runs"
+        )
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -196,7 +220,7 @@ def _compared_run(data: RunData) -> ComparedRun:
         figures={figure.key: figures.get(figure.key) for figure in HEADLINE_FIGURES},
         sources=sources,
         curves=run_curves(data),
-        on_clock=data.clock_start_s is not None,
+        on_clock=on_scenario_clock(data),
         login_p95_objective_ms=data.scenario.slo.login_p95_ms if data.scenario is not None else None,
         notes=notes,
     )
@@ -268,7 +292,7 @@ def _morning_figures(data: RunData, notes: list[str]) -> tuple[dict[str, float |
         width = bin_width(data, CURVE_BIN_SCENARIO_S)
         inside = rates["requests"][(rates.index >= start) & (rates.index < end)]
         if len(inside):
-            binned = inside.groupby((inside.index // width) * width).sum() / width
+            binned = inside.groupby((inside.index // width) * width).mean()
             figures["requests_per_s_peak"] = float(binned.max())
     return figures, sources, window_label
 

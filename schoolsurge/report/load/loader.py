@@ -8,6 +8,7 @@ The manifest picks the report's kind (report/kinds.py) once, here.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -29,6 +30,7 @@ from schoolsurge.rundir import (
     TIMELINE,
     Counter,
     Gauge,
+    Manifest,
     iter_histograms,
     new_histogram,
     read_histograms,
@@ -90,6 +92,20 @@ def _read_failures(path: Path, notes: list[str]) -> pd.DataFrame:
     return pd.DataFrame()
 
 
+def _plain_run_times(manifest: Manifest, history: pd.DataFrame) -> Manifest:
+    """A plain Locust run has no manifest: its start and end are its history's first and last rows (Locust writes
+    one at the test's start, then one a second)."""
+    started, ended = float(history["Timestamp"].min()), float(history["Timestamp"].max())
+    return manifest.model_copy(
+        update={
+            "started_unix": started,
+            "ended_unix": ended,
+            "started_at": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds"),
+            "ended_at": datetime.fromtimestamp(ended, UTC).isoformat(timespec="seconds"),
+        }
+    )
+
+
 def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
     """Load everything a report needs from a run directory: a schoolsurge run's, or any Locust run's CSV files
     (`locust --csv PREFIX`, with or without --csv-full-history), whose report draws what it can.
@@ -133,6 +149,8 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
                 f"{files.history.name} has only Locust's Aggregated rows (the run had no --csv-full-history): "
                 "requests per second by name and the login over time are missing from the charts"
             )
+    if plain and len(data.history):
+        data.manifest = _plain_run_times(data.manifest, data.history)
     timeline = read_json_object(run_dir / TIMELINE, notes)
     started = number_or_none(timeline.get("test_start_unix"))
     if started is None:

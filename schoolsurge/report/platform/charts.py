@@ -27,6 +27,9 @@ SHED_COLOURS = {
 }
 
 
+LOG_SCALE_OVER_LIMIT = 20  # offered past this multiple of the limit: a log axis
+
+
 def _edges(axis: TimeAxis, rates: pd.DataFrame) -> np.ndarray:
     return axis.x(np.append(rates["start_s"].to_numpy(dtype=float), rates["end_s"].to_numpy(dtype=float)[-1:]))
 
@@ -100,6 +103,41 @@ def concurrency(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | 
         "slots, and waiting for a token of the profile's rate limits. The limits are the machine's (all workers)."
     )
     return Chart.drawn(fig, "platform-concurrency", title, caption)
+
+
+def logins(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -> Chart | None:
+    """Offered against admitted logins, with the profile's login-rate limit: where offered rises past the line,
+    the difference is shed (503) or throttled (429), and people wait, retry and give up."""
+    rates = series.login_rates()
+    if rates is None or rates.empty:
+        return None
+    edges = _edges(axis, rates)
+    fig, (ax,) = figure()
+    ax.stairs(_values(rates, "offered"), edges, color="tab:blue", label="offered: credential posts / s")
+    ax.stairs(_values(rates, "admitted"), edges, color="tab:green", fill=True, alpha=0.4, label="admitted / s")
+    limit = _values(rates, "limit")
+    if np.isfinite(limit).any():
+        ax.stairs(limit, edges, color="tab:red", linestyle="--", linewidth=1.2, label="the profile's login-rate limit")
+    time_axes(ax, axis)
+    offered = _values(rates, "offered")
+    if np.isfinite(limit).any() and np.nanmax(offered) > LOG_SCALE_OVER_LIMIT * np.nanmax(limit):
+        # retries can offer a hundred times the limit: on a linear axis the limit and the admitted would be a flat
+        # line at the bottom
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=max(float(np.nanmin(limit)) / 10, 1e-3))
+        ax.set_ylabel("logins / s (run terms, log)")
+    else:
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel("logins / s (run terms)")
+    legend(ax)
+    title = "Logins offered and admitted against the login-rate limit"
+    caption = (
+        "From the platform's own counters, per second between two scrapes, in run terms (national: divided by the "
+        "load fraction): credential posts offered (admitted, shed with 503 for the login rate, or throttled with "
+        "429) and admitted (credentials checked). The dashed line is the profile's login-rate limit at the run's "
+        "level (an incident lowers it); none drawn when the profile sets none."
+    )
+    return Chart.drawn(fig, "platform-logins", title, caption)
 
 
 def admission(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -> Chart | None:
@@ -181,6 +219,7 @@ def laws(series: PlatformSeries, axis: TimeAxis, laws: OperationalLaws | None) -
 
 
 CHARTS: tuple[Callable[[PlatformSeries, TimeAxis, OperationalLaws | None], Chart | None], ...] = (
+    logins,
     cpu,
     concurrency,
     admission,

@@ -27,6 +27,7 @@ from schoolsurge.rundir.metrics import (
     HTTP_REQUESTS,
     IN_FLIGHT,
     IN_FLIGHT_LIMIT,
+    LOGIN_RATE_LIMIT,
     LOGINS,
     PLATFORM_CPU_SECONDS,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -36,6 +37,7 @@ from schoolsurge.rundir.metrics import (
     SHED,
     SHED_REASONS,
     LoginOutcome,
+    ShedReason,
     parse_scrape_line,
     total,
 )
@@ -55,10 +57,19 @@ COUNTER_COLUMNS = (
     "status_503",
     *(f"shed_{reason}" for reason in SHED_REASONS),
     "logins_throttled",
+    "logins_checked",  # credentials checked (success or failure): the logins the platform admitted
     "db_s",
     "db_statements",
 )
-GAUGE_COLUMNS = ("in_flight", "queued", "rate_gate_waiting", "in_flight_limit", "queue_limit", "cores")
+GAUGE_COLUMNS = (
+    "in_flight",
+    "queued",
+    "rate_gate_waiting",
+    "in_flight_limit",
+    "queue_limit",
+    "login_rate_limit",
+    "cores",
+)
 log = logging.getLogger(__name__)
 
 
@@ -116,6 +127,21 @@ class PlatformSeries:
             out["db_mean_ms"] = 1000 * np.diff(self.cumulative("db_s")) / np.diff(self.cumulative("db_statements"))
         return out[seconds > 0].reset_index(drop=True)
 
+    def login_rates(self) -> pd.DataFrame | None:
+        """Per interval between two scrapes: the credential posts offered to the platform (admitted, shed for the
+        login rate with 503, or throttled with 429), those admitted (credentials checked), and the profile's
+        login-rate limit at the interval's end (NaN when it sets none); None when the target counts no logins."""
+        if not self.has("logins_checked"):
+            return None
+        rates = self.rates()
+        limit = self.frame.set_index("run_s")["login_rate_limit"]
+        out = pd.DataFrame({"start_s": rates["start_s"], "end_s": rates["end_s"]})
+        out["admitted"] = rates["logins_checked"]
+        out["offered"] = rates["logins_checked"] + rates[f"shed_{ShedReason.LOGIN_RATE}"] + rates["logins_throttled"]
+        at_end = limit.reindex(rates["end_s"].to_numpy()).to_numpy(dtype=float)
+        out["limit"] = np.where(np.isfinite(at_end), at_end, np.nan)
+        return out
+
     def totals(self) -> dict[str, float]:
         """What each counter counted from the first scrape to the last."""
         return {
@@ -160,6 +186,10 @@ def _scrape_row(samples: list[Any]) -> tuple[dict[str, float], bool]:
             add(f"shed_{labels['reason']}", value)
         elif name == LOGINS_TOTAL and labels.get("outcome") == LoginOutcome.THROTTLED:
             add("logins_throttled", value)
+        elif name == LOGINS_TOTAL and labels.get("outcome") in (LoginOutcome.SUCCESS, LoginOutcome.FAILURE):
+            add("logins_checked", value)
+        elif name == LOGIN_RATE_LIMIT:
+            row["login_rate_limit"] = value
         elif name == DB_SECONDS:
             add("db_s", value)
         elif name == DB_STATEMENTS:

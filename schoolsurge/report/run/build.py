@@ -119,7 +119,8 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
     }
     shown: dict[str, Any] = {
         "sweep": not morning,
-        "title": f"{known(data.manifest.scenario, data.run_dir.name)} — {data.run_dir.name}",
+        "title": f"{known(data.manifest.scenario, 'plain Locust run' if data.plain_locust else data.run_dir.name)}"
+        f" — {data.run_dir.name}",
         "description": scenario.description if scenario else "",
         "contents": [(anchor, CONTENTS[anchor]) for anchor, present_ in present.items() if present_],
         "warnings": run_health.notes(),
@@ -137,6 +138,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         "bots": bots,
         "step_columns": STEP_COLUMNS,
         "step_rows": step_rows(data),
+        "plain_locust": data.plain_locust,
         "failure_rows": failure_rows(data),
         "exception_rows": exception_rows(data),
         "versions": sorted(data.manifest.versions.items()),

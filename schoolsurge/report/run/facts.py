@@ -13,6 +13,13 @@ def _peak(column: pd.Series) -> int:
     return int(peak) if pd.notna(peak) else 0
 
 
+def _duration(started_unix: float | None, ended_unix: float | None) -> str:
+    if started_unix is None or ended_unix is None or ended_unix < started_unix:
+        return "?"
+    seconds = round(ended_unix - started_unix)
+    return f"{seconds:,} s" + (f" ({seconds // 60} min {seconds % 60:02d} s)" if seconds >= 60 else "")
+
+
 def known(value: object, unknown: str = "?") -> str:
     return unknown if value is None else str(value)
 
@@ -29,6 +36,7 @@ def run_facts(data: RunData) -> list[tuple[str, str]]:
         ("load fraction (scale x speed)", f"{fraction:.4g} of the national request rate" if fraction else "?"),
         ("seed", known(manifest.seed)),
         ("started / ended (UTC)", f"{known(manifest.started_at)} / {known(manifest.ended_at)}"),
+        ("duration", _duration(manifest.started_unix, manifest.ended_unix)),
         ("status", known(manifest.status, "unknown")),
     ]
     totals = data.totals()

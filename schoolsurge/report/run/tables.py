@@ -34,16 +34,21 @@ def _rate(value: float) -> str:
     return "-" if pd.isna(value) else f"{value:,.1f}" if value >= 1 else f"{value:.2g}"
 
 
+PEOPLE = "people"
+
+
 def step_rows(data: RunData) -> list[list[str]]:
-    """People's steps (busiest first), then the per-person login flow entries, then the bots'."""
+    """People's steps (busiest first), then the per-person login flow entries, then the bots'; a plain Locust run's
+    entries are requests."""
     stats = data.stats[data.stats["Name"].astype(str) != AGGREGATED].copy()
     names = stats["Name"].astype(str)
-    stats["kind"] = "people"
+    # a plain Locust run's users are whatever its locustfile made them, not the scenario's people
+    stats["kind"] = PEOPLE if not data.plain_locust else "requests"
     stats.loc[stats["Type"] == LOGIN_FLOW_TYPE, "kind"] = "flow (per person)"
     stats.loc[names.str.startswith(BOT_STEP_PREFIX), "kind"] = "bots"
     requests, failures = _number(stats, "Request Count").fillna(0), _number(stats, "Failure Count").fillna(0)
     maximum = _number(stats, "100%").fillna(_number(stats, "Max Response Time"))
-    order = stats.assign(_rank=stats["kind"].map({"people": 0, "flow (per person)": 1, "bots": 2}), _n=requests)
+    order = stats.assign(_rank=stats["kind"].map({"flow (per person)": 1, "bots": 2}).fillna(0), _n=requests)
     rows = []
     for index in order.sort_values(["_rank", "_n"], ascending=[True, False]).index:
         n, failed = int(requests[index]), int(failures[index])

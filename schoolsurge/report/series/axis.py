@@ -17,8 +17,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from schoolsurge.errors import ReportError
+from schoolsurge.report.load.capacity_steps import load_capacity_steps
 from schoolsurge.report.load.run_data import RunData
-from schoolsurge.rundir import Gauge
+from schoolsurge.rundir import Gauge, StepStatus
 from schoolsurge.scenario.schema import BotFlood
 
 MAX_BINS = 200
@@ -59,9 +61,14 @@ class TimeAxis:
         return np.arange(self.count) * self.width
 
     @property
+    def run_edges(self) -> np.ndarray:
+        """Run second of the bins' edges (count + 1 values; the last is the run's end)."""
+        return np.minimum(np.arange(self.count + 1) * self.width, max(self.seconds, 1)).astype(float)
+
+    @property
     def edges(self) -> np.ndarray:
         """x of the bins' edges (count + 1 values), for step drawings."""
-        return self.x(np.minimum(np.arange(self.count + 1) * self.width, max(self.seconds, 1)))
+        return self.x(self.run_edges)
 
     @property
     def seconds_in(self) -> np.ndarray:
@@ -129,12 +136,28 @@ def run_seconds(data: RunData) -> int:
     return 1
 
 
+def sweep_end_s(data: RunData) -> int | None:
+    """Where a sweep ended: the end of its last step that ran (the stop rule skips the rest, and the rows after it
+    are the people of the stopped step finishing, not the sweep); None without capacity.csv."""
+    try:
+        steps = load_capacity_steps(data.run_dir)
+    except ReportError:  # the capacity card says what is wrong with it
+        return None
+    if steps is None:
+        return None
+    ran = steps[steps["status"] != StepStatus.SKIPPED.value]
+    ends = pd.to_numeric(ran["end_s"], errors="coerce").dropna()
+    return math.ceil(float(ends.max())) if len(ends) else None
+
+
 def time_axis(
     data: RunData, target_scenario_s: float = TARGET_SCENARIO_S, steps: list[tuple[float, str]] | None = None
 ) -> TimeAxis:
     """The run's time axis: the scenario clock for a morning, run seconds for a sweep (its `steps` marked) or when
     the clock is unknown."""
     seconds = run_seconds(data)
+    if not data.kind.judged_on_the_morning:
+        seconds = min(seconds, sweep_end_s(data) or seconds)
     clock = data.kind.judged_on_the_morning and data.clock_start_s is not None and bool(data.speed)
     speed = float(data.speed) if clock and data.speed else 1.0
     width = max(1, round(target_scenario_s / speed)) if clock else 1

@@ -22,6 +22,15 @@ from schoolsurge.report.series.axis import TimeAxis
 from schoolsurge.rundir import HISTOGRAMS, new_histogram, read_histograms
 
 PERCENTILES = (50, 95, 99)
+# The fewest values a bin needs for its percentile to be drawn: with fewer, a p99 is the bin's slowest value and a
+# p95 one or two people's, and the line jumps from bin to bin with who happened to fall in it.
+MIN_VALUES = {50: 10, 95: 20, 99: 100}
+
+
+def minimum_text() -> str:
+    """The minimum, as the charts' captions state it."""
+    shown = ", ".join(f"p{p} {n}" for p, n in MIN_VALUES.items())
+    return f"a percentile is drawn only on bins holding enough values ({shown})"
 
 
 @functools.cache
@@ -56,6 +65,14 @@ class Binned:
 
     def percentiles(self, percentiles: tuple[float, ...] = PERCENTILES) -> dict[float, np.ndarray]:
         return percentiles_of(self.counts, self.values, percentiles)
+
+    def drawn_percentiles(self, percentiles: tuple[int, ...] = PERCENTILES) -> dict[int, np.ndarray]:
+        """Each percentile per bin, NaN (not drawn) in a bin with fewer values than MIN_VALUES asks for it."""
+        totals = self.totals
+        return {
+            p: np.where(totals >= MIN_VALUES[p], values, np.nan)
+            for p, values in percentiles_of(self.counts, self.values, percentiles).items()
+        }
 
 
 def percentiles_of(counts: np.ndarray, values: np.ndarray, percentiles: tuple[float, ...]) -> dict[float, np.ndarray]:

@@ -1,0 +1,49 @@
+"""The run report's logins chart on a real run of the undersized 2021 platform: the credential posts offered
+against those admitted and the profile's login-rate limit, all from the platform's own counters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from schoolsurge.report import build_report, load_run
+from schoolsurge.report.platform.charts import logins
+from schoolsurge.report.platform.series import read_series
+from schoolsurge.report.series.axis import time_axis
+from schoolsurge.runner import RunOutcome, RunRequest, run
+
+SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
+
+
+@pytest.fixture(scope="module")
+def undersized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    request = RunRequest(
+        scenario_path=SMOKE, target=None, speed=240, reports_dir=tmp_path_factory.mktemp("r"), profile="undersized-2021"
+    )
+    return run(request)
+
+
+def test_offered_logins_pass_the_limit_and_the_admitted_stay_under_it(undersized: RunOutcome) -> None:
+    data = load_run(undersized.run_dir)
+    series = read_series(data.run_dir, data.test_start_unix)
+    assert series is not None
+    rates = series.login_rates()
+    assert rates is not None and len(rates) >= 3
+    totals = series.totals()
+    seconds = rates["end_s"] - rates["start_s"]
+    # offered = admitted + shed for the login rate (503) + throttled (429), over the run
+    offered = float((rates["offered"] * seconds).sum())
+    expected = totals["logins_checked"] + totals["shed_login_rate"] + totals["logins_throttled"]
+    assert offered == pytest.approx(expected, rel=1e-6)
+    assert float((rates["admitted"] * seconds).sum()) == pytest.approx(totals["logins_checked"], rel=1e-6)
+    # the limit is the profile's at the run's level, and binds: people offered more than it admits
+    limit = rates["limit"].to_numpy(dtype=float)
+    assert np.isfinite(limit).all() and limit.min() > 0
+    assert (rates["offered"] > rates["limit"]).any(), rates
+    assert totals["shed_login_rate"] > 0
+    chart = logins(series, time_axis(data), None)
+    assert chart is not None and chart.svg and "login-rate limit" in chart.svg
+    html = build_report(undersized.run_dir).read_text(encoding="utf-8")
+    assert '<figure id="chart-platform-logins">' in html
