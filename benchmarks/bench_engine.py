@@ -4,8 +4,11 @@
     .venv/bin/python -m benchmarks.bench_engine --quick      # about 10 minutes, rougher figures
     .venv/bin/python -m benchmarks.bench_engine --no-write   # leave benchmarks/fleet_constants.json alone
 
-Every Locust run is a subprocess against the same embedded platform (resized profile, bcrypt cost 4, its
-national limits lifted so that it never sheds), measured with psutil from outside:
+Every Locust run is a subprocess measured with psutil from outside. The CPU and memory runs go to
+benchmarks/fast_target.py (the embedded platform's URLs answered with canned pages, a few tens of µs each), so
+that the target is never the bottleneck: on a busy machine the embedded platform fell behind, the surge's people
+then made fewer requests than planned, and its fixed costs weighed on fewer of them. The arrival-rate sweeps go
+to the embedded platform (resized profile, bcrypt cost 4, its national limits lifted so that it never sheds):
 
 1. Schedule: one worker's part of first-day-2021 at scale 0.1 and 1 (one part of 1, and one of 16), each
    built in a fresh interpreter: wall and CPU seconds, and resident memory (maxrss) over the interpreter's own.
@@ -35,6 +38,7 @@ else the machine runs: the load average is printed with them. Read them as ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -46,6 +50,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -362,6 +367,27 @@ def cpu_per_request(run: LocustRun, window: tuple[float, float], workers_only: b
     return CpuFigure(1000 * cpu / requests, requests / span, cpu / span, int(requests))
 
 
+FIT_STEP_S = 5.0
+
+
+def fixed_and_marginal(run: LocustRun, window: tuple[float, float], workers_only: bool = False) -> tuple[float, float]:
+    """(the share of a core the process spends whatever its request rate, the CPU ms each request adds), fitted
+    by least squares over the window in FIT_STEP_S steps. The surge's rate follows the morning (it rises to the
+    peak and falls), so the two separate; a fleet's worker, at thousands of requests/s, shares its fixed work
+    (Locust's and the engine's per-second tasks, idle agents) among many more requests than the bench's.
+    Falls back to (0, the mean per request) when the fit is not meaningful (a negative figure)."""
+    seconds, counts = http_requests(run)
+    start, end = window
+    edges = np.arange(start, end + 1e-9, FIT_STEP_S)
+    cpu = np.array([run.cpu_at(t, workers_only) for t in edges])
+    done = np.interp(edges, seconds, counts)
+    steps = np.column_stack([np.diff(edges), np.diff(done)])
+    (fixed, per_request), *_ = np.linalg.lstsq(steps, np.diff(cpu), rcond=None)
+    if len(edges) < 4 or fixed < 0 or per_request <= 0:
+        return 0.0, cpu_per_request(run, window, workers_only).cpu_per_request_ms
+    return float(fixed), float(1000 * per_request)
+
+
 # ---- 1. schedule ---------------------------------------------------------------------------------------
 
 
@@ -417,7 +443,8 @@ def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, 
         f"and {BARE_USERS} bare FastHttpUsers at its planned mean rate ({rate:.0f} requests/s) reading a cheap page "
         "(bare) or doing the personas' logins and pages without the engine (mix), side by side"
     )
-    figures: dict[str, list[float]] = {"surge": [], "bare": [], "mix": [], "ratio": [], "ratio_mix": []}
+    figures: dict[str, list[float]] = {name: [] for name in ("surge", "bare", "mix", "ratio", "ratio_mix")}
+    figures.update(surge_fixed_core_share=[], surge_marginal_ms=[])
     for repeat in range(repeats):
         mode = "worker" if worker else "single"
         dirs = {name: workdir / f"cpu-{mode}-{name}-{repeat}" for name in ("surge", "bare", "mix")}
@@ -450,6 +477,13 @@ def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, 
                 f"  {name:5}: {figure.requests:6,} requests at {figure.requests_per_s:4.0f}/s, "
                 f"{figure.cpu_share:4.0%} of a core: {figure.cpu_per_request_ms:.3f} ms CPU per request"
             )
+        fixed, marginal = fixed_and_marginal(runs[dirs["surge"]], window, worker)
+        figures["surge_fixed_core_share"].append(fixed)
+        figures["surge_marginal_ms"].append(marginal)
+        print(
+            f"  surge, fitted: {fixed:.1%} of a core whatever the rate, and {1000 * marginal:.0f} µs CPU per request "
+            f"on top: {(CPU_TARGET - fixed) / marginal * 1000:,.0f} requests/s at {CPU_TARGET:.0%} of a core"
+        )
         figures["ratio"].append(measured["surge"].cpu_per_request_ms / measured["bare"].cpu_per_request_ms)
         figures["ratio_mix"].append(measured["surge"].cpu_per_request_ms / measured["mix"].cpu_per_request_ms)
         print(f"  surge / bare {figures['ratio'][-1]:.3f}, surge / mix {figures['ratio_mix'][-1]:.3f} ({load_text()})")
@@ -457,6 +491,8 @@ def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, 
         "personas_cpu_ms_per_request": statistics.median(figures["surge"]),
         "bare_cpu_ms_per_request": statistics.median(figures["bare"]),
         "mix_cpu_ms_per_request": statistics.median(figures["mix"]),
+        "personas_fixed_core_share": statistics.median(figures["surge_fixed_core_share"]),
+        "personas_marginal_cpu_ms_per_request": statistics.median(figures["surge_marginal_ms"]),
         "ratio": statistics.median(figures["ratio"]),
         "ratio_mix": statistics.median(figures["ratio_mix"]),
         "ratios": [round(r, 3) for r in figures["ratio"]],
@@ -582,6 +618,29 @@ def bench_arrivals(url: str, workdir: Path, quick: bool) -> dict[str, Any]:
 # ---- the whole bench -----------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def fast_target(workdir: Path) -> Iterator[str]:
+    """benchmarks/fast_target.py on an ephemeral loopback port: a target that is never the bottleneck, so the
+    generator's CPU per request is measured at the rate the plan asks, whatever else the machine runs."""
+    port_file = workdir / "fast-target.port"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.fast_target", "--port-file", str(port_file)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=(workdir / "fast-target.log").open("wb"),
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the fast target did not start: {(workdir / 'fast-target.log').read_text()}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port_file.read_text().strip()}"
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
 def embedded(pupils: int, workdir: Path, name: str) -> PlatformProcess:
     """The platform with exactly the roster the runs derive their accounts from (same seed, same pupils)."""
     return PlatformProcess(
@@ -594,6 +653,12 @@ def embedded(pupils: int, workdir: Path, name: str) -> PlatformProcess:
         extra_args=NEVER_SHEDS,
         log_path=workdir / f"platform-{name}.log",
     )
+
+
+def fleet_requests_per_s_at_target(cpu: dict[str, Any]) -> float:
+    """People's requests/s a worker process offers at CPU_TARGET of a core at a fleet's rates: its fixed
+    per-second work taken once, each request's marginal CPU on top (fixed_and_marginal)."""
+    return (CPU_TARGET - cpu["personas_fixed_core_share"]) / cpu["personas_marginal_cpu_ms_per_request"] * 1000
 
 
 def write_constants(path: Path, info: dict[str, Any], figures: dict[str, Any], load: list[float]) -> None:
@@ -636,16 +701,15 @@ def main(argv: list[str] | None = None) -> int:
             # The surge's roster (first-day-2021 at scale 1e-4: 1,270 pupils); the memory runs' 200 pupils and
             # the bare users log in with accounts of it too.
             _PUPILS = max(Replay(first_day, *CPU_RUN).platform_pupils, MEMORY_AGENTS)
-            with embedded(_PUPILS, workdir, "surge") as platform:
-                print(f"  (platform: {_PUPILS} pupils, resized, bcrypt cost 4, limits lifted: {platform.base_url})")
+            with fast_target(workdir) as url:
+                print(f"  (target: benchmarks/fast_target.py, canned answers, never the bottleneck: {url})")
                 if "cpu" not in args.skip:
-                    figures["cpu"] = bench_cpu(platform.base_url, workdir, 1 if args.quick else 3, worker=True)
-                    figures["cpu_single_process"] = bench_cpu(platform.base_url, workdir, 1, worker=False)
+                    figures["cpu"] = bench_cpu(url, workdir, 1 if args.quick else 3, worker=True)
+                    figures["cpu_single_process"] = bench_cpu(url, workdir, 1, worker=False)
                     loads.append(os.getloadavg())
                 if "memory" not in args.skip:
-                    figures["memory"] = bench_memory(
-                        platform.base_url, workdir, 25 if args.quick else 35, MEMORY_AGENTS // (2 if args.quick else 1)
-                    )
+                    agents = MEMORY_AGENTS // (2 if args.quick else 1)
+                    figures["memory"] = bench_memory(url, workdir, 25 if args.quick else 35, agents)
                     loads.append(os.getloadavg())
         if "arrivals" not in args.skip:
             pupils = sweep_replay(first_day, sweep_settings(args.quick), SWEEP_SCALE, SWEEP_SPEED).platform_pupils
@@ -680,6 +744,20 @@ def main(argv: list[str] | None = None) -> int:
                 "req/s",
                 lower_is_better=False,
             )
+        )
+        fleet_rate = fleet_requests_per_s_at_target(cpu)
+        print(
+            ratio_line(
+                "  the same at a fleet worker's rate (fitted)",
+                fleet_rate,
+                GOALS["requests_per_s_at_target"],
+                "req/s",
+                lower_is_better=False,
+            )
+        )
+        print(
+            f"    fitted: {cpu['personas_fixed_core_share']:.1%} of a core whatever the rate, "
+            f"{1000 * cpu['personas_marginal_cpu_ms_per_request']:.0f} µs per request on top"
         )
         floor = CPU_TARGET * 1000 / cpu["bare_cpu_ms_per_request"]
         print(f"    bare one GET at {CPU_TARGET:.0%} CPU: {floor:,.0f} requests/s (what Locust itself allows here)")
