@@ -21,7 +21,11 @@ from locust.env import Environment
 from locust.runners import WorkerRunner
 
 from schoolsurge.engine import EngineNotInstalledError, PoolShape, SurgeAgent, build_context, engine_of, install
-from schoolsurge.engine.locust_workarounds import cache_locust_default_arguments
+from schoolsurge.engine.locust_workarounds import (
+    cache_locust_default_arguments,
+    check_pooled_connections_without_yielding,
+    resolve_address_literals_in_place,
+)
 from schoolsurge.errors import UnsafeTargetError, UsageError
 from schoolsurge.exit_status import EXIT_USAGE
 from schoolsurge.options import DEFAULT_REPORTS_DIR, Command, add_options
@@ -33,6 +37,8 @@ __all__ = ["PoolShape", "SurgeAgent"]
 
 log = logging.getLogger(__name__)
 cache_locust_default_arguments()  # before any worker handles a spawn message
+resolve_address_literals_in_place()  # before any person connects
+check_pooled_connections_without_yielding()
 
 
 @events.init_command_line_parser.add_listener

@@ -430,3 +430,41 @@ def test_a_worker_builds_locusts_default_options_once() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.stdout.split() == ["True", "True", "False"], out.stderr[-2000:]
+
+
+def test_a_worker_stopped_a_few_seconds_starts_every_arrival_on_time_or_counts_it_late(
+    platform: PlatformProcess, tmp_path: Path
+) -> None:
+    """A worker process frozen (SIGSTOP) for three seconds, then resumed: no arrival of its part is lost or
+    dropped; those due while it was frozen start as soon as it resumes and are counted late, with their delay
+    from their intended time."""
+    scenario = quick_scenario(tmp_path, "07:30", "08:30")  # 15 s
+    expected = len(schedule_of(scenario))
+    run_dir = tmp_path / "run"
+    (port,) = free_ports(1)
+    fleet = Fleet(tmp_path)
+    frozen_s = 3.0
+    try:
+        master = fleet.start("master", master_command(scenario, platform.base_url, run_dir, port))
+        fleet.start("worker1", worker_command(scenario, port))
+        worker2 = fleet.start("worker2", worker_command(scenario, port))
+        started = wait_for_test_start(run_dir, master)
+        time.sleep(max(0.0, started + 4 - time.time()))
+        os.kill(worker2.pid, signal.SIGSTOP)
+        try:
+            time.sleep(frozen_s)  # the stop itself is what is tested: the worker frozen this long
+        finally:
+            os.kill(worker2.pid, signal.SIGCONT)
+        assert fleet.wait("master") == 0, fleet.log("master")[-3000:]
+    finally:
+        fleet.close()
+    with (run_dir / "sessions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    counted = {name: sum(int(r[name]) for r in rows) for name in ("scheduled", "started", "dropped", "lost", "late")}
+    assert counted["scheduled"] == counted["started"] == expected, counted
+    assert counted["dropped"] == counted["lost"] == 0, counted
+    # Arrivals due in the frozen seconds (about 4 to 7) on the stopped worker's part started late, and said so.
+    frozen = [r for r in rows if 4 <= int(r["second"]) <= 6 and int(r["scheduled"])]
+    assert frozen and sum(int(r["late"]) for r in frozen) > 0, rows
+    assert max(float(r["start_delay_max_ms"]) for r in frozen) >= 1000
+    assert counted["late"] <= sum(int(r["scheduled"]) for r in rows if 3 <= int(r["second"]) <= 8), counted

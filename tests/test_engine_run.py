@@ -18,11 +18,14 @@ import pandas as pd
 import pytest
 import yaml
 from locust.env import Environment
+from locust.stats import StatsEntry
 
 from schoolsurge.cli import main
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.rundir import LOGIN_FLOW_TYPE
+from schoolsurge.rundir.histograms import merged, read_histograms
 from schoolsurge.runner import free_loopback_port
 from schoolsurge.scenario import load_scenario
 
@@ -104,6 +107,37 @@ def test_arrivals_start_on_time_against_a_responsive_platform(platform: Platform
         rows = list(csv.DictReader(handle))
     assert sum(int(r["started"]) for r in rows) == scheduled
     assert max(int(r["in_virtual_class"]) for r in rows) > 0, "pupils joined their teachers' virtual classes"
+
+
+def test_sessions_csv_counts_requests_and_latency_as_locust_does(platform: PlatformProcess, tmp_path: Path) -> None:
+    """The run's outputs, whatever the engine saves on each request: sessions.csv counts every person and every
+    people's HTTP request that Locust's own statistics count in the same run, and its latency percentiles
+    (time_to_login.jsonl's request histograms, merged) are Locust's within their rounding."""
+    engine = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
+    with (tmp_path / "run" / "sessions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    counters = [name for name in rows[0] if name not in ("second", "clock") and not name.endswith("_ms")]
+    totals = {name: sum(int(r[name]) for r in rows) for name in counters}
+    scheduled = len(engine.share.schedule)
+    assert totals["scheduled"] == totals["started"] == totals["logins_succeeded"] == scheduled > 50
+    assert totals["dropped"] == totals["lost"] == totals["abandoned"] == 0
+    stats = engine.environment.stats
+    people = [entry for (name, kind), entry in stats.entries.items() if kind != LOGIN_FLOW_TYPE]
+    flows = [entry for (name, kind), entry in stats.entries.items() if kind == LOGIN_FLOW_TYPE]
+    assert sum(entry.num_requests for entry in flows) == scheduled  # one login flow each
+    assert totals["requests"] == sum(entry.num_requests for entry in people) > 10 * scheduled
+    failures = sum(totals[name] for name in totals if name.startswith("failures_"))
+    assert failures == sum(entry.num_failures for entry in people)
+    latency = merged(read_histograms(tmp_path / "run" / "time_to_login.jsonl", "request_latency").values())
+    assert latency.get_total_count() == totals["requests"]
+    together = StatsEntry(stats, "people", "")
+    for entry in people:
+        together.extend(entry)
+    for percentile in (50, 95, 99):
+        theirs = together.get_response_time_percentile(percentile / 100)
+        ours = latency.get_value_at_percentile(percentile)
+        # Locust keeps response times to 2 significant digits (above 100 ms), HdrHistogram to 3; ours are whole ms.
+        assert abs(ours - theirs) <= max(2, 0.05 * theirs), (percentile, ours, theirs)
 
 
 def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tmp_path: Path) -> None:
