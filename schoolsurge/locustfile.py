@@ -23,7 +23,7 @@ from locust.runners import WorkerRunner
 from schoolsurge.engine import EngineNotInstalledError, PoolShape, SurgeAgent, build_context, engine_of, install
 from schoolsurge.engine.locust_workarounds import cache_locust_default_arguments
 from schoolsurge.errors import UnsafeTargetError, UsageError
-from schoolsurge.exit_status import EXIT_USAGE
+from schoolsurge.exit_status import EXIT_CLIENT_BROKEN, EXIT_USAGE
 from schoolsurge.options import DEFAULT_REPORTS_DIR, Command, add_options
 from schoolsurge.rundir import new_run_dir
 from schoolsurge.safety import check_target
@@ -96,5 +96,8 @@ def on_quitting(environment: Environment, **_: Any) -> None:
         return
     from schoolsurge.conclude import conclude  # the report's libraries: only the process that concludes needs them
 
-    if conclude(results.run_dir).refused is not None:  # as `schoolsurge run` exits; else Locust's own status stands
+    outcome = conclude(results.run_dir)
+    if outcome.refused is not None:  # as `schoolsurge run` exits; else Locust's own status stands
         environment.process_exit_code = EXIT_USAGE
+    elif outcome.client_broken:
+        environment.process_exit_code = EXIT_CLIENT_BROKEN

@@ -22,6 +22,7 @@ from schoolsurge.rundir import (
     LOGIN_FLOW_NAME,
     LOGIN_FLOW_TYPE,
     TIME_TO_LOGIN_PERCENTILES,
+    ClientSteps,
     Counter,
     Manifest,
     login_percentile,
@@ -85,6 +86,7 @@ class RunData:
     locust_prefix: str = LOCUST_PREFIX  # the --csv prefix of Locust's files (run1 for run1_stats.csv)
     plain_locust: bool = False  # a Locust run without the schoolsurge engine: no manifest, sessions, timeline
     kind: ReportKind = field(default_factory=MorningKind)  # what the report makes of it (report/kinds.py)
+    client_steps: ClientSteps = field(default_factory=ClientSteps)  # skipped, crashed, failed logins (rundir)
 
     @property
     def history_detail(self) -> HistoryDetail:

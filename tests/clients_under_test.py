@@ -1,0 +1,28 @@
+"""Platform clients with a known flaw, for the runs that prove the suite reports it (tests put this directory on
+PYTHONPATH for the Locust process: `--client clients_under_test:RolelessDashboardClient`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schoolsurge.clients import ReferencePlatformClient
+
+
+class RolelessDashboardClient(ReferencePlatformClient):
+    """The default client against a platform whose dashboard has no `role` field: every dashboard raises
+    KeyError: 'role' in the client, after the page itself was served."""
+
+    def _json(self, method: str, path: str, name: str, *args: Any, **kwargs: Any) -> Any:
+        body = super()._json(method, path, name, *args, **kwargs)
+        if path == "/api/dashboard":
+            body.pop("role")
+        return body
+
+
+class LoginCrashClient(ReferencePlatformClient):
+    """A client whose login reads a field the platform's answer does not have: every login raises in the client
+    before the person is in."""
+
+    def login(self, username: str, password: str) -> None:
+        super().login(username, password)
+        raise AttributeError("'NoneType' object has no attribute 'ticket'")
