@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from schoolsurge.clients import ReferencePlatformClient
+from schoolsurge.errors import StepNotSupported
 
 
 class RolelessDashboardClient(ReferencePlatformClient):
@@ -26,3 +27,17 @@ class LoginCrashClient(ReferencePlatformClient):
     def login(self, username: str, password: str) -> None:
         super().login(username, password)
         raise AttributeError("'NoneType' object has no attribute 'ticket'")
+
+
+class NoVirtualClassClient(ReferencePlatformClient):
+    """The default client without virtual classes (as a journey map that does not name them): every virtual-class
+    step is skipped."""
+
+    def schedule_virtual_class(self, class_id: int, title: str) -> int:
+        raise StepNotSupported("virtual class: create")
+
+    def open_virtual_class(self, virtual_class_id: int) -> None:
+        raise StepNotSupported("virtual class: open")
+
+    def join_virtual_class(self, virtual_class_id: int) -> str:
+        raise StepNotSupported("virtual class: join")

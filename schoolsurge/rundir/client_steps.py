@@ -3,7 +3,7 @@ each Locust process, the master merges the workers' (engine/roles.py), the engin
 (engine/results.py); the report reads it.
 
     {
-      "not_supported": {"virtual class: create": 9, "messages": 31},
+      "not_supported": {"schedule_virtual_class": 9, "messages": 31},
       "crashes": [
         {"step": "dashboard", "error": "KeyError 'role'", "count": 13,
          "where": "reference.py:43 in dashboard", "username": "eleve.0001", "at_s": 0.8}
@@ -13,8 +13,8 @@ each Locust process, the master merges the workers' (engine/roles.py), the engin
       }
     }
 
-- `not_supported`: step, as the client names it (StepNotSupported's message) -> the times people would have
-  taken it and skipped it instead (their sum is sessions.csv's `steps_not_supported`).
+- `not_supported`: step, as PlatformClient names it (its method) -> the times people would have taken it and
+  skipped it instead (their sum is sessions.csv's `steps_not_supported`).
 - `crashes`: per step and error (the exception's type and message), the times that step raised in the client
   (sessions.csv's `client_errors` is their sum), where (the innermost frame of the first), and the first one's
   account and run second.

@@ -14,6 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from schoolsurge.report.load.run_data import RunData
+from schoolsurge.report.outcome.against_plan import Agreement
+from schoolsurge.rundir.steps import VIRTUAL_CLASS_STEPS
+
+# Figures of the plan agreement a skipped step keeps short of the plan (Agreement.figure starts with them).
+VIRTUAL_CLASS_FIGURES = ("people in a virtual class", "virtual classes opened")
+REQUEST_FIGURES = ("requests per second",)
 
 
 @dataclass(frozen=True)
@@ -57,4 +63,22 @@ def client_steps_section(data: RunData) -> ClientStepsSection:
         crashes,
         skipped,
         [LoginFailureRow(failure, attempts.count, attempts.username) for failure, attempts in failures],
+    )
+
+
+def comparable_to_plan(agreements: list[Agreement], section: ClientStepsSection) -> tuple[list[Agreement], str]:
+    """The plan agreement's figures the client's skipped steps do not keep short of the plan, and a line saying
+    which were left out and why ("" when none was): a step not taken is not overload. A skipped virtual-class
+    step leaves out the virtual-class figures; any skipped step, the requests per second."""
+    skipped = {step for step, _ in section.not_supported}
+    if not skipped:
+        return agreements, ""
+    left_out = list(REQUEST_FIGURES)
+    if skipped & VIRTUAL_CLASS_STEPS:
+        left_out += VIRTUAL_CLASS_FIGURES
+    kept = [a for a in agreements if not a.figure.startswith(tuple(left_out))]
+    steps = ", ".join(sorted(skipped))
+    return kept, (
+        f"Left out: {', '.join(left_out)}. The client does not perform {steps} (see Client steps), so these fall "
+        "short of the plan whatever the platform's capacity."
     )
