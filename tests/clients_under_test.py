@@ -41,3 +41,12 @@ class NoVirtualClassClient(ReferencePlatformClient):
 
     def join_virtual_class(self, virtual_class_id: int) -> str:
         raise StepNotSupported("virtual class: join")
+
+
+class WrongPasswordClient(ReferencePlatformClient):
+    """The default client with a wrong password for every third account (as a stale accounts file): those
+    logins are refused."""
+
+    def login(self, username: str, password: str) -> None:
+        wrong = int(username[-1]) % 3 == 0 if username[-1].isdigit() else False
+        super().login(username, f"{password}-stale" if wrong else password)

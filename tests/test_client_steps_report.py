@@ -54,3 +54,21 @@ def test_steps_the_client_does_not_perform_are_listed_and_left_out_of_the_plan(
     assert "<td>requests per second" not in plan
     assert "Left out: requests per second, people in a virtual class, virtual classes opened." in plan
     assert "schedule_virtual_class" in plan
+
+
+def test_failed_logins_are_shown_by_class_with_one_account_never_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, run_dir = _run("WrongPasswordClient", tmp_path, monkeypatch, capsys)
+    refused = json.loads((run_dir / CLIENT_STEPS).read_text())["login_failures"]["credentials refused"]
+    username = refused["username"]
+    assert refused["count"] > 0 and int(username[-1]) % 3 == 0
+    people = pd.read_csv(run_dir / SESSIONS_CSV).sum(numeric_only=True)
+    assert refused["count"] <= people["logins_failed"]
+    report = (run_dir / REPORT).read_text()
+    assert f'<tr><td>credentials refused</td><td class="num">{refused["count"]:,}</td><td>{username}</td></tr>' in (
+        _section(report, "client_steps")
+    )
+    funnel = _section(report, "funnel")
+    assert f"failed login attempts: credentials refused (e.g. {username}) ({refused['count']:,})" in funnel
+    assert "-stale" not in report and "password" not in _section(report, "client_steps")

@@ -8,8 +8,8 @@ requests (Locust's statistics of `sso: login form`, `sso: submit credentials`, `
 in login attempts: every attempt asks for the form, sends the credentials if it got one and has its ticket
 validated if they were accepted. A person who retries makes several attempts, so those stages are shares of
 the attempts, not of the people. "Why" is the stage's most frequent failures in Locust's failures table, and
-the client's crashes (client_steps.json): one while logging in kept that person out, one on the dashboard ended
-their journey there.
+the client's crashes and failed logins by class, each with one example account (client_steps.json): a crash while
+logging in kept that person out, one on the dashboard ended their journey there.
 """
 
 from __future__ import annotations
@@ -86,6 +86,16 @@ def _crashes(data: RunData, step: str) -> list[tuple[str, int]]:
     return [(error, crash.count) for name, error, crash in data.client_steps.crashes_by_count() if name == step]
 
 
+def _login_failures(data: RunData) -> list[tuple[str, int]]:
+    """(failed login attempts of a class, with its first account: username only, never a password, attempts),
+    most frequent first (client_steps.json)."""
+    failures = sorted(data.client_steps.login_failures.items(), key=lambda item: -item[1].count)
+    return [
+        (f"failed login attempts: {failure} (e.g. {attempts.username})", attempts.count)
+        for failure, attempts in failures
+    ]
+
+
 def login_funnel(data: RunData) -> list[Stage]:
     """The funnel's stages in order; [] when the run has neither the engine's sessions nor a login form."""
     sessions = data.sessions
@@ -142,6 +152,7 @@ def login_funnel(data: RunData) -> list[Stage]:
             why.append(("still trying when the run ended", still))
         why += [(f"last attempt: {reason}", n) for reason, n in _reasons(data, (LOGIN_FLOW_NAME,))[:1]]
         why += [(f"the client crashed: {error}", n) for error, n in _crashes(data, LOGIN_STEP)]
+        why += _login_failures(data)
     elif flow is not None:
         logged_in, why = flow[0] - flow[1], _reasons(data, (LOGIN_FLOW_NAME,))
     stages.append(Stage("logged in", logged_in, PEOPLE, started, why))
