@@ -88,6 +88,8 @@ class OidcClient(PlatformClient):
     userinfo with the access token when the client holds one, else its metadata). Subclass it for a platform
     behind OpenID Connect: the login comes with it, write the platform's pages."""
 
+    reads_settings = frozenset({"home_url"})
+
     sso = "oidc"
 
     def __init__(self, context: ClientContext) -> None:

@@ -36,6 +36,8 @@ SIGN_ON_CLIENTS: dict[str, type[PlatformClient]] = {"cas": CasClient, "oidc": Oi
 class WebClient(PlatformClient):
     """The run's single sign-on, then the journey map's pages."""
 
+    reads_settings = frozenset({"journey_map"})
+
     sso: ClassVar[str | None] = None  # either protocol: the login is --sso's
 
     def __init__(self, context: ClientContext) -> None:
