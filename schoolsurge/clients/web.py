@@ -153,7 +153,10 @@ class WebClient(PlatformClient):
         query = _entries(request.query, values)
         if query:
             kwargs["params"] = query
-        headers = _entries(request.headers, values)
+        # The sign-on's bearer when it holds an access token (OpenID Connect's back channel: an app's API calls);
+        # the map's own headers win.
+        bearer = self.sign_on.bearer() if isinstance(self.sign_on, OidcClient) else {}
+        headers = {**bearer, **_entries(request.headers, values)}
         if headers:
             kwargs["headers"] = headers
         if request.form is not None:
