@@ -429,4 +429,4 @@ def test_a_surge_logs_everyone_in_through_lemonldap_s_oidc_provider_by_options_o
     assert int(stats[stats["Name"] != "Aggregated"]["Failure Count"].sum()) == 0, output[-2000:]
     home_pages, home_failures = request_counts(run_dir, "home")
     assert home_pages >= started and home_failures == 0
-    assert_not_supported_reported(run_dir, {"homework", "schedule_virtual_class"})
+    assert_not_supported_reported(run_dir, {"homework", "timetable"})
