@@ -56,7 +56,7 @@ class Health:
     started: int = 0  # people whose journey started (sessions.csv `started`)
     client_errors: int = 0  # journeys a crash of the client ended (`client_errors`)
     client_errors_login: int = 0  # of those, while logging in: not served (`client_errors_login`)
-    first_crash: str = ""  # the most frequent crash: "KeyError 'role' in dashboard (reference.py:47 in dashboard)"
+    first_crash: str = ""  # the most frequent: "KeyError 'role' in dashboard at reference.py:49 in dashboard, ..."
 
     @property
     def late_share(self) -> float:
