@@ -150,7 +150,9 @@ class RunData:
             return int(last["Total Request Count"].sum()), int(last["Total Failure Count"].sum())
 
         start, end = seconds
-        after_end = stamps.max() < end  # the run ended inside the window: the final totals close it
+        # The run ended inside the window: the final totals close it. So too when the history has no request row
+        # (every request was recorded as the test stopped, after Locust's last history row).
+        after_end = history.empty or stamps.max() < end
         end_requests, end_failures = whole if after_end else running_totals(end)
         start_requests, start_failures = running_totals(start)
         return end_requests - start_requests, end_failures - start_failures
