@@ -8,6 +8,7 @@ Exit status (docs: README.md, "Exit status"):
   3    an SLO breached (run --fail-on-slo), or a figure regressed (compare --fail-on-regression)
   4    invalid run: the load generator (generator-bound) or the machine the platform ran on (machine-bound), not
        the platform, was the bottleneck
+  5    invalid run: the client is broken (a step raised in the client in more than 10% of the journeys)
   130  interrupted (Ctrl-C, SIGTERM, SIGHUP; what was measured is kept and reported)
 """
 
@@ -20,12 +21,27 @@ from pathlib import Path
 from typing import NoReturn
 
 from schoolsurge.errors import RunError, UsageError
-from schoolsurge.exit_status import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_INVALID_RUN, EXIT_SLO_BREACHED, EXIT_USAGE
+from schoolsurge.exit_status import (
+    EXIT_CLIENT_BROKEN,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_RUN,
+    EXIT_SLO_BREACHED,
+    EXIT_USAGE,
+)
 from schoolsurge.options import DEFAULT_REPORTS_DIR, Command, add_options
 from schoolsurge.parameters import positive_number
 
 # Where the exit statuses are importable from, as they always were (their home is exit_status.py).
-__all__ = ["EXIT_ERROR", "EXIT_INTERRUPTED", "EXIT_INVALID_RUN", "EXIT_SLO_BREACHED", "EXIT_USAGE", "main"]
+__all__ = [
+    "EXIT_CLIENT_BROKEN",
+    "EXIT_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_INVALID_RUN",
+    "EXIT_SLO_BREACHED",
+    "EXIT_USAGE",
+    "main",
+]
 
 
 class OneLineErrorParser(argparse.ArgumentParser):

@@ -10,8 +10,9 @@ it from the locustfile once the engine has written its files, when the run direc
 the run directory (engine/results.py writes it; the engine judges nothing).
 
 What a run says last depends on its kind (the manifest's `kind`): a morning its SLO verdicts and who got in, a
-capacity sweep its capacity answer (capacity.json). Then, whatever the kind, INVALID RUN when the load generator
-or the machine the platform ran on was the bottleneck, and where the report is. A run the loopback guard
+capacity sweep its capacity answer (capacity.json). Then, whatever the kind, what the client's crashes did (a step
+that raised in the client), INVALID RUN when the load generator or the machine the platform ran on was the
+bottleneck or the client is broken (its own exit status), and where the report is. A run the loopback guard
 stopped says only that, on stderr.
 """
 
@@ -24,7 +25,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from schoolsurge.errors import ReportError, RunError
-from schoolsurge.exit_status import EXIT_INTERRUPTED, EXIT_INVALID_RUN, EXIT_SLO_BREACHED, EXIT_USAGE
+from schoolsurge.exit_status import (
+    EXIT_CLIENT_BROKEN,
+    EXIT_INTERRUPTED,
+    EXIT_INVALID_RUN,
+    EXIT_SLO_BREACHED,
+    EXIT_USAGE,
+)
 from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
 from schoolsurge.report.outcome.health import health, invalid_line, refused_line, run_refused
@@ -59,6 +66,8 @@ class RunOutcome:
     served: ServedShare | None = None
     invalid_reason: str | None = None  # "generator-bound: ..." or "machine-bound: ..." (report/outcome/health.py)
     refused: str | None = None  # why the loopback guard stopped the run, when it did (manifest `stopped_by`)
+    client_broken: bool = False  # invalid because a large share of the journeys crashed in the client
+    crashes: str | None = None  # what the client's crashes did, when it had any (Health.crash_line)
     exit_status: int = 0  # what `schoolsurge` exits with
 
     @property
@@ -108,11 +117,22 @@ def _judge(run_dir: Path, interrupted: bool, refused: str | None) -> RunOutcome:
     except ReportError as error:
         print(f"schoolsurge: no report: {error}", file=sys.stderr)
         return RunOutcome(run_dir, None, [], interrupted, refused=refused)
-    invalid = health(data).invalid_reason()
+    run_health = health(data)
+    invalid = run_health.invalid_reason()
     data.manifest = update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid)
     report = write_report(data)
     refresh_index(run_dir.parent)
-    return RunOutcome(run_dir, report, judge_run(data), interrupted, served_share(data), invalid, refused)
+    return RunOutcome(
+        run_dir,
+        report,
+        judge_run(data),
+        interrupted,
+        served_share(data),
+        invalid,
+        refused,
+        client_broken=run_health.client_broken,
+        crashes=run_health.crash_line(),
+    )
 
 
 def _say(outcome: RunOutcome, kind: RunKind) -> None:
@@ -121,6 +141,8 @@ def _say(outcome: RunOutcome, kind: RunKind) -> None:
         return
     for line in LAST_LINES.get(kind, _verdict_lines)(outcome):
         print(line, flush=True)
+    if outcome.crashes is not None:
+        print(outcome.crashes, flush=True)
     if outcome.invalid_reason is not None:
         print(invalid_line(outcome.invalid_reason), flush=True)
     if outcome.report is not None:
@@ -155,6 +177,8 @@ def _exit_status(outcome: RunOutcome, fail_on_slo: bool) -> int:
         return EXIT_USAGE
     if outcome.interrupted:
         return EXIT_INTERRUPTED
+    if outcome.client_broken:
+        return EXIT_CLIENT_BROKEN
     if not outcome.valid:
         return EXIT_INVALID_RUN
     if fail_on_slo and not outcome.slo_met:

@@ -27,9 +27,9 @@ from schoolsurge.engine.locust_workarounds import (
     resolve_address_literals_in_place,
 )
 from schoolsurge.errors import UnsafeTargetError, UsageError
-from schoolsurge.exit_status import EXIT_USAGE
+from schoolsurge.exit_status import EXIT_CLIENT_BROKEN, EXIT_USAGE
 from schoolsurge.options import DEFAULT_REPORTS_DIR, Command, add_options
-from schoolsurge.rundir import new_run_dir
+from schoolsurge.rundir import new_run_dir, update_manifest
 from schoolsurge.safety import check_target
 from schoolsurge.spec import write_spec
 
@@ -102,5 +102,18 @@ def on_quitting(environment: Environment, **_: Any) -> None:
         return
     from schoolsurge.conclude import conclude  # the report's libraries: only the process that concludes needs them
 
-    if conclude(results.run_dir).refused is not None:  # as `schoolsurge run` exits; else Locust's own status stands
+    outcome = conclude(results.run_dir)
+    if outcome.refused is not None:  # as `schoolsurge run` exits; else Locust's own status stands
         environment.process_exit_code = EXIT_USAGE
+    elif outcome.client_broken:
+        environment.process_exit_code = EXIT_CLIENT_BROKEN
+    run_dir = results.run_dir
+
+    def record_exit_code(exit_code: int, **_: Any) -> None:
+        """Locust's exit status, known only once `quitting` has fired: the manifest's `locust_exit_code`."""
+        try:
+            update_manifest(run_dir, locust_exit_code=exit_code)
+        except OSError as error:
+            log.error("cannot record Locust's exit status in %s: %s", run_dir, error)
+
+    environment.events.quit.add_listener(record_exit_code)

@@ -29,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.clients.base import ClientSettings, PlatformClient
-from schoolsurge.clients.options import SETTINGS_FIELDS, URL_FIELDS, ClientChoice, check_client_url
+from schoolsurge.clients.options import PAGE_SETTINGS, SETTINGS_FIELDS, URL_FIELDS, ClientChoice, check_client_url
 from schoolsurge.errors import ClientError, ParameterError, SpecError
 from schoolsurge.files import atomic_file, read_regular_text
 from schoolsurge.models.population import national_curves
@@ -152,7 +152,7 @@ def build_spec(options: Any, command: Command) -> RunSpec:
     if target is not None:
         check_target(target, allow_host)
     client = client_choice(options)
-    client.configured()  # the class loads, its options parse: as every Locust process will
+    check_client(client)
     monitoring = {o.dest: given(options, o.dest) for o in options_for(RUNS, Section.MONITORING)}
     accounts = given(options, "accounts")
     return RunSpec(
@@ -188,6 +188,19 @@ def client_choice(options: Any) -> ClientChoice:
     return ClientChoice(getattr(options, "client", None), ClientSettings(**settings), tuple(pairs))
 
 
+def check_client(choice: ClientChoice) -> None:
+    """The class loads, its options parse (as every Locust process will), and it reads every page setting given
+    (--home-url, --journey-map): ClientError names the first that cannot be used."""
+    client_class, _ = choice.configured()
+    for option in options_for(RUNS, Section.CLIENT):
+        readers = PAGE_SETTINGS.get(option.field or "")
+        if readers and getattr(choice.settings, option.field) and option.field not in client_class.reads_settings:
+            raise ClientError(
+                f"{option.flag}: {client_class.__name__} does not read it (its pages are its own); leave it out, "
+                f"or choose a client that does with --client {readers}"
+            )
+
+
 def configured_client(options: Any) -> tuple[type[PlatformClient], ClientSettings]:
     """The client class (--client) and its settings from parsed options, each checked as the client will use
     it; ClientError names the first option that cannot be used."""
@@ -203,7 +216,7 @@ def check_client_arguments(arguments: Sequence[str], allow_host: str | None = No
         raise ClientError(str(error)) from None
     options.allow_host = allow_host
     choice = client_choice(options)
-    choice.configured()
+    check_client(choice)
     return choice.settings.sso
 
 

@@ -208,8 +208,23 @@ def test_a_declared_client_option_is_parsed_by_its_type() -> None:
         (["--client", "test_bad_input:_TimedClient", "--client-option", "retries=3"], "its options: timeout_s"),
         (["--cas-url", "cas.example.fr/cas"], "--cas-url"),
         (["--home-url", "http://192.0.2.1/"], "--allow-host"),
+        (["--home-url", "http://127.0.0.1:9/home"], "--home-url: ReferencePlatformClient does not read it"),
+        (
+            ["--client", "schoolsurge.clients.cas:CasClient", "--journey-map", "embedded"],
+            "--journey-map: CasClient does not read it (its pages are its own); leave it out, or choose a client "
+            "that does with --client schoolsurge.clients.web:WebClient",
+        ),
     ],
-    ids=["unknown-key", "not-key-value", "wrong-type", "undeclared-key", "not-a-url", "not-loopback"],
+    ids=[
+        "unknown-key",
+        "not-key-value",
+        "wrong-type",
+        "undeclared-key",
+        "not-a-url",
+        "not-loopback",
+        "home-url-not-read",
+        "journey-map-not-read",
+    ],
 )
 def test_bad_client_options_are_refused_before_anything_starts(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], arguments: list[str], expected: str

@@ -134,6 +134,14 @@ def test_the_oidc_client_redeems_its_code_as_a_confidential_client(provider: Pla
     client.login(username, password)
     assert client.tokens["token_type"] == "Bearer" and client.tokens["id_token"]
     client.dashboard()  # userinfo, with the access token
+    # A page of the platform given by --home-url (here the provider's userinfo, which takes only a bearer) is
+    # asked with the access token too: an app has no session cookie of the service's.
+    userinfo = str(client.provider().metadata["userinfo_endpoint"])
+    with pytest.raises(StepFailed, match="home page unavailable"):
+        client_of(url, dataclasses.replace(settings, home_url=userinfo)).dashboard()  # no token yet: refused
+    with_home = client_of(url, dataclasses.replace(settings, home_url=userinfo))
+    with_home.login(username, password)
+    with_home.dashboard()
     client.logout()  # the end_session_endpoint, with the ID token as hint
     wrong = client_of(url, dataclasses.replace(settings, oidc_client_secret="not-the-secret"))
     with pytest.raises(StepFailed, match=r"^login: ticket validation failed \(HTTP 401, no ID token: invalid_client\)"):

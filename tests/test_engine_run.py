@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from argparse import Namespace
+from collections.abc import Callable
 from pathlib import Path
 
 import gevent
@@ -22,6 +24,7 @@ from locust.stats import StatsEntry
 
 from schoolsurge.cli import main
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
+from schoolsurge.engine.progress import people_and_bots, progress_line
 from schoolsurge.models.replay import Replay
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.rundir import LOGIN_FLOW_TYPE
@@ -62,8 +65,10 @@ def run_in_process(
     accounts: Path | None = None,
     during: object = None,
     admin_token: str | None = None,
+    watch: Callable[[Engine], None] | None = None,
 ) -> Engine:
-    """One whole replay on a LocalRunner in this process; `during(run_s)` is called about every 0.2 s."""
+    """One whole replay on a LocalRunner in this process; `during(run_s)` and `watch(engine)` are called about
+    every 0.2 s."""
     options = Namespace(
         scenario=str(scenario),
         speed=speed,
@@ -82,6 +87,8 @@ def run_in_process(
         gevent.sleep(0.2)
         if during is not None:
             during(time.monotonic() - started)
+        if watch is not None:
+            watch(engine)
     environment.runner.quit()
     engine.close()
     return engine
@@ -247,8 +254,10 @@ def test_two_worker_processes_replay_the_same_people_as_one(platform: PlatformPr
     assert one["scheduled"] > 50
     assert one == two
     assert two["started"] == two["scheduled"] == two["logins_succeeded"]
-    for run_dir in (tmp_path / "one", tmp_path / "two"):
+    for run_dir, processes in ((tmp_path / "one", 1), (tmp_path / "two", 2)):
         _assert_complete_run_directory(run_dir)
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        assert manifest["processes"] == processes and manifest["locust_exit_code"] == 0, manifest
 
 
 def _assert_complete_run_directory(run_dir: Path) -> None:
@@ -293,12 +302,14 @@ def test_incidents_bots_counted_apart_and_capacity_taken_and_given_back(
         ]
 
     seen: set[float] = set()
+    progress: list[str | None] = []
     engine = run_in_process(
         _variant(tmp_path, with_incidents),
         platform.base_url,
         tmp_path / "run",
         during=lambda run_s: seen.add(_admin_capacity(platform)),
         admin_token=platform.admin_token,
+        watch=lambda engine: progress.append(progress_line(engine)),
     )
     assert 0.5 in seen, "half the capacity was taken out during the incident"
     assert _admin_capacity(platform) == 0.0, "and given back when the scenario said"
@@ -311,3 +322,11 @@ def test_incidents_bots_counted_apart_and_capacity_taken_and_given_back(
     bot_posts = stats.get("bot sso: submit credentials", "POST")
     assert bot_posts.num_requests > 0 and bot_posts.num_failures == bot_posts.num_requests
     assert stats.get("sso: submit credentials", "POST").num_failures == 0, "bots are not counted as people"
+    # The progress line says people's requests and failures apart from the bots' (refused: the defence working).
+    people, bots = people_and_bots(stats)
+    assert bots.requests >= bot_posts.num_requests and bots.failures >= bot_posts.num_failures
+    assert people.requests > 0 and people.failed_percent < bots.failed_percent
+    apart = re.compile(r"people +[\d.]+ req/s, +([\d.]+)% failed \| bots +[\d.]+ req/s, +([\d.]+)% failed")
+    shown = [match for line in progress if line and (match := apart.search(line))]
+    assert shown, progress[-3:]
+    assert all(float(people_pct) < float(bots_pct) for people_pct, bots_pct in (m.groups() for m in shown[-3:]))

@@ -331,6 +331,28 @@ def test_a_metrics_page_that_is_not_prometheus_text_is_logged_as_a_short_excerpt
     assert max(len(message) for message in messages) < 1000
 
 
+def test_a_target_whose_metrics_are_an_html_page_is_probed_once_named_in_one_line_and_not_scraped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="schoolsurge.engine.target_metrics")
+    page = b"<!DOCTYPE html>\n<html><body>Mon ENT</body></html>\n"
+    run_dir = tmp_path / "run"
+    with (
+        serve({"/metrics": lambda handler: ok(handler, page, {"Content-Type": "text/html"})}) as target,
+        installed_engine(target.url, run_dir) as engine,
+    ):
+        metrics = engine.results.target_metrics
+        wait_for(lambda: metrics.stopped, "the probe at the start to give up on the target's metrics")
+        assert metrics.scrape() is None and metrics.scrape(final=True) is None
+        engine.results._scrape_target_metrics()  # the end of the run's: nothing to keep
+    assert [request.path for request in target.received] == ["/metrics"], "probed once, then never scraped again"
+    assert not (run_dir / TARGET_METRICS).exists(), "an HTML page is not kept as the target's exposition"
+    assert not (run_dir / TARGET_METRICS_SERIES).exists() or not (run_dir / TARGET_METRICS_SERIES).read_text()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "schoolsurge.engine.target_metrics"]
+    assert f"{target.url}/metrics answered, but not Prometheus text" in line
+    assert line.endswith("give their Prometheus endpoint with --target-metrics URL, or --target-metrics off")
+
+
 # ---- garbage instead of HTTP ---------------------------------------------------------------------------------
 
 
@@ -381,4 +403,5 @@ def test_a_garbage_metrics_endpoint_leaves_the_run_going_and_its_results_written
     assert not (outcome.run_dir / TARGET_METRICS_SERIES).exists(), "no scrape recorded: none was Prometheus text"
     assert not (outcome.run_dir / TARGET_METRICS).exists()
     log = (outcome.run_dir / LOCUST_LOG).read_text()
-    assert log.count("no target metrics from") == 1, "one warning for the run's failed scrapes"
+    # The probe at the start got no answer it could use: one line names the option, and the run scraped no more.
+    assert log.count("the target's metrics are not scraped this run; give their Prometheus endpoint") == 1, log

@@ -232,7 +232,13 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
         self.seen.append(
-            {"method": self.command, "path": self.path, "token": self.headers.get("X-Token"), "body": body}
+            {
+                "method": self.command,
+                "path": self.path,
+                "token": self.headers.get("X-Token"),
+                "authorization": self.headers.get("Authorization"),
+                "body": body,
+            }
         )
         reply = json.dumps({"token": "T-1", "link": "/read/here?x=1", "id": 7}).encode()
         self.send_response(200)
@@ -289,6 +295,17 @@ def test_values_read_earlier_in_the_session_fill_later_templates(recorder: str, 
         ("POST", "/classes/5/homework", None),
     ]
     assert json.loads(_Recorder.seen[-1]["body"]) == {"class": 5, "subject": "Maths", "for": "teacher 0"}
+
+
+def test_pages_carry_the_access_token_an_oidc_back_channel_login_holds(recorder: str, tmp_path: Path) -> None:
+    path = write_map(tmp_path, {"dashboard": {"url": "/home"}, "homework": {"url": "/hw", "headers": {"X-Token": "t"}}})
+    settings = ClientSettings(journey_map=str(path), sso="oidc", oidc_validation="back-channel")
+    web = client_of(recorder, WebClient, "student", settings)
+    web.dashboard()  # not logged in: no token, no header
+    web.sign_on.tokens = {"access_token": "AT-1", "token_type": "Bearer"}  # as the back channel's login keeps them
+    web.dashboard()
+    web.homework()
+    assert [seen["authorization"] for seen in _Recorder.seen] == [None, "Bearer AT-1", "Bearer AT-1"]
 
 
 def test_a_step_whose_url_needs_a_value_the_person_has_not_is_not_theirs(recorder: str, tmp_path: Path) -> None:

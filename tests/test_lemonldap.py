@@ -75,6 +75,19 @@ def request_counts(run_dir: Path, name: str) -> tuple[int, int]:
     return int(rows["Request Count"].sum()), int(rows["Failure Count"].sum())
 
 
+def assert_not_supported_reported(run_dir: Path, steps: set[str]) -> None:
+    """The steps the client does not perform were skipped, counted (sessions.csv, client_steps.json) and listed
+    in the report; no step crashed in the client."""
+    record = json.loads((run_dir / "client_steps.json").read_text())
+    skipped = record["not_supported"]
+    assert steps <= set(skipped), skipped
+    assert sum(skipped.values()) == sessions_total(run_dir, "steps_not_supported") > 0
+    assert record["crashes"] == [] and sessions_total(run_dir, "client_errors") == 0
+    report = (run_dir / "report.html").read_text()
+    listed = report[report.index("Journey steps this client does not perform") :]
+    assert all(f"<tr><td>{step}</td>" in listed for step in skipped)
+
+
 def test_a_machine_without_the_packages_is_told_which_are_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -228,7 +241,8 @@ def test_a_surge_walks_the_ent_through_its_journey_map(lemonldap_sso: SsoSetup, 
     if sso == "cas":
         login = ["--cas-url", setup.sso.cas_url, "--service-url", setup.ent.service_url]
     else:
-        login = ["--sso", "oidc", "--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
+        login = ["--sso", "oidc", "--oidc-issuer", setup.sso.issuer]
+        login += ["--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
     arguments = ["--client", "schoolsurge.clients.web:WebClient", "--journey-map", "cas-ent", *login]
     run_dir, output = surge(setup, arguments, tmp_path, scenario_with_messages(tmp_path))
     started = sessions_total(run_dir, "started")
@@ -250,8 +264,8 @@ def test_a_surge_walks_the_ent_through_its_journey_map(lemonldap_sso: SsoSetup, 
     for step, name in names.items():
         assert request_counts(run_dir, name)[0] > 0, f"{step} never reached"
     assert sessions_total(run_dir, "virtual_class_joins") > 0
-    # Teachers cannot create a virtual class through this map: skipped, counted, never an error.
-    assert sessions_total(run_dir, "steps_not_supported") > 0
+    # Teachers cannot create a virtual class through this map: skipped, counted, never an error, and reported.
+    assert_not_supported_reported(run_dir, {"schedule_virtual_class"})
     assert request_counts(run_dir, "sso: logout") == (0, 0)  # the ENT's logout sends the browser on
     served = {path: count - pages_before.get(path, 0) for path, count in setup.ent.pages.items()}
     assert served["/"] == request_counts(run_dir, "dashboard")[0]
@@ -385,7 +399,7 @@ def test_a_surge_logs_everyone_in_through_lemonldap_s_oidc_provider_by_options_o
     on the back channel and verifies the ID token); LemonLDAP's form fields are read from its login page."""
     setup = lemonldap_sso
     if who_redeems == "service":
-        redeeming = ["--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
+        redeeming = ["--oidc-issuer", setup.sso.issuer, "--oidc-login-url", f"{setup.ent.base_url}/oidc/login"]
     else:
         redeeming = [
             "--oidc-validation",
@@ -409,3 +423,10 @@ def test_a_surge_logs_everyone_in_through_lemonldap_s_oidc_provider_by_options_o
     assert started == sessions_total(run_dir, "scheduled") > 20, output[-2000:]
     assert sessions_total(run_dir, "logins_succeeded") == started, output[-2000:]
     assert sessions_total(run_dir, "logins_failed") == 0
+    # Every step it performs succeeds (its one page, the provider's logout); the ENT's other pages are not its own:
+    # reported as not supported.
+    stats = pd.read_csv(run_dir / "locust_stats.csv")
+    assert int(stats[stats["Name"] != "Aggregated"]["Failure Count"].sum()) == 0, output[-2000:]
+    home_pages, home_failures = request_counts(run_dir, "home")
+    assert home_pages >= started and home_failures == 0
+    assert_not_supported_reported(run_dir, {"homework", "timetable"})

@@ -144,6 +144,9 @@ class PlatformClient(ABC):
     """One person's conversation with a platform. Subclass it: write login, logout and dashboard; write any
     optional step your platform offers. Each step raises StepFailed when the platform fails it."""
 
+    reads_settings: ClassVar[frozenset[str]] = frozenset()
+    """The page settings (clients/options.py PAGE_SETTINGS: `home_url`, `journey_map`) this client reads; one given
+    to a client that does not read it is refused before the run, never silently ignored."""
     option_types: ClassVar[Mapping[str, Callable[[str], Any]]] = {}
     """The --client-option keys this client reads, each with what parses its value (e.g. {"tenant": str,
     "timeout_s": float}); none by default."""

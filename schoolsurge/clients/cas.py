@@ -61,6 +61,8 @@ class CasClient(PlatformClient):
     Subclass it for a platform behind CAS: the login comes with it, write the platform's pages (or describe
     them in a journey map: clients/web.py)."""
 
+    reads_settings = frozenset({"home_url"})
+
     sso = "cas"
 
     def __init__(self, context: ClientContext) -> None:

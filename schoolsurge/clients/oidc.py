@@ -88,6 +88,8 @@ class OidcClient(PlatformClient):
     userinfo with the access token when the client holds one, else its metadata). Subclass it for a platform
     behind OpenID Connect: the login comes with it, write the platform's pages."""
 
+    reads_settings = frozenset({"home_url"})
+
     sso = "oidc"
 
     def __init__(self, context: ClientContext) -> None:
@@ -339,13 +341,18 @@ class OidcClient(PlatformClient):
                 raise StepFailed("logout failed")
         self.tokens = {}
 
+    def bearer(self) -> dict[str, str]:
+        """The headers of a page request: the access token as a bearer when the client holds one (back channel:
+        an app calls its platform's API so, having no session cookie of the service's)."""
+        token = self.tokens.get("access_token")
+        return {"Authorization": f"Bearer {token}"} if token else {}
+
     def dashboard(self) -> Dashboard:
-        headers: dict[str, str] = {}
+        headers = self.bearer()
         if self.settings.home_url:
             url = self.settings.home_url
-        elif "access_token" in self.tokens:
+        elif headers:
             url = str(self.provider().metadata.get("userinfo_endpoint") or self.issuer)
-            headers["Authorization"] = f"Bearer {self.tokens['access_token']}"
         else:
             url = f"{self.issuer}/.well-known/openid-configuration"
         with self.http.get(url, headers=headers, name=self.name("home"), catch_response=True) as response:

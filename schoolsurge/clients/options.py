@@ -23,6 +23,12 @@ DEFAULT_CLIENTS = {
 }
 # Requested by the client, so checked like the target.
 URL_FIELDS = frozenset({"cas_url", "service_url", "home_url", "oidc_issuer", "oidc_login_url", "oidc_redirect_uri"})
+# Settings only some clients read (PlatformClient.reads_settings), each with the clients that do: given to another
+# client, they are refused before the run (spec.py), never ignored.
+PAGE_SETTINGS = {
+    "home_url": "schoolsurge.clients.cas:CasClient or schoolsurge.clients.oidc:OidcClient",
+    "journey_map": "schoolsurge.clients.web:WebClient",
+}
 # What the options may set directly (--client-option pairs are parsed by the client class, into `options`).
 SETTINGS_FIELDS = frozenset(f.name for f in dataclasses.fields(ClientSettings)) - {"options"}
 

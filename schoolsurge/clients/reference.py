@@ -5,7 +5,7 @@ run picks the one of the platform's protocol (`--sso`, options.py)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, StepFailed
 from schoolsurge.clients.cas import CasClient
@@ -17,6 +17,8 @@ CLOSED = frozenset({409})
 class ReferencePages(PlatformClient):
     """The ENT's pages, whatever single sign-on logged the person in (mixed in before a login client). Request
     names are grouped by step (never by id) so statistics stay one row per step."""
+
+    reads_settings: ClassVar[frozenset[str]] = frozenset()  # its pages are the API's: no home_url, no journey map
 
     def _json(
         self, method: str, path: str, name: str, expect: int = 200, also: frozenset[int] = frozenset(), **kwargs: Any

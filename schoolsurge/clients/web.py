@@ -36,6 +36,8 @@ SIGN_ON_CLIENTS: dict[str, type[PlatformClient]] = {"cas": CasClient, "oidc": Oi
 class WebClient(PlatformClient):
     """The run's single sign-on, then the journey map's pages."""
 
+    reads_settings = frozenset({"journey_map"})
+
     sso: ClassVar[str | None] = None  # either protocol: the login is --sso's
 
     def __init__(self, context: ClientContext) -> None:
@@ -151,7 +153,10 @@ class WebClient(PlatformClient):
         query = _entries(request.query, values)
         if query:
             kwargs["params"] = query
-        headers = _entries(request.headers, values)
+        # The sign-on's bearer when it holds an access token (OpenID Connect's back channel: an app's API calls);
+        # the map's own headers win.
+        bearer = self.sign_on.bearer() if isinstance(self.sign_on, OidcClient) else {}
+        headers = {**bearer, **_entries(request.headers, values)}
         if headers:
             kwargs["headers"] = headers
         if request.form is not None:

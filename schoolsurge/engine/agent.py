@@ -24,6 +24,7 @@ from schoolsurge.engine.queue import Claim
 from schoolsurge.engine.share import Share
 from schoolsurge.errors import UnsafeTargetError
 from schoolsurge.personas import behaviour_for
+from schoolsurge.personas.base import ClientCrashed
 from schoolsurge.rundir import Counter
 
 IDLE_POLL_S = 1.0
@@ -61,6 +62,12 @@ class PersonHost(FastHttpUser):
         share.active_sessions += 1
         try:
             behaviour.live()
+        except ClientCrashed as crash:
+            # Recorded by the behaviour (a failed step); its traceback goes to Locust's exceptions, and the agent
+            # takes its next person.
+            self.environment.events.user_error.fire(
+                user_instance=self, exception=crash.error, tb=crash.error.__traceback__
+            )
         except UnsafeTargetError as refused:
             # The client asked for a URL the guard refuses: nothing was sent; the whole test stops, loudly.
             self.engine.refuse(str(refused))

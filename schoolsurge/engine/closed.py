@@ -45,7 +45,8 @@ def persona_shares(scenario: Scenario) -> dict[str, float]:
 
 
 class ClosedSessionView:
-    """What a closed-model person's Behaviour sees of the ClosedShare: the same ledger, clock and gauges, but no
+    """What a closed-model person's Behaviour sees of the ClosedShare: the same ledger, record of the client's steps,
+    clock and gauges, but no
     replayed window (`start_unix` None, so `Behaviour.window_end` is always ahead): every session lasts its
     length and ends with a logout, however long the run."""
 
@@ -54,6 +55,7 @@ class ClosedSessionView:
     def __init__(self, share: ClosedShare) -> None:
         self._share = share
         self.ledger = share.ledger
+        self.client_steps = share.client_steps
         self.queue: ArrivalQueue = share.queue
 
     @property

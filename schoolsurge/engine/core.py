@@ -34,7 +34,7 @@ from schoolsurge.engine.requests import failure_kind, is_people_request
 from schoolsurge.engine.results import RunDirectoryWriter
 from schoolsurge.engine.roles import Role, role_for
 from schoolsurge.engine.share import FleetStatus, Share
-from schoolsurge.rundir import Counter
+from schoolsurge.rundir import ClientSteps, Counter
 
 SAMPLE_EVERY_S = 1.0
 SATURATED_CPU_PERCENT = 90.0  # a Locust process this busy can no longer keep the clock (Locust warns at 90%)
@@ -78,6 +78,10 @@ class Engine:
     def ledger(self) -> Ledger:
         """The run's ledger: merged over the workers on the master, this process's own elsewhere."""
         return self.role.ledger()
+
+    def client_steps(self) -> ClientSteps:
+        """The run's record of the client's steps: merged over the workers on the master."""
+        return self.role.client_steps()
 
     def fleet_status(self) -> FleetStatus:
         return self.role.fleet_status()

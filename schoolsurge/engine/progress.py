@@ -1,19 +1,52 @@
 """The progress line: every few seconds, where the run is (the morning's clock, a sweep's step: its kind says) and
-how people fare."""
+how people fare. People's requests and failures are counted apart from the bots' (the attack incident's), whose
+refusals are the platform's defence, not people's failures."""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
-from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
+from schoolsurge.rundir import BOT_STEP_PREFIX, LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
 
 if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
 PROGRESS_EVERY_S = 10
+
+
+@dataclass
+class Traffic:
+    """Requests of one side (people, bots) in Locust's statistics so far."""
+
+    requests: int = 0
+    failures: int = 0
+    per_s: float = 0.0  # now
+
+    def add(self, entry: Any) -> None:
+        self.requests += entry.num_requests
+        self.failures += entry.num_failures
+        self.per_s += entry.current_rps
+
+    @property
+    def failed_percent(self) -> float:
+        return 100 * self.failures / self.requests if self.requests else 0.0
+
+    def text(self) -> str:
+        return f"{self.per_s:6.1f} req/s, {self.failed_percent:4.1f}% failed"
+
+
+def people_and_bots(stats: Any) -> tuple[Traffic, Traffic]:
+    """People's requests (their steps that crashed in the client included: failed steps) and the bots', from
+    Locust's statistics; the login flow's summary entries, one per person, are no requests."""
+    people, bots = Traffic(), Traffic()
+    for (name, method), entry in list(stats.entries.items()):
+        if method != LOGIN_FLOW_TYPE:
+            (bots if str(name).startswith(BOT_STEP_PREFIX) else people).add(entry)
+    return people, bots
 
 
 def progress_line(engine: Engine) -> str | None:
@@ -28,15 +61,14 @@ def progress_line(engine: Engine) -> str | None:
     stats = engine.environment.stats
     login = stats.get(LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE)
     p95 = login.get_current_response_time_percentile(0.95) if login.num_requests else None
-    requests = stats.total.num_requests - login.num_requests
-    failures = stats.total.num_failures - login.num_failures
-    fail_pct = 100 * failures / requests if requests else 0.0
+    people, bots = people_and_bots(stats)
+    bot_part = f"bots {bots.text()} | " if bots.requests else ""
     return (
         f"[{clock}] pool {runner.user_count:4d} | in session {status.active:4d} | "
         f"arrived {ledger.total(Counter.STARTED)}/{ledger.total(Counter.SCHEDULED)} "
         f"(late {ledger.total(Counter.LATE)}, dropped {ledger.total(Counter.DROPPED)}) | "
         f"logins {ledger.total(Counter.LOGINS_SUCCEEDED)} ok, {ledger.total(Counter.ABANDONED)} gave up | "
-        f"{stats.total.current_rps - login.current_rps:6.1f} req/s, {fail_pct:4.1f}% failed | "
+        f"people {people.text()} | {bot_part}"
         f"login p95 {p95 if p95 is not None else '-'} ms"
     )
 

@@ -10,14 +10,16 @@ from typing import Any
 
 import gevent
 
-from schoolsurge.rundir import BOT_STEP_PREFIX, LOGIN_FLOW_TYPE, Counter
+from schoolsurge.rundir import BOT_STEP_PREFIX, CLIENT_CRASH_TYPE, LOGIN_FLOW_TYPE, Counter
 
 TIMEOUT_STATUSES = frozenset({408, 504})
+NOT_HTTP = frozenset({LOGIN_FLOW_TYPE, CLIENT_CRASH_TYPE})  # entries of people's steps that are no HTTP request
 
 
 def is_people_request(request_type: str, name: str) -> bool:
-    """HTTP requests of people: not the login flow's summary entry, not the bots' requests."""
-    return request_type != LOGIN_FLOW_TYPE and not name.startswith(BOT_STEP_PREFIX)
+    """HTTP requests of people: not the login flow's summary entry nor a step that crashed in the client, not the
+    bots' requests."""
+    return request_type not in NOT_HTTP and not name.startswith(BOT_STEP_PREFIX)
 
 
 def failure_kind(response: Any, exception: BaseException | None) -> Counter | None:

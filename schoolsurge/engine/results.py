@@ -3,7 +3,8 @@ the master).
 
 However the run was started (`schoolsurge run`, `make`, plain `locust -f`, a master with workers), this writes
 the manifest's engine fields, the scenario copy, the timeline, Locust's CSV files with full history,
-sessions.csv, the histograms, the target's metrics and, at exit, how the run ended. When `schoolsurge run`
+sessions.csv, the histograms, the record of the client's steps, the target's metrics and, at exit, how the run
+ended. When `schoolsurge run`
 started Locust it has already created the directory and its manifest; a directory without one is this process's
 own (`owned`). The report, the validity and the verdicts are not the engine's: the run's conclusion
 (schoolsurge/conclude.py) reads these files once they are written.
@@ -37,6 +38,7 @@ from schoolsurge.rundir import (
     finish_manifest,
     start_manifest,
     update_manifest,
+    write_client_steps,
     write_json,
 )
 from schoolsurge.scenario import seconds_to_clock
@@ -108,6 +110,8 @@ class RunDirectoryWriter:
                 "people_scheduled": replay.people,
             },
         )
+        if self.owned:  # plain locust: how many processes ran the agents (`schoolsurge run` wrote its own)
+            update_manifest(self.run_dir, processes=self.engine.role.processes)
 
     def record_workers(self, lost: list[dict[str, Any]], late: list[dict[str, Any]]) -> None:
         """A master's Locust workers lost during the test and those that joined after its start, each with the
@@ -128,6 +132,7 @@ class RunDirectoryWriter:
         try:
             write_sessions_csv(ledger, self.run_dir / SESSIONS_CSV, self.clock_label)
             write_histograms(ledger, self.run_dir / HISTOGRAMS)
+            write_client_steps(self.run_dir, self.engine.client_steps())
             self.engine.kind.write_files(self.run_dir, ledger)  # a sweep's capacity.csv
         except OSError as error:
             log.error("cannot write session metrics in %s: %s", self.run_dir, error)

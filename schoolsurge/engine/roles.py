@@ -2,10 +2,12 @@
 
 - `LocalRole` (one process): runs the agents over the whole schedule, keeps the ledger, writes the results.
 - `MasterRole`: runs no agents; at test start gives each connected worker its part of the schedule and one
-  shared start time, merges the ledgers the workers send with their stats reports, writes the results, and
+  shared start time, merges the ledgers (and records of the client's steps) the workers send with their stats
+  reports, writes the results, and
   watches the workers: one that dies or leaves during the test is lost (what of its part had not started is
   counted `lost`), one that joins after the start is late (it takes no part).
-- `WorkerRole`: runs the agents over its part, sends its ledger with every stats report.
+- `WorkerRole`: runs the agents over its part, sends its ledger and its record of the client's steps with every
+  stats report.
 
 A URL the loopback guard refuses stops the whole test (Engine.refuse): a single process or a master quits;
 a worker reports what it measured, then tells its master why (`schoolsurge:url-refused`), which quits.
@@ -30,7 +32,7 @@ from locust.runners import STATE_INIT, STATE_MISSING, STATE_RUNNING, STATE_SPAWN
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.share import FleetStatus
 from schoolsurge.models.schedule import split_schedule
-from schoolsurge.rundir import Counter
+from schoolsurge.rundir import ClientSteps, Counter
 from schoolsurge.scenario import seconds_to_clock
 
 if TYPE_CHECKING:
@@ -67,6 +69,15 @@ class Role:
     def ledger(self) -> Ledger:
         """The run's merged ledger as far as this process knows it."""
         return self.engine.share.ledger
+
+    def client_steps(self) -> ClientSteps:
+        """The run's record of the client's steps as far as this process knows it."""
+        return self.engine.share.client_steps
+
+    @property
+    def processes(self) -> int:
+        """The Locust processes that run the test's agents (a master's workers that took a part)."""
+        return 1
 
     def fleet_status(self) -> FleetStatus:
         return self.engine.share.status()
@@ -105,6 +116,7 @@ class MasterRole(Role):
         super().__init__(engine)
         self.runner: MasterRunner = engine.environment.runner  # type: ignore[assignment]
         self.merged = Ledger()
+        self.merged_steps = ClientSteps()
         self.worker_status: dict[str, FleetStatus] = {}
         self.assignments: dict[str, WorkerPart] = {}
         self.lost_workers: list[dict[str, Any]] = []
@@ -117,7 +129,7 @@ class MasterRole(Role):
 
     def start_test(self, start_unix: float) -> None:
         self.engine.share.keep_clock(start_unix)
-        self.merged, self.worker_status = Ledger(), {}
+        self.merged, self.merged_steps, self.worker_status = Ledger(), ClientSteps(), {}
         self.lost_workers, self.late_workers = [], []
         connected = [node for node in self.runner.clients.values() if node.state in CONNECTED_STATES]
         workers = sorted(connected, key=lambda node: self.runner.get_worker_index(node.id))
@@ -164,6 +176,7 @@ class MasterRole(Role):
                 self._found(part)
             part.hear(piece)
         self.merged.merge(piece)
+        self.merged_steps.merge(ClientSteps.from_json(report.get("client_steps", {})))
         waiting, active, remaining, loaded = report["status"]
         self.worker_status[client_id] = FleetStatus(waiting, active, remaining, loaded)
 
@@ -277,6 +290,13 @@ class MasterRole(Role):
     def ledger(self) -> Ledger:
         return self.merged
 
+    def client_steps(self) -> ClientSteps:
+        return self.merged_steps
+
+    @property
+    def processes(self) -> int:
+        return len(self.assignments)
+
     def fleet_status(self) -> FleetStatus:
         total = FleetStatus()
         for status in self.worker_status.values():
@@ -328,6 +348,7 @@ class WorkerRole(Role):
         status = share.status()
         data[REPORT_KEY] = {
             "ledger": share.ledger.take().to_wire(),
+            "client_steps": share.client_steps.take().to_json(),
             "status": [status.waiting, status.active, status.remaining, status.loaded],
         }
 

@@ -1,4 +1,5 @@
-"""One Locust process's share of a test: its part of the schedule, its ledger, what its agents are doing.
+"""One Locust process's share of a test: its part of the schedule, its ledger, its record of the client's steps,
+what its agents are doing.
 
 A new share is made at every test start (the web UI can start a test again) by the run's kind (kinds/): a
 `ProcessShare` holds a part of the schedule (open arrivals: a morning, a sweep), the closed model's holds none
@@ -18,7 +19,7 @@ from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import Arrival, ArrivalArrays
 from schoolsurge.parameters import RunParameters
 from schoolsurge.personas.interface import SessionShare
-from schoolsurge.rundir import Gauge
+from schoolsurge.rundir import ClientSteps, Gauge
 
 
 @dataclass
@@ -78,8 +79,9 @@ class RunSchedule(Sequence[Arrival]):
 
 
 class Share:
-    """What every process's share of a test has: its ledger, its clock (the queue), its people in a session and
-    in a virtual class. Its kind says what it holds of the schedule (`schedule`, `assign`)."""
+    """What every process's share of a test has: its ledger, its record of the client's steps (client_steps.json),
+    its clock (the queue), its people in a session and in a virtual class. Its kind says what it holds of the
+    schedule (`schedule`, `assign`)."""
 
     schedule: Sequence[Arrival]  # the whole run's arrivals
 
@@ -88,6 +90,7 @@ class Share:
         self.parameters = parameters
         self.clock = clock
         self.ledger = Ledger()
+        self.client_steps = ClientSteps()
         self.queue = ArrivalQueue(self.ledger, parameters.late_after_s, parameters.drop_after_s, clock)
         self.active_sessions = 0
         self.in_virtual_class = 0

@@ -9,8 +9,10 @@ The URL is --target-metrics (`off`: none), by default the target's own /metrics 
 it). It is fetched through the run's guarded opener (engine/http.py): the loopback guard on it and on every
 redirect, at most MAX_SCRAPE_BYTES read. On the target's own origin it carries the admin token, when the run
 has one, as a bearer (a platform started with --metrics-token accepts it), never to another origin a redirect
-leads to. A scrape that fails, whatever the target answers (nothing, an error, garbage, too much), is one
-warning line for the run and the run goes on: a target without /metrics leaves the file without a line. At the
+leads to. The first scrape, at the start, is a probe: when it gets no Prometheus text (no answer, an error, an
+HTML page), one line says so and names `--target-metrics URL|off`, and the run scrapes no more (no
+target_metrics.prom). A later scrape that fails, whatever the target answers (nothing, an error, garbage, too
+much), is one warning line for the run and the run goes on. At the
 end the last exposition is also kept whole as target_metrics.prom (report/outcome/health.py reads it). The report
 charts these scrapes on the scenario clock (report/platform/).
 """
@@ -74,6 +76,7 @@ class TargetMetrics:
         self.every_s = engine.kind.scrape_every_s()
         self.failed_once = False
         self.closed = False  # the final scrape is taken: the file is complete
+        self.stopped = False  # the probe got no Prometheus text: no scrape this run
 
     def url(self) -> str | None:
         if self.option:
@@ -86,17 +89,21 @@ class TargetMetrics:
         url = self.url()
         if url is None:
             return None
+        try:
+            return self._fetch(url)
+        except FetchFailed as error:
+            self._failed(f"no target metrics from {url} ({error})")
+            return None
+
+    def _fetch(self, url: str) -> str:
+        """The text at `url`; FetchFailed when there is none."""
         headers = {}
         token, host = self.engine.context.admin_token, self.engine.environment.host or ""
         if token and _origin(url) == _origin(host):  # a /metrics behind a token takes the admin one, on the target only
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            body = self.engine.http.fetch(
-                url, headers=headers, timeout_s=TIMEOUT_S, max_body_bytes=MAX_SCRAPE_BYTES, limit_name="scrape limit"
-            )
-        except FetchFailed as error:
-            self._failed(f"no target metrics from {url} ({error})")
-            return None
+        body = self.engine.http.fetch(
+            url, headers=headers, timeout_s=TIMEOUT_S, max_body_bytes=MAX_SCRAPE_BYTES, limit_name="scrape limit"
+        )
         return body.decode("utf-8", errors="replace")
 
     def _failed(self, message: str) -> None:
@@ -112,16 +119,21 @@ class TargetMetrics:
         except ValueError as error:  # the parser's message quotes the offending line, however long
             self._failed(f"the target's metrics are not Prometheus text ({error})")
             return False
+        self._append(samples, unix)
+        return True
+
+    def _append(self, samples: list[list[Any]], unix: float) -> None:
         try:
             with open_for_append(self.path) as handle:
                 handle.write(scrape_line(unix, samples))
         except OSError as error:
             log.error("cannot write %s: %s", self.path, error)
-        return True
 
     def scrape(self, final: bool = False) -> str | None:
         """One scrape, recorded; returns its text when it is Prometheus's. The `final` one (at the end of the run)
         is the file's last. Never raises: the run and its results do not depend on the target's metrics."""
+        if self.stopped:
+            return None
         if final:
             self.closed = True
         elif self.closed:
@@ -136,7 +148,35 @@ class TargetMetrics:
             self._failed(f"scrape of the target's metrics failed: {type(error).__name__}: {error}")
             return None
 
+    def probe(self) -> bool:
+        """The first scrape: False, once one line has said why and what to do, when it got no Prometheus text
+        (the run then scrapes no more)."""
+        url = self.url()
+        if url is None:
+            self.stopped = True
+            return False
+        unix = time.time()
+        try:
+            self._append(parse_samples(self._fetch(url)), unix)
+            return True
+        except FetchFailed as error:
+            reason = f"no answer from {url} ({error})"
+        except ValueError as error:  # the parser's message quotes the offending line, however long
+            reason = f"{url} answered, but not Prometheus text ({error})"
+        except Exception as error:  # noqa: BLE001 (whatever a hostile target makes a library raise)
+            reason = f"no answer from {url} ({type(error).__name__}: {error})"
+        self.stopped = True
+        log.warning(
+            "%s",
+            f"{excerpt(reason, 240)}: the target's metrics are not scraped this run; give their Prometheus "
+            f"endpoint with --target-metrics URL, or --target-metrics {OFF}",
+        )
+        return False
+
     def scrape_forever(self) -> None:
+        if not self.probe():
+            return
+        gevent.sleep(self.every_s)
         while not self.closed:
             started = time.monotonic()
             self.scrape()

@@ -4,9 +4,13 @@ Behaviour only: every platform interaction goes through a PlatformClient. Durati
 in scenario seconds and are divided by the run's speed here. A failed login or page is tried again by the
 group's retry policy (the impatient reload of pupils, the backoff of adults) until it works or the person's
 patience runs out: failures add load, as the 2021 reconnection bubble did, instead of shrinking it. A step
-the client does not offer is skipped and counted (`steps_not_supported`), never an error. A person the end of
-the test finds in a step (waiting for its answer, or to ask again) is counted: `unfinished` while logging in
-(never got in: not served), `unfinished_page` on a page.
+the client does not offer is skipped and counted (`steps_not_supported`, and per step in client_steps.json),
+never an error. A step that raises anything else in the client (a KeyError on a page it could not read) is a
+bug of the client, not an answer of the platform: a failed step (a CRASH entry in Locust's statistics, counted
+in the error ratio; `client_errors`, and `client_errors_login` while logging in: never got in, not served) that
+ends the person's journey there, without retrying it (they still log out). A
+person the end of the test finds in a step (waiting for its answer, or to ask again) is counted: `unfinished`
+while logging in (never got in: not served), `unfinished_page` on a page.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import random
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from typing import ClassVar, TypeVar
 
@@ -22,15 +27,25 @@ import gevent
 from gevent import GreenletExit
 
 from schoolsurge.clients.base import Dashboard, PlatformClient
-from schoolsurge.errors import StepFailed, StepNotSupported
+from schoolsurge.clients.login_failures import login_failure_of
+from schoolsurge.errors import StepFailed, StepNotSupported, UnsafeTargetError
 from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
 from schoolsurge.personas.interface import PersonClaim, RunContext, SessionShare, StepRecorder
-from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
+from schoolsurge.rundir import (
+    CLIENT_CRASH_TYPE,
+    LOGIN_FLOW_NAME,
+    LOGIN_FLOW_TYPE,
+    LOGIN_STEP,
+    LOGOUT_STEP,
+    UNCLASSIFIED,
+    Counter,
+)
 from schoolsurge.scenario import Group
 
 Result = TypeVar("Result")
 log = logging.getLogger(__name__)
 _unsupported_logged: set[str] = set()
+_crashes_logged: set[tuple[str, str, str]] = set()
 
 
 class GaveUp(Exception):
@@ -39,6 +54,32 @@ class GaveUp(Exception):
     def __init__(self, step: str, error: Exception) -> None:
         super().__init__(f"{step} kept failing ({error})")
         self.step = step
+
+
+class ClientCrashed(Exception):
+    """A client step raised something other than StepFailed or StepNotSupported: a bug of the client (a page it
+    could not read...), not an answer of the platform. Recorded as the step's failure (Behaviour.live); the
+    engine keeps its traceback (Locust's exceptions)."""
+
+    def __init__(self, step: str, error: Exception) -> None:
+        super().__init__(f"{described(error)} in {step}")
+        self.step = step
+        self.error = error
+
+
+def described(error: BaseException) -> str:
+    """An exception as the report names it: its type and message, `KeyError 'role'`."""
+    message = str(error)
+    return f"{type(error).__name__} {message}" if message else type(error).__name__
+
+
+def innermost_frame(error: BaseException) -> str:
+    """Where an exception was raised: `reference.py:43 in dashboard`."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name}"
 
 
 class Behaviour:
@@ -82,22 +123,48 @@ class Behaviour:
         return min(start + length, self.window_end)
 
     def live(self) -> None:
-        if not self.log_in():
+        """The person's session. ClientCrashed, once recorded, when a step raised in the client: their journey
+        ends there (the engine keeps its traceback)."""
+        try:
+            logged_in = self.log_in()
+        except ClientCrashed as crash:
+            self._crashed(crash, logging_in=True)
+            self._record_flow(crash.error)  # Locust's login entry: this person did not get in
+            raise
+        if not logged_in:
             return
         self.deadline = self.session_ends_at(time.time())
-        stopped = False
         try:
             self.session()
         except GaveUp as gave_up:
             self.share.ledger.count(self.cohort_second, Counter.GAVE_UP_PAGE)
             self.record_step(LOGIN_FLOW_TYPE, f"gave up: {gave_up.step}", 0.0, gave_up)
-        except GreenletExit:
-            stopped = True  # the test is ending: a logout would hold its stop up on a target that does not answer
+        except ClientCrashed as crash:
+            self._crashed(crash, logging_in=False)
+            # The journey ends where it broke; the person still logs out (as one closes the ENT's tab), so the
+            # platform is not left holding sessions nobody uses: its refusals would then be the client's doing.
+            with contextlib.suppress(StepFailed, ClientCrashed):
+                self._log_out(crashed=True)
             raise
-        finally:
-            if not stopped and self.deadline < self.window_end:
-                with contextlib.suppress(StepFailed):
-                    self.platform.logout()
+        # Anything else raised (GreenletExit: the test is ending) leaves without a logout, which would hold the
+        # stop up on a target that does not answer.
+        if self.deadline < self.window_end:
+            self._log_out(crashed=False)
+
+    def _log_out(self, crashed: bool) -> None:
+        """Log out; a logout that raises in the client is a crash of the client, recorded unless the journey
+        already ended in one (then ClientCrashed is raised unrecorded)."""
+        try:
+            self.platform.logout()
+        except StepFailed:
+            pass
+        except UnsafeTargetError:
+            raise
+        except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
+            crash = ClientCrashed(LOGOUT_STEP, error)
+            if not crashed:
+                self._crashed(crash, logging_in=False)
+            raise crash from error
 
     def log_in(self) -> bool:
         """Log in, retrying by the group's policy; time to log in counts from the intended arrival time."""
@@ -114,6 +181,8 @@ class Behaviour:
                     self.platform.login(username, password)
                 except StepFailed as error:
                     ledger.count(second, Counter.LOGINS_FAILED)
+                    failure = login_failure_of(str(error)) or UNCLASSIFIED
+                    self.share.client_steps.login_failed(failure, username, self.share.queue.run_seconds())
                     waited = (time.time() - first_attempt) * self.speed  # in scenario seconds, as patience is
                     delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
                     if delay is None:
@@ -123,6 +192,10 @@ class Behaviour:
                     retries += 1
                     gevent.sleep(delay / self.speed)
                     continue
+                except UnsafeTargetError:
+                    raise
+                except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
+                    raise ClientCrashed(LOGIN_STEP, error) from error
                 ledger.count(second, Counter.LOGINS_SUCCEEDED)
                 ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
                 self._record_flow(None)
@@ -144,30 +217,60 @@ class Behaviour:
     def step(self, call: Callable[..., Result], *args: object) -> Result | None:
         """Take a step (a page, a virtual-class action) as a person does: while it fails, ask again by the
         group's retry policy; when patience runs out, leave (GaveUp). None when the client does not offer the
-        step (skipped, counted, logged once)."""
+        step (skipped, counted, logged once). ClientCrashed when it raises anything else in the client."""
         first_attempt, retries = time.time(), 0
+        step = getattr(call, "__name__", "step")  # PlatformClient's method: the step's name in client_steps.json
         with self._unfinished_if_stopped(Counter.UNFINISHED_PAGE):
             while True:
                 try:
                     return call(*args)
                 except StepNotSupported as missing:
-                    self._skipped(str(missing))
+                    self._skipped(step, str(missing))
                     return None
                 except StepFailed as error:
                     waited = (time.time() - first_attempt) * self.speed
                     delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
                     if delay is None:
-                        raise GaveUp(getattr(call, "__name__", "step"), error) from None
+                        raise GaveUp(step, error) from None
                     self.share.ledger.count(self.share.queue.run_seconds(), Counter.PAGE_RETRIES)
                     retries += 1
                     gevent.sleep(delay / self.speed)
+                except UnsafeTargetError:
+                    raise
+                except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
+                    raise ClientCrashed(step, error) from error
 
-    def _skipped(self, step: str) -> None:
+    def _skipped(self, step: str, message: str) -> None:
         self.share.ledger.count(self.cohort_second, Counter.STEPS_NOT_SUPPORTED)
-        name = f"{type(self.platform).__name__}: {step}"
+        self.share.client_steps.skipped(step)
+        name = f"{type(self.platform).__name__}: {message}"
         if name not in _unsupported_logged:
             _unsupported_logged.add(name)
             log.warning("%s is not supported by this client; personas skip it", name)
+
+    def _crashed(self, crash: ClientCrashed, logging_in: bool) -> None:
+        """A step that raised in the client: a failed step in Locust's statistics (the error ratio counts it),
+        in the person's cohort row, and in client_steps.json with its first example (the account, never the
+        password); the first of each kind is logged with its traceback."""
+        error, where = crash.error, innermost_frame(crash.error)
+        ledger = self.share.ledger
+        ledger.count(self.cohort_second, Counter.CLIENT_ERRORS)
+        if logging_in:
+            ledger.count(self.cohort_second, Counter.CLIENT_ERRORS_LOGIN)
+        username, _ = self.context.credentials(self.group, self.person)
+        self.share.client_steps.crashed(crash.step, described(error), where, username, self.share.queue.run_seconds())
+        self.record_step(CLIENT_CRASH_TYPE, crash.step, 0.0, error)
+        kind = (type(self.platform).__name__, crash.step, type(error).__name__)
+        if kind not in _crashes_logged:
+            _crashes_logged.add(kind)
+            log.error(
+                "%s.%s raised %s (at %s): a bug of the client; this person's journey ends there",
+                kind[0],
+                crash.step,
+                described(error),
+                where,
+                exc_info=error,
+            )
 
     def session_left(self) -> float:
         return self.deadline - time.time()

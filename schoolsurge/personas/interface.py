@@ -2,7 +2,8 @@
 
 A Behaviour is given the run's context (the person's group, their credentials, the replay's speed and window),
 their claim (who, and when they meant to arrive), their process's share of the test (where their outcome is
-counted: the ledger, the run's clock, the virtual-class gauge) and a step recorder. The engine implements these
+counted: the ledger, the client's record of its steps, the run's clock, the virtual-class gauge) and a step
+recorder. The engine implements these
 (engine/context.py `SurgeContext`, engine/share.py `ProcessShare` and the closed model's view of its share in
 engine/kinds/closed.py, engine/queue.py `Claim`); the personas import nothing from the engine, and reach the
 platform only through a PlatformClient (clients/base.py).
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from schoolsurge.models.replay import Replay
-from schoolsurge.rundir import Counter
+from schoolsurge.rundir import ClientSteps, Counter
 from schoolsurge.scenario import Group
 
 # (type, name, milliseconds, error or None): how a behaviour reports a step that spans several requests.
@@ -45,6 +46,11 @@ class SessionShare(Protocol):
 
     @property
     def queue(self) -> RunClock: ...
+
+    @property
+    def client_steps(self) -> ClientSteps:
+        """Where the client's skipped steps, crashes and failed logins are recorded (client_steps.json)."""
+        ...
 
     @property
     def start_unix(self) -> float | None:

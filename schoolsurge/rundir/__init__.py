@@ -13,6 +13,8 @@ imports the other. Each file's format has one home here:
       sessions.csv             the engine's per-second metrics (sessions.py: Counter, Gauge)
       time_to_login.jsonl      raw time-to-login and request-latency histograms, one line per second
                                (histograms.py: encoding, merging, reading, the login percentile)
+      client_steps.json        the client's skipped steps, its crashes and its failed logins by class, each with
+                               its first example (client_steps.py: ClientSteps)
       target_metrics.prom      the target's /metrics at the end (shed reasons, CPU), when it serves them
       target_metrics.jsonl     the target's /metrics every few seconds during the run, one scrape a line
                                (metrics.py: the platform's metric names and shed reasons)
@@ -27,6 +29,16 @@ and read only when it is a regular file (a FIFO or a link is skipped with a note
 """
 
 from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, MEASURED_STATUSES, StepStatus
+from schoolsurge.rundir.client_steps import (
+    DASHBOARD_STEP,
+    LOGIN_STEP,
+    LOGOUT_STEP,
+    UNCLASSIFIED,
+    ClientSteps,
+    Occurrences,
+    read_client_steps,
+    write_client_steps,
+)
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_DIGITS,
     HISTOGRAM_FIELDS,
@@ -43,6 +55,7 @@ from schoolsurge.rundir.histograms import (
 from schoolsurge.rundir.layout import (
     CAPACITY_CSV,
     CAPACITY_JSON,
+    CLIENT_STEPS,
     EXCEPTIONS_SUFFIX,
     FAILURES_CSV,
     FAILURES_SUFFIX,
@@ -91,7 +104,7 @@ from schoolsurge.rundir.sessions import (
     Counter,
     Gauge,
 )
-from schoolsurge.rundir.steps import AGGREGATED, BOT_STEP_PREFIX, LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
+from schoolsurge.rundir.steps import AGGREGATED, BOT_STEP_PREFIX, CLIENT_CRASH_TYPE, LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
 
 __all__ = [
     "AGGREGATED",
@@ -99,6 +112,9 @@ __all__ = [
     "CAPACITY_COLUMNS",
     "CAPACITY_CSV",
     "CAPACITY_JSON",
+    "CLIENT_CRASH_TYPE",
+    "CLIENT_STEPS",
+    "DASHBOARD_STEP",
     "EVENT_COUNTERS",
     "EXCEPTIONS_SUFFIX",
     "FAILURES_CSV",
@@ -115,6 +131,8 @@ __all__ = [
     "LOCUST_PREFIX",
     "LOGIN_FLOW_NAME",
     "LOGIN_FLOW_TYPE",
+    "LOGIN_STEP",
+    "LOGOUT_STEP",
     "MACHINE_REASONS",
     "MANIFEST",
     "MEASURED_STATUSES",
@@ -133,12 +151,15 @@ __all__ = [
     "TARGET_METRICS_SERIES",
     "TIMELINE",
     "TIME_TO_LOGIN_PERCENTILES",
+    "UNCLASSIFIED",
     "VERSIONED_PACKAGES",
+    "ClientSteps",
     "Counter",
     "Gauge",
     "LateWorker",
     "LostWorker",
     "Manifest",
+    "Occurrences",
     "RunKind",
     "RunStatus",
     "ShedLimit",
@@ -155,10 +176,12 @@ __all__ = [
     "new_histogram",
     "new_run_dir",
     "package_versions",
+    "read_client_steps",
     "read_histograms",
     "read_manifest",
     "salvage_manifest",
     "start_manifest",
     "update_manifest",
+    "write_client_steps",
     "write_json",
 ]

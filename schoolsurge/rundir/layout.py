@@ -27,6 +27,7 @@ FAILURES_CSV = f"{LOCUST_PREFIX}{FAILURES_SUFFIX}"
 TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
 HISTOGRAMS = "time_to_login.jsonl"
+CLIENT_STEPS = "client_steps.json"  # the client's skipped steps, crashes and failed logins by class (client_steps.py)
 TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the end of the run, when it has one
 TARGET_METRICS_SERIES = "target_metrics.jsonl"  # its samples every few seconds: {"unix", "samples"} per line
 CAPACITY_CSV = "capacity.csv"

@@ -131,7 +131,7 @@ class Manifest(_Record):
     sso: str | None = None  # cas or oidc
     client: str | None = None  # package.module:Class
     role: str | None = None  # the Locust role that wrote the results: local, master
-    processes: Whole | None = None  # Locust processes; written by `schoolsurge run`, not by plain `locust -f`
+    processes: Whole | None = None  # Locust processes running agents (`schoolsurge run`, or plain `locust -f`)
     sweep: SweepPlan | None = None
     arrival_model: str | None = None  # schema 1: "closed" for persona user classes (now `kind`)
     metrics_url: str | None = None  # the run's own Prometheus /metrics

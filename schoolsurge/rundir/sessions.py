@@ -32,7 +32,12 @@ class Counter(StrEnum):
     UNFINISHED_PAGE = "unfinished_page"  # logged in, then still waiting on a page when the test ended
     VIRTUAL_CLASSES_OPENED = "virtual_classes_opened"  # teachers who opened one
     VIRTUAL_CLASS_JOINS = "virtual_class_joins"  # pupils let into one
-    STEPS_NOT_SUPPORTED = "steps_not_supported"
+    STEPS_NOT_SUPPORTED = "steps_not_supported"  # steps skipped: the client does not offer them (client_steps.json)
+    # A step that raised in the client (any exception but StepFailed and StepNotSupported: a bug of the client,
+    # such as a page it could not read), a failed step; the person's session ends there. Which step, the error and
+    # the first example: client_steps.json.
+    CLIENT_ERRORS = "client_errors"
+    CLIENT_ERRORS_LOGIN = "client_errors_login"  # of those, while logging in: never got in, not served
     LOGIN_RETRIES = "login_retries"  # event time: a login attempt after a failed one
     PAGE_RETRIES = "page_retries"  # event time: a page asked again after it failed
     BOT_LOGIN_ATTEMPTS = "bot_login_attempts"  # event time

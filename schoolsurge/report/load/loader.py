@@ -21,6 +21,7 @@ from schoolsurge.report.load.json_fields import number_or_none, read_json_object
 from schoolsurge.report.load.locust_csv import Table, find_locust_files, iter_table, read_table
 from schoolsurge.report.load.run_data import HistoryDetail, RunData
 from schoolsurge.rundir import (
+    CLIENT_STEPS,
     HISTOGRAMS,
     MANIFEST,
     SCENARIO_COPY,
@@ -28,11 +29,13 @@ from schoolsurge.rundir import (
     STATS_CSV,
     STATS_SUFFIX,
     TIMELINE,
+    ClientSteps,
     Counter,
     Gauge,
     Manifest,
     iter_histograms,
     new_histogram,
+    read_client_steps,
     read_histograms,
     salvage_manifest,
 )
@@ -180,6 +183,7 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
             notes.append("scenario clock unknown; charts show run seconds")
     _load_sessions(data, whole=not summary)
     _load_histograms(data, whole=not summary)
+    data.client_steps = _client_steps(run_dir, notes)
     return data
 
 
@@ -241,6 +245,17 @@ def _rows_for_verdicts(path: Path, start_unix: float, window_s: tuple[float, flo
         return _no_history()
     rows = pd.concat(found)
     return rows[~rows.index.duplicated()].sort_index()
+
+
+def _client_steps(run_dir: Path, notes: list[str]) -> ClientSteps:
+    """The client's skipped steps, crashes and failed logins (client_steps.json); none, noted, when unusable."""
+    if not readable(run_dir / CLIENT_STEPS, notes):
+        return ClientSteps()
+    try:
+        return read_client_steps(run_dir)
+    except (OSError, ValueError) as error:
+        notes.append(f"{CLIENT_STEPS} unusable ({error}); the client's skipped steps and crashes are not listed")
+    return ClientSteps()
 
 
 def _load_sessions(data: RunData, whole: bool) -> None:

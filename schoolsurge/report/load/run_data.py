@@ -22,6 +22,7 @@ from schoolsurge.rundir import (
     LOGIN_FLOW_NAME,
     LOGIN_FLOW_TYPE,
     TIME_TO_LOGIN_PERCENTILES,
+    ClientSteps,
     Counter,
     Manifest,
     login_percentile,
@@ -85,6 +86,7 @@ class RunData:
     locust_prefix: str = LOCUST_PREFIX  # the --csv prefix of Locust's files (run1 for run1_stats.csv)
     plain_locust: bool = False  # a Locust run without the schoolsurge engine: no manifest, sessions, timeline
     kind: ReportKind = field(default_factory=MorningKind)  # what the report makes of it (report/kinds.py)
+    client_steps: ClientSteps = field(default_factory=ClientSteps)  # skipped, crashed, failed logins (rundir)
 
     @property
     def history_detail(self) -> HistoryDetail:
@@ -148,7 +150,9 @@ class RunData:
             return int(last["Total Request Count"].sum()), int(last["Total Failure Count"].sum())
 
         start, end = seconds
-        after_end = stamps.max() < end  # the run ended inside the window: the final totals close it
+        # The run ended inside the window: the final totals close it. So too when the history has no request row
+        # (every request was recorded as the test stopped, after Locust's last history row).
+        after_end = history.empty or stamps.max() < end
         end_requests, end_failures = whole if after_end else running_totals(end)
         start_requests, start_failures = running_totals(start)
         return end_requests - start_requests, end_failures - start_failures

@@ -4,6 +4,9 @@
   then the run measured the generator, not the platform.
 - A run the loopback guard stopped (a client asked for a URL it refuses; manifest status `refused`) measured
   only its first seconds: invalid too.
+- A client that crashes (a step raised in the client: sessions.csv `client_errors`, client_steps.json) cut those
+  people's journeys: said first, and when it cut more than CLIENT_BROKEN_LIMIT of the journeys that started, the
+  run is invalid: the client is broken (it measured the client's bug, not the platform).
 - People still waiting when the run ended (`unfinished`: the target had not answered them) are said first:
   they were not served, whatever the figures of those who were.
 - Platform: the embedded platform counts the requests it refused by reason. `login_rate`, `request_rate` and
@@ -53,6 +56,10 @@ STALLED_LIMIT = 0.05
 # 23% for five times its people (p95 300 ms); with `stress-ng --cpu 2` beside, 29% and p95 1,400 ms (74 ms alone):
 # past a quarter of the run, the latencies measured the wait for a CPU rather than the platform.
 RUN_QUEUE_WAIT_LIMIT = 0.25
+# More than 10% of the journeys that started ended in a crash of the client (each crash ends one person's journey,
+# so this is the share of people whose steps the client could not take): the client is broken.
+CLIENT_BROKEN_LIMIT = 0.10
+CLIENT_BROKEN = "the client is broken"
 log = logging.getLogger(__name__)
 
 
@@ -72,6 +79,10 @@ class Health:
     unfinished: int = 0  # people still logging in when the run ended (sessions.csv `unfinished`)
     unfinished_page: int = 0  # people logged in, still waiting on a page then (`unfinished_page`)
     platform_process: PlatformProcessHealth | None = None  # how the machine let the platform's workers run
+    started: int = 0  # people whose journey started (sessions.csv `started`)
+    client_errors: int = 0  # journeys a crash of the client ended (`client_errors`)
+    client_errors_login: int = 0  # of those, while logging in: not served (`client_errors_login`)
+    first_crash: str = ""  # the most frequent: "KeyError 'role' in dashboard at reference.py:49 in dashboard, ..."
 
     @property
     def late_share(self) -> float:
@@ -82,11 +93,37 @@ class Health:
         """The run is invalid: a generator was saturated, or more than 1% of arrivals did not start on time."""
         return self.late_share > LATE_LIMIT or self.saturated_s > SATURATED_LIMIT_S
 
+    @property
+    def crash_share(self) -> float:
+        """The share of the journeys that started which a crash of the client ended."""
+        return self.client_errors / self.started if self.started else 0.0
+
+    @property
+    def client_broken(self) -> bool:
+        return self.refused is None and self.crash_share > CLIENT_BROKEN_LIMIT
+
+    def crash_line(self) -> str | None:
+        """What the client's crashes did, in one line (the console's and the report's top); None without any."""
+        if not self.client_errors:
+            return None
+        login = self.client_errors_login
+        not_served = f", {login:,} of them while logging in (not served)" if login else ""
+        return (
+            f"The client crashed in {self.client_errors:,} of {self.started:,} people's journeys "
+            f"({self.crash_share:.0%}{not_served}): {self.first_crash}. Each crash is a failed step (in the error "
+            "ratio) that ends the person's journey; tracebacks in locust.log and locust_exceptions.csv."
+        )
+
     def invalid_reason(self) -> str | None:
         """Why the run cannot be trusted as a measure of the platform (None when it can): the one judge of a
         run's validity (manifest, report, console, exit status)."""
         if self.refused is not None:
             return f"stopped by the loopback guard: {self.refused}"
+        if self.client_broken:
+            return (
+                f"{CLIENT_BROKEN}: it crashed in {self.crash_share:.0%} of the journeys (more than "
+                f"{CLIENT_BROKEN_LIMIT:.0%}), {self.first_crash}"
+            )
         if self.generator_bound:
             return self._generator_reason()
         machine = self.machine_reasons()
@@ -148,6 +185,11 @@ class Health:
                 f"INVALID RUN ({reason}). Nothing was sent there; the figures are what was measured until the "
                 "run stopped. Allow the host with --allow-host only if you own it, or fix the client's options."
             )
+        elif self.client_broken:
+            notes.append(
+                f"INVALID RUN ({reason}): this run measured a bug of the client, not the platform. Fix the client "
+                "(or its options, its journey map) and run again."
+            )
         elif reason is not None and self.generator_bound:
             notes.append(
                 f"INVALID RUN ({reason}): this run measured the load generator, not the platform. Use fewer "
@@ -159,6 +201,9 @@ class Health:
                 "profile: its failures are not the profile's. Run it on a machine with CPU to spare (nothing else "
                 "busy), give the platform more workers, or use fewer people (--scale)."
             )
+        crashes = self.crash_line()
+        if crashes is not None:
+            notes.append(crashes)
         if self.unfinished or self.unfinished_page:
             page = self.unfinished_page
             on_a_page = f", and {page:,} logged in were waiting on a page" if page else ""
@@ -172,6 +217,14 @@ class Health:
 
     def lines(self) -> list[tuple[str, str]]:
         rows = [("arrivals late / dropped (generator)", f"{self.late:,} / {self.dropped:,} of {self.arrivals:,}")]
+        if self.client_errors:
+            rows.append(
+                (
+                    "journeys ended by a crash of the client",
+                    f"{self.client_errors:,} of {self.started:,} ({self.crash_share:.1%}; invalid above "
+                    f"{CLIENT_BROKEN_LIMIT:.0%}): {self.first_crash}",
+                )
+            )
         if self.shed_by_reason:
             by_reason = ", ".join(f"{reason} {count:,.0f}" for reason, count in sorted(self.shed_by_reason.items()))
             rows.append(("requests refused by the platform, by reason", by_reason))
@@ -193,7 +246,12 @@ MACHINE_BOUND = "machine-bound"
 
 def invalid_line(reason: str) -> str:
     """The line an invalid run says last on the console, naming what it measured instead of the platform."""
-    measured = "the machine the platform ran on" if reason.startswith(MACHINE_BOUND) else "the load generator"
+    if reason.startswith(MACHINE_BOUND):
+        measured = "the machine the platform ran on"
+    elif reason.startswith(CLIENT_BROKEN):
+        measured = "a bug of the client"
+    else:
+        measured = "the load generator"
     return f"INVALID RUN ({reason}): it measured {measured}, not the platform"
 
 
@@ -215,12 +273,16 @@ class PlatformProcessHealth:
 
 def health(data: RunData) -> Health:
     arrivals = late = dropped = saturated = lost = unfinished = unfinished_page = 0
+    journeys = client_errors = client_errors_login = 0
     if data.sessions is not None:
         arrivals = int(data.sessions[Counter.SCHEDULED].sum())
         late = int(data.sessions[Counter.LATE].sum())
         dropped = int(data.sessions[Counter.DROPPED].sum())
         saturated = int(data.sessions[Counter.GENERATOR_SATURATED_S].sum())
         lost = int(data.sessions[Counter.LOST].sum())
+        journeys = int(data.sessions[Counter.STARTED].sum())
+        client_errors = int(data.sessions[Counter.CLIENT_ERRORS].sum())
+        client_errors_login = int(data.sessions[Counter.CLIENT_ERRORS_LOGIN].sum())
         if data.kind.counts_unfinished:
             unfinished = int(data.sessions[Counter.UNFINISHED].sum())
             unfinished_page = int(data.sessions[Counter.UNFINISHED_PAGE].sum())
@@ -243,7 +305,22 @@ def health(data: RunData) -> Health:
         unfinished=unfinished,
         unfinished_page=unfinished_page,
         platform_process=process,
+        started=journeys,
+        client_errors=client_errors,
+        client_errors_login=client_errors_login,
+        first_crash=_first_crash(data),
     )
+
+
+def _first_crash(data: RunData) -> str:
+    """The client's most frequent crash, as client_steps.json records it."""
+    crashes = data.client_steps.crashes_by_count()
+    if not crashes:
+        return "a step raised in the client (client_steps.json missing)"
+    step, error, crash = crashes[0]
+    where = f" at {crash.where}" if crash.where else ""
+    more = f" (and {len(crashes) - 1} other kinds)" if len(crashes) > 1 else ""
+    return f"{error} in {step}{where}, first for {crash.username}{more}"
 
 
 def run_refused(manifest: Manifest) -> str | None:

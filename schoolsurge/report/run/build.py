@@ -25,6 +25,7 @@ from schoolsurge.report.outcome.against_plan import plan_agreement
 from schoolsurge.report.outcome.health import health
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.report.outcome.verdicts import judge_run
+from schoolsurge.report.run.client_steps import client_steps_section, comparable_to_plan
 from schoolsurge.report.run.facts import known, run_facts
 from schoolsurge.report.run.funnel import login_funnel
 from schoolsurge.report.run.platform_section import platform_section
@@ -42,6 +43,7 @@ CONTENTS = {
     "requests": "Requests",
     "latency": "Latency",
     "funnel": "Funnel",
+    "client_steps": "Client steps",
     "retries": "Retries",
     "health": "Health",
     "platform": "Platform side",
@@ -98,6 +100,8 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
     agreement = plan_agreement(data) if morning else []
     sections = section_charts(chart_context)
     funnel = login_funnel(data)
+    client_steps = client_steps_section(data)
+    agreement, plan_left_out = comparable_to_plan(agreement, client_steps)
     retries = retry_figures(data.sessions, axis).lines(axis.clock) if data.sessions is not None else []
     bots = bot_lines(data)
     platform = platform_section(data, axis, card)  # the target's own metrics, when the run scraped them
@@ -111,6 +115,7 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         "requests": bool(sections.get("requests") or bots),
         "latency": bool(sections.get("latency")),
         "funnel": bool(funnel),
+        "client_steps": bool(client_steps),
         "retries": bool(retries or sections.get("retries")),
         "health": True,
         "platform": platform is not None,
@@ -130,10 +135,12 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         "verdicts": judge_run(data) if morning else [],
         "served": served,
         "agreement": agreement,
+        "plan_left_out": plan_left_out,
         "health": run_health,
         "platform": platform,
         "sections": sections,
         "funnel": funnel,
+        "client_steps": client_steps,
         "retries": retries,
         "bots": bots,
         "step_columns": STEP_COLUMNS,

@@ -7,7 +7,9 @@ requests (Locust's statistics of `sso: login form`, `sso: submit credentials`, `
 `sso: validate ticket`; with OpenID Connect, `sso: code callback` or `sso: redeem code`), so they are counted
 in login attempts: every attempt asks for the form, sends the credentials if it got one and has its ticket
 validated if they were accepted. A person who retries makes several attempts, so those stages are shares of
-the attempts, not of the people. "Why" is the stage's most frequent failures in Locust's failures table.
+the attempts, not of the people. "Why" is the stage's most frequent failures in Locust's failures table, and
+the client's crashes and failed logins by class, each with one example account (client_steps.json): a crash while
+logging in kept that person out, one on the dashboard ended their journey there.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from schoolsurge.report.load.run_data import RunData
-from schoolsurge.rundir import LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, Counter
+from schoolsurge.rundir import DASHBOARD_STEP, LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE, LOGIN_STEP, Counter
 from schoolsurge.rundir.steps import (
     FIRST_PAGES,
     GAVE_UP_PREFIX,
@@ -79,6 +81,21 @@ def _reasons(data: RunData, names: tuple[str, ...]) -> list[tuple[str, int]]:
     return [(str(error), int(n)) for error, n in grouped.sort_values(ascending=False).head(TOP_REASONS).items()]
 
 
+def _crashes(data: RunData, step: str) -> list[tuple[str, int]]:
+    """(error, times) of the client's crashes in one of its steps (client_steps.json), most frequent first."""
+    return [(error, crash.count) for name, error, crash in data.client_steps.crashes_by_count() if name == step]
+
+
+def _login_failures(data: RunData) -> list[tuple[str, int]]:
+    """(failed login attempts of a class, with its first account: username only, never a password, attempts),
+    most frequent first (client_steps.json)."""
+    failures = sorted(data.client_steps.login_failures.items(), key=lambda item: -item[1].count)
+    return [
+        (f"failed login attempts: {failure} (e.g. {attempts.username})", attempts.count)
+        for failure, attempts in failures
+    ]
+
+
 def login_funnel(data: RunData) -> list[Stage]:
     """The funnel's stages in order; [] when the run has neither the engine's sessions nor a login form."""
     sessions = data.sessions
@@ -134,14 +151,18 @@ def login_funnel(data: RunData) -> list[Stage]:
         if still:
             why.append(("still trying when the run ended", still))
         why += [(f"last attempt: {reason}", n) for reason, n in _reasons(data, (LOGIN_FLOW_NAME,))[:1]]
+        why += [(f"the client crashed: {error}", n) for error, n in _crashes(data, LOGIN_STEP)]
+        why += _login_failures(data)
     elif flow is not None:
         logged_in, why = flow[0] - flow[1], _reasons(data, (LOGIN_FLOW_NAME,))
     stages.append(Stage("logged in", logged_in, PEOPLE, started, why))
     page = _stats_row(data, FIRST_PAGES)
     if page is not None:
         left = _stats_row(data, (GAVE_UP_FIRST_PAGE,), LOGIN_FLOW_TYPE)
-        first_page = max(logged_in - (left[0] if left else 0), 0)
-        why = [(f"left while it failed: {r}", n) for r, n in _reasons(data, (GAVE_UP_FIRST_PAGE,))]
+        crashed = _crashes(data, DASHBOARD_STEP)
+        first_page = max(logged_in - (left[0] if left else 0) - sum(n for _, n in crashed), 0)
+        why = [(f"the client crashed reading it: {error}", n) for error, n in crashed]
+        why += [(f"left while it failed: {r}", n) for r, n in _reasons(data, (GAVE_UP_FIRST_PAGE,))]
         why += [(f"a request failed (asked again): {r}", n) for r, n in _reasons(data, FIRST_PAGES)]
         stages.append(
             Stage(
@@ -150,7 +171,8 @@ def login_funnel(data: RunData) -> list[Stage]:
                 PEOPLE,
                 logged_in,
                 why[:TOP_REASONS],
-                "people who logged in, less those who left while a dashboard kept failing",
+                "people who logged in, less those who left while a dashboard kept failing or whose client crashed "
+                "reading one",
             )
         )
     if totals is not None and (totals[Counter.VIRTUAL_CLASS_JOINS] or _stats_row(data, (VIRTUAL_CLASS_JOIN,))):
