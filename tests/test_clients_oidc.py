@@ -51,7 +51,7 @@ def _failures(stats: pd.DataFrame) -> int:
 
 
 def test_a_smoke_run_with_sso_oidc_lives_the_whole_journey_through_oidc_logins(tmp_path: Path) -> None:
-    # At the scenario's own speed, as `make smoke`: faster, some pupils find their lesson over (409).
+    # At the scenario's own speed, as `make smoke`: faster, more pupils find their lesson over (410, no failure).
     outcome = run(
         RunRequest(scenario_path=SMOKE, target=None, reports_dir=tmp_path, client_arguments=["--sso", "oidc"])
     )

@@ -264,9 +264,9 @@ def test_virtual_class_waiting_room_then_open_then_close(platform_url: str, plat
     # The teacher leaving closes the class: it disappears from dashboards and cannot be joined or opened.
     assert teacher.post(f"{base}/leave").json() == {"status": "left"}
     assert vc["id"] not in [v["id"] for v in pupil.get("/api/dashboard").json()["virtual_classes"]]
-    assert pupil.post(vc["join_url"]).status == 409
-    assert teacher.post(f"{base}/open").status == 409
-    assert classmate.post(f"{base}/heartbeat").status == 409
+    assert pupil.post(vc["join_url"]).status == 410
+    assert teacher.post(f"{base}/open").status == 410
+    assert classmate.post(f"{base}/heartbeat").status == 410
 
 
 def test_virtual_class_creation_rejects_malformed_bodies(platform_url: str, platform_roster: Roster) -> None:

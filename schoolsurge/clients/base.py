@@ -212,7 +212,8 @@ class PlatformClient(ABC):
         raise StepNotSupported("virtual class: open")
 
     def join_virtual_class(self, virtual_class_id: int) -> str:
-        """Pupils: join; returns "joined", or "waiting" while the teacher has not opened it."""
+        """Pupils: join; returns "joined", "waiting" while the teacher has not opened it, or "closed" once the
+        teacher has ended it."""
         raise StepNotSupported("virtual class: join")
 
     def heartbeat(self, virtual_class_id: int) -> str:

@@ -11,7 +11,7 @@ from schoolsurge.clients.base import Dashboard, Homework, PlatformClient, StepFa
 from schoolsurge.clients.cas import CasClient
 from schoolsurge.clients.oidc import OidcClient
 
-CLOSED = frozenset({409})
+CLOSED = frozenset({410})  # the virtual class has ended (409 is a full room: a failure)
 
 
 class ReferencePages(PlatformClient):
@@ -112,22 +112,23 @@ class ReferencePages(PlatformClient):
         self._json("POST", f"/api/virtual-classes/{virtual_class_id}/open", "virtual class: open")
 
     def join_virtual_class(self, virtual_class_id: int) -> str:
-        body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/join", "virtual class: join")
-        return str(body["status"])
+        # 410: the teacher ended the lesson between the dashboard and the join, which the pupil sees as its end.
+        body = self._json("POST", f"/api/virtual-classes/{virtual_class_id}/join", "virtual class: join", also=CLOSED)
+        return "closed" if "status_code" in body else str(body["status"])
 
     def heartbeat(self, virtual_class_id: int) -> str:
-        # 409: the teacher has ended the lesson, which a pupil's client takes as the end, not as an error.
+        # 410: the teacher has ended the lesson, which a pupil's client takes as the end, not as an error.
         body = self._json(
             "POST", f"/api/virtual-classes/{virtual_class_id}/heartbeat", "virtual class: heartbeat", also=CLOSED
         )
-        return "closed" if body.get("status_code") == 409 else str(body["virtual_class"])
+        return "closed" if "status_code" in body else str(body["virtual_class"])
 
     def participants(self, virtual_class_id: int) -> int:
         body = self._json("GET", f"/api/virtual-classes/{virtual_class_id}/participants", "virtual class: participants")
         return sum(1 for person in body["participants"] if person["state"] != "left")
 
     def leave_virtual_class(self, virtual_class_id: int) -> None:
-        # Leaving a lesson the teacher has already ended (409) is no failure either.
+        # Leaving a lesson the teacher has already ended (410) is no failure either.
         self._json("POST", f"/api/virtual-classes/{virtual_class_id}/leave", "virtual class: leave", also=CLOSED)
 
 

@@ -34,7 +34,7 @@ class StudentBehaviour(Behaviour):
                 return False
             virtual_class = _class_of(self.dashboard())
         status = self.step(self.platform.join_virtual_class, virtual_class)
-        if status is None:
+        if status is None or status == "closed":  # the lesson ended as they came: they read and browse instead
             return False
         if not wait_until_admitted(self, virtual_class, status):
             self.step(self.platform.leave_virtual_class, virtual_class)

@@ -54,8 +54,9 @@ def owned_virtual_class(platform: Platform, virtual_class_id: int, account: Acco
 
 
 def require_not_closed(virtual_class: sqlite3.Row) -> None:
+    # 410, not 409: a lesson the teacher ended is the end of it for a pupil's client, while 409 (full) is a refusal.
     if virtual_class["status"] == "closed":
-        raise HTTPException(409, "virtual class is closed")
+        raise HTTPException(410, "virtual class is closed")
 
 
 def as_model(virtual_class: sqlite3.Row, status: str | None = None) -> VirtualClass:
