@@ -310,7 +310,8 @@ FAILING_FROM = 12  # from this bin on, 10% of requests fail
 
 def _run_dir(tmp_path: Path) -> Path:
     """A normal run of the smoke scenario whose per-second figures are written by the engine's ledger: in bin b
-    (2 run seconds), b people start and log in each second and people send 10 b requests per second."""
+    (2 run seconds), 2 b people start and log in each second (a bin of 6 holds 24 people: enough for a p95,
+    rundir/figures.py `min_people`) and people send 10 b requests per second."""
     run_dir = tmp_path / "20210406T063000Z-smoke"
     run_dir.mkdir()
     start_manifest(run_dir, SMOKE, scenario="smoke", scale=RUN_SCALE, speed=RUN_SPEED, seed=2021)
@@ -321,8 +322,8 @@ def _run_dir(tmp_path: Path) -> Path:
     for second in range(2 * RUN_BINS):
         b = second // 2
         for name in (Counter.SCHEDULED, Counter.STARTED, Counter.LOGINS_SUCCEEDED, Counter.LOGIN_ATTEMPTS):
-            ledger.count(second, name, b)
-        for _ in range(b):
+            ledger.count(second, name, 2 * b)
+        for _ in range(2 * b):
             ledger.time_to_login(second, 3000 if b == SLOW_BIN else 300)
         for request in range(10 * b):
             ledger.request(second, 25.0, Counter.FAILURES_503 if b >= FAILING_FROM and request < b else None)
@@ -341,22 +342,27 @@ def test_run_card_finds_the_load_held_and_the_lowest_load_that_broke(tmp_path: P
     assert answer["kind"] == "run"
     figures = answer["run"]
     fraction = RUN_SCALE * RUN_SPEED
-    # Bins 7-11 hold every objective; bins 9, 10, 11 are the highest three in a row: held at least bin 9's load.
-    assert figures["held"]["requests_per_s"] == 10 * 9 and figures["held"]["logins_per_s"] == 9
-    assert figures["held"]["requests_per_s_national"] == pytest.approx(90 / fraction)
-    assert (figures["held"]["from"], figures["held"]["to"]) == ("07:39", "07:42")
+    # Bins 7-11 hold every objective too, but above the lowest offered load that broke (bin 6's): held is the
+    # highest offered load held three bins in a row below it (bins 3, 4, 5), never above broke.
+    assert (
+        figures["held"]["offered_per_s"] == 6 and figures["held"]["offered_per_s"] < figures["broke"]["offered_per_s"]
+    )
+    assert figures["held"]["requests_per_s"] == 10 * 3 and figures["held"]["logins_per_s"] == 6
+    assert figures["held"]["requests_per_s_national"] == pytest.approx(30 / fraction)
+    assert (figures["held"]["from"], figures["held"]["to"]) == ("07:33", "07:36")
     # The slow bin breaks login p95 at a lower load than the failing bins break the error ratio.
     assert figures["broke"]["requests_per_s"] == 10 * SLOW_BIN and figures["broke"]["from"] == "07:36"
+    assert figures["broke"]["offered_per_s"] == 2 * SLOW_BIN
     assert figures["broke"]["breaches"][0].startswith("login p95")
-    everyone = 2 * sum(range(RUN_BINS))
+    everyone = 4 * sum(range(RUN_BINS))
     assert figures["tried"] == everyone
-    assert figures["within_login_p95_objective"] == everyone - 2 * SLOW_BIN
+    assert figures["within_login_p95_objective"] == everyone - 4 * SLOW_BIN
     assert figures["within_login_p95_objective_national"] == pytest.approx(
         figures["within_login_p95_objective"] / RUN_SCALE
     )
     headline = answer["headline"]
-    assert headline[0].startswith("This run held 90 people's requests/s and 9.0 logins/s (run terms; 150,000")
-    assert headline[1].startswith("The lowest load at which they broke was 60 people's requests/s")
+    assert headline[0].startswith("This run held 6.0 people arriving to log in per second offered (30 people's")
+    assert headline[1].startswith("The lowest load at which they broke was 12 people arriving to log in per second")
     assert any("on 6 April 2021, 37% did" in line for line in headline)
 
 
@@ -370,9 +376,11 @@ def test_run_card_reads_sessions_of_an_earlier_version(tmp_path: Path) -> None:
     assert card is not None and card.run is not None
     # No request counts (and Locust's history is empty): only the login objective is judged.
     assert card.run.broke is not None and card.run.broke.requests_per_s == 0
-    assert card.run.held is not None and card.run.held.logins_per_s == RUN_BINS - 3
+    # Below the break (bin 6), bins 0-4 hold fewer people than a p95 needs (20): nothing held three in a row.
+    assert card.run.broke.offered_per_s == 2 * SLOW_BIN and card.run.held is None
     assert any("come from nowhere" in note for note in card.notes)
-    assert card.headline()[0].startswith("This run held 17 logins/s (run terms; 28,300 logins/s nationally)")
+    assert card.headline()[0].startswith("The SLOs never held for 3 scenario minutes in a row")
+    assert "12 people arriving to log in per second offered (12 logins/s achieved" in card.headline()[1]
 
 
 @pytest.fixture(scope="module")

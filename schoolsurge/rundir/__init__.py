@@ -27,6 +27,16 @@ and read only when it is a regular file (a FIFO or a link is skipped with a note
 """
 
 from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, MEASURED_STATUSES, StepStatus
+from schoolsurge.rundir.figures import (
+    LOGIN_MEASURE,
+    LoginPercentile,
+    OfferedRange,
+    error_ratio,
+    login_percentile,
+    login_percentile_value,
+    min_people,
+    offered_range,
+)
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_DIGITS,
     HISTOGRAM_FIELDS,
@@ -35,7 +45,6 @@ from schoolsurge.rundir.histograms import (
     encode_histogram,
     histogram_line,
     iter_histograms,
-    login_percentile,
     merged,
     new_histogram,
     read_histograms,
@@ -151,6 +160,13 @@ __all__ = [
     "histogram_line",
     "iter_histograms",
     "login_percentile",
+    "login_percentile_value",
+    "LOGIN_MEASURE",
+    "LoginPercentile",
+    "OfferedRange",
+    "error_ratio",
+    "min_people",
+    "offered_range",
     "merged",
     "new_histogram",
     "new_run_dir",

@@ -29,6 +29,7 @@ DB_STATEMENT_SECONDS = "schoolsurge_db_statement_duration_seconds"  # histogram
 CPU_CORES = "schoolsurge_platform_cpu_cores"  # gauge, at scrape time
 IN_FLIGHT_LIMIT = "schoolsurge_in_flight_limit"  # gauge, at scrape time: all workers
 QUEUE_LIMIT = "schoolsurge_queue_limit"  # gauge, at scrape time: all workers
+LOGIN_RATE_LIMIT = "schoolsurge_login_rate_limit"  # gauge: logins/s the profile admits at the run's level (+Inf: none)
 # Any other target's standard process metric (prometheus_client's process collector, most exporters).
 PROCESS_CPU_SECONDS_TOTAL = "process_cpu_seconds_total"
 

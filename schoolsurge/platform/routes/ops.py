@@ -24,7 +24,7 @@ from schoolsurge.platform.routes.dependencies import PlatformDep
 from schoolsurge.platform.schemas import Capacity, CapacityChange, Status
 from schoolsurge.platform.security import same_secret, token_hash
 from schoolsurge.platform.settings import Settings
-from schoolsurge.rundir.metrics import CPU_CORES, IN_FLIGHT_LIMIT, QUEUE_LIMIT
+from schoolsurge.rundir.metrics import CPU_CORES, IN_FLIGHT_LIMIT, LOGIN_RATE_LIMIT, QUEUE_LIMIT
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -110,7 +110,7 @@ def profile_limit_gauges(settings: Settings, fraction_lost: float) -> Gauges:
         return {(): math.inf if value is None else value * (1.0 - lost)}
 
     yield (
-        "schoolsurge_login_rate_limit",
+        LOGIN_RATE_LIMIT,
         "Logins per second the profile admits at this run's level, all workers (+Inf: unlimited)",
         limit(settings.run_login_rate, fraction_lost),
         [],

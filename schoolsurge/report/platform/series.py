@@ -27,6 +27,7 @@ from schoolsurge.rundir.metrics import (
     HTTP_REQUESTS,
     IN_FLIGHT,
     IN_FLIGHT_LIMIT,
+    LOGIN_RATE_LIMIT,
     LOGINS,
     PLATFORM_CPU_SECONDS,
     PROCESS_CPU_SECONDS_TOTAL,
@@ -58,7 +59,15 @@ COUNTER_COLUMNS = (
     "db_s",
     "db_statements",
 )
-GAUGE_COLUMNS = ("in_flight", "queued", "rate_gate_waiting", "in_flight_limit", "queue_limit", "cores")
+GAUGE_COLUMNS = (
+    "in_flight",
+    "queued",
+    "rate_gate_waiting",
+    "in_flight_limit",
+    "queue_limit",
+    "cores",
+    "login_rate_limit",
+)
 log = logging.getLogger(__name__)
 
 
@@ -151,6 +160,8 @@ def _scrape_row(samples: list[Any]) -> tuple[dict[str, float], bool]:
             row["in_flight_limit"] = value
         elif name == QUEUE_LIMIT:
             row["queue_limit"] = value
+        elif name == LOGIN_RATE_LIMIT:
+            row["login_rate_limit"] = value
         elif name == HTTP_REQUESTS_TOTAL and labels.get("route") != METRICS_ROUTE:
             add("requests", value)
             status = labels.get("status")
