@@ -18,6 +18,7 @@ imports the other. Each file's format has one home here:
                                (metrics.py: the platform's metric names and shed reasons)
       capacity.csv             a capacity sweep's steps (capacity.py: CAPACITY_COLUMNS, StepStatus), sweeps only
       capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
+      answer.json              the run's answer (held, who got in, capacity, instances, what binds): docs/capacity.md
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
 
@@ -50,6 +51,7 @@ from schoolsurge.rundir.histograms import (
     read_histograms,
 )
 from schoolsurge.rundir.layout import (
+    ANSWER_JSON,
     CAPACITY_CSV,
     CAPACITY_JSON,
     EXCEPTIONS_SUFFIX,
@@ -107,6 +109,7 @@ __all__ = [
     "BOT_STEP_PREFIX",
     "CAPACITY_COLUMNS",
     "CAPACITY_CSV",
+    "ANSWER_JSON",
     "CAPACITY_JSON",
     "EVENT_COUNTERS",
     "EXCEPTIONS_SUFFIX",

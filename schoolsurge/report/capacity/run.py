@@ -25,6 +25,9 @@ from schoolsurge.rundir import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTILES, Coun
 from schoolsurge.scenario import seconds_to_clock
 
 BIN_SCENARIO_S = 60  # a bin is about one scenario minute (SUSTAINED_BINS of them in a row count as held)
+# ... and at least this many run seconds: a rate limit admits bursts (its tokens, its queue's timeout), so a bin of
+# one run second holds a burst above the limit and counts it held
+MIN_BIN_RUN_S = 4
 
 
 def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | None:
@@ -34,7 +37,7 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         return None
     card = RunCard.empty(data, headroom)
     speed = card.speed or data.scenario.run.speed
-    width = max(1, round(BIN_SCENARIO_S / speed))
+    width = max(MIN_BIN_RUN_S, round(BIN_SCENARIO_S / speed))
     sessions = data.sessions.set_index("second").sort_index()
     seconds = pd.RangeIndex(0, int(sessions.index.max()) + 1)
     sessions = sessions[~sessions.index.duplicated()].reindex(seconds)
@@ -51,7 +54,13 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         end = seconds_to_clock(start + (number * width + span) * speed)
         breaches, judged = _bin_breaches(data, card.limits, frame, members, requests, failures)
         logins = float(pd.to_numeric(frame[Counter.LOGINS_SUCCEEDED], errors="coerce").fillna(0).sum())
-        offered = float(pd.to_numeric(frame[Counter.STARTED], errors="coerce").fillna(0).sum())
+        # Offered: login attempts sent in the bin, first tries (arrivals) and retries (event time): what a
+        # login-rate limit admits or sheds. Without overload there are no retries and it is the arrivals.
+        offered = sum(
+            float(pd.to_numeric(frame[column], errors="coerce").fillna(0).sum())
+            for column in (Counter.STARTED, Counter.LOGIN_RETRIES)
+            if column in frame
+        )
         loads.append(
             RunLoad(
                 float(requests.loc[members].sum()) / span, logins / span, clock, end, tuple(breaches), offered / span
@@ -169,7 +178,7 @@ def _sustained(loads: list[RunLoad], held: list[bool | None], below: RunLoad | N
     best: RunLoad | None = None
     for first in range(len(loads) - SUSTAINED_BINS + 1):
         window = range(first, first + SUSTAINED_BINS)
-        if not all(held[i] is True for i in window):
+        if not all(held[i] is True and loads[i].offered_per_s > 0 for i in window):  # nothing offered: no test
             continue
         level = RunLoad(
             min(loads[i].requests_per_s for i in window),

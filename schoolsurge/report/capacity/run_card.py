@@ -164,7 +164,7 @@ def _load(card: RunCard, load: RunLoad) -> str:
     """A load as the headline says it: offered first (what held and broke are judged on), then achieved."""
     offered = card.national_rate(load.offered_per_s)
     requests, logins = card.national_rate(load.requests_per_s), card.national_rate(load.logins_per_s)
-    lead = f"{rate_text(load.offered_per_s)} people arriving to log in per second offered"
+    lead = f"{rate_text(load.offered_per_s)} login attempts per second offered (first tries and retries)"
     if card.run is not None and not card.run.requests_known:  # only logins were counted
         national = f"; {rate_text(offered)}/s and {rate_text(logins)} logins/s nationally" if offered else ""
         return f"{lead} ({rate_text(load.logins_per_s)} logins/s achieved, run terms{national})"
