@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import pandas as pd
+
 from schoolsurge.errors import FitError
 from schoolsurge.models.capacity import Demand, demand_from_curves, national_answer
 from schoolsurge.models.population import national_curves
@@ -31,6 +33,7 @@ from schoolsurge.report.outcome.served import (
 from schoolsurge.report.outcome.verdicts import judge_run
 from schoolsurge.rundir import OfferedRange, offered_range
 
+PLAIN_P95_OBJECTIVE_MS = 1000  # a plain Locust run states no objective: its capacity is judged on this p95
 CPU_BUSY = 0.8  # a CPU at least this busy at its busiest window binds
 REFERENCE_SCENARIOS = ("first-day-2021", "cyberattack-2021", "datacenter-loss")  # stand for 6 April 2021
 SHED_NAMES = {
@@ -45,10 +48,45 @@ MORNING_UNIT = "login attempts per second (first tries and retries)"
 
 
 def run_answer(data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None) -> Answer:
-    """The answer of a loaded run: a sweep's from its steps, a morning's from its minutes."""
+    """The answer of a loaded run: a sweep's from its steps, a morning's from its minutes, a plain Locust run's
+    from Locust's history."""
     if card is not None and card.kind == "sweep":
         return _sweep_answer(data, card, laws)
+    if data.plain_locust:
+        return _plain_answer(data)
     return _morning_answer(data, card, laws)
+
+
+# ---- a plain Locust CSV folder -----------------------------------------------------------------------------
+
+
+def _plain_answer(data: RunData) -> Answer:
+    """What Locust's CSV files can say: no scenario (no peak, no people, no nation), so capacity is the highest
+    request rate of a history interval with no failure and p95 within PLAIN_P95_OBJECTIVE_MS, the range's top
+    the lowest rate of an interval that failed either; rates from the running totals' differences."""
+    answer = Answer("locust", None, "not determined: a plain Locust run has no scenario, so no SLO window to judge")
+    rows = data.history[data.history["Name"].astype(str) == "Aggregated"].sort_values("Timestamp")
+    judged: list[tuple[float, bool]] = []
+    if len(rows) > 1:
+        seconds = rows["Timestamp"].diff()
+        rates = rows["Total Request Count"].diff() / seconds
+        failed = rows["Total Failure Count"].diff()
+        p95 = pd.to_numeric(rows["95%"], errors="coerce")
+        for rate, fail, latency in zip(rates, failed, p95, strict=True):
+            if not (rate > 0) or math.isnan(latency):
+                continue
+            judged.append((float(rate), bool(fail == 0 and latency <= PLAIN_P95_OBJECTIVE_MS)))
+    found = offered_range(judged)
+    unit = f"requests per second achieved (no failure, p95 <= {PLAIN_P95_OBJECTIVE_MS:,} ms)"
+    answer.capacity = Capacity(found.held, found.broke, None, None, found.within, "Locust's history", unit)
+    answer.capacity_text = _capacity_text(found, None, None, unit)
+    answer.instances_text = "not determined: no scenario, so no national morning to size"
+    answer.binds = "not determined: a plain Locust run scrapes none of the platform's metrics (shed reasons, CPU)"
+    answer.confidence = (
+        f"{len(judged)} intervals of Locust's history; Locust's users are a closed loop, so the rate is what was "
+        "achieved, not offered: a schoolsurge run (`schoolsurge run`) offers a scenario's arrivals"
+    )
+    return answer
 
 
 # ---- a morning ---------------------------------------------------------------------------------------------
