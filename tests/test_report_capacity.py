@@ -411,3 +411,17 @@ def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:
     assert figures["top"]["requests_per_s_national"] == pytest.approx(figures["top"]["requests_per_s"] / fraction)
     for line in answer["headline"]:
         assert "run terms" in line
+
+
+def test_the_answer_and_the_capacity_card_state_one_capacity_on_offered_load(tmp_path: Path) -> None:
+    """Issue 22: held above broke was said when both were achieved load; the answer and the card now state the
+    same offered loads, held below broke, and the report says each once."""
+    run_dir = _run_dir(tmp_path)
+    html = build_report(run_dir).read_text()
+    card = json.loads((run_dir / CAPACITY_JSON).read_text())["run"]
+    answer = json.loads((run_dir / "answer.json").read_text())
+    assert answer["capacity"]["held_per_s"] == card["held"]["offered_per_s"]
+    assert answer["capacity"]["broke_per_s"] == card["broke"]["offered_per_s"]
+    assert answer["capacity"]["held_per_s"] < answer["capacity"]["broke_per_s"]
+    assert html.index('id="answer"') < html.index('id="capacity"')
+    assert "inf ms" not in html and "people gave up >" not in html
