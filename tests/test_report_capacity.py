@@ -425,3 +425,18 @@ def test_the_answer_and_the_capacity_card_state_one_capacity_on_offered_load(tmp
     assert answer["capacity"]["held_per_s"] < answer["capacity"]["broke_per_s"]
     assert html.index('id="answer"') < html.index('id="capacity"')
     assert "inf ms" not in html and "people gave up >" not in html
+
+
+def test_a_p99_of_a_step_with_too_few_people_does_not_set_the_capacity(tmp_path: Path) -> None:
+    """Issue 22: the default sweep's step 7 (46 people, one gave up: p99 never) was read as where "login p99
+    breaks first"; a p99 judges a step only with 100 people (rundir/figures.py), so the limiting objective is
+    the one that broke on enough people."""
+    rows = _step_rows()
+    for row in rows:
+        if row["status"] != "skipped":
+            row["time_to_login_p99_ms"] = float("inf") if row["step"] >= 3 else 100.0  # from step 3: never
+            row["arrivals"] = min(row.get("arrivals", 0), 60)  # never the 100 people a p99 needs
+    card = capacity_card(load_run(_sweep_dir(tmp_path, rows)))
+    assert card is not None and card.slo_requests is not None
+    assert card.slo_requests.limiting_objective != "login p99"
+    assert card.slo_requests.held_steps > 2
