@@ -9,18 +9,16 @@ its exit status.
 it from the locustfile once the engine has written its files, when the run directory is its own. It reads only
 the run directory (engine/results.py writes it; the engine judges nothing).
 
-What a run says last depends on its kind (the manifest's `kind`): a morning its SLO verdicts and who got in, a
-capacity sweep its capacity answer (capacity.json). Then, whatever the kind, what the client's crashes did (a step
-that raised in the client), INVALID RUN when the load generator or the machine the platform ran on was the
-bottleneck or the client is broken (its own exit status), and where the report is. A run the loopback guard
-stopped says only that, on stderr.
+What a run says last is its answer (answer.json, report/outcome/answer.py: held or not, who got in, capacity,
+instances, what binds, confidence; Locust's statistics tables stay in locust.log). Then, whatever the kind, what
+the client's crashes did (a step that raised in the client), INVALID RUN when the load generator or the machine the
+platform ran on was the bottleneck or the client is broken (its own exit status), and where the report is. A run
+the loopback guard stopped says only that, on stderr.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -32,16 +30,14 @@ from schoolsurge.exit_status import (
     EXIT_SLO_BREACHED,
     EXIT_USAGE,
 )
-from schoolsurge.files import read_regular_text, readable
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.report.outcome.health import health, invalid_line, refused_line, run_refused
 from schoolsurge.report.outcome.junit import write_junit
 from schoolsurge.report.outcome.served import ServedShare, served_share
 from schoolsurge.report.refresh import refresh_index
 from schoolsurge.rundir import (
-    CAPACITY_JSON,
     LOCUST_LOG,
-    RunKind,
     RunStatus,
     finish_manifest,
     read_manifest,
@@ -96,7 +92,7 @@ def conclude(
         write_junit(junit, manifest.scenario or run_dir.name, outcome.verdicts, outcome.invalid_reason)
     if locust is not None and locust.code not in (0, None) and not interrupted:
         raise RunError(f"Locust exited with status {locust.code}; see {run_dir / LOCUST_LOG}")
-    _say(outcome, manifest.kind)
+    _say(outcome)
     return replace(outcome, exit_status=_exit_status(outcome, fail_on_slo))
 
 
@@ -135,11 +131,11 @@ def _judge(run_dir: Path, interrupted: bool, refused: str | None) -> RunOutcome:
     )
 
 
-def _say(outcome: RunOutcome, kind: RunKind) -> None:
+def _say(outcome: RunOutcome) -> None:
     if outcome.refused is not None:  # its figures are only its first seconds': one line says why, nothing more
         print(refused_line(outcome.refused, outcome.run_dir), file=sys.stderr, flush=True)
         return
-    for line in LAST_LINES.get(kind, _verdict_lines)(outcome):
+    for line in _answer_lines(outcome):
         print(line, flush=True)
     if outcome.crashes is not None:
         print(outcome.crashes, flush=True)
@@ -149,27 +145,13 @@ def _say(outcome: RunOutcome, kind: RunKind) -> None:
         print(f"Report: {outcome.report}", flush=True)
 
 
-def _verdict_lines(outcome: RunOutcome) -> list[str]:
-    lines = [f"SLO {verdict.line()}" for verdict in outcome.verdicts]
-    if outcome.served is not None:
-        lines.append(f"Who got in: {outcome.served.line()}")
-    return lines
-
-
-def _capacity_lines(outcome: RunOutcome) -> list[str]:
-    """The capacity answer's headline, and the platform's CPU bound beside the USL (docs/monitoring.md)."""
-    answer = outcome.run_dir / CAPACITY_JSON
-    if not readable(answer):
-        return []
-    figures = json.loads(read_regular_text(answer))
-    lines = list(figures.get("headline", []))
-    if figures.get("operational_laws"):
-        lines.append(figures["operational_laws"]["explanation"])
-    return lines
-
-
-# What each kind of run says before its validity and its report (a morning's verdicts unless listed).
-LAST_LINES: dict[RunKind, Callable[[RunOutcome], list[str]]] = {RunKind.SWEEP: _capacity_lines}
+def _answer_lines(outcome: RunOutcome) -> list[str]:
+    """The run's answer (answer.json, written with the report), whatever its kind; without it (no report was
+    written), the verdicts that could be judged."""
+    answer = read_answer(outcome.run_dir)
+    if answer is not None:
+        return answer.lines()
+    return [f"SLO {verdict.line()}" for verdict in outcome.verdicts]
 
 
 def _exit_status(outcome: RunOutcome, fail_on_slo: bool) -> int:

@@ -64,6 +64,8 @@ def on_init(environment: Environment, **_: Any) -> None:
         _fail(str(error))
     if context.run_dir is None and not isinstance(environment.runner, WorkerRunner):
         context.run_dir = new_run_dir(DEFAULT_REPORTS_DIR, f"{context.scenario.name}-locust")
+    if getattr(options, "logfile", None):
+        _statistics_to_logfile(options.logfile)
     engine = install(environment, context)
     if engine.results is not None and engine.results.owned:  # this process starts the run: its spec is written here
         write_spec(engine.results.run_dir, context.spec)
@@ -71,6 +73,18 @@ def on_init(environment: Environment, **_: Any) -> None:
     # the collector's reach, a full collection costs what the run allocates, not what it loaded.
     gc.collect()
     gc.freeze()
+
+
+def _statistics_to_logfile(logfile: str) -> None:
+    """Locust's statistics tables (its `locust.stats_logger`, about 40 lines at the end) go to the log file, not
+    the console: the console ends with the run's answer (conclude.py), locust.log keeps the tables."""
+    stats_logger = logging.getLogger("locust.stats_logger")
+    for handler in list(stats_logger.handlers):
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            stats_logger.removeHandler(handler)
+    handler = logging.FileHandler(logfile)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    stats_logger.addHandler(handler)
 
 
 @events.test_start.add_listener

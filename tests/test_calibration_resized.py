@@ -11,6 +11,7 @@ from conftest import assert_measured_the_platform
 
 from schoolsurge.report import load_run
 from schoolsurge.report.outcome.against_plan import plan_agreement
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.runner import RunOutcome
 
 PLAN_TOLERANCE = 0.10
@@ -49,3 +50,17 @@ def test_the_resized_profile_agrees_with_the_plan(resized: RunOutcome) -> None:
         if not a.within(tolerance(a.figure, a.planned))
     ]
     assert not off, off
+
+
+@pytest.mark.long
+def test_the_answer_of_the_resized_morning_names_what_binds_or_why_not(resized: RunOutcome) -> None:
+    """answer.json of the resized morning: held or not as its verdicts say, and what binds named from the
+    evidence, or "not determined" with the reason (never two contradicting sentences)."""
+    answer = read_answer(resized.run_dir)
+    assert answer is not None and answer.held is resized.slo_met
+    assert answer.binds_determined or answer.binds.startswith("not determined: "), answer.binds
+    assert answer.served is not None and answer.served.share == 1.0
+    capacity = answer.capacity
+    assert capacity is not None
+    if capacity.held_per_s is not None and capacity.broke_per_s is not None:
+        assert capacity.held_per_s < capacity.broke_per_s

@@ -8,6 +8,7 @@ from calibration_replay import first_day_replay
 from conftest import assert_measured_the_platform
 
 from schoolsurge.report import load_run
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.report.outcome.health import health
 from schoolsurge.report.outcome.served import PUBLISHED_2021_SHARE
 from schoolsurge.runner import RunOutcome
@@ -39,3 +40,33 @@ def test_the_default_profile_collapses_like_2021_and_the_retries_show(undersized
     platform = health(data)
     assert not platform.generator_bound and not platform.machine_bound, platform.lines()
     assert platform.shed_by_profile > 0, "the profile's national capacity is what refused them"
+
+
+@pytest.mark.long
+def test_the_answer_says_not_held_37_percent_the_login_rate_limit_and_instances(undersized: RunOutcome) -> None:
+    """answer.json of the default morning (done-when of issue 22): not held, about 2021's share served, the
+    380/s national login-rate limit binds with its shed count, an instance count with its range; held never
+    above broke on offered load."""
+    answer = read_answer(undersized.run_dir)
+    assert answer is not None and answer.kind == "run"
+    assert answer.held is False and answer.slos_met < answer.slos_judged
+    assert answer.served is not None and abs(answer.served.share - PUBLISHED_2021_SHARE) <= SERVED_BAND
+    assert answer.served.reference is not None and "another population" in answer.served.reference
+    assert answer.binds_determined and answer.binds.startswith("the login-rate limit")
+    assert "380/s nationally" in answer.binds, answer.binds
+    shed = health(load_run(undersized.run_dir)).shed_by_reason["login_rate"]
+    assert f"shed {shed:,.0f} requests" in answer.binds, answer.binds
+    capacity = answer.capacity
+    assert capacity is not None and capacity.broke_per_s is not None
+    assert capacity.held_per_s is None or capacity.held_per_s < capacity.broke_per_s
+    instances = answer.instances
+    assert instances is not None and instances.fewest is not None and instances.fewest > 1
+    assert instances.needed is None or instances.fewest <= instances.needed
+    report = (undersized.run_dir / "report.html").read_text()
+    first = report.index('id="answer"')
+    assert first < report.index('id="capacity"') and all(line in report for line in _escaped(answer.lines()))
+    assert "inf ms" not in report and "people gave up >" not in report
+
+
+def _escaped(lines: list[str]) -> list[str]:
+    return [line.replace("&", "&amp;").replace("'", "&#39;").replace('"', "&#34;") for line in lines]

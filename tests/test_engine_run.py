@@ -281,7 +281,7 @@ def test_a_plain_locust_run_leaves_a_complete_run_directory_of_its_own(
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
     (run_dir,) = (tmp_path / "reports").glob("*-smoke-locust")
     _assert_complete_run_directory(run_dir)
-    assert "SLO error ratio" in finished.stdout and f"Report: {run_dir.relative_to(tmp_path)}" in finished.stdout
+    assert "Held the peak:" in finished.stdout and f"Report: {run_dir.relative_to(tmp_path)}" in finished.stdout
 
 
 def _admin_capacity(process: PlatformProcess) -> float:

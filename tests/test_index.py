@@ -86,8 +86,10 @@ def test_lists_every_run_newest_first_with_links_that_exist(smoke: SmokeRuns) ->
         assert f"{run}/report.html" in links
         assert any(link.endswith("-compare/compare.html") for link in links), links
     resized, undersized = index.text[smoke.resized.name], index.text[smoke.undersized.name]
-    assert "resized" in resized and "2 met, 0 breached" in resized and "100% (" in resized
-    assert "undersized-2021" in undersized and "breached" in undersized
+    # Each row leads with the run's answer (answer.json).
+    assert "resized" in resized and "Held the peak: yes (07:30-08:30): SLOs met 2 of 2" in resized
+    assert "100% (" in resized
+    assert "undersized-2021" in undersized and "Held the peak: no" in undersized
     for text in (resized, undersized):
         assert "smoke" in text and "completed" in text and "run" in text and "2e-05 × 240x" in text
     html = path.read_text()
@@ -119,7 +121,7 @@ def test_broken_folders_are_listed_as_unreadable(smoke: SmokeRuns, tmp_path: Pat
     # The unreadable are not cached as readable: mending one lists it again.
     shutil.copy(smoke.resized / "locust_stats.csv", corrupt / "locust_stats.csv")
     index = _parse(write_index(reports))
-    assert "unreadable" not in index.text[corrupt.name] and "2 met" in index.text[corrupt.name]
+    assert "unreadable" not in index.text[corrupt.name] and "SLOs met 2 of 2" in index.text[corrupt.name]
 
 
 def test_fifty_runs_index_fast_once_read_and_nothing_is_written_in_them(smoke: SmokeRuns, tmp_path: Path) -> None:

@@ -124,7 +124,9 @@ def test_the_explanation_says_which_resource_bound() -> None:
     profile = _laws(8.0, {"login_rate": 900.0, "queue_full": 0.0}, 0.1)
     assert profile.bound == pytest.approx(1000.0) and profile.bound_over_usl == pytest.approx(8.0)
     text = profile.explanation()
-    assert "8.0 times higher" in text and "never bound" in text and "profile's limits" in text
+    # A limit refused work: the CPU's bound is stated beside it, never as the ceiling to plan with (issue 22).
+    assert "the CPU's own bound" in text and "profile's limits" in text and "describes that limit" in text
+    assert "ceiling to plan with" not in text and "is the bottleneck" not in text
     assert "D = m U / X = 2.00 ms" in text and "X <= m / D = 1,000 requests/s" in text
     machine = _laws(5.0, {"login_rate": 3.0, "queue_timeout": 40.0}, 0.2).explanation()
     assert "admission control" in machine
@@ -213,7 +215,7 @@ def test_capacity_json_sets_the_cpu_bound_beside_the_usl_ceiling(tmp_path: Path)
         laws["bound_requests_per_s"] / answer["usl"]["peak_throughput"]
     )
     assert laws["shed_by_reason"]["login_rate"] == pytest.approx(3000.0)
-    assert "profile's limits" in laws["explanation"] and "never bound" in laws["explanation"]
+    assert "profile's limits" in laws["explanation"] and "the CPU's own bound" in laws["explanation"]
     section = html[html.index('<h2 id="platform">') :]
     section = section[: section.index("<h2", 5)]
     assert section.count("<tr>") >= STEPS + 1, "the laws per step"

@@ -175,7 +175,7 @@ def _capacity_section(html: str) -> str:
 def test_the_capacity_answer_comes_first_with_its_charts_and_steps(sweep_dir: Path) -> None:
     html = build_report(sweep_dir).read_text()
     sections = _sections(html)
-    assert sections[0] == "Capacity", sections
+    assert sections[:2] == ["The answer", "Capacity"], sections
     assert {"Run", "Service-level objectives", "Summary by step", "Versions"} <= set(sections), "others still there"
     capacity = _capacity_section(html)
     assert capacity.count("<svg") == 3
@@ -303,7 +303,7 @@ def test_a_run_without_capacity_csv_has_no_steps(tmp_path: Path) -> None:
 
 # ---- a normal run ------------------------------------------------------------------------------------------
 
-RUN_SCALE, RUN_SPEED = 2e-5, 30.0  # bins of round(60 / 30) = 2 run seconds, one scenario minute
+RUN_SCALE, RUN_SPEED = 2e-5, 15.0  # bins of round(60 / 15) = 4 run seconds (MIN_BIN_RUN_S), one scenario minute
 RUN_BINS = 20
 SLOW_BIN = 6  # its people take 3 s to log in: login p95 breaks at a low load
 FAILING_FROM = 12  # from this bin on, 10% of requests fail
@@ -311,7 +311,8 @@ FAILING_FROM = 12  # from this bin on, 10% of requests fail
 
 def _run_dir(tmp_path: Path) -> Path:
     """A normal run of the smoke scenario whose per-second figures are written by the engine's ledger: in bin b
-    (2 run seconds), b people start and log in each second and people send 10 b requests per second."""
+    (4 run seconds), 2 b people start and log in each second (a bin of 6 holds 48 people: enough for a p95,
+    rundir/figures.py `min_people`) and people send 10 b requests per second."""
     run_dir = tmp_path / "20210406T063000Z-smoke"
     run_dir.mkdir()
     start_manifest(run_dir, SMOKE, scenario="smoke", scale=RUN_SCALE, speed=RUN_SPEED, seed=2021)
@@ -319,11 +320,11 @@ def _run_dir(tmp_path: Path) -> Path:
     write_json(run_dir / TIMELINE, {"test_start_unix": 1_617_690_600.0, "speed": RUN_SPEED})
     _locust_files(run_dir)
     ledger = Ledger()
-    for second in range(2 * RUN_BINS):
-        b = second // 2
+    for second in range(4 * RUN_BINS):
+        b = second // 4
         for name in (Counter.SCHEDULED, Counter.STARTED, Counter.LOGINS_SUCCEEDED, Counter.LOGIN_ATTEMPTS):
-            ledger.count(second, name, b)
-        for _ in range(b):
+            ledger.count(second, name, 2 * b)
+        for _ in range(2 * b):
             ledger.time_to_login(second, 3000 if b == SLOW_BIN else 300)
         for request in range(10 * b):
             ledger.request(second, 25.0, Counter.FAILURES_503 if b >= FAILING_FROM and request < b else None)
@@ -336,28 +337,33 @@ def _run_dir(tmp_path: Path) -> Path:
 def test_run_card_finds_the_load_held_and_the_lowest_load_that_broke(tmp_path: Path) -> None:
     run_dir = _run_dir(tmp_path)
     html = build_report(run_dir).read_text()
-    assert _sections(html)[0] == "Capacity"
+    assert _sections(html)[:2] == ["The answer", "Capacity"]
     assert _capacity_section(html).count("data:image/png;base64,") == 0, "the run card is the short one"
     answer = json.loads((run_dir / CAPACITY_JSON).read_text())
     assert answer["kind"] == "run"
     figures = answer["run"]
     fraction = RUN_SCALE * RUN_SPEED
-    # Bins 7-11 hold every objective; bins 9, 10, 11 are the highest three in a row: held at least bin 9's load.
-    assert figures["held"]["requests_per_s"] == 10 * 9 and figures["held"]["logins_per_s"] == 9
-    assert figures["held"]["requests_per_s_national"] == pytest.approx(90 / fraction)
-    assert (figures["held"]["from"], figures["held"]["to"]) == ("07:39", "07:42")
+    # Bins 7-11 hold every objective too, but above the lowest offered load that broke (bin 6's): held is the
+    # highest offered load held three bins in a row below it (bins 3, 4, 5), never above broke.
+    assert (
+        figures["held"]["offered_per_s"] == 6 and figures["held"]["offered_per_s"] < figures["broke"]["offered_per_s"]
+    )
+    assert figures["held"]["requests_per_s"] == 10 * 3 and figures["held"]["logins_per_s"] == 6
+    assert figures["held"]["requests_per_s_national"] == pytest.approx(30 / fraction)
+    assert (figures["held"]["from"], figures["held"]["to"]) == ("07:33", "07:36")
     # The slow bin breaks login p95 at a lower load than the failing bins break the error ratio.
     assert figures["broke"]["requests_per_s"] == 10 * SLOW_BIN and figures["broke"]["from"] == "07:36"
+    assert figures["broke"]["offered_per_s"] == 2 * SLOW_BIN
     assert figures["broke"]["breaches"][0].startswith("login p95")
-    everyone = 2 * sum(range(RUN_BINS))
+    everyone = 8 * sum(range(RUN_BINS))
     assert figures["tried"] == everyone
-    assert figures["within_login_p95_objective"] == everyone - 2 * SLOW_BIN
+    assert figures["within_login_p95_objective"] == everyone - 8 * SLOW_BIN
     assert figures["within_login_p95_objective_national"] == pytest.approx(
         figures["within_login_p95_objective"] / RUN_SCALE
     )
     headline = answer["headline"]
-    assert headline[0].startswith("This run held 90 people's requests/s and 9.0 logins/s (run terms; 150,000")
-    assert headline[1].startswith("The lowest load at which they broke was 60 people's requests/s")
+    assert headline[0].startswith("This run held 6.0 login attempts per second offered (first tries and retries) (30")
+    assert headline[1].startswith("The lowest load at which they broke was 12 login attempts per second offered")
     assert any("on 6 April 2021, 37% did" in line for line in headline)
 
 
@@ -371,9 +377,12 @@ def test_run_card_reads_sessions_of_an_earlier_version(tmp_path: Path) -> None:
     assert card is not None and card.run is not None
     # No request counts (and Locust's history is empty): only the login objective is judged.
     assert card.run.broke is not None and card.run.broke.requests_per_s == 0
-    assert card.run.held is not None and card.run.held.logins_per_s == RUN_BINS - 3
+    # Below the break (bin 6), bins 0-2 hold fewer people than a p95 needs (20); bins 3-5 held three in a row.
+    assert card.run.broke.offered_per_s == 2 * SLOW_BIN
+    assert card.run.held is not None and card.run.held.offered_per_s == 6
     assert any("come from nowhere" in note for note in card.notes)
-    assert card.headline()[0].startswith("This run held 17 logins/s (run terms; 28,300 logins/s nationally)")
+    assert card.headline()[0].startswith("This run held 6.0 login attempts per second offered")
+    assert "12 login attempts per second offered (first tries and retries) (12 logins/s achieved" in card.headline()[1]
 
 
 @pytest.fixture(scope="module")
@@ -386,7 +395,7 @@ def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:
     assert_measured_the_platform(smoke_run.run_dir)
     run_dir = smoke_run.run_dir
     html = (run_dir / "report.html").read_text()
-    assert _sections(html)[0] == "Capacity"
+    assert _sections(html)[:2] == ["The answer", "Capacity"]
     capacity = _capacity_section(html)
     assert capacity.count("<svg") + capacity.count("data:image/png;base64,") == 0, "the run card adds no chart"
     answer = json.loads((run_dir / CAPACITY_JSON).read_text())
@@ -404,3 +413,32 @@ def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:
     assert figures["top"]["requests_per_s_national"] == pytest.approx(figures["top"]["requests_per_s"] / fraction)
     for line in answer["headline"]:
         assert "run terms" in line
+
+
+def test_the_answer_and_the_capacity_card_state_one_capacity_on_offered_load(tmp_path: Path) -> None:
+    """Issue 22: held above broke was said when both were achieved load; the answer and the card now state the
+    same offered loads, held below broke, and the report says each once."""
+    run_dir = _run_dir(tmp_path)
+    html = build_report(run_dir).read_text()
+    card = json.loads((run_dir / CAPACITY_JSON).read_text())["run"]
+    answer = json.loads((run_dir / "answer.json").read_text())
+    assert answer["capacity"]["held_per_s"] == card["held"]["offered_per_s"]
+    assert answer["capacity"]["broke_per_s"] == card["broke"]["offered_per_s"]
+    assert answer["capacity"]["held_per_s"] < answer["capacity"]["broke_per_s"]
+    assert html.index('id="answer"') < html.index('id="capacity"')
+    assert "inf ms" not in html and "people gave up >" not in html
+
+
+def test_a_p99_of_a_step_with_too_few_people_does_not_set_the_capacity(tmp_path: Path) -> None:
+    """Issue 22: the default sweep's step 7 (46 people, one gave up: p99 never) was read as where "login p99
+    breaks first"; a p99 judges a step only with 100 people (rundir/figures.py), so the limiting objective is
+    the one that broke on enough people."""
+    rows = _step_rows()
+    for row in rows:
+        if row["status"] != "skipped":
+            row["time_to_login_p99_ms"] = float("inf") if row["step"] >= 3 else 100.0  # from step 3: never
+            row["arrivals"] = min(row.get("arrivals", 0), 60)  # never the 100 people a p99 needs
+    card = capacity_card(load_run(_sweep_dir(tmp_path, rows)))
+    assert card is not None and card.slo_requests is not None
+    assert card.slo_requests.limiting_objective != "login p99"
+    assert card.slo_requests.held_steps > 2

@@ -18,6 +18,7 @@ from schoolsurge.errors import ReportError
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.load.loader import PLAIN_LOCUST_NOTE
 from schoolsurge.report.load.run_data import HistoryDetail
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.report.run.facts import run_facts
 from schoolsurge.report.series.axis import time_axis
 from schoolsurge.report.series.locust_rates import running_totals
@@ -112,6 +113,21 @@ def test_report_of_a_plain_locust_run_with_full_history(full_run: Path, tmp_path
     assert "This is a plain Locust run" in html and "locustfiles/surge.py" in html
     assert "LocustBadStatusCode(code=404)" in html, "the failures table lists the 404s"
     assert html.count("<svg") + html.count("data:image/png;base64,") >= 2, "users and requests over time"
+
+
+def test_a_plain_locust_run_gets_an_answer_with_what_can_be_said(full_run: Path, tmp_path: Path) -> None:
+    """No scenario: held and instances not determined, said so; capacity from the request rate of intervals
+    with no failure and p95 within the stated objective (this run's 404s fail every interval: below its
+    lowest rate); the answer leads the report."""
+    copy = _copy(full_run, tmp_path)
+    html = build_report(copy).read_text()
+    answer = read_answer(copy)
+    assert answer is not None and answer.kind == "locust" and answer.held is None
+    assert answer.held_text.startswith("not determined: ")
+    assert answer.capacity is not None and answer.capacity.broke_per_s is not None
+    assert "no failure, p95 <= 1,000 ms" in answer.capacity_text
+    assert answer.instances_text.startswith("not determined: ") and answer.binds.startswith("not determined: ")
+    assert html.index('id="answer"') < html.index("This is a plain Locust run")
 
 
 def test_report_of_a_plain_locust_run_without_full_history(summary_run: Path, tmp_path: Path) -> None:

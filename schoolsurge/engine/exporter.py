@@ -131,11 +131,15 @@ class _Buckets:
                 total += np.ctypeslib.as_array(same.counts)
         return total
 
-    def family(self, name: str, documentation: str, labels: list[str], counts: np.ndarray) -> HistogramMetricFamily:
+    def family(
+        self, name: str, documentation: str, labels: list[str], counts: np.ndarray, never: float = 0.0
+    ) -> HistogramMetricFamily:
+        """`never`: people who never got a value (gave up logging in, or still logging in), in +Inf only: the
+        login percentiles are over everyone who tried (rundir/figures.py), in Prometheus as in the report."""
         cumulative = np.cumsum(counts)
         total = float(cumulative[-1]) if len(cumulative) else 0.0
         buckets = [(_le(b), float(cumulative[i])) for b, i in zip(self.bounds_s, self.indices, strict=True)]
-        buckets.append(("+Inf", total))
+        buckets.append(("+Inf", total + never))
         family = HistogramMetricFamily(name, documentation, labels=list(LABELS))
         family.add_metric(labels, buckets, float(np.dot(counts, self.middles_s)))
         return family
@@ -189,9 +193,11 @@ class SurgeCollector(Collector):
         seconds = list(ledger.seconds.values())
         yield self.login_buckets.family(
             f"{PREFIX}time_to_login_seconds",
-            "Time to log in from the intended arrival, people who logged in (HdrHistograms merged over workers)",
+            "Time to log in from the intended arrival, everyone who tried: those who gave up or are still logging "
+            "in count in +Inf only, as never logged in (HdrHistograms merged over workers)",
             labels,
             self.login_buckets.counts(second.time_to_login for second in seconds),
+            never=totals.get(Counter.ABANDONED, 0) + totals.get(Counter.UNFINISHED, 0),
         )
         yield self.request_buckets.family(
             f"{PREFIX}request_duration_seconds",

@@ -1,6 +1,8 @@
 """The progress line: every few seconds, where the run is (the morning's clock, a sweep's step: its kind says) and
 how people fare. People's requests and failures are counted apart from the bots' (the attack incident's), whose
-refusals are the platform's defence, not people's failures."""
+refusals are the platform's defence, not people's failures. Its login p95 is Locust's current one, over the logins
+that ended in its last 10 s window (got in or failed): a live reading, not the run's time to log in
+(rundir/figures.py), which the answer gives."""
 
 from __future__ import annotations
 
@@ -69,7 +71,7 @@ def progress_line(engine: Engine) -> str | None:
         f"(late {ledger.total(Counter.LATE)}, dropped {ledger.total(Counter.DROPPED)}) | "
         f"logins {ledger.total(Counter.LOGINS_SUCCEEDED)} ok, {ledger.total(Counter.ABANDONED)} gave up | "
         f"people {people.text()} | {bot_part}"
-        f"login p95 {p95 if p95 is not None else '-'} ms"
+        f"logins ended in the last 10 s: p95 {p95 if p95 is not None else '-'} ms"
     )
 
 

@@ -20,6 +20,7 @@ imports the other. Each file's format has one home here:
                                (metrics.py: the platform's metric names and shed reasons)
       capacity.csv             a capacity sweep's steps (capacity.py: CAPACITY_COLUMNS, StepStatus), sweeps only
       capacity.json            the capacity answer (fit, knee, SLO capacity, national terms), beside the report
+      answer.json              the run's answer (held, who got in, capacity, instances, what binds): docs/capacity.md
       locust.log, platform.log logs (platform.log for the embedded platform)
       report.html              the report
 
@@ -39,6 +40,16 @@ from schoolsurge.rundir.client_steps import (
     read_client_steps,
     write_client_steps,
 )
+from schoolsurge.rundir.figures import (
+    LOGIN_MEASURE,
+    LoginPercentile,
+    OfferedRange,
+    error_ratio,
+    login_percentile,
+    login_percentile_value,
+    min_people,
+    offered_range,
+)
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_DIGITS,
     HISTOGRAM_FIELDS,
@@ -47,12 +58,12 @@ from schoolsurge.rundir.histograms import (
     encode_histogram,
     histogram_line,
     iter_histograms,
-    login_percentile,
     merged,
     new_histogram,
     read_histograms,
 )
 from schoolsurge.rundir.layout import (
+    ANSWER_JSON,
     CAPACITY_CSV,
     CAPACITY_JSON,
     CLIENT_STEPS,
@@ -111,6 +122,7 @@ __all__ = [
     "BOT_STEP_PREFIX",
     "CAPACITY_COLUMNS",
     "CAPACITY_CSV",
+    "ANSWER_JSON",
     "CAPACITY_JSON",
     "CLIENT_CRASH_TYPE",
     "CLIENT_STEPS",
@@ -172,6 +184,13 @@ __all__ = [
     "histogram_line",
     "iter_histograms",
     "login_percentile",
+    "login_percentile_value",
+    "LOGIN_MEASURE",
+    "LoginPercentile",
+    "OfferedRange",
+    "error_ratio",
+    "min_people",
+    "offered_range",
     "merged",
     "new_histogram",
     "new_run_dir",

@@ -9,14 +9,13 @@ carries the ones that have values. HdrHistograms of 1 ms to 1 hour at 2 signific
 histograms of several seconds, or of several processes, add up exactly (`merged`).
 
 The engine's ledger records and writes them (engine/ledger.py); the report and the capacity sweep read them
-(`read_histograms`, `iter_histograms`) and judge a window's login percentile (`login_percentile`).
+(`read_histograms`, `iter_histograms`); a window's login percentile is defined once in figures.py.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -78,17 +77,3 @@ def iter_histograms(path: Path, name: str = "time_to_login") -> Iterator[tuple[i
             except (ValueError, KeyError, TypeError) as error:
                 raise ValueError(f"line {number} is not a histogram record ({error})") from None
             yield second, histogram
-
-
-def login_percentile(succeeded: HdrHistogram | None, gave_up: int, percentile: float) -> float | None:
-    """The percentile of time to log in over everyone who tried: the people who logged in (`succeeded`, their
-    times) and the `gave_up` people who gave up, counting as never logged in. inf when those who gave up are
-    more than the percentile's tail; None when nobody tried. A sweep's steps and a run's bins are judged so."""
-    logged_in = succeeded.get_total_count() if succeeded is not None else 0
-    tried = logged_in + gave_up
-    if not tried:
-        return None
-    rank = percentile / 100 * tried
-    if succeeded is None or rank > logged_in or not logged_in:
-        return math.inf
-    return float(succeeded.get_value_at_percentile(100 * rank / logged_in))

@@ -32,6 +32,7 @@ TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the en
 TARGET_METRICS_SERIES = "target_metrics.jsonl"  # its samples every few seconds: {"unix", "samples"} per line
 CAPACITY_CSV = "capacity.csv"
 CAPACITY_JSON = "capacity.json"
+ANSWER_JSON = "answer.json"  # the run's answer (report/outcome/answer.py), beside the report
 LOCUST_LOG = "locust.log"
 PLATFORM_LOG = "platform.log"
 REPORT = "report.html"

@@ -35,8 +35,9 @@ from schoolsurge.rundir import (
     Gauge,
     RunKind,
     StepStatus,
-    login_percentile,
+    login_percentile_value,
     merged,
+    min_people,
 )
 from schoolsurge.scenario import Slo
 
@@ -161,7 +162,7 @@ def measure_step(ledger: Ledger, replay: SweepReplay, step: int, slo: Slo) -> di
     for counter in FAILURE_COUNTERS:
         row[f"{counter.value}_per_s"] = round(total(counter) / span, 4)
     for p in TIME_TO_LOGIN_PERCENTILES:
-        value = login_percentile(logins, abandoned, p)
+        value = login_percentile_value(logins, abandoned, p)
         row[f"time_to_login_p{p}_ms"] = "" if value is None else value if math.isinf(value) else round(value)
         row[f"request_latency_p{p}_ms"] = latency.get_value_at_percentile(p) if latency.get_total_count() else ""
     if not requests and not row["arrivals"]:  # nothing measured (a step cut short): not judged
@@ -180,9 +181,13 @@ def step_breaches(row: dict[str, Any], slo: Slo, margin: float) -> list[str]:
         measured = row[f"time_to_login_p{p}_ms"]
         if objective is None:
             continue
+        people = int(row["arrivals"] or 0)
+        if people < min_people(p):  # too few people for this percentile: it judges nothing (rundir/figures.py)
+            continue
         if measured == "":
-            if row["arrivals"]:
-                breaches.append(f"login p{p}: nobody logged in (objective {objective:.0f} ms)")
+            breaches.append(f"login p{p}: nobody logged in (objective {objective:.0f} ms)")
+        elif math.isinf(measured):
+            breaches.append(f"login p{p}: {row['gave_up']} of {people} gave up (objective {objective:.0f} ms)")
         elif measured > objective * margin:
             breaches.append(f"login p{p} {measured:.0f} ms > {margin:g} x {objective:.0f} ms")
     ratio = row["error_ratio"]

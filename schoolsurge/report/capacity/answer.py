@@ -1,7 +1,7 @@
 """The capacity answer of a run, and capacity.json beside its report.
 
     card = capacity_card(data)        # a sweep's card from its capacity.csv, else a normal run's card (or None)
-    write_capacity_json(card)         # run_dir/capacity.json: every figure in run terms and national terms
+    write_run_answer(data, card)      # run_dir/capacity.json (every figure in run and national terms), answer.json
 
 capacity.json holds what every card has (scenario, scale, speed, objectives, the headline sentences), the card's
 own figures (SweepCard.answer, RunCard.answer) and, when the run scraped the target's metrics, the platform's
@@ -20,10 +20,12 @@ import pandas as pd
 from schoolsurge.files import open_regular, readable
 from schoolsurge.report.capacity.card import CapacityCard
 from schoolsurge.report.capacity.run import run_card
+from schoolsurge.report.capacity.run_answer import run_answer
 from schoolsurge.report.capacity.sweep import sweep_card
 from schoolsurge.report.load.capacity_steps import load_capacity_steps
 from schoolsurge.report.load.json_fields import number_or_none, read_json_object
 from schoolsurge.report.load.run_data import RunData
+from schoolsurge.report.outcome.answer import Answer, write_answer
 from schoolsurge.report.platform.series import read_series
 from schoolsurge.rundir import CAPACITY_JSON, SESSIONS_CSV, TIMELINE, write_json
 from schoolsurge.scenario import clock_to_seconds
@@ -59,11 +61,19 @@ def capacity_json(card: CapacityCard) -> dict[str, Any]:
     return _jsonable(answer)
 
 
-def write_capacity_json(card: CapacityCard) -> Path:
-    """capacity.json beside the report."""
-    path = card.run_dir / CAPACITY_JSON
-    write_json(path, capacity_json(card))
-    return path
+def write_capacity_json(card: CapacityCard) -> dict[str, Any]:
+    """capacity.json beside the report; returns what it holds."""
+    figures = capacity_json(card)
+    write_json(card.run_dir / CAPACITY_JSON, figures)
+    return figures
+
+
+def write_run_answer(data: RunData, card: CapacityCard | None) -> Answer:
+    """capacity.json (when the run has a capacity card) and answer.json beside the report."""
+    figures = write_capacity_json(card) if card is not None else {}
+    answer = run_answer(data, card, figures.get("operational_laws"))
+    write_answer(data.run_dir, answer)
+    return answer
 
 
 def _operational_laws(card: CapacityCard) -> dict[str, Any] | None:
@@ -85,7 +95,14 @@ def _operational_laws(card: CapacityCard) -> dict[str, Any] | None:
     except ValueError:
         clock_start = None
     laws = card.operational_laws(series, sessions, card.speed, clock_start)
-    return laws.to_json(card.national_rate) if laws is not None else None
+    if laws is None:
+        return None
+    figures = laws.to_json(card.national_rate)
+    # The login-rate limit the platform said it admits (its gauge, run terms): what the answer names when it binds.
+    limits = series.frame["login_rate_limit"].dropna() if "login_rate_limit" in series.frame else []
+    finite = [float(v) for v in limits if math.isfinite(v)]
+    figures["login_rate_limit_per_s"] = finite[-1] if finite else None
+    return figures
 
 
 def _jsonable(value: Any) -> Any:

@@ -47,6 +47,7 @@ class RunLoad:
     from_clock: str
     to_clock: str
     breaches: tuple[str, ...] = ()
+    offered_per_s: float = 0.0  # people arriving to log in per second (offered load: held and broke are said on it)
 
 
 @dataclass

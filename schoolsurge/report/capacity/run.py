@@ -25,6 +25,9 @@ from schoolsurge.rundir import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTILES, Coun
 from schoolsurge.scenario import seconds_to_clock
 
 BIN_SCENARIO_S = 60  # a bin is about one scenario minute (SUSTAINED_BINS of them in a row count as held)
+# ... and at least this many run seconds: a rate limit admits bursts (its tokens, its queue's timeout), so a bin of
+# one run second holds a burst above the limit and counts it held
+MIN_BIN_RUN_S = 4
 
 
 def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | None:
@@ -34,7 +37,7 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         return None
     card = RunCard.empty(data, headroom)
     speed = card.speed or data.scenario.run.speed
-    width = max(1, round(BIN_SCENARIO_S / speed))
+    width = max(MIN_BIN_RUN_S, round(BIN_SCENARIO_S / speed))
     sessions = data.sessions.set_index("second").sort_index()
     seconds = pd.RangeIndex(0, int(sessions.index.max()) + 1)
     sessions = sessions[~sessions.index.duplicated()].reindex(seconds)
@@ -51,15 +54,28 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         end = seconds_to_clock(start + (number * width + span) * speed)
         breaches, judged = _bin_breaches(data, card.limits, frame, members, requests, failures)
         logins = float(pd.to_numeric(frame[Counter.LOGINS_SUCCEEDED], errors="coerce").fillna(0).sum())
-        loads.append(RunLoad(float(requests.loc[members].sum()) / span, logins / span, clock, end, tuple(breaches)))
+        # Offered: login attempts sent in the bin, first tries (arrivals) and retries (event time): what a
+        # login-rate limit admits or sheds. Without overload there are no retries and it is the arrivals.
+        offered = sum(
+            float(pd.to_numeric(frame[column], errors="coerce").fillna(0).sum())
+            for column in (Counter.STARTED, Counter.LOGIN_RETRIES)
+            if column in frame
+        )
+        loads.append(
+            RunLoad(
+                float(requests.loc[members].sum()) / span, logins / span, clock, end, tuple(breaches), offered / span
+            )
+        )
         held.append(None if not judged else not breaches)
 
+    # held and broke on the load offered (people arriving per second), not achieved: rundir/figures.py
+    broke = min((load for load, ok in zip(loads, held, strict=True) if ok is False), default=None, key=_by_load)
     card.run = RunFigures(
         bin_run_s=width,
         bin_scenario_s=width * speed,
         bins=len(loads),
-        held=_sustained(loads, held),
-        broke=min((load for load, ok in zip(loads, held, strict=True) if ok is False), default=None, key=_by_load),
+        held=_sustained(loads, held, below=broke),
+        broke=broke,
         top=_top(loads),
         within_objective=None,
         tried=0,
@@ -74,9 +90,9 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
     return card
 
 
-def _by_load(load: RunLoad) -> tuple[float, float]:
-    """Loads compare by requests/s, then logins/s (all that is known of a run that did not count requests)."""
-    return load.requests_per_s, load.logins_per_s
+def _by_load(load: RunLoad) -> tuple[float, float, float]:
+    """Loads compare by the load offered (people arriving per second), then requests/s and logins/s achieved."""
+    return load.offered_per_s, load.requests_per_s, load.logins_per_s
 
 
 def _top(loads: list[RunLoad]) -> RunLoad | None:
@@ -125,12 +141,19 @@ def _bin_breaches(
     breaches, judged = [], False
     histogram = merged(data.histograms[s] for s in members if s in data.histograms) if data.histograms else None
     abandoned = int(pd.to_numeric(frame[Counter.ABANDONED], errors="coerce").fillna(0).sum())
+    unfinished = int(pd.to_numeric(frame[Counter.UNFINISHED], errors="coerce").fillna(0).sum())
     for p in TIME_TO_LOGIN_PERCENTILES:
         limit = limits.get(f"login p{p}")
         if limit is None:
             continue
         if histogram is not None:
-            measured = login_percentile(histogram, abandoned, p)
+            figure = login_percentile(histogram, abandoned + unfinished, p)
+            if not figure.judged:  # nobody, or too few people for this percentile (rundir/figures.py)
+                continue
+            judged = True
+            if not figure.meets(limit):
+                breaches.append(f"login p{p} {figure.text()} (objective {limit:,.0f} ms)")
+            continue
         else:  # no histograms: the worst second's percentile, an upper bound of the bin's
             column = pd.to_numeric(frame[f"time_to_login_p{p}_ms"], errors="coerce")
             measured = None if column.isna().all() else float(column.max())
@@ -138,8 +161,7 @@ def _bin_breaches(
             continue
         judged = True
         if measured > limit:
-            shown = "people gave up" if math.isinf(measured) else f"{measured:,.0f} ms"
-            breaches.append(f"login p{p} {shown} > {limit:,.0f} ms")
+            breaches.append(f"login p{p} {measured:,.0f} ms > {limit:,.0f} ms")
     sent = float(requests.loc[list(members)].sum())
     if sent > 0 and "error ratio" in limits:
         judged = True
@@ -149,20 +171,24 @@ def _bin_breaches(
     return breaches, judged
 
 
-def _sustained(loads: list[RunLoad], held: list[bool | None]) -> RunLoad | None:
-    """The highest load held SUSTAINED_BINS bins in a row with every SLO met: over each such run of bins, the
-    least of their loads (the level held throughout); the highest of those."""
+def _sustained(loads: list[RunLoad], held: list[bool | None], below: RunLoad | None) -> RunLoad | None:
+    """The highest offered load held SUSTAINED_BINS bins in a row with every SLO met, below the lowest offered
+    load that broke (a quiet stretch above it says nothing of the limit): over each such run of bins, the least
+    of their loads (the level held throughout); the highest of those."""
     best: RunLoad | None = None
     for first in range(len(loads) - SUSTAINED_BINS + 1):
         window = range(first, first + SUSTAINED_BINS)
-        if not all(held[i] is True for i in window):
+        if not all(held[i] is True and loads[i].offered_per_s > 0 for i in window):  # nothing offered: no test
             continue
         level = RunLoad(
             min(loads[i].requests_per_s for i in window),
             min(loads[i].logins_per_s for i in window),
             loads[first].from_clock,
             loads[first + SUSTAINED_BINS - 1].to_clock,
+            offered_per_s=min(loads[i].offered_per_s for i in window),
         )
+        if below is not None and level.offered_per_s >= below.offered_per_s:
+            continue
         if best is None or _by_load(level) > _by_load(best):
             best = level
     return best

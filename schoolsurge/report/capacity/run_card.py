@@ -74,6 +74,8 @@ class RunCard(CapacityCard):
             if value is None:
                 return None
             return {
+                "offered_per_s": value.offered_per_s,
+                "offered_per_s_national": self.national_rate(value.offered_per_s),
                 "requests_per_s": value.requests_per_s,
                 "logins_per_s": value.logins_per_s,
                 "requests_per_s_national": self.national_rate(value.requests_per_s),
@@ -159,14 +161,20 @@ def _run_headline(card: RunCard) -> list[str]:
 
 
 def _load(card: RunCard, load: RunLoad) -> str:
+    """A load as the headline says it: offered first (what held and broke are judged on), then achieved."""
+    offered = card.national_rate(load.offered_per_s)
     requests, logins = card.national_rate(load.requests_per_s), card.national_rate(load.logins_per_s)
+    lead = f"{rate_text(load.offered_per_s)} login attempts per second offered (first tries and retries)"
     if card.run is not None and not card.run.requests_known:  # only logins were counted
-        national = f"; {rate_text(logins)} logins/s nationally" if logins is not None else ""
-        return f"{rate_text(load.logins_per_s)} logins/s (run terms{national})"
-    run = f"{rate_text(load.requests_per_s)} people's requests/s and {rate_text(load.logins_per_s)} logins/s"
-    if requests is None or logins is None:
-        return f"{run} (run terms)"
-    return f"{run} (run terms; {rate_text(requests)} requests/s and {rate_text(logins)} logins/s nationally)"
+        national = f"; {rate_text(offered)}/s and {rate_text(logins)} logins/s nationally" if offered else ""
+        return f"{lead} ({rate_text(load.logins_per_s)} logins/s achieved, run terms{national})"
+    run = f"{rate_text(load.requests_per_s)} people's requests/s and {rate_text(load.logins_per_s)} logins/s achieved"
+    if requests is None or logins is None or offered is None:
+        return f"{lead} ({run}, run terms)"
+    return (
+        f"{lead} ({run}, run terms; nationally {rate_text(offered)} arriving/s, {rate_text(requests)} requests/s "
+        f"and {rate_text(logins)} logins/s)"
+    )
 
 
 def _people_terms(card: RunCard, part: int, whole: int) -> str:

@@ -18,6 +18,7 @@ from schoolsurge.report.capacity.card import OBJECTIVES
 from schoolsurge.report.capacity.sweep_card import SweepCard
 from schoolsurge.report.capacity.wording import steps_text
 from schoolsurge.report.load.run_data import RunData
+from schoolsurge.rundir import min_people
 
 GENERATOR_LATE_LIMIT = 0.01  # as report/outcome/health.py: more late or dropped arrivals measure the generator
 
@@ -33,7 +34,7 @@ def sweep_card(data: RunData, steps: pd.DataFrame, headroom: float = DEFAULT_HEA
     _fit(card, measured)
     _knee(card, measured)
     if data.scenario is not None:
-        measures = {name: measured[column].tolist() for name, _, column in OBJECTIVES if name in card.limits}
+        measures = {name: _judged(measured, name, column) for name, _, column in OBJECTIVES if name in card.limits}
         try:
             card.slo_requests = slo_capacity(measured["successful_requests_per_s"].tolist(), measures, card.limits)
             # Logins interpolated the same way, between the same steps, at the same fraction.
@@ -51,6 +52,17 @@ def sweep_card(data: RunData, steps: pd.DataFrame, headroom: float = DEFAULT_HEA
             "late or were dropped, so those steps measured the load generator as much as the platform."
         )
     return card
+
+
+def _judged(measured: pd.DataFrame, name: str, column: str) -> list[float | None]:
+    """An objective's value at each step; a login percentile of a step with too few people for it judges
+    nothing (rundir/figures.py `min_people`, as the sweep's stop rule), so it counts as holding there."""
+    values = measured[column].tolist()
+    if not name.startswith("login p"):
+        return values
+    least = min_people(int(name.removeprefix("login p")))
+    people = measured["arrivals"].fillna(0).tolist()
+    return [0.0 if count < least else value for value, count in zip(values, people, strict=True)]
 
 
 def _fit(card: SweepCard, measured: pd.DataFrame) -> None:

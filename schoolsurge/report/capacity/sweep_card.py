@@ -30,6 +30,8 @@ from schoolsurge.report.platform.laws import OperationalLaws, sweep_laws
 from schoolsurge.report.platform.series import PlatformSeries
 from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus
 
+KNEE_MIN_SHARE = 0.10  # a knee is meaningful when latency past it reaches 10% of the login p95 objective
+
 
 @dataclass
 class SweepCard(CapacityCard):
@@ -48,6 +50,8 @@ class SweepCard(CapacityCard):
         rows: list[tuple[str, str, str]] = []
         rate = self.rate_row
         fit = self.usl
+        if fit is not None and shed_steps(self):
+            rows.append(("USL fit", "flagged: an admission limit refused work (the steps' 503/429)", "-"))
         if fit is not None:
             rows.append(
                 (
@@ -64,7 +68,7 @@ class SweepCard(CapacityCard):
             rows.append(("R² of the USL fit", f"{fit.r_squared:.3f} ({fit.points} steps)", "-"))
         elif self.usl_error:
             rows.append(("USL fit", f"not fitted: {self.usl_error}", "-"))
-        if self.knee_measure is not None:
+        if self.knee_measure is not None and knee_is_meaningful(self):
             rows.append(rate(f"knee of {self.knee_measure}, successful requests/s", self.knee_requests_per_s))
         if self.slo_requests is not None:
             prefix = "at least " if self.slo_requests.beyond_measured else ""
@@ -230,6 +234,30 @@ def _pair(card: SweepCard, requests: float | None, logins: float | None) -> str:
     return f"{run} (run terms; {national} nationally)"
 
 
+def shed_steps(card: SweepCard) -> list[int]:
+    """Measured steps in which an admission limit refused work (503 or 429 answers): there throughput follows
+    the limit, not contention, and the USL describes nothing of the machine."""
+    measured = card.measured_steps
+    if measured.empty:
+        return []
+    refused = measured["failures_503_per_s"].fillna(0) + measured["failures_429_per_s"].fillna(0)
+    sent = measured["requests_per_s"].fillna(0)
+    budget = card.limits.get("error ratio", 0.0)  # refusals within the error budget are not a limit binding
+    return [int(step) for step in measured.loc[(refused > 0) & (refused > budget * sent), "step"]]
+
+
+def knee_is_meaningful(card: SweepCard) -> bool:
+    """A knee means queueing only when latency past it grew to a share of the login objective worth planning
+    around (KNEE_MIN_SHARE of it); a few milliseconds' rise is noise."""
+    objective = card.limits.get("login p95")
+    if card.knee_latency_ms is None or objective is None:
+        return card.knee_latency_ms is not None
+    column = "request_latency_p95_ms"
+    measured = card.measured_steps
+    highest = float(measured[column].max()) if column in measured and len(measured) else card.knee_latency_ms
+    return highest >= KNEE_MIN_SHARE * objective
+
+
 def _usl_sentence(card: SweepCard) -> str:
     fit = card.usl
     if fit is None:
@@ -237,6 +265,12 @@ def _usl_sentence(card: SweepCard) -> str:
             return ""
         return f"The USL could not be fitted to the measured steps: {card.usl_error.rstrip('.')}."
     quality = f"USL fit, R² {fit.r_squared:.2f}"
+    shed = shed_steps(card)
+    if shed:  # flagged: past the limit, throughput follows the limit, and no projection of it is a capacity
+        quality += (
+            f"; flagged: an admission limit refused work in {steps_text(shed).lower()} beyond the error budget, so "
+            "there throughput follows that limit, not contention: not a capacity to plan with"
+        )
     peak_n, peak_x = fit.peak_concurrency, fit.peak_throughput
     if peak_n is not None and peak_x is not None:
         people = card.national_people(peak_n)
@@ -267,6 +301,11 @@ def _knee_sentence(card: SweepCard) -> str:
         return "No latency was measured at enough steps to find the knee of latency against throughput."
     if card.knee_requests_per_s is None:
         return f"No knee in {card.knee_measure} against throughput over the measured steps: it rose evenly."
+    if not knee_is_meaningful(card):
+        return (
+            f"No meaningful knee: {card.knee_measure} stayed below {KNEE_MIN_SHARE:.0%} of the login p95 objective "
+            "over the measured steps, so no queueing shows in it."
+        )
     national = card.national_rate(card.knee_requests_per_s)
     national_text = f"; {rate_text(national)} nationally" if national is not None else ""
     at = f" ({ms_text(card.knee_latency_ms)} there)" if card.knee_latency_ms is not None else ""

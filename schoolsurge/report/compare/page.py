@@ -21,6 +21,7 @@ from schoolsurge.report.compare.figures import (
     fraction_text,
 )
 from schoolsurge.report.compare.runs import COMPARE_HTML, COMPARE_JSON, Comparison
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.rundir import REPORT, write_json
 
 
@@ -90,6 +91,8 @@ def render_comparison(comparison: Comparison, charts: list[tuple[str, str, str]]
                 "run": run,
                 "fraction": fraction_text(run.load_fraction),
                 "report": _relative_link(run.run_dir / REPORT, out_dir) if (run.run_dir / REPORT).exists() else None,
+                "answer": answer.lines() if (answer := read_answer(run.run_dir)) is not None else [],
+                "held": answer.held if answer is not None else None,
             }
             for run in comparison.runs
         ],

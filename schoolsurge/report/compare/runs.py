@@ -46,7 +46,16 @@ from schoolsurge.report.load.json_fields import number_or_none
 from schoolsurge.report.load.loader import is_run_dir, load_run
 from schoolsurge.report.load.run_data import LOGIN_PERCENTILES, RunData, run_profile
 from schoolsurge.report.outcome.served import served_share
-from schoolsurge.rundir import CAPACITY_JSON, MANIFEST, SESSIONS_CSV, STATS_SUFFIX, Counter, merged
+from schoolsurge.rundir import (
+    CAPACITY_JSON,
+    LOGIN_MEASURE,
+    MANIFEST,
+    SESSIONS_CSV,
+    STATS_SUFFIX,
+    Counter,
+    login_percentile,
+    merged,
+)
 
 COMPARE_HTML = "compare.html"
 COMPARE_JSON = "compare.json"
@@ -265,12 +274,16 @@ def _morning_figures(data: RunData, notes: list[str]) -> tuple[dict[str, float |
     if sweep:
         requests, failures = data.requests_in(None)
         histograms = merged(data.histograms.values()) if data.histograms else None
-        login_ms = (
-            {p: float(histograms.get_value_at_percentile(p)) for p in LOGIN_PERCENTILES}
-            if histograms is not None and histograms.get_total_count()
-            else {}
-        )
-        measure = "time to log in from the intended arrival" if data.histograms else "none"
+        never = 0
+        if data.sessions is not None:  # those who gave up or never finished: never logged in (rundir/figures.py)
+            never = int(data.sessions[Counter.ABANDONED].sum() + data.sessions[Counter.UNFINISHED].sum())
+        login_ms = {}
+        if histograms is not None and histograms.get_total_count():
+            for p in LOGIN_PERCENTILES:
+                figure = login_percentile(histograms, never, p)
+                if figure.judged and figure.value_ms is not None:
+                    login_ms[p] = figure.value_ms
+        measure = LOGIN_MEASURE if data.histograms else "none"
     else:
         totals = data.totals()
         requests, failures, login_ms, measure = totals.requests, totals.failures, totals.login_ms, totals.login_measure

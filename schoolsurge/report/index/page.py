@@ -36,7 +36,16 @@ def _scale_speed(summary: dict[str, Any]) -> str:
 
 
 def _verdicts_cell(summary: dict[str, Any]) -> dict[str, Any]:
-    """{"text": headline, "lines": [(text, met)], "state": met|breached|none}."""
+    """{"text": headline, "lines": [(text, met)], "state": met|breached|none}: the run's answer when it has one."""
+    answer = summary.get("answer")
+    if answer and answer.get("lines"):
+        held = answer.get("held")
+        first, *rest = answer["lines"]
+        return {
+            "text": first,
+            "lines": [(line, None) for line in rest],
+            "state": "met" if held is True else "breached" if held is False else "none",
+        }
     sweep = summary.get("sweep")
     if sweep is not None:
         capacity = sweep.get("slo_requests_per_s")

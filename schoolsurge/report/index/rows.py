@@ -19,7 +19,7 @@ from schoolsurge.report.load.loader import is_run_dir
 from schoolsurge.rundir import REPORT
 
 CACHE = ".index-cache.json"
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: rows carry the run's answer
 log = logging.getLogger(__name__)
 
 

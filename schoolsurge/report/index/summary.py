@@ -16,9 +16,11 @@ from schoolsurge.report.load.capacity_steps import load_capacity_steps
 from schoolsurge.report.load.json_fields import number_or_none, read_json_object
 from schoolsurge.report.load.loader import has_engine_files, load_run
 from schoolsurge.report.load.run_data import run_profile
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.report.outcome.verdicts import judge_run
 from schoolsurge.rundir import (
+    ANSWER_JSON,
     CAPACITY_CSV,
     CAPACITY_JSON,
     HISTOGRAMS,
@@ -33,7 +35,9 @@ from schoolsurge.rundir import (
 
 # The files a row is computed from, with Locust's CSV files whatever their prefix: a change in any of them (size
 # or time) recomputes the row.
-SOURCE_FILES = frozenset({MANIFEST, SESSIONS_CSV, HISTOGRAMS, SCENARIO_COPY, TIMELINE, CAPACITY_JSON, CAPACITY_CSV})
+SOURCE_FILES = frozenset(
+    {MANIFEST, SESSIONS_CSV, HISTOGRAMS, SCENARIO_COPY, TIMELINE, CAPACITY_JSON, CAPACITY_CSV, ANSWER_JSON}
+)
 log = logging.getLogger(__name__)
 
 
@@ -57,9 +61,13 @@ def summarize_run(run_dir: Path) -> dict[str, Any]:
         "verdicts": None,
         "sweep": None,
         "served": None,
+        "answer": None,  # the run's answer (answer.json): {"held": bool | None, "lines": [...]}
         "unreadable": None,
         "notes": notes,
     }
+    answer = read_answer(run_dir)
+    if answer is not None:
+        summary["answer"] = {"held": answer.held, "lines": answer.lines()}
     try:
         if kind.judged_on_the_morning:
             _run_summary(run_dir, summary)

@@ -21,10 +21,13 @@ from schoolsurge.rundir import (
     LOCUST_PREFIX,
     LOGIN_FLOW_NAME,
     LOGIN_FLOW_TYPE,
+    LOGIN_MEASURE,
     TIME_TO_LOGIN_PERCENTILES,
     ClientSteps,
     Counter,
+    LoginPercentile,
     Manifest,
+    error_ratio,
     login_percentile,
     merged,
 )
@@ -50,15 +53,19 @@ class RunTotals:
     requests: int
     failures: int
     logins: int
-    # percentile -> time to log in, ms, over those who logged in and those still waiting at the end (who never
-    # did: inf when they are more than the percentile's tail)
+    # percentile -> time to log in, ms, over everyone who tried (those who gave up or were still waiting at the
+    # end never logged in: inf when they are more than the percentile's tail)
     login_ms: dict[int, float] = field(default_factory=dict)
-    login_measure: str = "time to log in from the intended arrival"
+    login_measure: str = LOGIN_MEASURE
     unfinished: int = 0  # people due in the window still logging in when the run ended (sessions.csv `unfinished`)
+    gave_up: int = 0  # people due in the window who gave up logging in (sessions.csv `abandoned`)
+    # percentile -> the engine's time to log in over everyone who tried (rundir/figures.py); empty for a plain
+    # Locust run, whose login_ms is Locust's own
+    login: dict[int, LoginPercentile] = field(default_factory=dict)
 
     @property
     def error_ratio(self) -> float:
-        return self.failures / self.requests if self.requests else 0.0
+        return error_ratio(self.failures, self.requests) or 0.0
 
 
 class HistoryDetail(StrEnum):
@@ -183,13 +190,24 @@ class RunData:
         if self.histograms or self.sessions is not None:  # the engine's: from the intended arrival, by cohort
             start, end = seconds if seconds else (0.0, math.inf)
             window = merged(h for second, h in self.histograms.items() if start <= second < end)
-            # Those still waiting at the end never logged in: a target that answers nobody cannot look fast.
+            # Those who gave up and those still waiting at the end never logged in (rundir/figures.py): a target
+            # that answers nobody cannot look fast.
             unfinished = self._people_in(Counter.UNFINISHED, seconds)
-            login_ms = {
-                p: value for p in LOGIN_PERCENTILES if (value := login_percentile(window, unfinished, p)) is not None
-            }
+            gave_up = self._people_in(Counter.ABANDONED, seconds)
+            login = {p: login_percentile(window, unfinished + gave_up, p) for p in LOGIN_PERCENTILES}
+            login_ms = {p: figure.value_ms for p, figure in login.items() if figure.value_ms is not None}
             label = self.slo_window_label()
-            return RunTotals(label, requests, failures, int(window.get_total_count()), login_ms, unfinished=unfinished)
+            return RunTotals(
+                label,
+                requests,
+                failures,
+                int(window.get_total_count()),
+                login_ms,
+                LOGIN_MEASURE,
+                unfinished=unfinished,
+                gave_up=gave_up,
+                login=login,
+            )
         # A run without the engine's histograms: Locust's whole-run login entry is all there is.
         percentiles = {p: float(login[f"{p}%"].iloc[0]) for p in LOGIN_PERCENTILES} if logins else {}
         return RunTotals(self.slo_window_label(), requests, failures, logins, percentiles, "whole run, Locust login")

@@ -27,19 +27,34 @@ def _threshold(slo: Slo, percentile: int) -> float | None:
 
 
 def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
-    """One verdict per objective set. No login measured in the window cannot meet a login objective."""
+    """One verdict per objective set. No login measured in the window cannot meet a login objective; a
+    percentile with too few people for it (rundir/figures.py `min_people`) is not judged, and says so."""
     verdicts = []
     for percentile in LOGIN_PERCENTILES:
         threshold = _threshold(slo, percentile)
         if threshold is None:
             continue
-        measured = totals.login_ms.get(percentile)
+        figure = totals.login.get(percentile)
+        if figure is not None:
+            met = figure.meets(threshold)
+            if met is None and figure.tried:  # too few people for it: not judged, not breached
+                continue
+            measured = (
+                figure.text()
+                if not figure.judged or math.isinf(figure.value_ms or 0)
+                else (f"{figure.text()} over the {figure.tried:,} people who tried ({figure.never:,} never logged in)")
+            )
+            verdicts.append(
+                Verdict(f"login p{percentile} ({totals.window})", f"<= {threshold:.0f} ms", measured, bool(met))
+            )
+            continue
+        measured_ms = totals.login_ms.get(percentile)
         verdicts.append(
             Verdict(
                 f"login p{percentile} ({totals.window})",
                 f"<= {threshold:.0f} ms",
-                _login_measured(totals, measured),
-                measured is not None and measured <= threshold,
+                "no login measured" if measured_ms is None else f"{measured_ms:.0f} ms ({totals.login_measure})",
+                measured_ms is not None and measured_ms <= threshold,
             )
         )
     verdicts.append(
@@ -51,19 +66,6 @@ def judge(totals: RunTotals, slo: Slo) -> list[Verdict]:
         )
     )
     return verdicts
-
-
-def _login_measured(totals: RunTotals, measured: float | None) -> str:
-    if measured is None:
-        return "no login measured"
-    waiting = totals.unfinished
-    if math.isinf(measured):
-        return (
-            f"never: {waiting} of the {totals.logins + waiting} people who tried were still logging in when the "
-            "run ended"
-        )
-    still = f"; {waiting} still logging in at the end count as never logged in" if waiting else ""
-    return f"{measured:.0f} ms ({totals.login_measure}{still})"
 
 
 def judge_run(data: RunData) -> list[Verdict]:

@@ -252,6 +252,13 @@ class SweepLaws(OperationalLaws):
             return f"{first} No USL fit to compare it with; {self.what_bound()}."
         ceiling = "peak X(N*)" if self.usl_ceiling_kind == "peak_throughput" else "Amdahl ceiling gamma/alpha"
         ratio = self.bound_over_usl or math.nan
+        _, profile, machine = self._shed_text()
+        if profile + machine > 0:  # a limit refused work: the CPU's bound is stated beside it, not as the ceiling
+            return (
+                f"{first} That is the CPU's own bound (at most {self.peak_utilisation or 0:.0%} busy); the limit "
+                f"that refused work bound first: {self.what_bound()}. The USL fit's ceiling ({ceiling}, "
+                f"{self.usl_ceiling:,.0f} requests/s) describes that limit, not the CPU."
+            )
         second = f" The USL fit's ceiling ({ceiling}) is {self.usl_ceiling:,.0f} requests/s:"
         if ratio < 1:
             return (

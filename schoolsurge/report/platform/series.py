@@ -177,6 +177,8 @@ def _scrape_row(samples: list[Any]) -> tuple[dict[str, float], bool]:
             row["in_flight_limit"] = value
         elif name == QUEUE_LIMIT:
             row["queue_limit"] = value
+        elif name == LOGIN_RATE_LIMIT:
+            row["login_rate_limit"] = value
         elif name == HTTP_REQUESTS_TOTAL and labels.get("route") != METRICS_ROUTE:
             add("requests", value)
             status = labels.get("status")
@@ -188,8 +190,6 @@ def _scrape_row(samples: list[Any]) -> tuple[dict[str, float], bool]:
             add("logins_throttled", value)
         elif name == LOGINS_TOTAL and labels.get("outcome") in (LoginOutcome.SUCCESS, LoginOutcome.FAILURE):
             add("logins_checked", value)
-        elif name == LOGIN_RATE_LIMIT:
-            row["login_rate_limit"] = value
         elif name == DB_SECONDS:
             add("db_s", value)
         elif name == DB_STATEMENTS:

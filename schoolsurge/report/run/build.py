@@ -15,13 +15,14 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from schoolsurge.files import atomic_file
-from schoolsurge.report.capacity.answer import capacity_card, write_capacity_json
+from schoolsurge.report.capacity.answer import capacity_card, write_run_answer
 from schoolsurge.report.capacity.card import CapacityCard
 from schoolsurge.report.capacity.charts import capacity_charts
 from schoolsurge.report.charts.sections import context, section_charts
 from schoolsurge.report.load.loader import load_run
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.outcome.against_plan import plan_agreement
+from schoolsurge.report.outcome.answer import Answer
 from schoolsurge.report.outcome.health import health
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.report.outcome.verdicts import judge_run
@@ -58,14 +59,14 @@ def build_report(run_dir: Path) -> Path:
 
 
 def write_report(data: RunData) -> Path:
-    """Write report.html of an already loaded run, and capacity.json beside it when it has a capacity answer."""
+    """Write report.html of an already loaded run, answer.json beside it, and capacity.json when it has a capacity
+    card."""
     card = capacity_card(data)
-    html = _render(data, card)
+    answer = write_run_answer(data, card)  # capacity.json and answer.json: the answer is the report's first block
+    html = _render(data, card, answer)
     path = data.run_dir / REPORT
     with atomic_file(path) as handle:
         handle.write(html)
-    if card is not None:
-        write_capacity_json(card)
     return path
 
 
@@ -85,7 +86,7 @@ def _capacity(card: CapacityCard | None) -> dict[str, object] | None:
     }
 
 
-def _render(data: RunData, card: CapacityCard | None) -> str:
+def _render(data: RunData, card: CapacityCard | None, answer: Answer) -> str:
     environment = Environment(
         loader=PackageLoader("schoolsurge", "report/run"), autoescape=select_autoescape(["html", "j2"])
     )
@@ -123,6 +124,8 @@ def _render(data: RunData, card: CapacityCard | None) -> str:
         "failures": True,
     }
     shown: dict[str, Any] = {
+        "answer": answer.lines(),
+        "answer_held": answer.held,
         "sweep": not morning,
         "title": f"{known(data.manifest.scenario, 'plain Locust run' if data.plain_locust else data.run_dir.name)}"
         f" — {data.run_dir.name}",
