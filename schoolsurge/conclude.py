@@ -135,22 +135,19 @@ def _say(outcome: RunOutcome) -> None:
     if outcome.refused is not None:  # its figures are only its first seconds': one line says why, nothing more
         print(refused_line(outcome.refused, outcome.run_dir), file=sys.stderr, flush=True)
         return
-    for line in _answer_lines(outcome):
+    answer = read_answer(outcome.run_dir)
+    for line in answer.lines() if answer is not None else _verdict_lines(outcome):
         print(line, flush=True)
     if outcome.crashes is not None:
         print(outcome.crashes, flush=True)
-    if outcome.invalid_reason is not None:
+    if outcome.invalid_reason is not None and answer is None:  # an answer says it first
         print(invalid_line(outcome.invalid_reason), flush=True)
     if outcome.report is not None:
         print(f"Report: {outcome.report}", flush=True)
 
 
-def _answer_lines(outcome: RunOutcome) -> list[str]:
-    """The run's answer (answer.json, written with the report), whatever its kind; without it (no report was
-    written), the verdicts that could be judged."""
-    answer = read_answer(outcome.run_dir)
-    if answer is not None:
-        return answer.lines()
+def _verdict_lines(outcome: RunOutcome) -> list[str]:
+    """Without an answer (answer.json is written with the report, and no report was), the verdicts judged."""
     return [f"SLO {verdict.line()}" for verdict in outcome.verdicts]
 
 

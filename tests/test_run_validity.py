@@ -99,8 +99,10 @@ def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
     run_dir = next(p.parent for p in tmp_path.glob("*/manifest.json"))
     manifest = json.loads((run_dir / MANIFEST).read_text())
     assert manifest["valid"] is False and manifest["invalid_reason"].startswith("machine-bound: "), manifest
-    top = (run_dir / REPORT).read_text().split("<h2", 1)[0]
+    top = (run_dir / REPORT).read_text().split("<nav>", 1)[0]  # the answer block and the notes before the contents
     assert "INVALID RUN (machine-bound:" in top
+    answer_block = top.split('<section id="answer"', 1)[1].split("</section>", 1)[0]
+    assert "INVALID RUN (machine-bound:" in answer_block and "not judged" in answer_block  # no verdict on the platform
     with pytest.raises(pytest.fail.Exception, match="machine-bound: .*stalled"):
         assert_measured_the_platform(run_dir)
 

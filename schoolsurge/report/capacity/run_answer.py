@@ -23,7 +23,7 @@ from schoolsurge.report.capacity.card import SUSTAINED_BINS, CapacityCard
 from schoolsurge.report.capacity.wording import people_text, rate_text
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.outcome.answer import Answer, Capacity, Instances, Served
-from schoolsurge.report.outcome.health import health
+from schoolsurge.report.outcome.health import health, measured_instead
 from schoolsurge.report.outcome.served import (
     PUBLISHED_2021_REACHED,
     PUBLISHED_2021_SHARE,
@@ -50,11 +50,17 @@ MORNING_UNIT = "login attempts per second (first tries and retries)"
 def run_answer(data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None) -> Answer:
     """The answer of a loaded run: a sweep's from its steps, a morning's from its minutes, a plain Locust run's
     from Locust's history."""
-    if card is not None and card.kind == "sweep":
-        return _sweep_answer(data, card, laws)
     if data.plain_locust:
         return _plain_answer(data)
-    return _morning_answer(data, card, laws)
+    answer = _sweep_answer(data, card, laws) if card is not None and card.kind == "sweep" else None
+    answer = answer or _morning_answer(data, card, laws)
+    invalid = health(data).invalid_reason()
+    if invalid is not None:  # what it measured was not the platform: no verdict, capacity or count for it
+        answer.invalid, answer.held = invalid, None
+        answer.held_text = f"not judged, the run is invalid (its own figures: {answer.held_text})"
+        answer.capacity, answer.instances = None, None
+        answer.capacity_text = answer.instances_text = "not judged, the run is invalid"
+    return answer
 
 
 # ---- a plain Locust CSV folder -----------------------------------------------------------------------------
@@ -262,9 +268,9 @@ def _binds(
     data: RunData, laws: dict[str, Any] | None, held: bool | None, card: CapacityCard | None
 ) -> tuple[str, bool]:
     """What limits first, from the evidence, in one sentence naming its figure; or "not determined" and why."""
-    run_health = health(data)
-    if run_health.generator_bound:
-        return f"the load generator ({run_health.invalid_reason()}): this run measured it, not the platform", True
+    invalid = health(data).invalid_reason()
+    if invalid is not None:
+        return f"not the platform: this run measured {measured_instead(invalid)}", True
     if laws is None:
         return "not determined: the run did not scrape the platform's metrics (shed reasons, CPU)", False
     shed = {reason: count for reason, count in (laws.get("shed_by_reason") or {}).items() if count}

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from schoolsurge.files import read_regular_text, readable
+from schoolsurge.report.outcome.health import invalid_line
 from schoolsurge.rundir import ANSWER_JSON, write_json
 
 ANSWER_VERSION = 1
@@ -73,10 +74,13 @@ class Answer:
     confidence: str = ""
     version: int = ANSWER_VERSION
     notes: list[str] = field(default_factory=list)
+    invalid: str | None = None  # why the run measured something else than the platform (report/outcome/health.py)
 
     def lines(self) -> list[str]:
-        """The answer in 5-8 lines, the same everywhere it is shown."""
-        lines = [f"Held the peak: {self.held_text}"]
+        """The answer in 5-8 lines, the same everywhere it is shown; an invalid run's says so first (no false
+        green: its figures are the generator's, the machine's or the client's, not the platform's)."""
+        lines = [invalid_line(self.invalid)] if self.invalid else []
+        lines.append(f"Held the peak: {self.held_text}")
         if self.served is not None:
             served = self.served
             reference = f"; {served.reference}" if served.reference else ""

@@ -118,7 +118,7 @@ class Health:
         """Why the run cannot be trusted as a measure of the platform (None when it can): the one judge of a
         run's validity (manifest, report, console, exit status)."""
         if self.refused is not None:
-            return f"stopped by the loopback guard: {self.refused}"
+            return f"{REFUSED_PREFIX}: {self.refused}"
         if self.client_broken:
             return (
                 f"{CLIENT_BROKEN}: it crashed in {self.crash_share:.0%} of the journeys (more than "
@@ -242,17 +242,23 @@ class Health:
 
 
 MACHINE_BOUND = "machine-bound"
+REFUSED_PREFIX = "stopped by the loopback guard"
+
+
+def measured_instead(reason: str) -> str:
+    """What an invalid run measured instead of the platform, from its invalid reason."""
+    if reason.startswith(MACHINE_BOUND):
+        return "the machine the platform ran on"
+    if reason.startswith(CLIENT_BROKEN):
+        return "a bug of the client"
+    if reason.startswith(REFUSED_PREFIX):
+        return "only its first seconds, until the loopback guard stopped it"
+    return "the load generator"
 
 
 def invalid_line(reason: str) -> str:
-    """The line an invalid run says last on the console, naming what it measured instead of the platform."""
-    if reason.startswith(MACHINE_BOUND):
-        measured = "the machine the platform ran on"
-    elif reason.startswith(CLIENT_BROKEN):
-        measured = "a bug of the client"
-    else:
-        measured = "the load generator"
-    return f"INVALID RUN ({reason}): it measured {measured}, not the platform"
+    """The line an invalid run says first in its answer (or last on the console without one)."""
+    return f"INVALID RUN ({reason}): it measured {measured_instead(reason)}, not the platform"
 
 
 @dataclass(frozen=True)
