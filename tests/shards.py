@@ -1,7 +1,12 @@
 """The test suite as several pytest processes side by side (`make test`), each on its share of the test files.
 
-    .venv/bin/python tests/shards.py                 # 3 shards (TEST_SHARDS=N for another count)
+    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 3 shards
+    .venv/bin/python tests/shards.py --long          # the long tests (`make test-long`): minutes-long runs
     .venv/bin/python tests/shards.py -x -k sweep     # any other argument goes to every shard's pytest
+
+A test marked `@pytest.mark.long` (a whole-morning replay, a sweep, a fleet run: a minute or more of real
+load) runs only with `--long`, by default on one shard, so that no two such runs share the machine's cores.
+TEST_SHARDS=N sets the count for either suite.
 
 Most of the suite's time is spent waiting on real runs (a replay lasts its scenario's seconds however fast the
 machine is), so processes side by side finish sooner on two cores. pytest-xdist cannot run this suite: Locust
@@ -10,6 +15,7 @@ monkey-patches threading with gevent on import, which stalls execnet's threads (
 Files are dealt heaviest first to the shard with the fewest seconds so far, by the seconds each took in a run
 of the whole suite (WEIGHTS_S; a file not listed counts DEFAULT_WEIGHT_S). Each shard's output goes to a file
 and is printed whole when the shard ends; the exit status is the first failing shard's, 0 when all passed.
+At the end, the slowest tests of all shards (each test's setup, call and teardown, from the shards' JUnit XML).
 """
 
 from __future__ import annotations
@@ -21,11 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-DEFAULT_SHARDS = 3
+DEFAULT_SHARDS = 3  # the quick suite: most of its time is waiting on short real runs
+DEFAULT_LONG_SHARDS = 1  # the long tests: real runs of minutes, one at a time so that the machine holds them
+QUICK, LONG = "not long", "long"  # the -m expression selecting each suite
+SLOWEST = 15  # how many of the slowest tests are printed at the end
 DEFAULT_WEIGHT_S = 8.0
 PROGRESS_EVERY_S = 60.0
 NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
@@ -66,8 +76,8 @@ def deal(files: list[Path], shards: int) -> list[list[Path]]:
     return [shard for shard in dealt if shard]
 
 
-def shard_count() -> int:
-    text = os.environ.get("TEST_SHARDS", str(DEFAULT_SHARDS))
+def shard_count(default: int) -> int:
+    text = os.environ.get("TEST_SHARDS", str(default))
     if not text.isdigit() or int(text) < 1:
         sys.exit(f"shards: TEST_SHARDS must be a whole number of at least 1, got {text!r}")
     return int(text)
@@ -80,15 +90,33 @@ def progress(log: Path) -> str:
     return f"{done} tests done" + (f", {failed} FAILED" if failed else "")
 
 
-def main(pytest_args: list[str]) -> int:
+def slowest(reports: list[Path], count: int = SLOWEST) -> list[tuple[float, str]]:
+    """The `count` slowest tests in the shards' JUnit XML files: (seconds with setup and teardown, test id)."""
+    times = []
+    for report in reports:
+        if not report.exists():
+            continue  # a shard interrupted before pytest wrote it
+        for case in ElementTree.parse(report).iter("testcase"):
+            module = case.get("classname", "").replace(".", "/")
+            times.append((float(case.get("time", 0.0)), f"{module}.py::{case.get('name')}"))
+    return sorted(times, reverse=True)[:count]
+
+
+def main(arguments: list[str]) -> int:
+    long_suite = "--long" in arguments
+    pytest_args = [argument for argument in arguments if argument != "--long"]
     files = sorted(TESTS.glob("test_*.py"))
-    shards = deal(files, shard_count())
+    shards = deal(files, shard_count(DEFAULT_LONG_SHARDS if long_suite else DEFAULT_SHARDS))
+    suite = LONG if long_suite else QUICK
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="schoolsurge-shards-") as tmp:
         running: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
         for number, shard in enumerate(shards, 1):
             log = Path(tmp) / f"shard-{number}.txt"
-            command = [sys.executable, "-m", "pytest", "-q", *pytest_args, *map(str, shard)]
+            junit = Path(tmp) / f"shard-{number}.xml"
+            # The suite's -m first: a -m among the arguments replaces it (pytest keeps the last).
+            command = [sys.executable, "-m", "pytest", "-q", "-m", suite, f"--junitxml={junit}", *pytest_args]
+            command += map(str, shard)
             with log.open("wb") as handle:
                 running[number] = (
                     subprocess.Popen(
@@ -101,7 +129,7 @@ def main(pytest_args: list[str]) -> int:
                     log,
                 )
             weight = sum(WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S) for f in shard)
-            print(f"shard {number}/{len(shards)}: {len(shard)} files (about {weight:.0f} s alone)", flush=True)
+            print(f"shard {number}/{len(shards)} ({suite}): {len(shard)} files (about {weight:.0f} s)", flush=True)
         status, statuses = 0, []
         try:
             last_progress = time.monotonic()
@@ -128,6 +156,11 @@ def main(pytest_args: list[str]) -> int:
                 process.wait()
             print("shards: interrupted", file=sys.stderr)
             return 130
+        ranked = slowest(sorted(Path(tmp).glob("shard-*.xml")))
+    if ranked:
+        print(f"\n{len(ranked)} slowest tests (seconds with setup and teardown, all shards):")
+        for seconds, test in ranked:
+            print(f"{seconds:8.1f} s  {test}")
     if statuses and all(code == NO_TESTS_COLLECTED for code in statuses):
         status = NO_TESTS_COLLECTED  # nothing ran anywhere: say so, as pytest does
     verdict = {0: "passed", NO_TESTS_COLLECTED: "no tests selected"}.get(status, "FAILED")
