@@ -20,12 +20,15 @@ import pytest
 
 from schoolsurge.accounts import Roster
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.runner import RunOutcome, RunRequest, run
 
 # Small and cheap: about 100 accounts at bcrypt cost 4 seed in well under a second.
 PLATFORM_SEED = 2021
 PLATFORM_SIZE = 60
 PLATFORM_HASH_COST = 4
 CALLBACK = "/ent/auth/callback"
+SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
+SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for every persona to log in and act
 
 
 @pytest.fixture(scope="session")
@@ -61,6 +64,25 @@ def platform_url(platform_process: PlatformProcess) -> str:
 def platform_roster() -> Roster:
     """The roster the platform_url platform was seeded from (credentials and relations)."""
     return Roster(PLATFORM_SEED, PLATFORM_SIZE)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    """One healthy `schoolsurge run` of the smoke scenario on the embedded platform, shared by every module that
+    only reads its run directory (a test that changes it works on a copy); its JUnit file is `smoke_junit`.
+    tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once."""
+    reports = tmp_path_factory.mktemp("smoke-run")
+    return run(
+        RunRequest(
+            scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, junit=reports / "smoke.xml"
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_junit(smoke_run: RunOutcome) -> Path:
+    """The JUnit XML file the shared smoke run wrote (`--junit`)."""
+    return smoke_run.run_dir.parent / "smoke.xml"
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------

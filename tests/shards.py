@@ -62,18 +62,32 @@ WEIGHTS_S = {
     "test_report_capacity.py": 22,
     "test_platform_capacity.py": 21,
 }
+# The modules reading the session's one smoke run (conftest.py `smoke_run`): in one shard, the run is made once.
+SHARED_RUN = {
+    "test_surge_run.py",
+    "test_run_validity.py",
+    "test_report_browser.py",
+    "test_report_capacity.py",
+    "test_report_charts.py",
+}
 OUTCOMES = re.compile(r"^([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)  # pytest -q's progress lines
 
 
 def deal(files: list[Path], shards: int) -> list[list[Path]]:
-    """Files dealt heaviest first to the lightest shard so far."""
+    """Files dealt heaviest first to the lightest shard so far; the files of SHARED_RUN as one."""
+    shared = [file for file in files if file.name in SHARED_RUN]
+    units = [[file] for file in files if file.name not in SHARED_RUN] + ([shared] if shared else [])
     dealt: list[list[Path]] = [[] for _ in range(shards)]
     loads = [0.0] * shards
-    for file in sorted(files, key=lambda f: (-WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S), f.name)):
+    for unit in sorted(units, key=lambda u: (-weight(u), u[0].name)):
         lightest = loads.index(min(loads))
-        dealt[lightest].append(file)
-        loads[lightest] += WEIGHTS_S.get(file.name, DEFAULT_WEIGHT_S)
+        dealt[lightest] += unit
+        loads[lightest] += weight(unit)
     return [shard for shard in dealt if shard]
+
+
+def weight(files: list[Path]) -> float:
+    return sum(WEIGHTS_S.get(file.name, DEFAULT_WEIGHT_S) for file in files)
 
 
 def shard_count(default: int) -> int:
@@ -128,8 +142,8 @@ def main(arguments: list[str]) -> int:
                     ),
                     log,
                 )
-            weight = sum(WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S) for f in shard)
-            print(f"shard {number}/{len(shards)} ({suite}): {len(shard)} files (about {weight:.0f} s)", flush=True)
+            about = f"{len(shard)} files (about {weight(shard):.0f} s)"
+            print(f"shard {number}/{len(shards)} ({suite}): {about}", flush=True)
         status, statuses = 0, []
         try:
             last_progress = time.monotonic()

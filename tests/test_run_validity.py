@@ -11,7 +11,7 @@ import pytest
 
 from schoolsurge.cli import EXIT_INVALID_RUN, main
 from schoolsurge.rundir import MANIFEST, REPORT
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -45,15 +45,8 @@ def test_a_generator_bound_run_is_invalid_everywhere(
     assert failure is not None and failure.get("type") == "invalid"
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, Path]:
-    reports = tmp_path_factory.mktemp("reports")
-    junit = reports / "smoke.xml"
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, junit=junit)), junit
-
-
-def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(healthy: tuple[RunOutcome, Path]) -> None:
-    outcome, junit = healthy
+def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(smoke_run: RunOutcome, smoke_junit: Path) -> None:
+    outcome, junit = smoke_run, smoke_junit
     assert outcome.valid and outcome.slo_met
     assert json.loads((outcome.run_dir / MANIFEST).read_text())["valid"] is True
     cases = _cases(junit)

@@ -18,17 +18,10 @@ import pytest
 from conftest import alive, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    reports = tmp_path_factory.mktemp("reports")
-    # Twice the smoke speed: 15 s of load is enough for every persona to log in and act.
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
 
 
 def _successes(stats: pd.DataFrame, name: str) -> int:
