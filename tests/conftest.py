@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -70,7 +71,8 @@ def platform_roster() -> Roster:
 def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     """One healthy `schoolsurge run` of the smoke scenario on the embedded platform, shared by every module that
     only reads its run directory (a test that changes it works on a copy); its JUnit file is `smoke_junit`.
-    tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once."""
+    tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once. Its
+    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it."""
     reports = tmp_path_factory.mktemp("smoke-run")
     return run(
         RunRequest(
@@ -83,6 +85,28 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
 def smoke_junit(smoke_run: RunOutcome) -> Path:
     """The JUnit XML file the shared smoke run wrote (`--junit`)."""
     return smoke_run.run_dir.parent / "smoke.xml"
+
+
+@dataclass(frozen=True)
+class SmokeRuns:
+    reports: Path
+    resized: Path
+    undersized: Path
+
+
+@pytest.fixture(scope="session")
+def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) -> SmokeRuns:
+    """Two smoke runs side by side in one reports folder: the shared one (the scenario's profile, resized) and one
+    on the undersized 2021 profile, started after it. Read only: a test that writes copies them first."""
+    reports = tmp_path_factory.mktemp("smoke-pair")
+    resized = reports / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, resized)
+    request = RunRequest(
+        scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, profile="undersized-2021"
+    )
+    undersized = run(request)
+    assert undersized.report is not None and not undersized.interrupted
+    return SmokeRuns(reports, resized, undersized.run_dir)
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------
