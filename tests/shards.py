@@ -36,34 +36,46 @@ DEFAULT_SHARDS = 3  # the quick suite: most of its time is waiting on short real
 DEFAULT_LONG_SHARDS = 1  # the long tests: real runs of minutes, one at a time so that the machine holds them
 QUICK, LONG = "not long", "long"  # the -m expression selecting each suite
 SLOWEST = 15  # how many of the slowest tests are printed at the end
-DEFAULT_WEIGHT_S = 8.0
+DEFAULT_WEIGHT_S = 3.0
 PROGRESS_EVERY_S = 60.0
 NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
-# Seconds per file in one process (pytest --durations), to balance the shards; a rough guide, not a limit.
+# Seconds per file of the quick suite when the shards run side by side on an idle 2-core machine, to balance them:
+# a rough guide, not a limit (per-test seconds of one whole run on a busy machine, scaled by 0.4, the ratio of the
+# earlier idle figures to that run's; less the smoke runs the shared fixtures now make once).
 WEIGHTS_S = {
-    "test_calibration_undersized.py": 160,
-    "test_calibration_resized.py": 160,
-    "test_engine_run.py": 160,
-    "test_run_endings.py": 150,
-    "test_distributed.py": 100,
-    "test_surge_run.py": 90,
-    "test_sweep.py": 81,
-    "test_run_validity.py": 61,
-    "test_compare.py": 55,
-    "test_clients.py": 53,
-    "test_index.py": 52,
-    "test_platform_side.py": 51,
-    "test_report_charts.py": 45,
-    "test_monitoring.py": 41,
-    "test_platform_schema.py": 38,
-    "test_report_browser.py": 33,
-    "test_lemonldap.py": 30,
-    "test_user_classes.py": 25,
-    "test_report_capacity.py": 22,
-    "test_platform_capacity.py": 21,
+    "test_lemonldap.py": 149,
+    "test_run_endings.py": 128,
+    "test_platform_schema.py": 106,
+    "test_options.py": 94,
+    "test_surge_run.py": 92,
+    "test_user_classes.py": 71,
+    "test_engine_run.py": 68,
+    "test_clients_oidc.py": 65,
+    "test_run_dir_files.py": 48,
+    "test_run_start.py": 46,
+    "test_index.py": 41,
+    "test_journey_map.py": 37,
+    "test_report_capacity.py": 36,
+    "test_compare.py": 32,
+    "test_platform_hardening.py": 31,
+    "test_clients.py": 29,
+    "test_hostile_target.py": 29,
+    "test_monitoring.py": 28,
+    "test_run_validity.py": 27,
+    "test_bad_input.py": 26,
+    "test_platform_side.py": 25,
+    "test_report_charts.py": 21,
+    "test_platform_capacity.py": 16,
+    "test_platform_seed.py": 14,
+    "test_report_plain_locust.py": 12,
+    "test_report_imports.py": 10,
+    "test_deploy.py": 10,
 }
-# The modules reading the session's one smoke run (conftest.py `smoke_run`): in one shard, the run is made once.
+# The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
+# made once.
 SHARED_RUN = {
+    "test_compare.py",
+    "test_index.py",
     "test_surge_run.py",
     "test_run_validity.py",
     "test_report_browser.py",
