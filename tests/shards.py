@@ -13,8 +13,9 @@ machine is), so processes side by side finish sooner on two cores. pytest-xdist 
 monkey-patches threading with gevent on import, which stalls execnet's threads (locustio/locust#3202).
 
 Files are dealt heaviest first to the shard with the fewest seconds so far, by the seconds each took in a run
-of the whole suite (WEIGHTS_S; a file not listed counts DEFAULT_WEIGHT_S). Each shard's output goes to a file
-and is printed whole when the shard ends; the exit status is the first failing shard's, 0 when all passed.
+of the whole suite (WEIGHTS_S; LONG_WEIGHTS_S with --long, where a file not listed holds no long test). Each
+shard's output goes to a file and is printed whole when the shard ends; the exit status is the first failing
+shard's, 0 when all passed.
 At the end, the slowest tests of all shards (each test's setup, call and teardown, from the shards' JUnit XML).
 """
 
@@ -71,6 +72,14 @@ WEIGHTS_S = {
     "test_report_imports.py": 10,
     "test_deploy.py": 10,
 }
+# The same for the long tests, each file alone on the machine.
+LONG_WEIGHTS_S = {
+    "test_engine_run.py": 117,
+    "test_calibration_resized.py": 89,
+    "test_calibration_undersized.py": 84,
+    "test_distributed.py": 78,
+    "test_sweep.py": 68,
+}
 # The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
 # made once.
 SHARED_RUN = {
@@ -85,21 +94,22 @@ SHARED_RUN = {
 OUTCOMES = re.compile(r"^([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)  # pytest -q's progress lines
 
 
-def deal(files: list[Path], shards: int) -> list[list[Path]]:
+def deal(files: list[Path], shards: int, weights: dict[str, float] = WEIGHTS_S) -> list[list[Path]]:
     """Files dealt heaviest first to the lightest shard so far; the files of SHARED_RUN as one."""
     shared = [file for file in files if file.name in SHARED_RUN]
     units = [[file] for file in files if file.name not in SHARED_RUN] + ([shared] if shared else [])
     dealt: list[list[Path]] = [[] for _ in range(shards)]
     loads = [0.0] * shards
-    for unit in sorted(units, key=lambda u: (-weight(u), u[0].name)):
+    for unit in sorted(units, key=lambda u: (-weight(u, weights), u[0].name)):
         lightest = loads.index(min(loads))
         dealt[lightest] += unit
-        loads[lightest] += weight(unit)
+        loads[lightest] += weight(unit, weights)
     return [shard for shard in dealt if shard]
 
 
-def weight(files: list[Path]) -> float:
-    return sum(WEIGHTS_S.get(file.name, DEFAULT_WEIGHT_S) for file in files)
+def weight(files: list[Path], weights: dict[str, float] = WEIGHTS_S) -> float:
+    default = DEFAULT_WEIGHT_S if weights is WEIGHTS_S else 0.0  # a file without long tests only collects them
+    return sum(weights.get(file.name, default) for file in files)
 
 
 def shard_count(default: int) -> int:
@@ -132,7 +142,8 @@ def main(arguments: list[str]) -> int:
     long_suite = "--long" in arguments
     pytest_args = [argument for argument in arguments if argument != "--long"]
     files = sorted(TESTS.glob("test_*.py"))
-    shards = deal(files, shard_count(DEFAULT_LONG_SHARDS if long_suite else DEFAULT_SHARDS))
+    weights = LONG_WEIGHTS_S if long_suite else WEIGHTS_S
+    shards = deal(files, shard_count(DEFAULT_LONG_SHARDS if long_suite else DEFAULT_SHARDS), weights)
     suite = LONG if long_suite else QUICK
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="schoolsurge-shards-") as tmp:
@@ -154,7 +165,7 @@ def main(arguments: list[str]) -> int:
                     ),
                     log,
                 )
-            about = f"{len(shard)} files (about {weight(shard):.0f} s)"
+            about = f"{len(shard)} files (about {weight(shard, weights):.0f} s)"
             print(f"shard {number}/{len(shards)} ({suite}): {about}", flush=True)
         status, statuses = 0, []
         try:
