@@ -44,12 +44,12 @@ NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test
 # a rough guide, not a limit (per-test seconds of one whole run on a busy machine, scaled by 0.4, the ratio of the
 # earlier idle figures to that run's; less the smoke runs the shared fixtures now make once).
 WEIGHTS_S = {
-    "test_lemonldap.py": 149,
+    "test_lemonldap.py": 125,
     "test_run_endings.py": 128,
-    "test_platform_schema.py": 106,
-    "test_options.py": 94,
-    "test_surge_run.py": 92,
-    "test_user_classes.py": 71,
+    "test_platform_schema.py": 90,
+    "test_options.py": 64,
+    "test_surge_run.py": 77,
+    "test_user_classes.py": 45,
     "test_engine_run.py": 68,
     "test_clients_oidc.py": 65,
     "test_run_dir_files.py": 48,
@@ -79,6 +79,8 @@ LONG_WEIGHTS_S = {
     "test_calibration_undersized.py": 84,
     "test_distributed.py": 78,
     "test_sweep.py": 68,
+    "test_platform_schema.py": 40,
+    "test_user_classes.py": 25,
 }
 # The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
 # made once.
