@@ -44,7 +44,7 @@ NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test
 # a rough guide, not a limit (per-test seconds of one whole run on a busy machine, scaled by 0.4, the ratio of the
 # earlier idle figures to that run's; less the smoke runs the shared fixtures now make once).
 WEIGHTS_S = {
-    "test_lemonldap.py": 125,
+    "test_lemonldap.py": 115,
     "test_run_endings.py": 128,
     "test_platform_schema.py": 90,
     "test_options.py": 64,
