@@ -1,4 +1,4 @@
-# schoolsurge: `make surge` replays the first-day surge against the embedded platform; `make test` runs the tests.
+# schoolsurge: `make surge` replays the first-day surge against the embedded platform; `make test` runs the quick tests.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ KNOBS = $(if $(TARGET),--target $(TARGET)) $(if $(SCALE),--scale $(SCALE)) $(if 
 	$(if $(WORKERS),--processes $(WORKERS)) $(if $(PROFILE),--profile $(PROFILE))
 JUNIT ?= reports/junit
 
-.PHONY: install surge smoke capacity target report test lint bench docs
+.PHONY: install surge smoke capacity target report test test-long lint bench docs
 
 # Reinstalls only when pyproject.toml changes, so every target below can depend on it cheaply.
 $(STAMP): pyproject.toml
@@ -42,9 +42,13 @@ report: install
 	@test -n "$(RUN)" || { echo "usage: make report RUN=reports/<run directory>"; exit 2; }
 	$(BIN)/schoolsurge report $(RUN)
 
-# The suite as 3 pytest processes side by side (TEST_SHARDS=1 for one; ARGS go to pytest): tests/shards.py.
+# The quick suite (every test not marked long) as 3 pytest processes side by side (TEST_SHARDS=1 for one; ARGS
+# go to pytest), then its 15 slowest tests; test-long: the tests marked long, one at a time. tests/shards.py.
 test: install
 	$(BIN)/python tests/shards.py $(ARGS)
+
+test-long: install
+	$(BIN)/python tests/shards.py --long $(ARGS)
 
 bench: install
 	$(BIN)/python -m benchmarks.bench_platform

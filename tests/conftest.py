@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,12 +24,15 @@ import pytest
 from schoolsurge.accounts import Roster
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.rundir import MANIFEST
+from schoolsurge.runner import RunOutcome, RunRequest, run
 
 # Small and cheap: about 100 accounts at bcrypt cost 4 seed in well under a second.
 PLATFORM_SEED = 2021
 PLATFORM_SIZE = 60
 PLATFORM_HASH_COST = 4
 CALLBACK = "/ent/auth/callback"
+SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
+SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for every persona to log in and act
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +68,48 @@ def platform_url(platform_process: PlatformProcess) -> str:
 def platform_roster() -> Roster:
     """The roster the platform_url platform was seeded from (credentials and relations)."""
     return Roster(PLATFORM_SEED, PLATFORM_SIZE)
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    """One healthy `schoolsurge run` of the smoke scenario on the embedded platform, shared by every module that
+    only reads its run directory (a test that changes it works on a copy); its JUnit file is `smoke_junit`.
+    tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once. Its
+    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it."""
+    reports = tmp_path_factory.mktemp("smoke-run")
+    return run(
+        RunRequest(
+            scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, junit=reports / "smoke.xml"
+        )
+    )
+
+
+@pytest.fixture(scope="session")
+def smoke_junit(smoke_run: RunOutcome) -> Path:
+    """The JUnit XML file the shared smoke run wrote (`--junit`)."""
+    return smoke_run.run_dir.parent / "smoke.xml"
+
+
+@dataclass(frozen=True)
+class SmokeRuns:
+    reports: Path
+    resized: Path
+    undersized: Path
+
+
+@pytest.fixture(scope="session")
+def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) -> SmokeRuns:
+    """Two smoke runs side by side in one reports folder: the shared one (the scenario's profile, resized) and one
+    on the undersized 2021 profile, started after it. Read only: a test that writes copies them first."""
+    reports = tmp_path_factory.mktemp("smoke-pair")
+    resized = reports / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, resized)
+    request = RunRequest(
+        scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, profile="undersized-2021"
+    )
+    undersized = run(request)
+    assert undersized.report is not None and not undersized.interrupted
+    return SmokeRuns(reports, resized, undersized.run_dir)
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------

@@ -1,15 +1,22 @@
 """The test suite as several pytest processes side by side (`make test`), each on its share of the test files.
 
-    .venv/bin/python tests/shards.py                 # 3 shards (TEST_SHARDS=N for another count)
+    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 3 shards
+    .venv/bin/python tests/shards.py --long          # the long tests (`make test-long`): minutes-long runs
     .venv/bin/python tests/shards.py -x -k sweep     # any other argument goes to every shard's pytest
+
+A test marked `@pytest.mark.long` (a whole-morning replay, a sweep, a fleet run: a minute or more of real
+load) runs only with `--long`, by default on one shard, so that no two such runs share the machine's cores.
+TEST_SHARDS=N sets the count for either suite.
 
 Most of the suite's time is spent waiting on real runs (a replay lasts its scenario's seconds however fast the
 machine is), so processes side by side finish sooner on two cores. pytest-xdist cannot run this suite: Locust
 monkey-patches threading with gevent on import, which stalls execnet's threads (locustio/locust#3202).
 
 Files are dealt heaviest first to the shard with the fewest seconds so far, by the seconds each took in a run
-of the whole suite (WEIGHTS_S; a file not listed counts DEFAULT_WEIGHT_S). Each shard's output goes to a file
-and is printed whole when the shard ends; the exit status is the first failing shard's, 0 when all passed.
+of the whole suite (WEIGHTS_S; LONG_WEIGHTS_S with --long, where a file not listed holds no long test). Each
+shard's output goes to a file and is printed whole when the shard ends; the exit status is the first failing
+shard's, 0 when all passed.
+At the end, the slowest tests of all shards (each test's setup, call and teardown, from the shards' JUnit XML).
 """
 
 from __future__ import annotations
@@ -21,53 +28,94 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-DEFAULT_SHARDS = 3
-DEFAULT_WEIGHT_S = 8.0
+DEFAULT_SHARDS = 3  # the quick suite: most of its time is waiting on short real runs
+DEFAULT_LONG_SHARDS = 1  # the long tests: real runs of minutes, one at a time so that the machine holds them
+QUICK, LONG = "not long", "long"  # the -m expression selecting each suite
+SLOWEST = 15  # how many of the slowest tests are printed at the end
+DEFAULT_WEIGHT_S = 3.0
 PROGRESS_EVERY_S = 60.0
 NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
-# Seconds per file in one process (pytest --durations), to balance the shards; a rough guide, not a limit.
+# Seconds per file of the quick suite when the shards run side by side on an idle 2-core machine, to balance them:
+# a rough guide, not a limit (per-test seconds of one whole run on a busy machine, scaled by 0.4, the ratio of the
+# earlier idle figures to that run's; less the smoke runs the shared fixtures now make once).
 WEIGHTS_S = {
-    "test_calibration_undersized.py": 160,
-    "test_calibration_resized.py": 160,
-    "test_engine_run.py": 160,
-    "test_run_endings.py": 150,
-    "test_distributed.py": 100,
-    "test_surge_run.py": 90,
-    "test_sweep.py": 81,
-    "test_run_validity.py": 61,
-    "test_compare.py": 55,
-    "test_clients.py": 53,
-    "test_index.py": 52,
-    "test_platform_side.py": 51,
-    "test_report_charts.py": 45,
-    "test_monitoring.py": 41,
-    "test_platform_schema.py": 38,
-    "test_report_browser.py": 33,
-    "test_lemonldap.py": 30,
+    "test_lemonldap.py": 115,
+    "test_run_endings.py": 128,
+    "test_platform_schema.py": 90,
+    "test_options.py": 64,
+    "test_surge_run.py": 77,
+    "test_user_classes.py": 45,
+    "test_engine_run.py": 68,
+    "test_clients_oidc.py": 65,
+    "test_run_dir_files.py": 48,
+    "test_run_start.py": 46,
+    "test_index.py": 41,
+    "test_journey_map.py": 37,
+    "test_report_capacity.py": 36,
+    "test_compare.py": 32,
+    "test_platform_hardening.py": 31,
+    "test_clients.py": 29,
+    "test_hostile_target.py": 29,
+    "test_monitoring.py": 28,
+    "test_run_validity.py": 27,
+    "test_bad_input.py": 26,
+    "test_platform_side.py": 25,
+    "test_report_charts.py": 21,
+    "test_platform_capacity.py": 16,
+    "test_platform_seed.py": 14,
+    "test_report_plain_locust.py": 12,
+    "test_report_imports.py": 10,
+    "test_deploy.py": 10,
+}
+# The same for the long tests, each file alone on the machine.
+LONG_WEIGHTS_S = {
+    "test_engine_run.py": 117,
+    "test_calibration_resized.py": 89,
+    "test_calibration_undersized.py": 84,
+    "test_distributed.py": 78,
+    "test_sweep.py": 68,
+    "test_platform_schema.py": 40,
     "test_user_classes.py": 25,
-    "test_report_capacity.py": 22,
-    "test_platform_capacity.py": 21,
+}
+# The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
+# made once.
+SHARED_RUN = {
+    "test_compare.py",
+    "test_index.py",
+    "test_surge_run.py",
+    "test_run_validity.py",
+    "test_report_browser.py",
+    "test_report_capacity.py",
+    "test_report_charts.py",
 }
 OUTCOMES = re.compile(r"^([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)  # pytest -q's progress lines
 
 
-def deal(files: list[Path], shards: int) -> list[list[Path]]:
-    """Files dealt heaviest first to the lightest shard so far."""
+def deal(files: list[Path], shards: int, weights: dict[str, float] = WEIGHTS_S) -> list[list[Path]]:
+    """Files dealt heaviest first to the lightest shard so far; the files of SHARED_RUN as one."""
+    shared = [file for file in files if file.name in SHARED_RUN]
+    units = [[file] for file in files if file.name not in SHARED_RUN] + ([shared] if shared else [])
     dealt: list[list[Path]] = [[] for _ in range(shards)]
     loads = [0.0] * shards
-    for file in sorted(files, key=lambda f: (-WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S), f.name)):
+    for unit in sorted(units, key=lambda u: (-weight(u, weights), u[0].name)):
         lightest = loads.index(min(loads))
-        dealt[lightest].append(file)
-        loads[lightest] += WEIGHTS_S.get(file.name, DEFAULT_WEIGHT_S)
+        dealt[lightest] += unit
+        loads[lightest] += weight(unit, weights)
     return [shard for shard in dealt if shard]
 
 
-def shard_count() -> int:
-    text = os.environ.get("TEST_SHARDS", str(DEFAULT_SHARDS))
+def weight(files: list[Path], weights: dict[str, float] = WEIGHTS_S) -> float:
+    default = DEFAULT_WEIGHT_S if weights is WEIGHTS_S else 0.0  # a file without long tests only collects them
+    return sum(weights.get(file.name, default) for file in files)
+
+
+def shard_count(default: int) -> int:
+    text = os.environ.get("TEST_SHARDS", str(default))
     if not text.isdigit() or int(text) < 1:
         sys.exit(f"shards: TEST_SHARDS must be a whole number of at least 1, got {text!r}")
     return int(text)
@@ -80,15 +128,35 @@ def progress(log: Path) -> str:
     return f"{done} tests done" + (f", {failed} FAILED" if failed else "")
 
 
-def main(pytest_args: list[str]) -> int:
+def slowest(reports: list[Path], count: int = SLOWEST) -> list[tuple[float, str]]:
+    """The `count` slowest tests in the shards' JUnit XML files: (seconds with setup and teardown, test id)."""
+    times = []
+    for report in reports:
+        if not report.exists():
+            continue  # a shard interrupted before pytest wrote it
+        for case in ElementTree.parse(report).iter("testcase"):
+            module = case.get("classname", "").replace(".", "/")
+            times.append((float(case.get("time", 0.0)), f"{module}.py::{case.get('name')}"))
+    return sorted(times, reverse=True)[:count]
+
+
+def main(arguments: list[str]) -> int:
+    long_suite = "--long" in arguments
+    pytest_args = [argument for argument in arguments if argument != "--long"]
     files = sorted(TESTS.glob("test_*.py"))
-    shards = deal(files, shard_count())
+    weights = LONG_WEIGHTS_S if long_suite else WEIGHTS_S
+    shards = deal(files, shard_count(DEFAULT_LONG_SHARDS if long_suite else DEFAULT_SHARDS), weights)
+    suite = LONG if long_suite else QUICK
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="schoolsurge-shards-") as tmp:
         running: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
         for number, shard in enumerate(shards, 1):
             log = Path(tmp) / f"shard-{number}.txt"
-            command = [sys.executable, "-m", "pytest", "-q", *pytest_args, *map(str, shard)]
+            junit = Path(tmp) / f"shard-{number}.xml"
+            # The suite's -m first: a -m among the arguments replaces it (pytest keeps the last).
+            command = [sys.executable, "-m", "pytest", "-q", "-m", suite, f"--junitxml={junit}", *pytest_args]
+            # Lightest files first: the unit tests (models, parsing, schema) report within seconds.
+            command += [str(file) for file in sorted(shard, key=lambda f: (weight([f], weights), f.name))]
             with log.open("wb") as handle:
                 running[number] = (
                     subprocess.Popen(
@@ -100,8 +168,8 @@ def main(pytest_args: list[str]) -> int:
                     ),
                     log,
                 )
-            weight = sum(WEIGHTS_S.get(f.name, DEFAULT_WEIGHT_S) for f in shard)
-            print(f"shard {number}/{len(shards)}: {len(shard)} files (about {weight:.0f} s alone)", flush=True)
+            about = f"{len(shard)} files (about {weight(shard, weights):.0f} s)"
+            print(f"shard {number}/{len(shards)} ({suite}): {about}", flush=True)
         status, statuses = 0, []
         try:
             last_progress = time.monotonic()
@@ -128,6 +196,11 @@ def main(pytest_args: list[str]) -> int:
                 process.wait()
             print("shards: interrupted", file=sys.stderr)
             return 130
+        ranked = slowest(sorted(Path(tmp).glob("shard-*.xml")))
+    if ranked:
+        print(f"\n{len(ranked)} slowest tests (seconds with setup and teardown, all shards):")
+        for seconds, test in ranked:
+            print(f"{seconds:8.1f} s  {test}")
     if statuses and all(code == NO_TESTS_COLLECTED for code in statuses):
         status = NO_TESTS_COLLECTED  # nothing ran anywhere: say so, as pytest does
     verdict = {0: "passed", NO_TESTS_COLLECTED: "no tests selected"}.get(status, "FAILED")

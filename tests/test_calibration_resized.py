@@ -25,6 +25,9 @@ def tolerance(figure: str, planned: float) -> float:
     return PLAN_TOLERANCE
 
 
+pytestmark = pytest.mark.long  # a whole morning replayed: 150 s of load (make test-long)
+
+
 @pytest.fixture(scope="module")
 def resized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     return first_day_replay(tmp_path_factory, "resized")

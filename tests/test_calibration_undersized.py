@@ -16,6 +16,9 @@ from schoolsurge.runner import RunOutcome
 SERVED_BAND = 0.10  # the served share within 10 points of 2021's 37%
 
 
+pytestmark = pytest.mark.long  # a whole morning replayed: 150 s of load (make test-long)
+
+
 @pytest.fixture(scope="module")
 def undersized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     return first_day_replay(tmp_path_factory, "undersized-2021")

@@ -1,6 +1,6 @@
-"""Comparing runs: two real smoke runs, one on the resized platform and one on the undersized 2021 one; their
-charts overlaid in one self-contained compare.html, their headline figures against the baseline, compare.json,
-and the regressions the CI would fail on."""
+"""Comparing runs: two real smoke runs (conftest's smoke_pair), one on the resized platform and one on the undersized
+2021 one; their charts overlaid in one self-contained compare.html, their headline figures against the baseline,
+compare.json, and the regressions the CI would fail on."""
 
 from __future__ import annotations
 
@@ -10,12 +10,11 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import assert_measured_the_platform
+from conftest import SmokeRuns, assert_measured_the_platform
 
 from schoolsurge.errors import ReportError
 from schoolsurge.models.sweep import SweepSettings
@@ -35,26 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 
 
-@dataclass(frozen=True)
-class SmokeRuns:
-    reports: Path
-    resized: Path
-    undersized: Path
-
-
-def run_smoke_pair(reports: Path) -> SmokeRuns:
-    """The smoke scenario at twice its speed (15 s of load each) on both embedded platform profiles."""
-    runs = {}
-    for profile in ("resized", "undersized-2021"):
-        outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, profile=profile))
-        assert outcome.report is not None and not outcome.interrupted
-        runs[profile] = outcome.run_dir
-    return SmokeRuns(reports, runs["resized"], runs["undersized-2021"])
-
-
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> SmokeRuns:
-    return run_smoke_pair(tmp_path_factory.mktemp("reports"))
+def smoke(smoke_pair: SmokeRuns) -> SmokeRuns:
+    return smoke_pair
 
 
 class _Cells(HTMLParser):

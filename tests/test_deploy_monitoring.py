@@ -18,7 +18,6 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.exporter import metric_names
-from schoolsurge.platform.process import PlatformProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMETHEUS_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -29,11 +28,11 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$run": ".*", "${datasource}": "p
 
 
 @pytest.fixture(scope="module")
-def platform_names() -> set[str]:
-    with PlatformProcess(size=60, hash_cost=4, profile="resized") as platform:
-        for _ in range(2):  # the second scrape finds the first counted among the requests (labelled by route)
-            with urllib.request.urlopen(f"{platform.base_url}/metrics", timeout=10) as response:
-                text = response.read().decode()
+def platform_names(platform_url: str) -> set[str]:
+    """The names the session's shared platform exports (conftest `platform_url`; read only)."""
+    for _ in range(2):  # the second scrape finds the first counted among the requests (labelled by route)
+        with urllib.request.urlopen(f"{platform_url}/metrics", timeout=10) as response:
+            text = response.read().decode()
     return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
 
 

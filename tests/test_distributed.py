@@ -193,6 +193,7 @@ def wait_for_test_start(run_dir: Path, master: subprocess.Popen[bytes], timeout:
     pytest.fail("the master never started the test")
 
 
+@pytest.mark.long  # a fleet run: a master and workers, each a process
 def test_many_quick_starts_give_every_worker_its_part(platform: PlatformProcess, tmp_path: Path) -> None:
     """Five masters with two workers each, all started at once (so each master starts its test as soon as its
     second worker connects), the workers' init yielding 0 to 3 s before the engine is installed: whatever
@@ -232,6 +233,7 @@ def test_many_quick_starts_give_every_worker_its_part(platform: PlatformProcess,
         fleet.close()
 
 
+@pytest.mark.long  # a fleet run: a master and workers, each a process
 def test_a_worker_killed_mid_run_is_counted_lost_and_the_run_goes_on(platform: PlatformProcess, tmp_path: Path) -> None:
     scenario = quick_scenario(tmp_path, "07:30", "08:30")  # 15 s
     schedule = schedule_of(scenario)
@@ -266,6 +268,7 @@ def test_a_worker_killed_mid_run_is_counted_lost_and_the_run_goes_on(platform: P
     assert lost["worker"] in report and "was lost at run second" in report
 
 
+@pytest.mark.long  # a fleet run: a master and workers, each a process
 def test_a_worker_joining_late_takes_no_part_and_the_report_says_so(platform: PlatformProcess, tmp_path: Path) -> None:
     scenario = quick_scenario(tmp_path, "07:40", "08:20")  # 10 s
     expected = len(schedule_of(scenario))
@@ -295,6 +298,7 @@ def test_a_worker_joining_late_takes_no_part_and_the_report_says_so(platform: Pl
     assert counted["lost"] <= expected * 0.2
 
 
+@pytest.mark.long  # a fleet run: a master and workers, each a process
 def test_a_worker_started_with_another_run_refuses_its_part_and_it_is_counted_lost(
     platform: PlatformProcess, tmp_path: Path
 ) -> None:
@@ -383,6 +387,7 @@ class NamespacedPlatform(PlatformProcess):
         return ["ip", "netns", "exec", self.namespace, *super().command()]
 
 
+@pytest.mark.long  # a fleet run: a master and workers, each a process
 def test_platform_master_and_workers_on_distinct_addresses(tmp_path: Path, platform_cache: Path) -> None:
     reason = _netns_available()
     if reason is not None:

@@ -247,6 +247,7 @@ def _locust_headless(url: str, run_dir: Path, processes: int) -> None:
     subprocess.run(command, cwd=ROOT, check=True, timeout=120, capture_output=True)
 
 
+@pytest.mark.long  # two whole plain-Locust runs, one with a master and two worker processes
 def test_two_worker_processes_replay_the_same_people_as_one(platform: PlatformProcess, tmp_path: Path) -> None:
     _locust_headless(platform.base_url, tmp_path / "one", processes=1)
     _locust_headless(platform.base_url, tmp_path / "two", processes=2)

@@ -10,8 +10,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import assert_measured_the_platform
-from test_compare import SmokeRuns, run_smoke_pair
+from conftest import SmokeRuns, assert_measured_the_platform
 
 from schoolsurge.errors import ReportError
 from schoolsurge.report.compare import compare_runs, write_comparison
@@ -20,8 +19,11 @@ from schoolsurge.rundir import new_run_dir
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> SmokeRuns:
-    runs = run_smoke_pair(tmp_path_factory.mktemp("reports"))
+def smoke(smoke_pair: SmokeRuns, tmp_path_factory: pytest.TempPathFactory) -> SmokeRuns:
+    # A copy of the shared pair's folder: the index and the comparison are written beside the runs.
+    reports = tmp_path_factory.mktemp("index") / "reports"
+    shutil.copytree(smoke_pair.reports, reports)
+    runs = SmokeRuns(reports, reports / smoke_pair.resized.name, reports / smoke_pair.undersized.name)
     # As `schoolsurge compare` does: the comparison in a folder of its own beside the runs.
     write_comparison(compare_runs([runs.resized, runs.undersized]), new_run_dir(runs.reports, "compare"))
     return runs

@@ -2,7 +2,8 @@
 and as the operator, with every check it has; and the OpenID Connect platform (`--sso oidc`), anonymous. No 500
 anywhere (the platform's own count, after each run), every response as documented.
 
-Bounded: a few examples per operation, a fixed seed, about 20 seconds in all.
+Bounded: a fixed seed; the quick suite draws 2 random examples per operation (the schema's own examples and the
+coverage phase's boundary and negative cases are all sent whatever the count), `make test-long` the full 8.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ from schoolsurge.platform.process import PlatformProcess
 
 SEED, SIZE, COST = 2021, 60, 4
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
-COMMON = ["--max-examples", "8", "--seed", "1", "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
+COMMON = ["--seed", "1", "--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
 COMMON += ["--no-shrink", "--request-timeout", "10", "--output-truncate", "true"]
+# Random examples per operation: few in the quick suite, the full count in the long one.
+EXAMPLES = [pytest.param(2, id="quick"), pytest.param(8, id="full", marks=pytest.mark.long)]
 REACHED = 25  # requests a run reaches the platform with, at the least (the operator's few endpoints: about 50)
 
 
@@ -54,6 +57,7 @@ def fuzzed_oidc(tmp_path_factory: pytest.TempPathFactory, platform_cache: Path) 
 def schemathesis(
     platform: PlatformProcess,
     workdir: Path,
+    examples: int,
     *args: str,
     auth: dict[str, str] | None = None,
     disable: tuple[str, ...] = (),
@@ -74,7 +78,17 @@ def schemathesis(
         lines += [f"[checks.{check}]", "enabled = false"]
     config.write_text("\n".join(lines) + "\n")
     result = subprocess.run(
-        [str(SCHEMATHESIS), "--config-file", str(config), "run", f"{url}/openapi.json", *COMMON, *args],
+        [
+            str(SCHEMATHESIS),
+            "--config-file",
+            str(config),
+            "run",
+            f"{url}/openapi.json",
+            *COMMON,
+            "--max-examples",
+            str(examples),
+            *args,
+        ],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -98,11 +112,14 @@ def _requests(scrape: str) -> float:
     )
 
 
+@pytest.mark.parametrize("examples", EXAMPLES)
 @pytest.mark.parametrize("role", [None, "student", "teacher", "parent"])
-def test_schema_fuzzing_finds_no_error(fuzzed: PlatformProcess, tmp_path: Path, role: str | None) -> None:
+def test_schema_fuzzing_finds_no_error(
+    fuzzed: PlatformProcess, tmp_path: Path, role: str | None, examples: int
+) -> None:
     url = fuzzed.base_url
     if role is None:
-        schemathesis(fuzzed, tmp_path)
+        schemathesis(fuzzed, tmp_path, examples)
         return
     client, _ = login(url, Roster(SEED, SIZE), role, 2)
     # Logging out would end the very session the run authenticates with; the operator's run is below.
@@ -110,13 +127,17 @@ def test_schema_fuzzing_finds_no_error(fuzzed: PlatformProcess, tmp_path: Path, 
     # Schemathesis adds the configured cookie to its "session missing" negative cases too, so that check
     # cannot hold here; the anonymous run covers rejection of bad data (validated before any session).
     cookie = client.cookies["ent_session"]
-    schemathesis(fuzzed, tmp_path, *args, auth={"APIKeyCookie": cookie}, disable=("negative_data_rejection",))
+    schemathesis(fuzzed, tmp_path, examples, *args, auth={"APIKeyCookie": cookie}, disable=("negative_data_rejection",))
 
 
-def test_schema_fuzzing_as_the_operator(fuzzed: PlatformProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_schema_fuzzing_as_the_operator(fuzzed: PlatformProcess, tmp_path: Path, examples: int) -> None:
     token = fuzzed.admin_token
-    schemathesis(fuzzed, tmp_path, "--include-path-regex", "^/admin/", auth={"HTTPBearer": token})
+    schemathesis(fuzzed, tmp_path, examples, "--include-path-regex", "^/admin/", auth={"HTTPBearer": token})
 
 
-def test_schema_fuzzing_the_openid_provider_finds_no_error(fuzzed_oidc: PlatformProcess, tmp_path: Path) -> None:
-    schemathesis(fuzzed_oidc, tmp_path, "--exclude-path-regex", "^/admin/")
+@pytest.mark.parametrize("examples", EXAMPLES)
+def test_schema_fuzzing_the_openid_provider_finds_no_error(
+    fuzzed_oidc: PlatformProcess, tmp_path: Path, examples: int
+) -> None:
+    schemathesis(fuzzed_oidc, tmp_path, examples, "--exclude-path-regex", "^/admin/")

@@ -20,10 +20,9 @@ import pytest
 from schoolsurge.report import build_report
 from schoolsurge.report.compare import compare_runs, write_comparison
 from schoolsurge.rundir import CAPACITY_COLUMNS, CAPACITY_CSV
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "scenarios" / "smoke.yaml"
 WIDTH = 1280
 
 
@@ -49,12 +48,6 @@ if screenshots.find_chromium() is None:
 def browser() -> Iterator[Any]:
     with screenshots.Chromium(width=WIDTH) as chromium:
         yield chromium
-
-
-@pytest.fixture(scope="module")
-def surge_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    reports = tmp_path_factory.mktemp("reports")
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +106,9 @@ def test_the_checks_catch_what_a_person_would_see(browser: Any, tmp_path: Path) 
         assert expected in text, text
 
 
-def test_surge_report_renders_cleanly(browser: Any, surge_run: RunOutcome, tmp_path: Path) -> None:
-    assert surge_run.report is not None
-    check = _look(browser, surge_run.report, tmp_path / "surge.png")
+def test_surge_report_renders_cleanly(browser: Any, smoke_run: RunOutcome, tmp_path: Path) -> None:
+    assert smoke_run.report is not None
+    check = _look(browser, smoke_run.report, tmp_path / "surge.png")
     assert check.svgs + check.images >= 5, check.summary()  # the engine's charts, not only Locust's
 
 
@@ -125,13 +118,13 @@ def test_plain_locust_report_renders_cleanly(browser: Any, plain_run: Path, tmp_
 
 
 def test_comparison_report_renders_cleanly(
-    browser: Any, surge_run: RunOutcome, plain_run: Path, tmp_path: Path
+    browser: Any, smoke_run: RunOutcome, plain_run: Path, tmp_path: Path
 ) -> None:
     doubled = tmp_path / "doubled"  # the same run read as if at twice the scale: a second, different run
-    shutil.copytree(surge_run.run_dir, doubled)
+    shutil.copytree(smoke_run.run_dir, doubled)
     manifest = json.loads((doubled / "manifest.json").read_text())
     (doubled / "manifest.json").write_text(json.dumps({**manifest, "scale": manifest["scale"] * 2}))
-    comparison = compare_runs([surge_run.run_dir, doubled, plain_run])
+    comparison = compare_runs([smoke_run.run_dir, doubled, plain_run])
     page = write_comparison(comparison, tmp_path / "compare")
     check = _look(browser, page, tmp_path / "compare.png")
     assert check.svgs + check.images >= 1, check.summary()

@@ -40,7 +40,7 @@ from schoolsurge.rundir import (
     start_manifest,
     write_json,
 )
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -383,12 +383,6 @@ def test_run_card_reads_sessions_of_an_earlier_version(tmp_path: Path) -> None:
     assert any("come from nowhere" in note for note in card.notes)
     assert card.headline()[0].startswith("This run held 6.0 login attempts per second offered")
     assert "12 login attempts per second offered (first tries and retries) (12 logins/s achieved" in card.headline()[1]
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    reports = tmp_path_factory.mktemp("reports")
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
 
 
 def test_a_real_run_gets_the_short_card_first(smoke_run: RunOutcome) -> None:

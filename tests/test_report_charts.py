@@ -46,10 +46,8 @@ from schoolsurge.rundir import (
     update_manifest,
     write_json,
 )
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
-ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "scenarios" / "smoke.yaml"
 SVG = "{http://www.w3.org/2000/svg}svg"
 SECTIONS = (
     "Capacity",
@@ -69,15 +67,10 @@ SECTIONS = (
 )
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=tmp_path_factory.mktemp("reports")))
-
-
-def _copy(smoke: RunOutcome, tmp_path: Path, ledger: Ledger | None = None, speed: float | None = None) -> Path:
+def _copy(smoke_run: RunOutcome, tmp_path: Path, ledger: Ledger | None = None, speed: float | None = None) -> Path:
     """The smoke run directory copied, with the ledger's sessions.csv and histograms, and the speed, if given."""
-    copy = tmp_path / smoke.run_dir.name
-    shutil.copytree(smoke.run_dir, copy)
+    copy = tmp_path / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, copy)
     if ledger is not None:
         write_sessions_csv(ledger, copy / SESSIONS_CSV)
         write_histograms(ledger, copy / HISTOGRAMS)
@@ -105,8 +98,8 @@ def _steady(seconds: int, per_second: int = 3) -> Ledger:
 
 
 @pytest.mark.parametrize("speed", [1, 36, 72, 120, 240])
-def test_arrival_bins_never_alias(smoke: RunOutcome, tmp_path: Path, speed: float) -> None:
-    data = load_run(_copy(smoke, tmp_path, _steady(300), speed))
+def test_arrival_bins_never_alias(smoke_run: RunOutcome, tmp_path: Path, speed: float) -> None:
+    data = load_run(_copy(smoke_run, tmp_path, _steady(300), speed))
     ctx = context(data)
     rate = ctx.axis.per_scenario_minute(ctx.per_second[Counter.SCHEDULED])
     # 3 people every run second is 3 x 60 / speed people per scenario minute, in every bin, the last one included.
@@ -117,9 +110,9 @@ def test_arrival_bins_never_alias(smoke: RunOutcome, tmp_path: Path, speed: floa
         assert naive.max() == 2 * naive.min()
 
 
-def test_a_long_run_has_at_most_max_bins_of_whole_run_seconds(smoke: RunOutcome, tmp_path: Path) -> None:
+def test_a_long_run_has_at_most_max_bins_of_whole_run_seconds(smoke_run: RunOutcome, tmp_path: Path) -> None:
     seconds = 3 * 3600
-    data = load_run(_copy(smoke, tmp_path, _steady(seconds, 1), speed=1))
+    data = load_run(_copy(smoke_run, tmp_path, _steady(seconds, 1), speed=1))
     axis = context(data).axis
     assert axis.count <= MAX_BINS and axis.width == int(axis.width) and axis.width >= 60
     assert axis.seconds_in.sum() == seconds
@@ -133,8 +126,8 @@ def _stats_successes(stats: pd.DataFrame, name: str) -> int:
     return int(row["Request Count"].sum() - row["Failure Count"].sum())
 
 
-def test_funnel_counts_match_sessions_and_stats(smoke: RunOutcome) -> None:
-    data = load_run(smoke.run_dir)
+def test_funnel_counts_match_sessions_and_stats(smoke_run: RunOutcome) -> None:
+    data = load_run(smoke_run.run_dir)
     stages = {stage.name: stage for stage in login_funnel(data)}
     totals = data.sessions.sum(numeric_only=True)
     arrived = stages["arrived (due to log in)"]
@@ -154,8 +147,8 @@ def test_funnel_counts_match_sessions_and_stats(smoke: RunOutcome) -> None:
     assert first_page.count <= logged_in.count
 
 
-def test_funnel_loses_at_the_failing_stage_and_says_why(smoke: RunOutcome, tmp_path: Path) -> None:
-    copy = _copy(smoke, tmp_path)
+def test_funnel_loses_at_the_failing_stage_and_says_why(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    copy = _copy(smoke_run, tmp_path)
     stats = pd.read_csv(copy / STATS_CSV)
     submit = stats["Name"] == "sso: submit credentials"
     stats.loc[submit, "Failure Count"] = 10
@@ -177,7 +170,7 @@ def test_funnel_loses_at_the_failing_stage_and_says_why(smoke: RunOutcome, tmp_p
 # ---- requests, failures, latency, the pool ---------------------------------------------------------------------
 
 
-def test_failure_kinds_sum_to_the_failures(smoke: RunOutcome, tmp_path: Path) -> None:
+def test_failure_kinds_sum_to_the_failures(smoke_run: RunOutcome, tmp_path: Path) -> None:
     ledger, expected = Ledger(), dict.fromkeys(FAILURE_COUNTERS, 0)
     for second in range(120):
         ledger.sample(second, Gauge.POOL_SIZE, 5)
@@ -186,7 +179,7 @@ def test_failure_kinds_sum_to_the_failures(smoke: RunOutcome, tmp_path: Path) ->
             ledger.request(second, 40, kind)
             if kind is not None:
                 expected[kind] += 1
-    ctx = context(load_run(_copy(smoke, tmp_path, ledger, speed=36)))
+    ctx = context(load_run(_copy(smoke_run, tmp_path, ledger, speed=36)))
     series = failure_series(ctx)
     for kind, total in expected.items():
         assert (series[kind] * ctx.axis.seconds_in).sum() == pytest.approx(total) and total > 0, kind
@@ -197,8 +190,8 @@ def test_failure_kinds_sum_to_the_failures(smoke: RunOutcome, tmp_path: Path) ->
     assert chart is not None and "503 refused" in chart.svg and "other (4xx, wrong content)" in chart.svg
 
 
-def test_the_engine_counts_every_request_locust_counts(smoke: RunOutcome) -> None:
-    data = load_run(smoke.run_dir)
+def test_the_engine_counts_every_request_locust_counts(smoke_run: RunOutcome) -> None:
+    data = load_run(smoke_run.run_dir)
     people = data.stats[data.is_request_row(data.stats)]
     assert data.sessions[Counter.REQUESTS].sum() == people["Request Count"].sum()
     assert data.sessions[list(FAILURE_COUNTERS)].to_numpy().sum() == people["Failure Count"].sum()
@@ -215,8 +208,8 @@ def _spread_ledger(seconds: int) -> Ledger:
     return ledger
 
 
-def test_histogram_percentiles_are_the_merged_histograms(smoke: RunOutcome, tmp_path: Path) -> None:
-    for run_dir in (smoke.run_dir, _copy(smoke, tmp_path, _spread_ledger(500), speed=36)):
+def test_histogram_percentiles_are_the_merged_histograms(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    for run_dir in (smoke_run.run_dir, _copy(smoke_run, tmp_path, _spread_ledger(500), speed=36)):
         ctx = context(load_run(run_dir))
         for binned, axis, kind in (
             (ctx.login_bins, ctx.login_axis, "time_to_login"),
@@ -234,7 +227,7 @@ def test_histogram_percentiles_are_the_merged_histograms(smoke: RunOutcome, tmp_
                 assert (np.isnan(p95[index]) and expected is None) or p95[index] == expected, (kind, index)
 
 
-def test_the_pool_never_drops_to_zero_for_a_missing_sample(smoke: RunOutcome, tmp_path: Path) -> None:
+def test_the_pool_never_drops_to_zero_for_a_missing_sample(smoke_run: RunOutcome, tmp_path: Path) -> None:
     ledger = Ledger()
     for second in range(60):
         if second != 30:  # nobody sampled second 30
@@ -242,7 +235,7 @@ def test_the_pool_never_drops_to_zero_for_a_missing_sample(smoke: RunOutcome, tm
             ledger.sample(second, Gauge.ACTIVE_SESSIONS, 25)
         ledger.count(second, Counter.SCHEDULED)
     ledger.count(60, Counter.LOGIN_RETRIES)  # the last row has counters only
-    copy = _copy(smoke, tmp_path, ledger, speed=120)
+    copy = _copy(smoke_run, tmp_path, ledger, speed=120)
     written = pd.read_csv(copy / SESSIONS_CSV).set_index("second")[Gauge.POOL_SIZE]
     assert written[30] == 0 and written[60] == 0, "the file has the zeros the chart must not draw"
     ctx = context(load_run(copy))
@@ -257,8 +250,8 @@ def test_the_pool_never_drops_to_zero_for_a_missing_sample(smoke: RunOutcome, tm
 # ---- rendering ---------------------------------------------------------------------------------------------
 
 
-def test_every_chart_renders_to_valid_svg(smoke: RunOutcome) -> None:
-    ctx = context(load_run(smoke.run_dir))
+def test_every_chart_renders_to_valid_svg(smoke_run: RunOutcome) -> None:
+    ctx = context(load_run(smoke_run.run_dir))
     charts = [chart for drawn in section_charts(ctx).values() for chart in drawn]
     expected = {
         "served",
@@ -293,8 +286,8 @@ def test_every_chart_renders_to_valid_svg(smoke: RunOutcome) -> None:
         assert "scenario clock (HH:MM)" in chart.svg and "SLO window 07:30-08:30" in chart.svg, chart.key
 
 
-def test_the_report_is_one_file_with_every_section_and_no_network(smoke: RunOutcome, tmp_path: Path) -> None:
-    html = build_report(_copy(smoke, tmp_path)).read_text(encoding="utf-8")
+def test_the_report_is_one_file_with_every_section_and_no_network(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    html = build_report(_copy(smoke_run, tmp_path)).read_text(encoding="utf-8")
     sections = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
     for section in SECTIONS:
         assert section in sections, section
@@ -310,16 +303,16 @@ def test_the_report_is_one_file_with_every_section_and_no_network(smoke: RunOutc
     assert "reconnection bubble" in html and "amplification (attempts per person)" in html
 
 
-def test_a_generator_bound_run_says_so_at_the_top(smoke: RunOutcome, tmp_path: Path) -> None:
+def test_a_generator_bound_run_says_so_at_the_top(smoke_run: RunOutcome, tmp_path: Path) -> None:
     ledger = _steady(60)
     ledger.count(10, Counter.LATE, 30)
-    html = build_report(_copy(smoke, tmp_path, ledger, speed=120)).read_text(encoding="utf-8")
+    html = build_report(_copy(smoke_run, tmp_path, ledger, speed=120)).read_text(encoding="utf-8")
     warning = html.index("this run measured the load generator, not the platform")
     assert warning < html.index('<h2 id="capacity">') and warning < html.index("<svg")
 
 
-def test_a_sweep_is_drawn_in_run_seconds_without_the_morning(smoke: RunOutcome, tmp_path: Path) -> None:
-    copy = _copy(smoke, tmp_path)
+def test_a_sweep_is_drawn_in_run_seconds_without_the_morning(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    copy = _copy(smoke_run, tmp_path)
     update_manifest(copy, kind="sweep")
     rows = []
     for step, start in enumerate((0, 5, 10), start=1):
@@ -352,8 +345,8 @@ def test_a_sweep_is_drawn_in_run_seconds_without_the_morning(smoke: RunOutcome, 
     assert any("run time (s)" in chart and "step 2" in chart for chart in charts)
 
 
-def test_bots_are_counted_apart(smoke: RunOutcome, tmp_path: Path) -> None:
-    copy = _copy(smoke, tmp_path)
+def test_bots_are_counted_apart(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    copy = _copy(smoke_run, tmp_path)
     stats = pd.read_csv(copy / STATS_CSV)
     bot = stats[stats["Name"] == "sso: submit credentials"].assign(Name=f"{BOT_STEP_PREFIX}sso: submit credentials")
     bot["Request Count"], bot["Failure Count"] = 50, 48

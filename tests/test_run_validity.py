@@ -19,7 +19,7 @@ from conftest import assert_measured_the_platform, cmdline, descendants
 from schoolsurge.cli import EXIT_INVALID_RUN, main
 from schoolsurge.report.outcome.health import Health, PlatformProcessHealth
 from schoolsurge.rundir import MANIFEST, REPORT
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -107,15 +107,8 @@ def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
         assert_measured_the_platform(run_dir)
 
 
-@pytest.fixture(scope="module")
-def healthy(tmp_path_factory: pytest.TempPathFactory) -> tuple[RunOutcome, Path]:
-    reports = tmp_path_factory.mktemp("reports")
-    junit = reports / "smoke.xml"
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, junit=junit)), junit
-
-
-def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(healthy: tuple[RunOutcome, Path]) -> None:
-    outcome, junit = healthy
+def test_a_healthy_run_is_valid_and_its_verdicts_are_junit_test_cases(smoke_run: RunOutcome, smoke_junit: Path) -> None:
+    outcome, junit = smoke_run, smoke_junit
     assert_measured_the_platform(outcome.run_dir)
     assert outcome.valid and outcome.slo_met
     assert json.loads((outcome.run_dir / MANIFEST).read_text())["valid"] is True

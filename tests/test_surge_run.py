@@ -18,17 +18,11 @@ import pytest
 from conftest import alive, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INTERRUPTED, EXIT_USAGE, main
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
-
-
-@pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    reports = tmp_path_factory.mktemp("reports")
-    # Twice the smoke speed: 15 s of load is enough for every persona to log in and act.
-    return run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports))
+STOPPED_SPEED = "30"  # smoke's hour in 2 minutes: the stop signal always comes well before the run's end
 
 
 def _successes(stats: pd.DataFrame, name: str) -> int:
@@ -108,10 +102,12 @@ def test_refuses_a_non_loopback_target_before_sending_anything(tmp_path: Path) -
 def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
-    """Ctrl-C, `kill`/`timeout`/a container stop (SIGTERM) and a closed terminal (SIGHUP) alike."""
+    """Ctrl-C, `kill`/`timeout`/a container stop (SIGTERM) and a closed terminal (SIGHUP) alike. The signal comes
+    once Locust has recorded its first answered requests, a few seconds into a run of STOPPED_SPEED's 2 minutes."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    arguments = ["run", str(SMOKE), "--speed", STOPPED_SPEED, "--reports-dir", str(tmp_path)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--reports-dir", str(tmp_path)],
+        [sys.executable, "-m", "schoolsurge", *arguments],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -119,9 +115,9 @@ def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
         text=True,
     )
     history = None
-    for _ in range(1200):  # wait (bounded) until Locust has written a few seconds of results
+    for _ in range(1200):  # wait (bounded) until Locust has recorded answered requests
         found = list(tmp_path.glob("*/locust_stats_history.csv"))
-        if found and len(found[0].read_text().splitlines()) > 20:
+        if found and _answered(found[0]) > 0:
             history = found[0]
             break
         time.sleep(0.1)
@@ -142,6 +138,15 @@ def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
         time.sleep(0.2)
     assert not [pid for pid in children if alive(pid)], "the platform or Locust outlived the run"
     assert not [d for d in platform_dirs if d.exists()], "the platform's temporary folder is gone"
+
+
+def _answered(history: Path) -> int:
+    """Requests answered so far, from Locust's statistics history (0 while it has none)."""
+    try:
+        totals = pd.read_csv(history)["Total Request Count"]
+    except (pd.errors.EmptyDataError, KeyError):  # created, its header not yet written
+        return 0
+    return int(totals.max()) if len(totals) else 0
 
 
 def _corrupt_copy(smoke_run: RunOutcome, tmp_path: Path) -> Path:

@@ -89,6 +89,7 @@ def _steps(outcome: RunOutcome) -> pd.DataFrame:
     return pd.read_csv(outcome.run_dir / CAPACITY_CSV)
 
 
+@pytest.mark.long  # the pupils' sweep: minutes of real load
 def test_stop_rule_ends_the_sweep_at_the_broken_step_and_lists_the_skipped(pupils_sweep: RunOutcome) -> None:
     assert_measured_the_platform(pupils_sweep.run_dir)
     steps = _steps(pupils_sweep)
@@ -106,6 +107,7 @@ def test_stop_rule_ends_the_sweep_at_the_broken_step_and_lists_the_skipped(pupil
     assert manifest.status == "completed" and manifest.kind == "sweep"
 
 
+@pytest.mark.long  # the pupils' sweep: minutes of real load
 def test_healthy_steps_are_measured_once_settled_and_obey_littles_law(pupils_sweep: RunOutcome) -> None:
     assert_measured_the_platform(pupils_sweep.run_dir)
     scenario = load_scenario(PUPILS)
@@ -125,6 +127,7 @@ def test_healthy_steps_are_measured_once_settled_and_obey_littles_law(pupils_swe
     assert settling < 0.9 * first["concurrency"]
 
 
+@pytest.mark.long  # the pupils' sweep: minutes of real load
 def test_too_few_measured_steps_get_a_one_line_fit_error(
     pupils_sweep: RunOutcome, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -133,6 +136,7 @@ def test_too_few_measured_steps_get_a_one_line_fit_error(
     assert len(error.splitlines()) == 1 and "4" in error
 
 
+@pytest.mark.long  # the pupils' sweep: minutes of real load
 def test_the_report_answers_first_and_capacity_json_holds_the_figures(pupils_sweep: RunOutcome) -> None:
     assert pupils_sweep.report is not None
     html = pupils_sweep.report.read_text(encoding="utf-8")

@@ -30,6 +30,7 @@ SMOKE = ROOT / "scenarios" / "smoke.yaml"
 FIRST_DAY = ROOT / "scenarios" / "first-day-2021.yaml"
 SPEED = 240  # sessions of a few seconds; a teacher's lesson outlasts the run
 CLASSES = ("Student", "Teacher", "Parent")
+HEADLESS = ["--headless", "--only-summary", "--exit-code-on-error", "0", "--speed", str(SPEED)]
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +67,16 @@ def _locust(url: str, scenario: Path, *args: str) -> list[str]:
 @pytest.fixture(scope="module")
 def runs(platform: PlatformProcess, scenario: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Headless runs, all at once (they are short and mostly wait): the three classes with -u/-r in a plain
-    `locust -f` run (its run directory under ./reports), each class alone, and a master with two workers.
-    Returns each run's directory."""
-    headless = ["--headless", "--only-summary", "--exit-code-on-error", "0", "--speed", str(SPEED)]
-    commands: dict[str, list[str]] = {"all": _locust(platform.base_url, scenario, *headless, "-u", "12", "-r", "12")}
+    `locust -f` run (its run directory under ./reports), and each class alone. Returns each run's directory."""
+    commands: dict[str, list[str]] = {"all": _locust(platform.base_url, scenario, *HEADLESS, "-u", "12", "-r", "12")}
     commands["all"] += ["-t", "10s"]
     for name in CLASSES:
-        commands[name] = _locust(platform.base_url, scenario, *headless, "-u", "3", "-r", "3", "-t", "8s", name)
-    port = str(free_loopback_port())
-    commands["workers"] = _locust(platform.base_url, scenario, *headless, "-u", "10", "-r", "10", "-t", "8s")
-    commands["workers"] += ["--processes", "2", "--master-bind-port", port, "--master-port", port]
+        commands[name] = _locust(platform.base_url, scenario, *HEADLESS, "-u", "3", "-r", "3", "-t", "8s", name)
+    return _run_all(commands, tmp_path_factory)
+
+
+def _run_all(commands: dict[str, list[str]], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Start the headless Locust `commands` side by side, each in a folder of its own; each one's run directory."""
     started = {}
     for name, command in commands.items():
         cwd = tmp_path_factory.mktemp(name)
@@ -152,8 +153,14 @@ def test_a_parent_alone_checks_homework(runs: dict[str, Path]) -> None:
     assert not any(name.startswith("virtual class") for name in done)
 
 
-def test_a_master_with_two_workers_merges_their_sessions(runs: dict[str, Path]) -> None:
-    run_dir = runs["workers"]
+@pytest.mark.long  # three more Locust processes; the workers' person numbering is checked quickly below
+def test_a_master_with_two_workers_merges_their_sessions(
+    platform: PlatformProcess, scenario: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    port = str(free_loopback_port())
+    command = _locust(platform.base_url, scenario, *HEADLESS, "-u", "10", "-r", "10", "-t", "8s")
+    command += ["--processes", "2", "--master-bind-port", port, "--master-port", port]
+    run_dir = _run_all({"workers": command}, tmp_path_factory)["workers"]
     done = _successes(run_dir)
     sessions = _sessions(run_dir)
     assert done["login"] >= 10 and sessions["logins_succeeded"] == done["login"]
