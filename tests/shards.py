@@ -71,6 +71,10 @@ WEIGHTS_S = {
     "test_report_plain_locust.py": 12,
     "test_report_imports.py": 10,
     "test_deploy.py": 10,
+    "test_client_crashes.py": 40,
+    "test_client_steps_report.py": 35,
+    "test_report_logins.py": 30,
+    "test_engine_lean.py": 8,
 }
 # The same for the long tests, each file alone on the machine.
 LONG_WEIGHTS_S = {
@@ -81,6 +85,7 @@ LONG_WEIGHTS_S = {
     "test_sweep.py": 68,
     "test_platform_schema.py": 40,
     "test_user_classes.py": 25,
+    "test_answer_first_screen.py": 60,
 }
 # The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
 # made once.
