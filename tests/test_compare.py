@@ -268,10 +268,12 @@ def test_regressions_refuse_an_unknown_figure_or_a_negative_threshold(smoke: Smo
 
 
 @pytest.fixture(scope="module")
-def smoke_sweep(smoke: SmokeRuns) -> Path:
-    """A real two-step capacity sweep of the smoke scenario, beside the smoke runs."""
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-step capacity sweep of the smoke scenario, in a folder of its own (the smoke pair's is read by
+    other modules, test_index's listing among them)."""
     settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0)
-    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=smoke.reports, sweep=settings))
+    reports = tmp_path_factory.mktemp("smoke-sweep")
+    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, sweep=settings))
     assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
     return outcome.run_dir
 
@@ -286,7 +288,7 @@ def test_a_run_and_a_sweep_are_refused_in_one_line_naming_both(smoke: SmokeRuns,
         assert "\n" not in message, message
         assert f"{smoke_sweep} is a capacity sweep" in message and "compare sweeps with sweeps" in message, message
         assert str(runs[0] if runs[0] != smoke_sweep else runs[1]) in message, message
-    out = smoke.reports / "refused-comparison"
+    out = smoke_sweep.parent / "refused-comparison"
     command = [sys.executable, "-m", "schoolsurge", "compare", str(smoke.resized), str(smoke_sweep)]
     result = subprocess.run(
         [*command, "--fail-on-regression", "5", "--out", str(out)], capture_output=True, text=True, check=False

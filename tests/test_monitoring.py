@@ -269,8 +269,10 @@ def test_the_report_has_the_platform_side(monitored: Monitored) -> None:
     assert '<a href="#platform">Platform side</a>' in html
     section = html[html.index('<h2 id="platform">') :]
     section = section[: section.index("<h2", 5)]
-    charts = re.findall(r'<figure id="chart-(platform-[a-z]+)">', section)
+    # Drawn, or one line of text when its figures are 0 throughout (a light run's requests in flight, say).
+    charts = re.findall(r'<(?:figure|p class="collapsed") id="chart-(platform-[a-z]+)">', section)
     assert charts == ["platform-logins", "platform-cpu", "platform-concurrency", "platform-admission", "platform-laws"]
-    assert section.count('<svg class="chart"') == 5
+    assert section.count('<svg class="chart"') + section.count('<p class="collapsed"') == 5
+    assert section.count('<svg class="chart"') >= 3  # logins, CPU and the laws always have figures
     assert "scenario clock (HH:MM)" in section and "SLO window 07:30-08:30" in section
     assert "CPU bound X &lt;= m / D" in section and "Operational laws:" in section

@@ -130,10 +130,10 @@ def test_comparison_report_renders_cleanly(
     assert check.svgs + check.images >= 1, check.summary()
 
 
-def test_a_sweeps_steps_table_fits_the_page(browser: Any, surge_run: RunOutcome, tmp_path: Path) -> None:
+def test_a_sweeps_steps_table_fits_the_page(browser: Any, smoke_run: RunOutcome, tmp_path: Path) -> None:
     """A sweep's steps table has a column per figure of capacity.csv: it widened the page past its 1000 px."""
     sweep = tmp_path / "sweep"
-    shutil.copytree(surge_run.run_dir, sweep)
+    shutil.copytree(smoke_run.run_dir, sweep)
     manifest = json.loads((sweep / "manifest.json").read_text())
     (sweep / "manifest.json").write_text(json.dumps({**manifest, "kind": "sweep"}))
     rows = []

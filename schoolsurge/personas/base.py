@@ -260,12 +260,12 @@ class Behaviour:
         username, _ = self.context.credentials(self.group, self.person)
         self.share.client_steps.crashed(crash.step, described(error), where, username, self.share.queue.run_seconds())
         self.record_step(CLIENT_CRASH_TYPE, crash.step, 0.0, error)
-        kind = (type(self.platform).__name__, crash.step, type(error).__name__)
-        if kind not in _crashes_logged:
-            _crashes_logged.add(kind)
+        crash_key = (type(self.platform).__name__, crash.step, type(error).__name__)
+        if crash_key not in _crashes_logged:
+            _crashes_logged.add(crash_key)
             log.error(
                 "%s.%s raised %s (at %s): a bug of the client; this person's journey ends there",
-                kind[0],
+                crash_key[0],
                 crash.step,
                 described(error),
                 where,
