@@ -111,7 +111,7 @@ def test_the_served_share_per_group_adds_up_to_the_runs_and_is_drawn(smoke_run: 
     chart = people.served_per_group(context(data))
     assert chart is not None and not chart.collapsed
     for group in groups:
-        assert f"{group.group} ({group.served:,} of {group.tried:,})" in chart.svg, group
+        assert f"{group.group}: {group.share:.0%} ({group.served:,} of {group.tried:,})" in chart.svg, group
     assert 'id="chart-served-per-group"' in smoke_run.report.read_text()
 
 

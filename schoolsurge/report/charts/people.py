@@ -110,7 +110,7 @@ def served_per_group(ctx: Context) -> Chart | None:
         if label == "got in" or share.any():
             ax.barh(rows, share, left=left, color=colour, label=label)
         left += share
-    ax.set_yticks(rows, [f"{g.group} ({g.served:,} of {g.tried:,})" for g in groups], fontsize=8)
+    ax.set_yticks(rows, [f"{g.group}: {g.share:.0%} ({g.served:,} of {g.tried:,})" for g in groups], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"% of the group's people due {ctx.data.slo_window_label()} who tried to log in")
