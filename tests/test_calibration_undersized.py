@@ -54,7 +54,14 @@ def test_the_answer_says_not_held_37_percent_the_login_rate_limit_and_instances(
     assert answer is not None and answer.kind == "run"
     assert answer.held is False and answer.slos_met < answer.slos_judged
     assert answer.served is not None and abs(answer.served.share - PUBLISHED_2021_SHARE) <= SERVED_BAND
-    assert answer.served.reference is not None and "another population" in answer.served.reference
+    # 2021's 37% beside the same population's share in the run: the teachers and pupils who came for a class
+    served = answer.served
+    assert served.came_for_virtual_class and served.reached_virtual_class is not None
+    assert served.reference is not None and served.reference.startswith(
+        f"{served.virtual_class_share:.0%} of the {served.came_for_virtual_class:,} teachers and pupils who came "
+        "for a virtual class"
+    )
+    assert served.reference.endswith("6 April 2021: 37% of 1,352,000 (500,000 reached one)"), served.reference
     assert answer.binds_determined and answer.binds.startswith("the login-rate limit")
     assert "380/s nationally" in answer.binds, answer.binds
     shed = health(load_run(undersized.run_dir)).shed_by_reason["login_rate"]

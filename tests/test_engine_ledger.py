@@ -6,8 +6,8 @@ import csv
 import random
 from pathlib import Path
 
-from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
-from schoolsurge.rundir import FAILURE_COUNTERS, SESSIONS_COLUMNS, Counter, read_histograms
+from schoolsurge.engine.ledger import Ledger, write_groups_csv, write_histograms, write_sessions_csv
+from schoolsurge.rundir import FAILURE_COUNTERS, GROUPS_COLUMNS, SESSIONS_COLUMNS, Counter, read_histograms
 
 
 def _record(ledger: Ledger, rng: random.Random, events: int) -> None:
@@ -84,3 +84,26 @@ def test_histogram_file_keeps_both_kinds_per_second(tmp_path: Path) -> None:
     assert sum(h.get_total_count() for h in latency.values()) == ledger.total(Counter.REQUESTS)
     for second, histogram in latency.items():
         assert histogram.get_max_value() == ledger.seconds[second].request_latency.get_max_value()
+
+
+def test_group_counts_cross_the_wire_and_add_up_per_group(tmp_path: Path) -> None:
+    a, b, merged = Ledger(), Ledger(), Ledger()
+    a.count(2.5, Counter.STARTED, group="teachers")
+    b.count(2.1, Counter.STARTED, 2, group="teachers")
+    b.count(2.9, Counter.LOGINS_SUCCEEDED, group="secondary-pupils")
+    b.count(2.9, Counter.LOGIN_ATTEMPTS, group="secondary-pupils")  # not one of GROUP_COUNTERS: total only
+    for part in (a, b):
+        merged.merge(Ledger.from_wire(part.take().to_wire()))
+    assert merged.seconds[2].groups == {
+        "teachers": {Counter.STARTED: 3},
+        "secondary-pupils": {Counter.LOGINS_SUCCEEDED: 1},
+    }
+    assert merged.total(Counter.STARTED) == 3 and merged.total(Counter.LOGIN_ATTEMPTS) == 1
+    write_groups_csv(merged, tmp_path / "groups.csv")
+    with (tmp_path / "groups.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == GROUPS_COLUMNS
+    assert [(row["second"], row["group"], row["started"], row["logins_succeeded"]) for row in rows] == [
+        ("2", "secondary-pupils", "0", "1"),
+        ("2", "teachers", "3", "0"),
+    ]

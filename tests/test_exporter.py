@@ -67,6 +67,7 @@ def test_counters_histograms_and_stats_are_the_ledger_s_and_locust_s() -> None:
         ledger.count(second, Counter.LOGINS_SUCCEEDED)
         ledger.time_to_login(second, milliseconds)
     ledger.count(4, Counter.ABANDONED, 2)
+    ledger.count(4, Counter.CAME_FOR_VIRTUAL_CLASS, 3, group="secondary-pupils")
     ledger.request(2, 30, None)
     ledger.request(3, 300, Counter.FAILURES_503)
     samples = _samples(_engine(ledger))
@@ -74,6 +75,7 @@ def test_counters_histograms_and_stats_are_the_ledger_s_and_locust_s() -> None:
     assert {name for name, _ in samples} == metric_names() - no_runner
     assert samples[("schoolsurge_surge_arrivals_started_total", ())] == 4
     assert samples[("schoolsurge_surge_gave_up_total", (("when", "logging_in"),))] == 2
+    assert samples[("schoolsurge_surge_came_for_virtual_class_total", ())] == 3
     assert samples[("schoolsurge_surge_requests_total", ())] == 2
     assert samples[("schoolsurge_surge_request_failures_total", (("kind", "503"),))] == 1
     assert samples[("schoolsurge_surge_request_failures_total", (("kind", "429"),))] == 0

@@ -209,6 +209,7 @@ def test_prometheus_totals_are_the_run_directory_s(monitored: Monitored) -> None
         ("schoolsurge_surge_logins_succeeded_total", Counter.LOGINS_SUCCEEDED),
         ("schoolsurge_surge_login_attempts_total", Counter.LOGIN_ATTEMPTS),
         ("schoolsurge_surge_requests_total", Counter.REQUESTS),
+        ("schoolsurge_surge_came_for_virtual_class_total", Counter.CAME_FOR_VIRTUAL_CLASS),
     ):
         total = int(sessions[column.value].sum())
         assert total > 0, column

@@ -255,6 +255,7 @@ def test_every_chart_renders_to_valid_svg(smoke_run: RunOutcome) -> None:
     charts = [chart for drawn in section_charts(ctx).values() for chart in drawn]
     expected = {
         "served",
+        "served-per-group",
         "arrivals",
         "arrivals-cumulative",
         "concurrency",
@@ -280,7 +281,9 @@ def test_every_chart_renders_to_valid_svg(smoke_run: RunOutcome) -> None:
         ids += [element.get("id") for element in root.iter() if element.get("id")]
     assert len(ids) == len(set(ids)), "ids unique across the report's inline charts"
     time_charts = [
-        chart for chart in charts if chart.key not in {"request-distribution", "login-cdf", "login-vs-offered"}
+        chart
+        for chart in charts
+        if chart.key not in {"request-distribution", "login-cdf", "login-vs-offered", "served-per-group"}
     ]
     for chart in (chart for chart in time_charts if not chart.collapsed):
         assert "scenario clock (HH:MM)" in chart.svg and "SLO window 07:30-08:30" in chart.svg, chart.key
@@ -297,7 +300,7 @@ def test_the_report_is_one_file_with_every_section_and_no_network(smoke_run: Run
     assert "<link" not in html and "<script" not in html
     drawn = html.count('<svg class="chart"') - html.count('<figure id="chart-platform-')  # + the platform's
     collapsed = html.count('<p class="collapsed" id="chart-') - html.count('<p class="collapsed" id="chart-platform-')
-    assert drawn + collapsed - html.count('id="chart-login-vs-offered"') == 12
+    assert drawn + collapsed - html.count('id="chart-login-vs-offered"') == 13  # served per group included
     assert "@media print" in html and "break-inside: avoid" in html
     for column in ("p50", "p90", "p95", "p99", "p99.9", "max"):
         assert f"<th>{column}</th>" in html

@@ -61,6 +61,11 @@ COUNTERS: tuple[tuple[str, str, Counter], ...] = (
     ("page_retries", "Pages asked again after they failed", Counter.PAGE_RETRIES),
     ("virtual_classes_opened", "Teachers who opened a virtual class", Counter.VIRTUAL_CLASSES_OPENED),
     ("virtual_class_joins", "Pupils let into a virtual class", Counter.VIRTUAL_CLASS_JOINS),
+    (
+        "came_for_virtual_class",
+        "Teachers and pupils who came to hold or join a virtual class (2021's population)",
+        Counter.CAME_FOR_VIRTUAL_CLASS,
+    ),
     ("requests", "People's HTTP requests completed (bots and the login flow entry left out)", Counter.REQUESTS),
     ("bot_login_attempts", "Login attempts of the attack incident's bots (counted apart)", Counter.BOT_LOGIN_ATTEMPTS),
     (

@@ -1,5 +1,5 @@
-"""Per-second session metrics that add up across worker processes, and the writing of sessions.csv and
-time_to_login.jsonl (their formats: schoolsurge/rundir/sessions.py, rundir/histograms.py).
+"""Per-second session metrics that add up across worker processes, and the writing of sessions.csv, groups.csv and
+time_to_login.jsonl (their formats: schoolsurge/rundir/sessions.py, rundir/groups.py, rundir/histograms.py).
 
 Every field is additive: counters are deltas, gauges are sampled once per second by each process (so the sum
 over processes is the total), and time-to-login and request latency are HdrHistograms (histograms of several
@@ -25,6 +25,7 @@ from typing import Any
 from hdrh.histogram import HdrHistogram
 
 from schoolsurge.files import atomic_file
+from schoolsurge.rundir.groups import GROUP_COUNTERS, GROUPS_COLUMNS
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_FIELDS,
     HISTOGRAM_RANGE_MS,
@@ -47,6 +48,8 @@ class SecondMetrics:
     _latency: HdrHistogram | None = None
     _tally: dict[int, int] = field(default_factory=dict, repr=False, compare=False)  # whole ms -> requests
     _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, repr=False, compare=False)
+    # group -> its people's GROUP_COUNTERS in this second (groups.csv)
+    groups: dict[str, dict[Counter, int]] = field(default_factory=dict)
 
     @property
     def request_latency(self) -> HdrHistogram | None:
@@ -72,11 +75,17 @@ class SecondMetrics:
         for name, value in other.gauges.items():
             self.gauges[name] = self.gauges.get(name, 0) + value
         self.start_delay_max_ms = max(self.start_delay_max_ms, other.start_delay_max_ms)
+        for group, counters in other.groups.items():
+            mine = self.groups.setdefault(group, {})
+            for name, value in counters.items():
+                mine[name] = mine.get(name, 0) + value
         self.time_to_login = _added(self.time_to_login, other.time_to_login)
         self.request_latency = _added(self.request_latency, other.request_latency)
 
     def to_wire(self) -> dict[str, Any]:
         wire: dict[str, Any] = {"c": self.counters, "g": self.gauges, "d": self.start_delay_max_ms}
+        if self.groups:
+            wire["p"] = self.groups
         if self.time_to_login is not None:
             wire["h"] = encode_histogram(self.time_to_login)
         latency = self.request_latency
@@ -88,7 +97,12 @@ class SecondMetrics:
     def from_wire(cls, wire: dict[str, Any]) -> SecondMetrics:
         counters = {Counter(name): value for name, value in wire.get("c", {}).items()}
         gauges = {Gauge(name): value for name, value in wire.get("g", {}).items()}
-        return cls(counters, gauges, float(wire.get("d", 0.0)), _decoded(wire.get("h")), _decoded(wire.get("r")))
+        metrics = cls(counters, gauges, float(wire.get("d", 0.0)), _decoded(wire.get("h")), _decoded(wire.get("r")))
+        metrics.groups = {
+            group: {Counter(name): value for name, value in counters.items()}
+            for group, counters in wire.get("p", {}).items()
+        }
+        return metrics
 
     def cached(self, name: str, key: Any, compute: Any) -> Any:
         """compute() once per `key` (what the value depends on): a second's figures change no more once its
@@ -148,9 +162,14 @@ class Ledger:
             bucket = self.seconds[key] = SecondMetrics()
         return bucket
 
-    def count(self, second: float, name: Counter, amount: int = 1) -> None:
-        counters = self._at(second).counters
+    def count(self, second: float, name: Counter, amount: int = 1, group: str | None = None) -> None:
+        """Count `name` in `second`; a person's GROUP_COUNTERS given with their `group` count in it too."""
+        bucket = self._at(second)
+        counters = bucket.counters
         counters[name] = counters.get(name, 0) + amount
+        if group is not None and name in GROUP_COUNTERS:
+            by_group = bucket.groups.setdefault(group, {})
+            by_group[name] = by_group.get(name, 0) + amount
 
     def sample(self, second: float, name: Gauge, value: int) -> None:
         self._at(second).gauges[name] = value
@@ -236,6 +255,18 @@ def write_sessions_csv(ledger: Ledger, path: Path, clock_of_second: Any = None) 
         writer = csv.DictWriter(handle, fieldnames=SESSIONS_COLUMNS)
         writer.writeheader()
         writer.writerows(ledger.rows(clock_of_second))
+
+
+def write_groups_csv(ledger: Ledger, path: Path) -> None:
+    """groups.csv: each cohort second's GROUP_COUNTERS per group that had people in it."""
+    with atomic_file(path) as handle:
+        writer = csv.DictWriter(handle, fieldnames=GROUPS_COLUMNS)
+        writer.writeheader()
+        for second in sorted(ledger.seconds):
+            for group, counters in sorted(ledger.seconds[second].groups.items()):
+                writer.writerow(
+                    {"second": second, "group": group, **{n.value: counters.get(n, 0) for n in GROUP_COUNTERS}}
+                )
 
 
 def write_histograms(ledger: Ledger, path: Path) -> None:

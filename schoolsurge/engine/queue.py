@@ -109,7 +109,7 @@ class ArrivalQueue:
         """Record that the claimed arrival starts now; returns its start delay in seconds (0 when on time)."""
         delay = max(0.0, self.clock() - claim.intended_unix)
         second = claim.arrival.at_s
-        self.ledger.count(second, Counter.STARTED)
+        self.ledger.count(second, Counter.STARTED, group=claim.arrival.group)
         self.ledger.start_delay(second, delay * 1000)
         if delay > self.late_after_s:
             self.ledger.count(second, Counter.LATE)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 import gevent
 from locust.stats import PERCENTILES_TO_REPORT, StatsCSV, StatsCSVFileWriter
 
-from schoolsurge.engine.ledger import write_histograms, write_sessions_csv
+from schoolsurge.engine.ledger import write_groups_csv, write_histograms, write_sessions_csv
 from schoolsurge.engine.target_metrics import TargetMetrics
 from schoolsurge.files import atomic_file, readable, remove_entry
 from schoolsurge.rundir import (
     FAILURES_CSV,
+    GROUPS_CSV,
     HISTOGRAMS,
     LOCUST_CSV_SUFFIXES,
     LOCUST_PREFIX,
@@ -131,6 +132,7 @@ class RunDirectoryWriter:
             return
         try:
             write_sessions_csv(ledger, self.run_dir / SESSIONS_CSV, self.clock_label)
+            write_groups_csv(ledger, self.run_dir / GROUPS_CSV)
             write_histograms(ledger, self.run_dir / HISTOGRAMS)
             write_client_steps(self.run_dir, self.engine.client_steps())
             self.engine.kind.write_files(self.run_dir, ledger)  # a sweep's capacity.csv

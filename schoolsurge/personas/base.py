@@ -122,9 +122,15 @@ class Behaviour:
         length = session_length(self.group, self.person, self.context.seed) / self.speed
         return min(start + length, self.window_end)
 
+    def comes_for_virtual_class(self) -> bool:
+        """Whether this person comes to hold or join a virtual class (none by default)."""
+        return False
+
     def live(self) -> None:
         """The person's session. ClientCrashed, once recorded, when a step raised in the client: their journey
         ends there (the engine keeps its traceback)."""
+        if self.comes_for_virtual_class():  # counted as they start: whether they get in or not, they came for one
+            self.share.ledger.count(self.cohort_second, Counter.CAME_FOR_VIRTUAL_CLASS, group=self.group.name)
         try:
             logged_in = self.log_in()
         except ClientCrashed as crash:
@@ -186,7 +192,7 @@ class Behaviour:
                     waited = (time.time() - first_attempt) * self.speed  # in scenario seconds, as patience is
                     delay = next_retry_delay(self.group.retry, retries, waited, self.rng)
                     if delay is None:
-                        ledger.count(second, Counter.ABANDONED)
+                        ledger.count(second, Counter.ABANDONED, group=self.group.name)
                         self._record_flow(error)
                         return False
                     retries += 1
@@ -196,7 +202,7 @@ class Behaviour:
                     raise
                 except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
                     raise ClientCrashed(LOGIN_STEP, error) from error
-                ledger.count(second, Counter.LOGINS_SUCCEEDED)
+                ledger.count(second, Counter.LOGINS_SUCCEEDED, group=self.group.name)
                 ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
                 self._record_flow(None)
                 return True
@@ -208,7 +214,7 @@ class Behaviour:
         try:
             yield
         except GreenletExit:
-            self.share.ledger.count(self.cohort_second, counter)
+            self.share.ledger.count(self.cohort_second, counter, group=self.group.name)
             raise
 
     def _record_flow(self, error: Exception | None) -> None:

@@ -25,7 +25,9 @@ StepRecorder = Callable[[str, str, float, Exception | None], None]
 class Tally(Protocol):
     """Where a session's outcomes are counted, by run second (the engine's Ledger)."""
 
-    def count(self, second: float, name: Counter, amount: int = 1) -> None: ...
+    def count(self, second: float, name: Counter, amount: int = 1, group: str | None = None) -> None:
+        """Count `name` in run second `second`; with the person's `group`, in that group's counts too."""
+        ...
 
     def time_to_login(self, second: float, milliseconds: float) -> None: ...
 

@@ -16,9 +16,13 @@ class StudentBehaviour(Behaviour):
 
     def session(self) -> None:
         dashboard = self.dashboard()
-        if has_trait(self.person, self.group.virtual_class) and self.attend_virtual_class(dashboard):
+        if self.comes_for_virtual_class() and self.attend_virtual_class(dashboard):
             return
         self.browse_until_deadline()
+
+    def comes_for_virtual_class(self) -> bool:
+        """The group's `virtual_class` share of its pupils comes for their class's virtual class."""
+        return has_trait(self.person, self.group.virtual_class)
 
     def attend_virtual_class(self, dashboard: Dashboard) -> bool:
         """Join the class's virtual class once the teacher has created it; False if the pupil gives up.

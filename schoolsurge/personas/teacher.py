@@ -14,11 +14,11 @@ class TeacherBehaviour(Behaviour):
 
     def session(self) -> None:
         dashboard = self.dashboard()
-        if dashboard.class_ids and self.holds_virtual_class() and self.hold_virtual_class(dashboard):
+        if dashboard.class_ids and self.comes_for_virtual_class() and self.hold_virtual_class(dashboard):
             return
         self.browse_until_deadline()
 
-    def holds_virtual_class(self) -> bool:
+    def comes_for_virtual_class(self) -> bool:
         """Exactly round(n x share) of the group's n people hold one: its first people. With the embedded
         platform's accounts they teach, one class each, the secondary classes whose pupils log in (the seeded
         roster lists those first), so every virtual class has pupils to join it, as in 2021."""

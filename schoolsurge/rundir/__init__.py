@@ -11,6 +11,7 @@ imports the other. Each file's format has one home here:
       locust_stats.csv, locust_stats_history.csv, locust_failures.csv, locust_exceptions.csv   Locust's own
                                (its entries' names: steps.py)
       sessions.csv             the engine's per-second metrics (sessions.py: Counter, Gauge)
+      groups.csv               who got in per scenario group, by cohort second (groups.py: GROUP_COUNTERS)
       time_to_login.jsonl      raw time-to-login and request-latency histograms, one line per second
                                (histograms.py: encoding, merging, reading, the login percentile)
       client_steps.json        the client's skipped steps, its crashes and its failed logins by class, each with
@@ -50,6 +51,7 @@ from schoolsurge.rundir.figures import (
     min_people,
     offered_range,
 )
+from schoolsurge.rundir.groups import GROUP_COUNTERS, GROUPS_COLUMNS
 from schoolsurge.rundir.histograms import (
     HISTOGRAM_DIGITS,
     HISTOGRAM_FIELDS,
@@ -70,6 +72,7 @@ from schoolsurge.rundir.layout import (
     EXCEPTIONS_SUFFIX,
     FAILURES_CSV,
     FAILURES_SUFFIX,
+    GROUPS_CSV,
     HISTOGRAMS,
     HISTORY_CSV,
     HISTORY_SUFFIX,
@@ -112,12 +115,16 @@ from schoolsurge.rundir.sessions import (
     FAILURE_COUNTERS,
     SESSIONS_COLUMNS,
     TIME_TO_LOGIN_PERCENTILES,
+    VIRTUAL_CLASS_REACHED,
     Counter,
     Gauge,
 )
 from schoolsurge.rundir.steps import AGGREGATED, BOT_STEP_PREFIX, CLIENT_CRASH_TYPE, LOGIN_FLOW_NAME, LOGIN_FLOW_TYPE
 
 __all__ = [
+    "GROUPS_COLUMNS",
+    "GROUPS_CSV",
+    "GROUP_COUNTERS",
     "AGGREGATED",
     "BOT_STEP_PREFIX",
     "CAPACITY_COLUMNS",
@@ -163,6 +170,7 @@ __all__ = [
     "TARGET_METRICS_SERIES",
     "TIMELINE",
     "TIME_TO_LOGIN_PERCENTILES",
+    "VIRTUAL_CLASS_REACHED",
     "UNCLASSIFIED",
     "VERSIONED_PACKAGES",
     "ClientSteps",

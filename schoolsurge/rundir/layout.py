@@ -26,6 +26,7 @@ HISTORY_CSV = f"{LOCUST_PREFIX}{HISTORY_SUFFIX}"
 FAILURES_CSV = f"{LOCUST_PREFIX}{FAILURES_SUFFIX}"
 TIMELINE = "timeline.json"
 SESSIONS_CSV = "sessions.csv"
+GROUPS_CSV = "groups.csv"  # who got in, per scenario group and cohort second (groups.py)
 HISTOGRAMS = "time_to_login.jsonl"
 CLIENT_STEPS = "client_steps.json"  # the client's skipped steps, crashes and failed logins by class (client_steps.py)
 TARGET_METRICS = "target_metrics.prom"  # the target's Prometheus text at the end of the run, when it has one

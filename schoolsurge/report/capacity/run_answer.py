@@ -28,6 +28,7 @@ from schoolsurge.report.outcome.served import (
     PUBLISHED_2021_REACHED,
     PUBLISHED_2021_SHARE,
     PUBLISHED_2021_TRIED,
+    ServedShare,
     served_share,
 )
 from schoolsurge.report.outcome.verdicts import judge_run
@@ -140,14 +141,48 @@ def _served(data: RunData) -> Served | None:
         return None
     national = f", about {people_text(share.tried / share.scale)} nationally" if share.scale else ""
     population = f"people of this scenario who tried to log in (every group{national})"
-    reference = None
-    if data.scenario is not None and data.scenario.name in REFERENCE_SCENARIOS:
-        reference = (
-            f"6 April 2021: {PUBLISHED_2021_SHARE:.0%} of another population ({PUBLISHED_2021_REACHED:,} reached a "
-            f"virtual class of the {PUBLISHED_2021_TRIED:,} teachers and pupils who came for one; this run does "
-            "not count who came for a virtual class, so the two shares compare only as shares)"
+    stands_for_2021 = data.scenario is not None and data.scenario.name in REFERENCE_SCENARIOS
+    return Served(
+        share.served,
+        share.tried,
+        share.share,
+        share.window,
+        population,
+        _virtual_class_reference(share, stands_for_2021),
+        share.came_for_virtual_class,
+        share.reached_virtual_class,
+        share.virtual_class_share,
+    )
+
+
+def _virtual_class_reference(share: ServedShare, stands_for_2021: bool) -> str | None:
+    """The share of 2021's population in this run (teachers and pupils who came for a virtual class), and 2021's
+    own when the scenario stands for 2021."""
+    reference = (
+        f"6 April 2021: {PUBLISHED_2021_SHARE:.0%} of {PUBLISHED_2021_TRIED:,} ({PUBLISHED_2021_REACHED:,} reached one)"
+        if stands_for_2021
+        else None
+    )
+    came, reached, same = share.came_for_virtual_class, share.reached_virtual_class, share.virtual_class_share
+    if same is not None:
+        national = f", about {people_text(came / share.scale)} nationally" if share.scale else ""
+        measured = (
+            f"{same:.0%} of the {came:,} teachers and pupils who came for a virtual class {share.window} reached one "
+            f"({reached:,}{national})"
         )
-    return Served(share.served, share.tried, share.share, share.window, population, reference)
+        return f"{measured}; {reference}" if reference else measured
+    not_recorded = "this run did not record who came for one (an earlier version)"
+    if reference is None:
+        return f"teachers and pupils who came for a virtual class: {not_recorded}" if came is None else None
+    why = (
+        f"{not_recorded}, so its share of that population is not known"
+        if came is None
+        else f"nobody of this run came for one {share.window}"
+    )
+    return (
+        f"6 April 2021: {PUBLISHED_2021_SHARE:.0%} of the {PUBLISHED_2021_TRIED:,} teachers and pupils who came for a "
+        f"virtual class reached one; {why}"
+    )
 
 
 # ---- a sweep -----------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Charts of people over time, from the engine's sessions.csv: arrivals (rate and cumulative), who got in, and
-how many were in a session and in a virtual class against the plan, with the agents in the pool."""
+"""Charts of people, from the engine's sessions.csv: arrivals (rate and cumulative), who got in (over time, and per
+scenario group from groups.csv), and how many were in a session and in a virtual class against the plan, with the
+agents in the pool."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 from schoolsurge.models.replay import Replay
 from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps, time_axes
 from schoolsurge.report.outcome.against_plan import national_per_run_second
+from schoolsurge.report.outcome.served import served_by_group
 from schoolsurge.report.series.axis import time_axis
 from schoolsurge.rundir import Counter, Gauge
 
@@ -88,6 +90,37 @@ def served(ctx: Context) -> Chart | None:
     title = "Who got in: share of the people due in each bin who logged in, gave up, or left"
     caption = f"By intended arrival time (cohort), bins of {axis.bin_label}."
     return Chart.drawn(fig, "served", title, caption)
+
+
+def served_per_group(ctx: Context) -> Chart | None:
+    """Of each scenario group's people due in the SLO window, the share who got in, gave up, or were still logging
+    in at the end (None for a run that did not record its people per group)."""
+    groups = served_by_group(ctx.data)
+    if not groups:
+        return None
+    fig, (ax,) = figure(height=0.6 + 0.45 * len(groups))
+    rows = np.arange(len(groups))
+    left = np.zeros(len(groups))
+    for label, colour, counted in (
+        ("got in", "tab:green", [g.served for g in groups]),
+        ("gave up logging in", "tab:red", [g.gave_up for g in groups]),
+        ("still logging in at the end", "tab:orange", [g.unfinished for g in groups]),
+    ):
+        share = 100 * np.array(counted, dtype=float) / np.array([g.tried for g in groups], dtype=float)
+        if label == "got in" or share.any():
+            ax.barh(rows, share, left=left, color=colour, label=label)
+        left += share
+    ax.set_yticks(rows, [f"{g.group}: {g.share:.0%} ({g.served:,} of {g.tried:,})" for g in groups], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel(f"% of the group's people due {ctx.data.slo_window_label()} who tried to log in")
+    legend(ax)
+    title = "Served share per group: of each group's people due in the SLO window, who got in"
+    caption = (
+        "By intended arrival time (cohort), within the SLO window, from groups.csv; what a bar leaves blank is "
+        "people whose login the client crashed in."
+    )
+    return Chart.drawn(fig, "served-per-group", title, caption)
 
 
 def _planned(ctx: Context) -> tuple[np.ndarray, np.ndarray] | None:

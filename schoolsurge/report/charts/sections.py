@@ -18,7 +18,7 @@ Draw = Callable[[Context], Chart | None]
 
 # section key -> the charts drawn in it, for a run with the engine's sessions.csv ...
 SECTIONS: dict[str, tuple[Draw, ...]] = {
-    "served": (people.served,),
+    "served": (people.served, people.served_per_group),
     "arrivals": (people.arrivals_rate, people.arrivals_cumulative),
     "concurrency": (people.concurrency,),
     "requests": (load.requests_and_failures,),

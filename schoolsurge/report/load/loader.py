@@ -22,6 +22,8 @@ from schoolsurge.report.load.locust_csv import Table, find_locust_files, iter_ta
 from schoolsurge.report.load.run_data import HistoryDetail, RunData
 from schoolsurge.rundir import (
     CLIENT_STEPS,
+    GROUP_COUNTERS,
+    GROUPS_CSV,
     HISTOGRAMS,
     MANIFEST,
     SCENARIO_COPY,
@@ -73,6 +75,12 @@ FAILURES_TABLE = Table(
 )
 SESSIONS_TABLE = Table(
     "session metrics", frozenset({"second"}), text=frozenset({"clock"}), filled=frozenset({"second"})
+)
+GROUPS_TABLE = Table(
+    "people per group",
+    frozenset({"second", "group", *GROUP_COUNTERS}),
+    text=frozenset({"group"}),
+    filled=frozenset({"second", *GROUP_COUNTERS}),
 )
 PLAIN_LOCUST_NOTE = (
     "This is a plain Locust run: open arrivals, time to log in from the intended arrival, sessions and the served "
@@ -182,6 +190,8 @@ def load_run(run_dir: Path, *, summary: bool = False) -> RunData:
         if not plain:  # a plain run's note says so already
             notes.append("scenario clock unknown; charts show run seconds")
     _load_sessions(data, whole=not summary)
+    if not summary:
+        _load_groups(data)
     _load_histograms(data, whole=not summary)
     data.client_steps = _client_steps(run_dir, notes)
     return data
@@ -265,10 +275,11 @@ def _load_sessions(data: RunData, whole: bool) -> None:
     if not readable(path, data.notes):
         return
     if not whole:
-        data.sessions = _window_sessions(path, data.slo_seconds())
+        data.sessions, data.sessions_unrecorded = _window_sessions(path, data.slo_seconds())
         return
     data.sessions = read_table(path, SESSIONS_TABLE)
     missing = [name for name in (*Counter, *Gauge) if name not in data.sessions.columns]
+    data.sessions_unrecorded = frozenset(missing)
     if missing:  # a run of an earlier version: what it did not count shows as zero
         data.notes.append(f"{SESSIONS_CSV} has no {', '.join(missing)} (an earlier version); shown as 0")
         for name in missing:
@@ -277,21 +288,30 @@ def _load_sessions(data: RunData, whole: bool) -> None:
         data.sessions["clock_s"] = data.clock_start_s + data.sessions["second"] * data.speed
 
 
-def _window_sessions(path: Path, window_s: tuple[float, float] | None) -> pd.DataFrame:
+def _load_groups(data: RunData) -> None:
+    """Who got in per scenario group (groups.csv), when the run recorded it (a run of an earlier version did not)."""
+    path = data.run_dir / GROUPS_CSV
+    if readable(path, data.notes):
+        data.groups = read_table(path, GROUPS_TABLE)
+
+
+def _window_sessions(path: Path, window_s: tuple[float, float] | None) -> tuple[pd.DataFrame, frozenset[str]]:
     """Of sessions.csv, read a block at a time, what served_share reads: the counters of the window's seconds
     (run seconds; None: all) summed into one row, under a second of the window (no row when it has none); a
-    counter the file has not (an earlier version) is 0."""
+    counter the file has not (an earlier version) is 0, and returned as not recorded."""
     start, end = window_s or (0.0, math.inf)
     total = pd.Series(0.0, index=[name.value for name in Counter])
     inside: float | None = None
+    unrecorded: frozenset[str] = frozenset()
     for block in iter_table(path, SESSIONS_TABLE):
+        unrecorded = frozenset(name for name in total.index if name not in block.columns)
         rows = block[(block["second"] >= start) & (block["second"] < end)]
         if len(rows):
             total = total.add(rows[[name for name in total.index if name in rows.columns]].sum(), fill_value=0)
             inside = float(rows["second"].iloc[0]) if inside is None else inside
     if inside is None:
-        return pd.DataFrame(columns=["second", *total.index], dtype=float)
-    return pd.DataFrame([{"second": inside, **total.to_dict()}])
+        return pd.DataFrame(columns=["second", *total.index], dtype=float), unrecorded
+    return pd.DataFrame([{"second": inside, **total.to_dict()}]), unrecorded
 
 
 def _load_histograms(data: RunData, whole: bool) -> None:

@@ -88,6 +88,9 @@ class RunData:
     speed: float | None = None
     test_start_unix: float | None = None
     sessions: pd.DataFrame | None = None
+    # sessions.csv's counters and gauges a run of an earlier version did not record (loaded as 0)
+    sessions_unrecorded: frozenset[str] = frozenset()
+    groups: pd.DataFrame | None = None  # groups.csv: who got in per scenario group, by cohort second
     histograms: dict[int, HdrHistogram] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     locust_prefix: str = LOCUST_PREFIX  # the --csv prefix of Locust's files (run1 for run1_stats.csv)
