@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from conftest import assert_measured_the_platform, cmdline, descendants
 
@@ -61,15 +62,26 @@ def _processes(marker: str) -> list[int]:
     return [pid for pid in descendants(os.getpid()) if marker in " ".join(cmdline(pid))]
 
 
-def _stop_the_platform_mid_run(stopped: list[int]) -> None:
-    """Once the run's Locust has started (the platform is serving by then), stop every process of the embedded
-    platform (its server and the workers it spawned) for STOPPED_S, then let it go on: as if the machine gave it
-    no CPU for those seconds."""
+def _answered(reports: Path) -> bool:
+    """Locust has recorded answered requests of the run (its statistics history), so the run's clock is going."""
+    for history in reports.glob("*/locust_stats_history.csv"):
+        try:
+            if pd.read_csv(history)["Total Request Count"].max() > 0:
+                return True
+        except (pd.errors.EmptyDataError, KeyError, ValueError):  # created, its header not yet written
+            pass
+    return False
+
+
+def _stop_the_platform_mid_run(reports: Path, stopped: list[int]) -> None:
+    """Once the run's load is flowing (Locust has recorded answers: before that, on a busy machine, the stop could
+    fall in the start-up, outside the run's seconds), stop every process of the embedded platform (its server and
+    the workers it spawned) for STOPPED_S, then let it go on: as if the machine gave it no CPU for those seconds."""
     deadline = time.monotonic() + FOUND_WITHIN_S
-    while not (_processes("locust") and _processes("schoolsurge.platform")):
+    while not (_processes("schoolsurge.platform") and _answered(reports)):
         if time.monotonic() > deadline:
             return
-        time.sleep(0.05)  # polling for the processes to appear, with a deadline
+        time.sleep(0.05)  # polling for the load to flow, with a deadline
     platform = [pid for server in _processes("schoolsurge.platform") for pid in (server, *descendants(server))]
     try:
         for pid in platform:
@@ -85,7 +97,7 @@ def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stopped: list[int] = []
-    stopper = threading.Thread(target=_stop_the_platform_mid_run, args=(stopped,))
+    stopper = threading.Thread(target=_stop_the_platform_mid_run, args=(tmp_path, stopped))
     stopper.start()
     try:
         code = main(["run", str(SMOKE), "--speed", "240", "--reports-dir", str(tmp_path)])
