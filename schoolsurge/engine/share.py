@@ -150,3 +150,10 @@ class ProcessShare(Share):
         part = self.schedule.part(parts, index)
         self.queue.load(part, start_unix)
         return len(part)
+
+    def replace_from(self, from_s: float, arrivals: ArrivalArrays) -> int:
+        """From run second from_s on, this process's part of these arrivals (the whole run's, round-robin as its
+        part of the schedule) instead of the planned ones; returns its size."""
+        part = arrivals.round_robin(self.parts, self.part_index)
+        self.queue.replace_from(from_s, part)
+        return len(part)
