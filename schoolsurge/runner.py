@@ -197,6 +197,12 @@ def _what_runs(replay: Replay) -> str:
             f"(run terms; {replay.multiples[0]:.3g} to {replay.multiples[-1]:.3g} x the national peak), each settled "
             f"{replay.settle_s:.0f} s and measured {replay.measure_s:g} s, at {scale} (load fraction "
             f"{replay.load_fraction:.3g})"
+            + (
+                f", then up to {replay.refine_steps} refinement steps of {replay.step_s:.0f} s near the break, "
+                f"until the range is within {replay.refine_within:.0%}"
+                if replay.refine_steps
+                else ""
+            )
         )
     return f"replaying {replay.scenario.window.start}-{replay.scenario.window.end} at {scale}"
 

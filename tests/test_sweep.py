@@ -16,12 +16,15 @@ from conftest import assert_measured_the_platform
 from schoolsurge.accounts import Roster
 from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.cli import EXIT_USAGE, main
-from schoolsurge.models.sweep import SweepSettings, arrival_shares, mean_session_s
+from schoolsurge.engine.ledger import Ledger
+from schoolsurge.engine.queue import ArrivalQueue
+from schoolsurge.models.sweep import RefineStep, SweepSettings, arrival_shares, mean_session_s
 from schoolsurge.rundir import (
     ANSWER_JSON,
     CAPACITY_CSV,
     CAPACITY_JSON,
     SESSIONS_CSV,
+    Counter,
     StepPhase,
     StepStatus,
     offered_range,
@@ -75,6 +78,29 @@ def test_schedule_reuses_accounts_the_roster_has_without_overlap_at_the_top_step
         assert replay.people_of(group) > in_session
     for persona, count in need.items():
         assert roster.count(persona) >= count
+
+
+def test_a_refinement_step_replaces_the_planned_arrivals_from_its_start_on() -> None:
+    """What every process does with a refinement step the master chose: the same arrivals from the seed and the
+    step, each group's people continuing after the planned ones, and its queue holding them instead of the
+    planned arrivals from the step's start (their scheduled counts undone)."""
+    replay = sweep_replay(load_scenario(PUPILS), SweepSettings(steps=3, low=0.1, high=1.0), scale=1e-4, speed=SPEED)
+    planned = replay.schedule_arrays(seed=5)
+    step = RefineStep(3, replay.rates[1] * 1.5, start_s=40.0, first_person=replay.people_drawn(planned))
+    arrivals = replay.refinement_arrays(5, step)
+    again = replay.refinement_arrays(5, RefineStep.from_wire(step.to_wire()))
+    assert list(arrivals) == list(again)
+    assert abs(len(arrivals) - step.rate * replay.step_s) <= 1
+    assert arrivals.at_s.min() >= step.start_s and arrivals.at_s.max() < replay.bounds_from(step.start_s)[2]
+    for number, group in enumerate(replay.scenario.groups):
+        first = arrivals.person[arrivals.group == number][0]
+        assert first == step.first_person[number] % replay.people_of(group)
+    ledger = Ledger()
+    queue = ArrivalQueue(ledger, clock=lambda: 1000.0)
+    queue.load(planned, start_unix=1000.0)
+    queue.replace_from(step.start_s, arrivals)
+    kept = int((planned.at_s < step.start_s).sum())
+    assert queue.remaining == kept + len(arrivals) == ledger.total(Counter.SCHEDULED)
 
 
 def _pupils_scale(scenario_path: Path) -> tuple[float, float]:
@@ -162,10 +188,11 @@ def test_the_report_answers_first_and_capacity_json_holds_the_figures(pupils_swe
     assert (pupils_sweep.run_dir / CAPACITY_JSON).exists()
 
 
-@pytest.fixture(scope="module")
-def refined_sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+@pytest.fixture(scope="module", params=[None, 2], ids=["one-process", "master-and-2-workers"])
+def refined_sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> RunOutcome:
     """Two planned steps, one that holds (STEP_2 x the profile's capacity) and one that breaks (5 times higher):
-    the refinement bisects between them."""
+    the refinement bisects between them, in one Locust process and with workers (whom the master sends each
+    refinement step)."""
     capacity, scale = _pupils_scale(PUPILS)
     low, high = STEP_2 * capacity, STEP_2 * capacity * STEP_RATIO
     settings = SweepSettings(
@@ -177,6 +204,7 @@ def refined_sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
             target=None,
             scale=scale,
             speed=SPEED,
+            processes=request.param,
             reports_dir=tmp_path_factory.mktemp("refined"),
             sweep=settings,
         )

@@ -191,7 +191,8 @@ class SweepRun(Kind):
                 spent = width > replay.refine_within
                 print(
                     f"schoolsurge: capacity range {found.held:.3f}-{found.broke:.3f} arrivals/s (run terms), "
-                    f"{width:.0%} wide after {len(self.refinements)} refinement steps"
+                    f"{width:.0%} wide after {len(self.refinements)} refinement step"
+                    f"{'' if len(self.refinements) == 1 else 's'}"
                     + (f" (the budget of {replay.refine_steps} steps ran out)" if spent else ""),
                     flush=True,
                 )

@@ -207,7 +207,7 @@ def _refinement_text(data: RunData, measured: pd.DataFrame, found: OfferedRange)
     budget = plan.refine_steps if plan is not None else None
     if budget is not None and refined >= budget:
         return (
-            f"{done}: the refinement's budget of {budget} steps ran out before {goal:.0%} "
+            f"{done}: the refinement's budget of {budget} step{'s' if budget != 1 else ''} ran out before {goal:.0%} "
             "(--sweep-refine-steps allows more)"
         )
     return f"{done}, not within the {goal:.0%} asked (the refinement stopped early: see the sweep's log)"
