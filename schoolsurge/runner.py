@@ -176,7 +176,7 @@ def _start(spec: RunSpec, how: Start) -> RunOutcome:
     try:
         with _platform(spec, scenario, replay, run_dir, how.admin_token) as (target, admin_token):
             update_manifest(run_dir, target=target)
-            print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
+            print(f"schoolsurge: {_what_runs(replay)} against {target} ({_how_long(replay)})", flush=True)
             command = _locust_command(spec, how.locustfile, target, run_dir)
             locust = _run_locust(command, secret_environment(spec, admin_token))
     except KeyboardInterrupt:
@@ -187,6 +187,12 @@ def _start(spec: RunSpec, how: Start) -> RunOutcome:
             f"the embedded platform did not start ({str(error).splitlines()[0]}); see {run_dir / PLATFORM_LOG}"
         ) from None
     return conclude(run_dir, locust, junit=how.junit, fail_on_slo=how.fail_on_slo)
+
+
+def _how_long(replay: Replay) -> str:
+    if isinstance(replay, SweepReplay) and replay.refine_steps:
+        return f"about {replay.planned_s:.0f} s, at most {replay.duration_s:.0f} s with its refinement"
+    return f"about {replay.duration_s:.0f} s"
 
 
 def _what_runs(replay: Replay) -> str:

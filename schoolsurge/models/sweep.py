@@ -46,6 +46,9 @@ DEFAULT_SPEED = 150.0
 DEFAULT_STOP_MARGIN = 5.0  # a step breaching an objective by this factor ends the sweep
 DEFAULT_REFINE_WITHIN = 0.10  # bisect until (broke - held) / held is at most this
 DEFAULT_REFINE_STEPS = 4  # at most this many refinement steps (a geometric plan's 40% halves in 2 or 3)
+# The most time between two refinement steps: the step before is judged a few seconds after its end (the
+# workers' last figures: engine/kinds/sweep.py JUDGE_AFTER_S) and the next starts a second or two later.
+REFINE_GAP_S = 8.0
 TOP_REQUESTS_PER_S = 250.0  # people's requests/s of the top step, run terms: what this machine holds
 ACCOUNT_MARGIN = 1.5  # accounts per group: this many times its people in a session at the top step
 ACCOUNT_FLOOR = 10
@@ -207,8 +210,15 @@ class SweepReplay(Replay):
         return self.settle_s + self.measure_s
 
     @property
-    def duration_s(self) -> float:
+    def planned_s(self) -> float:
+        """How long the planned steps last, run seconds."""
         return len(self.multiples) * self.step_s
+
+    @property
+    def duration_s(self) -> float:
+        """The longest the sweep can run: its planned steps, then every refinement step, each begun once the one
+        before is judged. People's sessions are cut only here (personas' window end), never in a refinement step."""
+        return self.planned_s + self.refine_steps * (self.step_s + REFINE_GAP_S)
 
     def step_at(self, run_s: float) -> int:
         """The step running at run second run_s (the last one after the end)."""

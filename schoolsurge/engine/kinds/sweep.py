@@ -79,7 +79,7 @@ class SweepRun(Kind):
     def ended(self, run_s: float, status: FleetStatus) -> bool:
         if self.replay.refine_steps:  # the last planned step is judged first: refinement may follow it
             return self.finished
-        return run_s >= self.replay.duration_s or self.stopped_after is not None
+        return run_s >= self.replay.planned_s or self.stopped_after is not None
 
     def progress_clock(self, run_s: float) -> str:
         replay = self.replay
