@@ -221,15 +221,15 @@ def test_refinement_narrows_the_range_with_measured_steps(refined_sweep: RunOutc
     first = offered_range(zip(planned["offered_arrivals_per_s"], planned["slo_met"], strict=True))
     assert 1 <= len(refined) <= REFINE_STEPS
     assert set(refined["status"]) == {StepStatus.MEASURED}
-    # Each refinement step is a real step: settled as the planned ones, people measured, judged; one that held
-    # keeps as many people in a session as Little's law says (their sessions are not cut at the plan's end).
+    # Each refinement step is a real step: settled as the planned ones, people measured, judged, and as many
+    # people in a session as Little's law says at least (their sessions are not cut at the plan's end; a step
+    # past capacity keeps people longer, not shorter).
     mean_session_run_s = mean_session_s(load_scenario(PUPILS)) / SPEED
     for step in refined.itertuples():
         assert step.measured_from_s - step.start_s == pytest.approx(planned.iloc[0]["measured_from_s"], abs=0.1)
         assert step.arrivals > 0 and step.slo_met in (True, False)
         assert first.held < step.offered_arrivals_per_s < first.broke
-        if step.slo_met:
-            assert step.concurrency > 0.7 * step.offered_arrivals_per_s * mean_session_run_s, f"step {step.step}"
+        assert step.concurrency > 0.5 * step.offered_arrivals_per_s * mean_session_run_s, f"step {step.step}"
     # The final range's ends are measured steps, and it is narrower than the plan's bracketing pair.
     judged = steps[steps["status"].isin([StepStatus.MEASURED, StepStatus.STOPPED])]
     final = offered_range(zip(judged["offered_arrivals_per_s"], judged["slo_met"], strict=True))
