@@ -280,7 +280,7 @@ def test_a_fit_that_cannot_be_made_is_reported_not_raised(tmp_path: Path) -> Non
     [
         ("\x00garbage\n", "line 14: step status"),
         ("1,measured" + ",1" * 60 + "\n", "corrupt capacity steps"),
-        ("13,measured,1,1,0,0,0,1,1,1,1,0,0,0,0,0,0,many,1,1,1,1,1,1,1,0,0,0,0,1,true,\n", "concurrency"),
+        ("13,measured,planned,1,1,0,0,0,1,1,1,1,0,0,0,0,0,0,many,1,1,1,1,1,1,1,0,0,0,0,1,true,\n", "concurrency"),
     ],
     ids=["nul-garbage", "too-many-fields", "not-a-number"],
 )

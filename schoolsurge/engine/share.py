@@ -101,6 +101,11 @@ class Share:
         """Take part `index` of `parts` of the test, with run second 0 at start_unix; returns its arrivals."""
         raise NotImplementedError
 
+    def replace_from(self, from_s: float, arrivals: ArrivalArrays) -> int:
+        """From run second from_s on, this process's part of these arrivals instead of the planned ones (a sweep's
+        refinement step); returns its size. Only a share of the schedule has arrivals to replace."""
+        raise NotImplementedError
+
     @property
     def sessions(self) -> SessionShare:
         """What a person's behaviour sees of this share (personas/interface.py): the share itself."""

@@ -31,7 +31,7 @@ import numpy as np
 
 from schoolsurge.engine.kinds.base import MIN_SCRAPE_EVERY_S, SCRAPE_EVERY_S, EngineView, Kind
 from schoolsurge.engine.ledger import Ledger, SecondMetrics
-from schoolsurge.engine.share import FleetStatus, ProcessShare
+from schoolsurge.engine.share import FleetStatus
 from schoolsurge.files import atomic_file
 from schoolsurge.models.sweep import RefineStep, SweepReplay, range_width, refine_level
 from schoolsurge.rundir import (
@@ -97,10 +97,8 @@ class SweepRun(Kind):
     def apply_schedule_change(self, change: dict[str, Any]) -> None:
         """A refinement step: from its start on, its arrivals instead of the planned steps' (this process's part)."""
         step = RefineStep.from_wire(change)
-        share = self.engine.share
-        assert isinstance(share, ProcessShare)
         arrivals = self.replay.refinement_arrays(self.engine.context.seed, step)
-        size = share.replace_from(step.start_s, arrivals)
+        size = self.engine.share.replace_from(step.start_s, arrivals)
         log.info(
             "refinement step %d at %.3f/s from %.0f s: %d arrivals here", step.step + 1, step.rate, step.start_s, size
         )
