@@ -49,7 +49,7 @@ from schoolsurge.parameters import (
     speed_factor,
 )
 from schoolsurge.platform.settings import PROFILES, SSO_PROTOCOLS
-from schoolsurge.sweep_options import stop_margin, sweep_steps
+from schoolsurge.sweep_options import refine_steps, refine_within, stop_margin, sweep_steps
 
 DEFAULT_SCENARIO = "scenarios/first-day-2021.yaml"
 DEFAULT_REPORTS_DIR = Path("reports")
@@ -130,8 +130,9 @@ def _client(flag: str, field: str, help: str, **more: Any) -> Option:
     return Option(flag, help, RUNS, Section.CLIENT, field=field, **more)
 
 
-def _sweep(flag: str, alias: str, field: str, help: str, **more: Any) -> Option:
-    return Option(flag, help, Command.CAPACITY | Command.LOCUST, Section.SWEEP, field=field, aliases=(alias,), **more)
+def _sweep(flag: str, alias: str | None, field: str, help: str, **more: Any) -> Option:
+    aliases = () if alias is None else (alias,)
+    return Option(flag, help, Command.CAPACITY | Command.LOCUST, Section.SWEEP, field=field, aliases=aliases, **more)
 
 
 def _monitoring(flag: str, help: str, **more: Any) -> Option:
@@ -435,6 +436,22 @@ OPTIONS: tuple[Option, ...] = (
         "stop once a step breaches an objective by this factor",
         type=stop_margin,
         default_text=f"{SWEEP_DEFAULTS.stop_margin:g}",
+    ),
+    _sweep(
+        "--sweep-refine-within",
+        None,
+        "refine_within",
+        "bisect near the break until the capacity range (broke - held) / held is within this fraction",
+        type=refine_within,
+        default_text=f"{SWEEP_DEFAULTS.refine_within:g}",
+    ),
+    _sweep(
+        "--sweep-refine-steps",
+        None,
+        "refine_steps",
+        "at most this many refinement steps (the refinement's budget; 0: none)",
+        type=refine_steps,
+        default_text=f"{SWEEP_DEFAULTS.refine_steps}",
     ),
     _sweep(
         "--sweep-linear",

@@ -176,7 +176,7 @@ def _start(spec: RunSpec, how: Start) -> RunOutcome:
     try:
         with _platform(spec, scenario, replay, run_dir, how.admin_token) as (target, admin_token):
             update_manifest(run_dir, target=target)
-            print(f"schoolsurge: {_what_runs(replay)} against {target} (about {replay.duration_s:.0f} s)", flush=True)
+            print(f"schoolsurge: {_what_runs(replay)} against {target} ({_how_long(replay)})", flush=True)
             command = _locust_command(spec, how.locustfile, target, run_dir)
             locust = _run_locust(command, secret_environment(spec, admin_token))
     except KeyboardInterrupt:
@@ -189,6 +189,12 @@ def _start(spec: RunSpec, how: Start) -> RunOutcome:
     return conclude(run_dir, locust, junit=how.junit, fail_on_slo=how.fail_on_slo)
 
 
+def _how_long(replay: Replay) -> str:
+    if isinstance(replay, SweepReplay) and replay.refine_steps:
+        return f"about {replay.planned_s:.0f} s, at most {replay.duration_s:.0f} s with its refinement"
+    return f"about {replay.duration_s:.0f} s"
+
+
 def _what_runs(replay: Replay) -> str:
     scale = f"scale {replay.scale:.3g}, speed {replay.speed:g}x"
     if isinstance(replay, SweepReplay):
@@ -197,6 +203,12 @@ def _what_runs(replay: Replay) -> str:
             f"(run terms; {replay.multiples[0]:.3g} to {replay.multiples[-1]:.3g} x the national peak), each settled "
             f"{replay.settle_s:.0f} s and measured {replay.measure_s:g} s, at {scale} (load fraction "
             f"{replay.load_fraction:.3g})"
+            + (
+                f", then up to {replay.refine_steps} refinement steps of {replay.step_s:.0f} s near the break, "
+                f"until the range is within {replay.refine_within:.0%}"
+                if replay.refine_steps
+                else ""
+            )
         )
     return f"replaying {replay.scenario.window.start}-{replay.scenario.window.end} at {scale}"
 

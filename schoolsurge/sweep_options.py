@@ -15,6 +15,10 @@ sweep_steps = checked(whole_number, lambda v: v >= 2, "a sweep needs at least 2 
 stop_margin = checked(
     finite_number, lambda v: v >= 1, "must be 1 or more (a factor of the objective)", "--sweep-stop-margin"
 )
+refine_within = checked(
+    finite_number, lambda v: v > 0, "must be a positive fraction (0.1 is 10%)", "--sweep-refine-within, above 0"
+)
+refine_steps = checked(whole_number, lambda v: v >= 0, "must be 0 or more", "--sweep-refine-steps: 0 or more")
 
 ADVICE = "change the sweep options (--sweep-*)"
 

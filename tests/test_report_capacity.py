@@ -145,10 +145,10 @@ def _write_steps(run_dir: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def _sweep_dir(tmp_path: Path, rows: list[dict[str, Any]] | None = None) -> Path:
+def _sweep_dir(tmp_path: Path, rows: list[dict[str, Any]] | None = None, **plan: Any) -> Path:
     run_dir = tmp_path / "20210406T063000Z-first-day-2021"
     run_dir.mkdir()
-    sweep = {"steps": ALL_STEPS, "settle_s": 60.0, "measure_s": 40.0, "stop_margin": 5}
+    sweep = {"steps": ALL_STEPS, "settle_s": 60.0, "measure_s": 40.0, "stop_margin": 5, **plan}
     start_manifest(run_dir, FIRST_DAY, scenario="first-day-2021", scale=SCALE, speed=SPEED, kind="sweep", sweep=sweep)
     finish_manifest(run_dir, RunStatus.COMPLETED)
     _locust_files(run_dir)
@@ -280,7 +280,7 @@ def test_a_fit_that_cannot_be_made_is_reported_not_raised(tmp_path: Path) -> Non
     [
         ("\x00garbage\n", "line 14: step status"),
         ("1,measured" + ",1" * 60 + "\n", "corrupt capacity steps"),
-        ("13,measured,1,1,0,0,0,1,1,1,1,0,0,0,0,0,0,many,1,1,1,1,1,1,1,0,0,0,0,1,true,\n", "concurrency"),
+        ("13,measured,planned,1,1,0,0,0,1,1,1,1,0,0,0,0,0,0,many,1,1,1,1,1,1,1,0,0,0,0,1,true,\n", "concurrency"),
     ],
     ids=["nul-garbage", "too-many-fields", "not-a-number"],
 )
@@ -436,3 +436,34 @@ def test_a_p99_of_a_step_with_too_few_people_does_not_set_the_capacity(tmp_path:
     assert card is not None and card.slo_requests is not None
     assert card.slo_requests.limiting_objective != "login p99"
     assert card.slo_requests.held_steps > 2
+
+
+def test_refinement_steps_take_their_place_by_offered_load_and_the_answer_counts_them(tmp_path: Path) -> None:
+    """Issue 22: refinement steps come after the planned ones in capacity.csv but between them in offered load:
+    the range, the SLO capacity and the charts read them there, and the answer's confidence says how many ran and
+    the width they left (here the budget of 1 step ran out before 5%)."""
+    rows = _step_rows()
+    measured = [row for row in rows if row["status"] != "skipped"]
+    first_broke = next(k for k, row in enumerate(measured) if not row["slo_met"])
+    held, broke = measured[first_broke - 1], measured[first_broke]
+    middle = math.sqrt(held["offered_arrivals_per_s"] * broke["offered_arrivals_per_s"])
+    refinement = {
+        **held,
+        "step": ALL_STEPS + 1,
+        "phase": "refinement",
+        "offered_arrivals_per_s": middle,
+        "successful_requests_per_s": (held["successful_requests_per_s"] + broke["successful_requests_per_s"]) / 2,
+    }
+    run_dir = _sweep_dir(tmp_path, [*rows, refinement], refine_within=0.05, refine_steps=1)
+    card = capacity_card(load_run(run_dir))
+    assert card is not None and card.slo_requests is not None
+    offered = list(card.measured_steps["offered_arrivals_per_s"])
+    assert offered == sorted(offered) and middle in offered
+    assert card.slo_requests.held_steps == first_broke + 1  # the refinement step held, below the first that broke
+    build_report(run_dir)
+    answer = json.loads((run_dir / "answer.json").read_text())
+    assert answer["capacity"]["held_per_s"] == pytest.approx(middle)
+    assert answer["capacity"]["broke_per_s"] == pytest.approx(broke["offered_arrivals_per_s"])
+    width = (broke["offered_arrivals_per_s"] - middle) / middle
+    assert f"1 refinement step near the break left it {width:.0%} wide" in answer["confidence"]
+    assert "budget of 1 step ran out before 5%" in answer["confidence"]

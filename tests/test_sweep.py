@@ -1,9 +1,11 @@
 """The capacity sweep: its schedule (pure), then a real sweep against the embedded platform: steps settled
 before they are measured, people in a session as Little's law says on a healthy platform, and the stop rule
-ending the sweep once a step breaks the SLOs by the margin, with the steps it skipped listed."""
+ending the sweep once a step breaks the SLOs by the margin, with the steps it skipped listed; a sweep whose plan
+brackets the break refines the range by bisection with measured steps."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -14,8 +16,20 @@ from conftest import assert_measured_the_platform
 from schoolsurge.accounts import Roster
 from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.cli import EXIT_USAGE, main
-from schoolsurge.models.sweep import SweepSettings, arrival_shares, mean_session_s
-from schoolsurge.rundir import CAPACITY_CSV, CAPACITY_JSON, SESSIONS_CSV, StepStatus, read_manifest
+from schoolsurge.engine.ledger import Ledger
+from schoolsurge.engine.queue import ArrivalQueue
+from schoolsurge.models.sweep import RefineStep, SweepSettings, arrival_shares, mean_session_s
+from schoolsurge.rundir import (
+    ANSWER_JSON,
+    CAPACITY_CSV,
+    CAPACITY_JSON,
+    SESSIONS_CSV,
+    Counter,
+    StepPhase,
+    StepStatus,
+    offered_range,
+    read_manifest,
+)
 from schoolsurge.runner import RunOutcome, RunRequest, profile_capacity, run
 from schoolsurge.scenario import load_scenario
 
@@ -27,6 +41,8 @@ MEASURE_S = 8.0
 STEP_RATIO = 5.0  # step 2 at 0.4x the profile's capacity, step 3 at 2x: healthy, healthy, broken, skipped
 STEP_2 = 0.4
 PEOPLE_AT_STEP_2 = 25  # in a session at once: enough for Little's law to be checked
+REFINE_WITHIN = 0.6  # from the plan's 400% wide range (0.4x to 2x the capacity), 2 bisections reach 50%
+REFINE_STEPS = 3
 
 
 def test_schedule_offers_each_steps_rate_in_the_scenarios_mix() -> None:
@@ -64,15 +80,43 @@ def test_schedule_reuses_accounts_the_roster_has_without_overlap_at_the_top_step
         assert roster.count(persona) >= count
 
 
-@pytest.fixture(scope="module")
-def pupils_sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    scenario = load_scenario(PUPILS)
+def test_a_refinement_step_replaces_the_planned_arrivals_from_its_start_on() -> None:
+    """What every process does with a refinement step the master chose: the same arrivals from the seed and the
+    step, each group's people continuing after the planned ones, and its queue holding them instead of the
+    planned arrivals from the step's start (their scheduled counts undone)."""
+    replay = sweep_replay(load_scenario(PUPILS), SweepSettings(steps=3, low=0.1, high=1.0), scale=1e-4, speed=SPEED)
+    planned = replay.schedule_arrays(seed=5)
+    step = RefineStep(3, replay.rates[1] * 1.5, start_s=40.0, first_person=replay.people_drawn(planned))
+    arrivals = replay.refinement_arrays(5, step)
+    again = replay.refinement_arrays(5, RefineStep.from_wire(step.to_wire()))
+    assert list(arrivals) == list(again)
+    assert abs(len(arrivals) - step.rate * replay.step_s) <= 1
+    assert arrivals.at_s.min() >= step.start_s and arrivals.at_s.max() < replay.bounds_from(step.start_s)[2]
+    for number, group in enumerate(replay.scenario.groups):
+        first = arrivals.person[arrivals.group == number][0]
+        assert first == step.first_person[number] % replay.people_of(group)
+    ledger = Ledger()
+    queue = ArrivalQueue(ledger, clock=lambda: 1000.0)
+    queue.load(planned, start_unix=1000.0)
+    queue.replace_from(step.start_s, arrivals)
+    kept = int((planned.at_s < step.start_s).sum())
+    assert queue.remaining == kept + len(arrivals) == ledger.total(Counter.SCHEDULED)
+
+
+def _pupils_scale(scenario_path: Path) -> tuple[float, float]:
+    """(capacity as a multiple of the peak, scale) at which STEP_2 x capacity keeps PEOPLE_AT_STEP_2 in a session."""
+    scenario = load_scenario(scenario_path)
     capacity = profile_capacity(scenario, "resized")  # as a multiple of the national peak arrival rate
-    low, high = STEP_2 * capacity / STEP_RATIO, STEP_2 * capacity * STEP_RATIO**2
     replay = sweep_replay(scenario, SweepSettings(steps=4), scale=1e-5, speed=SPEED)
     per_fraction = replay.national_peak_arrivals_per_s * STEP_2 * capacity * mean_session_s(scenario) / SPEED
-    scale = PEOPLE_AT_STEP_2 / per_fraction / SPEED
-    settings = SweepSettings(steps=4, low=low, high=high, measure_s=MEASURE_S)
+    return capacity, PEOPLE_AT_STEP_2 / per_fraction / SPEED
+
+
+@pytest.fixture(scope="module")
+def pupils_sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
+    capacity, scale = _pupils_scale(PUPILS)
+    low, high = STEP_2 * capacity / STEP_RATIO, STEP_2 * capacity * STEP_RATIO**2
+    settings = SweepSettings(steps=4, low=low, high=high, measure_s=MEASURE_S, refine_steps=0)  # the plan alone
     return run(
         RunRequest(
             scenario_path=PUPILS,
@@ -142,3 +186,63 @@ def test_the_report_answers_first_and_capacity_json_holds_the_figures(pupils_swe
     html = pupils_sweep.report.read_text(encoding="utf-8")
     assert html.index("Capacity") < html.index("Service-level objectives")
     assert (pupils_sweep.run_dir / CAPACITY_JSON).exists()
+
+
+@pytest.fixture(scope="module", params=[None, 2], ids=["one-process", "master-and-2-workers"])
+def refined_sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> RunOutcome:
+    """Two planned steps, one that holds (STEP_2 x the profile's capacity) and one that breaks (5 times higher):
+    the refinement bisects between them, in one Locust process and with workers (whom the master sends each
+    refinement step)."""
+    capacity, scale = _pupils_scale(PUPILS)
+    low, high = STEP_2 * capacity, STEP_2 * capacity * STEP_RATIO
+    settings = SweepSettings(
+        steps=2, low=low, high=high, measure_s=MEASURE_S, refine_within=REFINE_WITHIN, refine_steps=REFINE_STEPS
+    )
+    return run(
+        RunRequest(
+            scenario_path=PUPILS,
+            target=None,
+            scale=scale,
+            speed=SPEED,
+            processes=request.param,
+            reports_dir=tmp_path_factory.mktemp("refined"),
+            sweep=settings,
+        )
+    )
+
+
+@pytest.mark.long  # a sweep of 2 planned and up to 3 refinement steps: minutes of real load
+def test_refinement_narrows_the_range_with_measured_steps(refined_sweep: RunOutcome) -> None:
+    assert_measured_the_platform(refined_sweep.run_dir)
+    steps = _steps(refined_sweep)
+    planned = steps[steps["phase"] == StepPhase.PLANNED]
+    refined = steps[steps["phase"] == StepPhase.REFINEMENT]
+    assert list(planned["slo_met"]) == [True, False], "the plan brackets the break"
+    first = offered_range(zip(planned["offered_arrivals_per_s"], planned["slo_met"], strict=True))
+    assert 1 <= len(refined) <= REFINE_STEPS
+    assert set(refined["status"]) == {StepStatus.MEASURED}
+    # Each refinement step is a real step: settled as the planned ones, people measured, judged, and as many
+    # people in a session as Little's law says at least (their sessions are not cut at the plan's end; a step
+    # past capacity keeps people longer, not shorter).
+    mean_session_run_s = mean_session_s(load_scenario(PUPILS)) / SPEED
+    for step in refined.itertuples():
+        assert step.measured_from_s - step.start_s == pytest.approx(planned.iloc[0]["measured_from_s"], abs=0.1)
+        assert step.arrivals > 0 and step.slo_met in (True, False)
+        assert first.held < step.offered_arrivals_per_s < first.broke
+        assert step.concurrency > 0.5 * step.offered_arrivals_per_s * mean_session_run_s, f"step {step.step}"
+    # The final range's ends are measured steps, and it is narrower than the plan's bracketing pair.
+    judged = steps[steps["status"].isin([StepStatus.MEASURED, StepStatus.STOPPED])]
+    final = offered_range(zip(judged["offered_arrivals_per_s"], judged["slo_met"], strict=True))
+    assert final.held in set(judged["offered_arrivals_per_s"]) and final.broke in set(judged["offered_arrivals_per_s"])
+    assert final.within < first.within
+    # The answer says how many refinement steps ran and the width reached: within what was asked, or the budget.
+    answer = json.loads((refined_sweep.run_dir / ANSWER_JSON).read_text())
+    assert answer["capacity"]["held_per_s"] == pytest.approx(final.held)
+    assert answer["capacity"]["broke_per_s"] == pytest.approx(final.broke)
+    confidence = answer["confidence"]
+    count = f"{len(refined)} refinement step{'s' if len(refined) != 1 else ''}"
+    assert f"{count} near the break left it {final.within:.0%} wide" in confidence
+    if final.within <= REFINE_WITHIN:
+        assert f"within the {REFINE_WITHIN:.0%} asked" in confidence
+    else:
+        assert len(refined) == REFINE_STEPS and f"budget of {REFINE_STEPS} steps ran out" in confidence

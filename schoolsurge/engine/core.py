@@ -120,6 +120,11 @@ class Engine:
         log.error("%s; stopping the test", reason)
         self.role.stop_refused(reason)
 
+    def change_schedule(self, change: dict[str, Any]) -> None:
+        """The kind changes the schedule during the test (a sweep's refinement step): every process that runs
+        agents applies it to its part (roles.py)."""
+        self.role.change_schedule(change)
+
     def spawn(self, function: Callable[..., Any], *args: Any) -> gevent.Greenlet:
         """A background task of this run, ended by close()."""
         greenlet = gevent.spawn(function, *args)

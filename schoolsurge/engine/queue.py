@@ -68,6 +68,30 @@ class ArrivalQueue:
                 self.ledger.count(second, Counter.SCHEDULED, int(per_second[second]))
         self._loaded.set()
 
+    def replace_from(self, from_s: float, arrivals: ArrivalArrays) -> None:
+        """From run second from_s on, these arrivals (sorted, all at or after from_s) instead of the ones planned:
+        a sweep's refinement step, whose level is chosen during the run. The planned arrivals not yet claimed
+        from from_s on are no longer scheduled (their counts undone); one an agent already claimed still starts."""
+        assert isinstance(self._arrivals, ArrivalArrays), "replace_from() on a schedule of ArrivalArrays only"
+        keep = max(self._next, int(np.searchsorted(self._times, from_s, side="left")))
+        dropped = self._times[keep:]
+        if len(dropped):
+            per_second = np.bincount(np.maximum(dropped, 0.0).astype(np.int64))
+            for second in np.flatnonzero(per_second).tolist():
+                self.ledger.count(second, Counter.SCHEDULED, -int(per_second[second]))
+        kept = self._arrivals[:keep]
+        self._arrivals = ArrivalArrays(
+            np.concatenate([kept.at_s, arrivals.at_s]),
+            np.concatenate([kept.group, arrivals.group.astype(kept.group.dtype)]),
+            np.concatenate([kept.person, arrivals.person]),
+            kept.groups,
+        )
+        self._times = self._arrivals.at_s
+        if len(arrivals):
+            per_second = np.bincount(np.maximum(arrivals.at_s, 0.0).astype(np.int64))
+            for second in np.flatnonzero(per_second).tolist():
+                self.ledger.count(second, Counter.SCHEDULED, int(per_second[second]))
+
     @property
     def loaded(self) -> bool:
         return self._loaded.is_set()

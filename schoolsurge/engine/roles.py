@@ -9,6 +9,10 @@
 - `WorkerRole`: runs the agents over its part, sends its ledger and its record of the client's steps with every
   stats report.
 
+A kind that changes the schedule during the test (a sweep's refinement step, whose level is chosen from the
+steps judged so far) calls `change_schedule` on the process that keeps the results: every process that runs
+agents applies the change to its own part (the kind's `apply_schedule_change`; a master sends it to its workers).
+
 A URL the loopback guard refuses stops the whole test (Engine.refuse): a single process or a master quits;
 a worker reports what it measured, then tells its master why (`schoolsurge:url-refused`), which quits.
 
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
     from schoolsurge.engine.core import Engine
 
 ASSIGN_MESSAGE = "schoolsurge:assign"
+SCHEDULE_CHANGE_MESSAGE = "schoolsurge:schedule-change"
 READY_MESSAGE = "schoolsurge:ready"
 REFUSED_MESSAGE = "schoolsurge:refused"
 URL_REFUSED_MESSAGE = "schoolsurge:url-refused"
@@ -65,6 +70,10 @@ class Role:
     def stop_refused(self, reason: str) -> None:
         """Stop the whole test: a client asked for a URL the loopback guard refuses (Engine.refuse)."""
         gevent.spawn(self.engine.environment.runner.quit)  # not from the agent that is about to stop
+
+    def change_schedule(self, change: dict[str, Any]) -> None:
+        """Apply the kind's change of the schedule (its wire form) on every process that runs agents."""
+        self.engine.kind.apply_schedule_change(change)
 
     def ledger(self) -> Ledger:
         """The run's merged ledger as far as this process knows it."""
@@ -145,6 +154,11 @@ class MasterRole(Role):
         # The last worker's death stops the test before the watcher's next look: a missing worker is lost all
         # the same. (Absent ones are not: at a stop, workers leave the list and come back, all alive.)
         self.check_workers(stopping=True)
+
+    def change_schedule(self, change: dict[str, Any]) -> None:
+        for part in self.assignments.values():
+            if part.lost is None:
+                self.runner.send_message(SCHEDULE_CHANGE_MESSAGE, change, client_id=part.worker)
 
     def _send_part(self, part: WorkerPart) -> None:
         message = {"parts": part.parts, "index": part.index, "start_unix": part.start_unix}
@@ -311,6 +325,7 @@ class WorkerRole(Role):
         super().__init__(engine)
         self.runner: WorkerRunner = engine.environment.runner  # type: ignore[assignment]
         self.runner.register_message(ASSIGN_MESSAGE, self._on_assign)
+        self.runner.register_message(SCHEDULE_CHANGE_MESSAGE, self._on_schedule_change)
         engine.environment.events.report_to_master.add_listener(self._on_report_to_master)
         self.runner.send_message(READY_MESSAGE)  # now that the handler is in place, ask for a part
 
@@ -336,6 +351,10 @@ class WorkerRole(Role):
             return
         size = share.assign(msg.data["parts"], msg.data["index"], start_unix)
         log.info("worker part %d/%d: %d arrivals", msg.data["index"] + 1, msg.data["parts"], size)
+
+    def _on_schedule_change(self, environment: Environment, msg: Any, **_: Any) -> None:
+        if self.engine.share.queue.loaded:  # a worker without a part has nothing to change
+            self.engine.kind.apply_schedule_change(msg.data)
 
     def stop_refused(self, reason: str) -> None:
         # What this worker measured first, then why it stops: the master quits the test on the reason, and its

@@ -101,6 +101,11 @@ class Share:
         """Take part `index` of `parts` of the test, with run second 0 at start_unix; returns its arrivals."""
         raise NotImplementedError
 
+    def replace_from(self, from_s: float, arrivals: ArrivalArrays) -> int:
+        """From run second from_s on, this process's part of these arrivals instead of the planned ones (a sweep's
+        refinement step); returns its size. Only a share of the schedule has arrivals to replace."""
+        raise NotImplementedError
+
     @property
     def sessions(self) -> SessionShare:
         """What a person's behaviour sees of this share (personas/interface.py): the share itself."""
@@ -149,4 +154,11 @@ class ProcessShare(Share):
         self.parts, self.part_index, self.start_unix = parts, index, start_unix
         part = self.schedule.part(parts, index)
         self.queue.load(part, start_unix)
+        return len(part)
+
+    def replace_from(self, from_s: float, arrivals: ArrivalArrays) -> int:
+        """From run second from_s on, this process's part of these arrivals (the whole run's, round-robin as its
+        part of the schedule) instead of the planned ones; returns its size."""
+        part = arrivals.round_robin(self.parts, self.part_index)
+        self.queue.replace_from(from_s, part)
         return len(part)

@@ -8,6 +8,12 @@ A step is held `settle_s` before it is measured: with a constant arrival rate, p
 rate x mean session (Little's law) as the sessions begun at the previous rate end, so the settling time is a
 few mean session lengths at the run's speed. Only the next `measure_s` seconds count.
 
+Refinement: once the planned steps end (all run, or the stop rule ended them), the sweep bisects the range
+between the highest step that held and the lowest that broke, one refinement step at a time, each at the
+geometric middle of the range (`refine_level`), until the range is within `refine_within` of its lower end or
+`refine_steps` have run. A refinement step's level is chosen at run time from the steps judged so far, so its
+arrivals are made then (`refinement_arrays`), by every process from the same seed, step and level.
+
 Defaults: 10 steps, geometric, from high/20 to `high`. `high` is 3x the target's expected capacity when it is
 known (the embedded platform's profile, in national units) and 4x the scenario's peak otherwise. The load
 fraction is chosen so that the top step asks TOP_REQUESTS_PER_S of the run's machine, which this 2-core machine
@@ -21,6 +27,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +44,11 @@ DEFAULT_MEASURE_S = 16.0
 DEFAULT_SETTLE_SESSIONS = 3.0
 DEFAULT_SPEED = 150.0
 DEFAULT_STOP_MARGIN = 5.0  # a step breaching an objective by this factor ends the sweep
+DEFAULT_REFINE_WITHIN = 0.10  # bisect until (broke - held) / held is at most this
+DEFAULT_REFINE_STEPS = 4  # at most this many refinement steps (a geometric plan's 40% halves in 2 or 3)
+# The most time between two refinement steps: the step before is judged a few seconds after its end (the
+# workers' last figures: engine/kinds/sweep.py JUDGE_AFTER_S) and the next starts a second or two later.
+REFINE_GAP_S = 8.0
 TOP_REQUESTS_PER_S = 250.0  # people's requests/s of the top step, run terms: what this machine holds
 ACCOUNT_MARGIN = 1.5  # accounts per group: this many times its people in a session at the top step
 ACCOUNT_FLOOR = 10
@@ -57,6 +69,8 @@ class SweepSettings:
     settle_sessions: float = DEFAULT_SETTLE_SESSIONS
     stop_margin: float = DEFAULT_STOP_MARGIN
     linear: bool = False
+    refine_within: float = DEFAULT_REFINE_WITHIN
+    refine_steps: int = DEFAULT_REFINE_STEPS
 
     def __post_init__(self) -> None:
         if self.steps < 2:
@@ -71,6 +85,10 @@ class SweepSettings:
             raise ValueError("measure must be positive and settle zero or more")
         if not self.stop_margin >= 1:
             raise ValueError(f"the stop margin must be at least 1, got {self.stop_margin}")
+        if not 0 < self.refine_within < math.inf:
+            raise ValueError(f"the refinement width must be a positive fraction, got {self.refine_within}")
+        if self.refine_steps < 0:
+            raise ValueError(f"the refinement steps must be 0 or more, got {self.refine_steps}")
 
     def multiples(self, expected_capacity: float | None = None) -> tuple[float, ...]:
         """Each step's offered rate as a multiple of the scenario's national peak arrival rate."""
@@ -97,6 +115,36 @@ def mean_session_s(scenario: Scenario) -> float:
     return sum(shares[group.name] * group.session.mean_minutes * 60 for group in scenario.groups)
 
 
+def range_width(held: float, broke: float) -> float:
+    """How wide a capacity range is: (broke - held) / held, as the answer's `within` says it."""
+    return (broke - held) / held
+
+
+def refine_level(held: float, broke: float) -> float:
+    """The next refinement step's level: the geometric middle of the range, which halves its width in log terms
+    (the plan's steps are geometric too)."""
+    return math.sqrt(held * broke)
+
+
+@dataclass(frozen=True)
+class RefineStep:
+    """A refinement step as the sweep chose it at run time: its number in capacity.csv (after the planned
+    steps), its offered rate (run terms) and its bounds. What the master sends its workers (`to_wire`)."""
+
+    step: int  # 0-based, counting the planned steps first
+    rate: float  # offered arrivals per run second
+    start_s: float
+    first_person: tuple[int, ...]  # each group's (scenario order) first person number: accounts keep cycling
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"step": self.step, "rate": self.rate, "start_s": self.start_s, "first_person": self.first_person}
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> RefineStep:
+        first = tuple(int(n) for n in data["first_person"])
+        return cls(int(data["step"]), float(data["rate"]), float(data["start_s"]), first)
+
+
 def default_load_fraction(national_peak_requests_per_s: float, high: float) -> float:
     """The load fraction at which the top step asks TOP_REQUESTS_PER_S of the machine."""
     return TOP_REQUESTS_PER_S / (high * national_peak_requests_per_s)
@@ -111,6 +159,8 @@ class SweepReplay(Replay):
     settle_s: float = 0.0
     measure_s: float = DEFAULT_MEASURE_S
     stop_margin: float = DEFAULT_STOP_MARGIN
+    refine_within: float = DEFAULT_REFINE_WITHIN
+    refine_steps: int = DEFAULT_REFINE_STEPS
     roster_pupils: RosterPupils = field(kw_only=True, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -138,6 +188,8 @@ class SweepReplay(Replay):
             settle_s=settings.settle_sessions * mean_session_s(scenario) / speed,
             measure_s=settings.measure_s,
             stop_margin=settings.stop_margin,
+            refine_within=settings.refine_within,
+            refine_steps=settings.refine_steps,
             roster_pupils=roster_pupils,
         )
 
@@ -158,17 +210,49 @@ class SweepReplay(Replay):
         return self.settle_s + self.measure_s
 
     @property
-    def duration_s(self) -> float:
+    def planned_s(self) -> float:
+        """How long the planned steps last, run seconds."""
         return len(self.multiples) * self.step_s
+
+    @property
+    def duration_s(self) -> float:
+        """The longest the sweep can run: its planned steps, then every refinement step, each begun once the one
+        before is judged. People's sessions are cut only here (personas' window end), never in a refinement step."""
+        return self.planned_s + self.refine_steps * (self.step_s + REFINE_GAP_S)
 
     def step_at(self, run_s: float) -> int:
         """The step running at run second run_s (the last one after the end)."""
         return min(max(int(run_s // self.step_s), 0), len(self.multiples) - 1)
 
     def step_bounds(self, step: int) -> tuple[float, float, float]:
-        """(start, measured from, end) of a step, run seconds."""
-        start = step * self.step_s
+        """(start, measured from, end) of a planned step, run seconds."""
+        return self.bounds_from(step * self.step_s)
+
+    def bounds_from(self, start: float) -> tuple[float, float, float]:
+        """(start, measured from, end) of a step starting at run second `start`."""
         return start, start + self.settle_s, start + self.step_s
+
+    def refinement_arrays(self, seed: int, step: RefineStep) -> ArrivalArrays:
+        """The whole refinement step's arrivals, made as the planned steps' are (evenly spread, the mix drawn),
+        from the seed and the step alone, so that every process makes the same. Each group's people continue
+        from the step's `first_person` (cycling): nobody still in a session from the step before is sent again."""
+        rng = np.random.default_rng([seed, 7919, step.step])
+        names = tuple(group.name for group in self.scenario.groups)
+        shares = arrival_shares(self.scenario)
+        count = round(step.rate * self.step_s)
+        times = step.start_s + (np.arange(count) + rng.random(count)) / step.rate
+        group = rng.choice(len(names), size=count, p=np.array([shares[name] for name in names]))
+        person = np.empty(count, dtype=np.uint32)
+        for number, scenario_group in enumerate(self.scenario.groups):
+            drawn = group == number
+            first = step.first_person[number]
+            person[drawn] = (first + np.arange(np.count_nonzero(drawn))) % self.people_of(scenario_group)
+        return ArrivalArrays(times, group.astype(group_index_dtype(len(names))), person, names)
+
+    def people_drawn(self, arrays: ArrivalArrays) -> tuple[int, ...]:
+        """How many people of each group (scenario order) these arrivals draw: where the next step's continue."""
+        counts = np.bincount(arrays.group.astype(np.int64), minlength=len(self.scenario.groups))
+        return tuple(int(c) for c in counts)
 
     @cached_property
     def mean_session_run_s(self) -> float:
@@ -253,10 +337,13 @@ def default_scale_speed(
 
 
 __all__ = [
+    "RefineStep",
     "SweepReplay",
     "SweepSettings",
     "arrival_shares",
     "default_load_fraction",
     "default_scale_speed",
     "mean_session_s",
+    "range_width",
+    "refine_level",
 ]

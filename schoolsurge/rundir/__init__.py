@@ -30,7 +30,7 @@ through schoolsurge/files.py (a fresh temporary file renamed over the name: neve
 and read only when it is a regular file (a FIFO or a link is skipped with a note).
 """
 
-from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, MEASURED_STATUSES, StepStatus
+from schoolsurge.rundir.capacity import CAPACITY_COLUMNS, MEASURED_STATUSES, StepPhase, StepStatus
 from schoolsurge.rundir.client_steps import (
     DASHBOARD_STEP,
     LOGIN_STEP,
@@ -184,6 +184,7 @@ __all__ = [
     "RunStatus",
     "ShedLimit",
     "ShedReason",
+    "StepPhase",
     "StepStatus",
     "SweepPlan",
     "decode_histogram",

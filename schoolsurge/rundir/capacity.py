@@ -10,9 +10,14 @@ from schoolsurge.rundir.sessions import FAILURE_COUNTERS, TIME_TO_LOGIN_PERCENTI
 
 class StepStatus(StrEnum):
     MEASURED = "measured"  # held and measured on its settled part
-    STOPPED = "stopped"  # measured, and breached the SLOs by the stop margin: the sweep ended after it
+    STOPPED = "stopped"  # measured, and breached the SLOs by the stop margin: the planned steps ended after it
     INCOMPLETE = "incomplete"  # the run stopped (Ctrl-C...) before its settled part was measured whole
     SKIPPED = "skipped"  # never run: the sweep stopped before it
+
+
+class StepPhase(StrEnum):
+    PLANNED = "planned"  # a step of the sweep's plan, its level fixed before the run
+    REFINEMENT = "refinement"  # a bisection step near the break, its level chosen from the steps judged before it
 
 
 MEASURED_STATUSES = (StepStatus.MEASURED.value, StepStatus.STOPPED.value)  # steps measured whole
@@ -23,6 +28,7 @@ MEASURED_STATUSES = (StepStatus.MEASURED.value, StepStatus.STOPPED.value)  # ste
 CAPACITY_COLUMNS = (
     "step",
     "status",
+    "phase",  # StepPhase: planned, or a refinement step (bisecting the range near the break)
     "offered_arrivals_per_s",
     "national_arrivals_per_s",  # the same offered rate in national terms
     "start_s",  # run seconds: the step began, its measured (settled) part began, it ended

@@ -92,6 +92,8 @@ class SweepPlan(_Record):
     measure_s: Number | None = None
     stop_margin: Number | None = None  # the sweep stops once a step breaches an objective by this factor
     load_fraction: Number | None = None
+    refine_within: Number | None = None  # refinement bisects until (broke - held) / held is at most this
+    refine_steps: Whole | None = None  # ... or this many refinement steps have run (its budget)
 
 
 class LostWorker(_Record):

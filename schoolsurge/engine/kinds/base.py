@@ -42,6 +42,8 @@ class EngineView(Protocol):
 
     def complete(self) -> None: ...
 
+    def change_schedule(self, change: dict[str, Any]) -> None: ...
+
 
 class Kind:
     """A kind of run as the engine runs it, one instance per installed engine. What you must write: `name`,
@@ -64,6 +66,11 @@ class Kind:
 
     def test_stopped(self) -> None:
         """The test has stopped (every process)."""
+
+    def apply_schedule_change(self, change: dict[str, Any]) -> None:
+        """On a process that runs agents: the change of the schedule this kind decided during the test (its wire
+        form, roles.py `change_schedule`). Kinds whose schedule is fixed at the start make none."""
+        raise NotImplementedError(f"a {self.name} run does not change its schedule during the test")
 
     def ended(self, run_s: float, status: FleetStatus) -> bool:
         """The load shape's stop rule: whether the test, at run second run_s, has run as planned (it then ends,

@@ -7,8 +7,15 @@ every second, histograms merged. Time to log in counts the people who gave up lo
 so a platform that turns people away cannot look fast.
 
 The stop rule: a step whose error ratio or login percentile exceeds its objective by the sweep's stop margin
-ends the sweep, a few seconds after the step (the workers' figures reach the master every few seconds); the
-steps not run are written as skipped.
+ends the planned steps, a few seconds after the step (the workers' figures reach the master every few seconds);
+the planned steps not run are written as skipped.
+
+Refinement: once the planned steps end, the sweep bisects the range between the highest offered load that held
+and the lowest that broke (rundir `offered_range`, as the answer reads it) until it is within the sweep's
+`refine_within` or `refine_steps` refinement steps have run. Each refinement step is a real step, settled and
+judged as the planned ones: its level (the range's geometric middle) is chosen once the step before is judged,
+and it starts a second after that; the arrivals planned from then on are replaced by its own on every process
+(roles.py `change_schedule`). capacity.csv lists it after the planned steps, `phase` refinement.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import numpy as np
 
 from schoolsurge.engine.kinds.base import MIN_SCRAPE_EVERY_S, SCRAPE_EVERY_S, EngineView, Kind
 from schoolsurge.engine.ledger import Ledger, SecondMetrics
 from schoolsurge.engine.share import FleetStatus
 from schoolsurge.files import atomic_file
-from schoolsurge.models.sweep import SweepReplay
+from schoolsurge.models.sweep import RefineStep, SweepReplay, range_width, refine_level
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
     CAPACITY_CSV,
@@ -34,15 +42,18 @@ from schoolsurge.rundir import (
     Counter,
     Gauge,
     RunKind,
+    StepPhase,
     StepStatus,
     login_percentile_value,
     merged,
     min_people,
+    offered_range,
 )
 from schoolsurge.scenario import Slo
 
 JUDGE_AFTER_S = 4.0  # after a step ends: the workers' last figures of it have reached the master
 SCRAPES_PER_SWEEP_STEP = 3  # a step's measured part gets at least this many scrapes (down to 1 s apart)
+REFINE_LEAD_S = 1.0  # a refinement step starts this long after its level is chosen: the workers hear it first
 log = logging.getLogger(__name__)
 
 
@@ -58,19 +69,39 @@ class SweepRun(Kind):
         super().__init__(engine)
         self.replay = replay
         self.stopped_after: int | None = None  # the step that breached past the stop margin, if one did
+        self.refinements: list[RefineStep] = []  # the refinement steps chosen so far
+        self.finished = False  # with refinement: the watcher has judged the last step it will run
 
     def test_started(self, start_unix: float) -> None:
-        self.stopped_after = None
+        self.stopped_after, self.refinements, self.finished = None, [], False
         self.engine.spawn(self._watch)
 
     def ended(self, run_s: float, status: FleetStatus) -> bool:
-        return run_s >= self.replay.duration_s or self.stopped_after is not None
+        if self.replay.refine_steps:  # the last planned step is judged first: refinement may follow it
+            return self.finished
+        return run_s >= self.replay.planned_s or self.stopped_after is not None
 
     def progress_clock(self, run_s: float) -> str:
         replay = self.replay
+        if self.refinements:
+            refinement = self.refinements[-1]
+            settling = run_s < replay.bounds_from(refinement.start_s)[1]
+            return (
+                f"refinement {len(self.refinements)}/{replay.refine_steps} {refinement.rate:.2f}/s"
+                f"{' settling' if settling else ''}"
+            )
         step = replay.step_at(run_s)
         settling = run_s < replay.step_bounds(step)[1]
         return f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s{' settling' if settling else ''}"
+
+    def apply_schedule_change(self, change: dict[str, Any]) -> None:
+        """A refinement step: from its start on, its arrivals instead of the planned steps' (this process's part)."""
+        step = RefineStep.from_wire(change)
+        arrivals = self.replay.refinement_arrays(self.engine.context.seed, step)
+        size = self.engine.share.replace_from(step.start_s, arrivals)
+        log.info(
+            "refinement step %d at %.3f/s from %.0f s: %d arrivals here", step.step + 1, step.rate, step.start_s, size
+        )
 
     def scrape_every_s(self) -> float:
         """5 s, and at least SCRAPES_PER_SWEEP_STEP scrapes in each step's measured part."""
@@ -89,6 +120,8 @@ class SweepRun(Kind):
             "measure_s": replay.measure_s,
             "stop_margin": replay.stop_margin,
             "load_fraction": replay.load_fraction,
+            "refine_within": replay.refine_within,
+            "refine_steps": replay.refine_steps,
         }
         return {**super().manifest_fields(), "sweep": sweep}
 
@@ -98,32 +131,100 @@ class SweepRun(Kind):
         ran_s = engine.stopped_at_s
         if ran_s is None:
             ran_s = engine.share.queue.run_seconds()
-        rows = sweep_rows(ledger, self.replay, engine.context.scenario.slo, self.stopped_after, ran_s)
+        slo = engine.context.scenario.slo
+        rows = sweep_rows(ledger, self.replay, slo, self.stopped_after, ran_s)
+        rows += refinement_rows(ledger, self.replay, slo, self.refinements, ran_s)
         write_capacity_csv(rows, run_dir / CAPACITY_CSV)
 
     def _watch(self) -> None:
-        """On the process that keeps the results: judge each step once its figures are in; stop past the margin."""
+        """On the process that keeps the results: judge each step once its figures are in; stop past the margin;
+        then refine near the break."""
+        try:
+            judged = self._run_planned()
+            if self.replay.refine_steps:
+                self._refine(judged)
+        finally:
+            self.finished = True  # the load shape ends the test at its next tick
+
+    def _wait_judged(self, end_s: float) -> None:
+        queue = self.engine.share.queue
+        while queue.run_seconds() < end_s + JUDGE_AFTER_S:
+            gevent.sleep(0.5)
+
+    def _run_planned(self) -> list[tuple[float, bool]]:
+        """Judge the planned steps as they end, until one breaks the stop rule; their (offered, held)."""
         replay, engine = self.replay, self.engine
-        queue = engine.share.queue
         slo = engine.context.scenario.slo
+        judged: list[tuple[float, bool]] = []
+        last = len(replay.multiples) - 1
         for step in range(len(replay.multiples)):
-            _, _, end = replay.step_bounds(step)
-            while queue.run_seconds() < end + JUDGE_AFTER_S:
-                gevent.sleep(0.5)
-            if step == len(replay.multiples) - 1:
-                return
+            self._wait_judged(replay.step_bounds(step)[2])
+            if step == last and not replay.refine_steps:
+                break  # the load shape ends the test at the last step's end
             row = measure_step(engine.ledger(), replay, step, slo)
+            if row["slo_met"] != "":
+                judged.append((replay.rates[step], bool(row["slo_met"])))
             breaches = step_breaches(row, slo, replay.stop_margin)
-            if breaches:
+            if breaches and step < last:
                 log.warning("sweep stopped after step %d: %s", step + 1, "; ".join(breaches))
                 print(f"schoolsurge: sweep stopped after step {step + 1} ({'; '.join(breaches)})", flush=True)
-                self.stopped_after = step  # the load shape stops the test at its next tick
+                self.stopped_after = step
+                break
+        return judged
+
+    def _refine(self, judged: list[tuple[float, bool]]) -> None:
+        """Bisect [highest that held, lowest that broke] with measured steps until it is narrow enough or the
+        refinement steps are spent."""
+        replay, engine = self.replay, self.engine
+        slo, queue = engine.context.scenario.slo, engine.share.queue
+        first_person = np.array(replay.people_drawn(engine.share.schedule.arrays))  # accounts keep cycling
+        while True:
+            found = offered_range(judged)
+            if found.held is None or found.broke is None:
+                say = "every step held" if found.broke is None else "the first step broke"
+                print(f"schoolsurge: no refinement: {say}, so no range to narrow", flush=True)
                 return
+            width = range_width(found.held, found.broke)
+            if width <= replay.refine_within or len(self.refinements) == replay.refine_steps:
+                spent = width > replay.refine_within
+                print(
+                    f"schoolsurge: capacity range {found.held:.3f}-{found.broke:.3f} arrivals/s (run terms), "
+                    f"{width:.0%} wide after {len(self.refinements)} refinement step"
+                    f"{'' if len(self.refinements) == 1 else 's'}"
+                    + (f" (the budget of {replay.refine_steps} steps ran out)" if spent else ""),
+                    flush=True,
+                )
+                return
+            rate = refine_level(found.held, found.broke)
+            start_s = math.ceil(queue.run_seconds()) + REFINE_LEAD_S
+            first = tuple(int(n) for n in first_person)
+            step = RefineStep(len(replay.multiples) + len(self.refinements), rate, start_s, first)
+            self.refinements.append(step)
+            first_person += replay.people_drawn(replay.refinement_arrays(engine.context.seed, step))
+            print(
+                f"schoolsurge: refinement step {step.step + 1} at {rate:.3f} arrivals/s (run terms): the range "
+                f"{found.held:.3f}-{found.broke:.3f} is {width:.0%} wide",
+                flush=True,
+            )
+            engine.change_schedule(step.to_wire())
+            end_s = replay.bounds_from(start_s)[2]
+            self._wait_judged(end_s)
+            row = measure_step(engine.ledger(), replay, step.step, slo, step)
+            if row["slo_met"] == "":
+                print(f"schoolsurge: refinement step {step.step + 1} measured nothing; refinement ends", flush=True)
+                return
+            judged.append((rate, bool(row["slo_met"])))
 
 
-def measure_step(ledger: Ledger, replay: SweepReplay, step: int, slo: Slo) -> dict[str, Any]:
-    """One row of capacity.csv for a step, from the seconds of its settled part."""
-    start, measured_from, end = replay.step_bounds(step)
+def measure_step(
+    ledger: Ledger, replay: SweepReplay, step: int, slo: Slo, refinement: RefineStep | None = None
+) -> dict[str, Any]:
+    """One row of capacity.csv for a step (a planned one, or a refinement step), from the seconds of its settled
+    part."""
+    if refinement is None:
+        (start, measured_from, end), rate = replay.step_bounds(step), replay.rates[step]
+    else:
+        (start, measured_from, end), rate = replay.bounds_from(refinement.start_s), refinement.rate
     seconds = [ledger.seconds.get(s, SecondMetrics()) for s in range(math.ceil(measured_from), math.floor(end))]
     span = max(len(seconds), 1)
 
@@ -138,10 +239,10 @@ def measure_step(ledger: Ledger, replay: SweepReplay, step: int, slo: Slo) -> di
     abandoned = total(Counter.ABANDONED)
     logins = merged(b.time_to_login for b in seconds if b.time_to_login is not None)
     latency = merged(b.request_latency for b in seconds if b.request_latency is not None)
-    rate = replay.rates[step]
     row: dict[str, Any] = {
         "step": step + 1,
         "status": StepStatus.MEASURED.value,
+        "phase": (StepPhase.PLANNED if refinement is None else StepPhase.REFINEMENT).value,
         "offered_arrivals_per_s": round(rate, 4),
         "national_arrivals_per_s": round(rate / replay.load_fraction, 1),
         "start_s": round(start, 1),
@@ -207,6 +308,7 @@ def sweep_rows(ledger: Ledger, replay: SweepReplay, slo: Slo, stopped_after: int
                 {
                     "step": step + 1,
                     "status": StepStatus.SKIPPED.value,
+                    "phase": StepPhase.PLANNED.value,
                     "offered_arrivals_per_s": round(rate, 4),
                     "national_arrivals_per_s": round(rate / replay.load_fraction, 1),
                     "start_s": round(start, 1),
@@ -219,6 +321,19 @@ def sweep_rows(ledger: Ledger, replay: SweepReplay, slo: Slo, stopped_after: int
         if step == stopped_after:
             row["status"] = StepStatus.STOPPED.value
         elif ran_s < end:
+            row["status"] = StepStatus.INCOMPLETE.value
+        rows.append(row)
+    return rows
+
+
+def refinement_rows(
+    ledger: Ledger, replay: SweepReplay, slo: Slo, refinements: list[RefineStep], ran_s: float
+) -> list[dict]:
+    """The refinement steps' rows, after the planned steps'; one the run stopped in is incomplete."""
+    rows = []
+    for refinement in refinements:
+        row = measure_step(ledger, replay, refinement.step, slo, refinement)
+        if ran_s < replay.bounds_from(refinement.start_s)[2]:
             row["status"] = StepStatus.INCOMPLETE.value
         rows.append(row)
     return rows

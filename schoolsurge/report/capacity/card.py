@@ -176,10 +176,12 @@ class CapacityCard:
 
     @property
     def measured_steps(self) -> pd.DataFrame:
-        """The steps measured whole (measured, and the one that stopped the sweep), in sweep order."""
+        """The steps measured whole (measured, and the one that stopped the sweep), by offered load: refinement
+        steps, run after the planned ones, take their place between them (fit, SLO capacity, charts)."""
         if self.steps is None:
             return pd.DataFrame(columns=list(CAPACITY_COLUMNS))
-        return self.steps[self.steps["status"].isin(MEASURED_STATUSES)]
+        measured = self.steps[self.steps["status"].isin(MEASURED_STATUSES)]
+        return measured.sort_values("offered_arrivals_per_s", kind="stable")
 
     def steps_with(self, status: StepStatus) -> list[int]:
         if self.steps is None:

@@ -19,6 +19,7 @@ import pandas as pd
 from schoolsurge.errors import FitError
 from schoolsurge.models.capacity import Demand, demand_from_curves, national_answer
 from schoolsurge.models.population import national_curves
+from schoolsurge.models.sweep import DEFAULT_REFINE_WITHIN
 from schoolsurge.report.capacity.card import SUSTAINED_BINS, CapacityCard
 from schoolsurge.report.capacity.wording import people_text, rate_text
 from schoolsurge.report.load.run_data import RunData
@@ -32,7 +33,7 @@ from schoolsurge.report.outcome.served import (
     served_share,
 )
 from schoolsurge.report.outcome.verdicts import judge_run
-from schoolsurge.rundir import OfferedRange, offered_range
+from schoolsurge.rundir import OfferedRange, StepPhase, offered_range
 
 PLAIN_P95_OBJECTIVE_MS = 1000  # a plain Locust run states no objective: its capacity is judged on this p95
 CPU_BUSY = 0.8  # a CPU at least this busy at its busiest window binds
@@ -216,13 +217,35 @@ def _sweep_answer(data: RunData, card: CapacityCard, laws: dict[str, Any] | None
     answer.binds, answer.binds_determined = _binds(data, laws, answer.held, card)
     people = measured["arrivals"].dropna()
     fit = f"; USL fit R² {card.usl.r_squared:.2f}" if card.usl is not None else ""
-    refine = "" if found.within is not None and found.within <= 0.10 else "; more steps near the break narrow it"
     answer.confidence = (
         f"{len(measured)} measured steps, {int(people.min()) if len(people) else 0}-"
         f"{int(people.max()) if len(people) else 0} people a step{fit}; the range's ends are measured steps"
-        f"{refine}"
+        f"{_refinement_text(data, measured, found)}"
     )
     return answer
+
+
+def _refinement_text(data: RunData, measured: pd.DataFrame, found: OfferedRange) -> str:
+    """How the sweep's refinement left the range: how many refinement steps ran, the width reached, and whether
+    it is within the width asked or the refinement's budget (its steps) ran out first."""
+    plan = data.manifest.sweep
+    goal = plan.refine_within if plan is not None else None
+    refined = int((measured["phase"] == StepPhase.REFINEMENT.value).sum())
+    if found.within is None:
+        return ""
+    if goal is None:  # a sweep from before refinement
+        return "" if found.within <= DEFAULT_REFINE_WITHIN else "; more steps near the break narrow it"
+    width = f"{found.within:.0%} wide"
+    done = f"; {refined} refinement step{'s' if refined != 1 else ''} near the break left it {width}"
+    if found.within <= goal:
+        return f"{done}, within the {goal:.0%} asked"
+    budget = plan.refine_steps if plan is not None else None
+    if budget is not None and refined >= budget:
+        return (
+            f"{done}: the refinement's budget of {budget} step{'s' if budget != 1 else ''} ran out before {goal:.0%} "
+            "(--sweep-refine-steps allows more)"
+        )
+    return f"{done}, not within the {goal:.0%} asked (the refinement stopped early: see the sweep's log)"
 
 
 # ---- both --------------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from schoolsurge.errors import ReportError
 from schoolsurge.files import open_regular
 from schoolsurge.rundir import CAPACITY_COLUMNS, CAPACITY_CSV, MEASURED_STATUSES, StepStatus
 
-TEXT_STEP_COLUMNS = ("status", "slo_met", "breaches")
+TEXT_STEP_COLUMNS = ("status", "phase", "slo_met", "breaches")
 REQUIRED_STEP_COLUMNS = (
     "step",
     "status",
