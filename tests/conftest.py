@@ -22,6 +22,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from schoolsurge.accounts import Roster
+from schoolsurge.cli import main
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.rundir import MANIFEST
 from schoolsurge.runner import RunOutcome, RunRequest, run
@@ -268,6 +269,19 @@ def log_in_when_allowed(
 
 
 # ---- runs ------------------------------------------------------------------------------------------------
+
+
+def run_with_test_client(
+    client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> tuple[int, str, Path]:
+    """`schoolsurge run` of the smoke scenario at twice its speed through a client of tests/clients_under_test.py:
+    its exit status, console output and run directory."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # Locust runs in a process of its own
+    reports = tmp_path / "reports"
+    arguments = ["run", str(SMOKE), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
+    code = main([*arguments, "--client", f"clients_under_test:{client}"])
+    out = capsys.readouterr().out
+    return code, out, next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
 
 
 def assert_measured_the_platform(run_dir: Path) -> None:

@@ -12,24 +12,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_with_test_client
 
-from schoolsurge.cli import EXIT_CLIENT_BROKEN, main
+from schoolsurge.cli import EXIT_CLIENT_BROKEN
 from schoolsurge.report import load_run
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.run.funnel import login_funnel
 from schoolsurge.rundir import CLIENT_STEPS, MANIFEST, REPORT, SESSIONS_CSV, STATS_CSV
 
-TESTS = Path(__file__).resolve().parent
-SMOKE = TESTS.parent / "scenarios" / "smoke.yaml"
-
 
 def _broken_run(client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # Locust runs in a process of its own
-    reports = tmp_path / "reports"
-    arguments = ["run", str(SMOKE), "--speed", "240", "--reports-dir", str(reports)]
-    code = main([*arguments, "--client", f"clients_under_test:{client}"])
-    out = capsys.readouterr().out
-    run_dir = next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
+    code, out, run_dir = run_with_test_client(client, tmp_path, monkeypatch, capsys)
     return code, out, run_dir, pd.read_csv(run_dir / SESSIONS_CSV).sum(numeric_only=True)
 
 

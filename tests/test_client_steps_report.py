@@ -11,22 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import run_with_test_client
 
-from schoolsurge.cli import main
-from schoolsurge.rundir import CLIENT_STEPS, MANIFEST, REPORT, SESSIONS_CSV
+from schoolsurge.rundir import CLIENT_STEPS, REPORT, SESSIONS_CSV
 
-TESTS = Path(__file__).resolve().parent
-SMOKE = TESTS.parent / "scenarios" / "smoke.yaml"
-
-
-def _run(client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))  # Locust runs in a process of its own
-    reports = tmp_path / "reports"
-    arguments = ["run", str(SMOKE), "--speed", "240", "--reports-dir", str(reports)]
-    code = main([*arguments, "--client", f"clients_under_test:{client}"])
-    out = capsys.readouterr().out
-    run_dir = next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
-    return code, out, run_dir
+_run = run_with_test_client
 
 
 def _section(report: str, anchor: str) -> str:

@@ -316,28 +316,7 @@ def test_a_generator_bound_run_says_so_at_the_top(smoke_run: RunOutcome, tmp_pat
 
 
 def test_a_sweep_is_drawn_in_run_seconds_without_the_morning(smoke_run: RunOutcome, tmp_path: Path) -> None:
-    copy = _copy(smoke_run, tmp_path)
-    update_manifest(copy, kind="sweep")
-    rows = []
-    for step, start in enumerate((0, 5, 10), start=1):
-        rows.append(
-            {
-                **dict.fromkeys(CAPACITY_COLUMNS, ""),
-                "step": step,
-                "status": "measured",
-                "start_s": start,
-                "measured_from_s": start + 2,
-                "end_s": start + 5,
-                "concurrency": 5 * step,
-                "logins_per_s": step,
-                "requests_per_s": 10 * step,
-                "successful_requests_per_s": 10 * step,
-                "error_ratio": 0,
-                "time_to_login_p95_ms": 100,
-                "slo_met": "true",
-            }
-        )
-    pd.DataFrame(rows, columns=list(CAPACITY_COLUMNS)).to_csv(copy / CAPACITY_CSV, index=False)
+    copy = _sweep_copy(smoke_run, tmp_path, ("measured", "measured", "measured"))
     html = build_report(copy).read_text(encoding="utf-8")
     sections = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<h2[^>]*>(.*?)</h2>", html)]
     assert sections[:2] == ["The answer", "Capacity"]
@@ -416,7 +395,7 @@ def test_login_latency_is_drawn_against_the_login_load_offered(smoke_run: RunOut
 
 
 def _sweep_copy(smoke_run: RunOutcome, tmp_path: Path, statuses: tuple[str, ...]) -> Path:
-    """The smoke_run run as a sweep of 5-second steps with these statuses."""
+    """The smoke run as a sweep of 5-second steps with these statuses."""
     copy = _copy(smoke_run, tmp_path)
     update_manifest(copy, kind="sweep")
     rows = []
