@@ -271,7 +271,7 @@ def test_regressions_refuse_an_unknown_figure_or_a_negative_threshold(smoke: Smo
 def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real two-step capacity sweep of the smoke scenario, in a folder of its own (the smoke pair's is read by
     other modules, test_index's listing among them)."""
-    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0)
+    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0, refine_steps=0)  # no refinement: 2 steps
     reports = tmp_path_factory.mktemp("smoke-sweep")
     outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, sweep=settings))
     assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
