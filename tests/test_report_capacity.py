@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_measured_the_platform
+from conftest import SmokeRuns, assert_measured_the_platform
 
 from schoolsurge.cli import EXIT_USAGE, main
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
@@ -22,6 +22,9 @@ from schoolsurge.errors import ReportError
 from schoolsurge.models.population import national_curves
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.capacity import capacity_card, load_capacity_steps, run_card
+from schoolsurge.report.capacity.demand_chart import DemandAgainstCapacity, demand_against_capacity
+from schoolsurge.report.capacity.wording import rate_text
+from schoolsurge.report.outcome.answer import read_answer
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.rundir import (
     CAPACITY_COLUMNS,
@@ -467,3 +470,69 @@ def test_refinement_steps_take_their_place_by_offered_load_and_the_answer_counts
     width = (broke["offered_arrivals_per_s"] - middle) / middle
     assert f"1 refinement step near the break left it {width:.0%} wide" in answer["confidence"]
     assert "budget of 1 step ran out before 5%" in answer["confidence"]
+
+
+# ---- the national morning: demand against the answer's capacity ---------------------------------------------
+
+
+def _demand_chart(run_dir: Path) -> tuple[DemandAgainstCapacity | str, dict[str, Any], str]:
+    """The demand-against-capacity figures of a run with a built report, its answer.json, and the chart's markup
+    in report.html (its figure, or its one line of text)."""
+    html = (run_dir / "report.html").read_text()
+    answer = read_answer(run_dir)
+    card = capacity_card(load_run(run_dir))
+    assert answer is not None and card is not None
+    found = re.search(r'<(figure|p class="collapsed") id="chart-demand-vs-capacity">.*?</(figure|p)>', html, re.S)
+    assert found, "the run report has the demand-against-capacity chart"
+    return demand_against_capacity(card, answer), json.loads((run_dir / "answer.json").read_text()), found.group(0)
+
+
+def _offered_peak(run_dir: Path) -> float:
+    """The highest offered load of any bin, national terms, as capacity.json states it."""
+    return json.loads((run_dir / CAPACITY_JSON).read_text())["run"]["top"]["offered_per_s_national"]
+
+
+def test_the_run_report_draws_the_national_demand_against_the_answers_range(tmp_path: Path) -> None:
+    """Issue 22: the run report shows when in the morning demand passes capacity, with the range and what the
+    instance count buys, from answer.json's figures."""
+    run_dir = _run_dir(tmp_path)
+    build_report(run_dir)
+    figures, answer, markup = _demand_chart(run_dir)
+    assert isinstance(figures, DemandAgainstCapacity) and markup.startswith("<figure")
+    capacity, instances = answer["capacity"], answer["instances"]
+    assert (figures.held_per_s, figures.broke_per_s) == (
+        capacity["held_per_s_national"],
+        capacity["broke_per_s_national"],
+    )
+    assert f"one instance: {rate_text(figures.held_per_s)}-{rate_text(figures.broke_per_s)}/s" in markup
+    assert figures.instances == instances["needed"] and figures.headroom == instances["headroom"]
+    carried = (figures.carried(figures.held_per_s), figures.carried(figures.broke_per_s))
+    assert carried[0] >= instances["peak_per_s_national"], "the count carries the peak with its headroom"
+    assert f"{rate_text(carried[0])}-{rate_text(carried[1])}/s" in markup
+    assert float(figures.planned_per_s.max()) == pytest.approx(instances["peak_per_s_national"])
+    assert float(figures.offered_per_s.max()) == pytest.approx(_offered_peak(run_dir))
+    assert "national terms" in markup and "run terms" in markup
+
+
+def test_a_real_run_that_broke_draws_the_morning_against_where_it_broke(smoke_pair: SmokeRuns) -> None:
+    run_dir = smoke_pair.undersized
+    figures, answer, markup = _demand_chart(run_dir)
+    assert isinstance(figures, DemandAgainstCapacity), markup
+    capacity, instances = answer["capacity"], answer["instances"]
+    assert figures.broke_per_s == capacity["broke_per_s_national"]
+    assert figures.held_per_s == capacity["held_per_s_national"]
+    if figures.held_per_s is None:  # the undersized platform broke from its first minutes
+        assert f"one instance: below {rate_text(figures.broke_per_s)}/s" in markup
+    # The demand's peak is the one the answer sizes the instances for, and the run's is capacity.json's.
+    peak = instances["peak_per_s_national"]
+    assert float(figures.planned_per_s.max()) == pytest.approx(peak)
+    assert f"peak {rate_text(peak)}/s at {instances['peak_at']}" in markup
+    assert float(figures.offered_per_s.max()) == pytest.approx(_offered_peak(run_dir))
+    assert figures.offered_per_s.max() > 0
+
+
+def test_a_real_run_without_a_capacity_says_so_in_one_line(smoke_run: RunOutcome) -> None:
+    figures, answer, markup = _demand_chart(smoke_run.run_dir)
+    assert answer["capacity"]["broke_per_s_national"] is None, "the healthy smoke run held throughout"
+    assert isinstance(figures, str) and "no capacity to draw" in figures
+    assert markup.startswith('<p class="collapsed"') and "<svg" not in markup

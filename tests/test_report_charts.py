@@ -300,7 +300,8 @@ def test_the_report_is_one_file_with_every_section_and_no_network(smoke_run: Run
     assert "<link" not in html and "<script" not in html
     drawn = html.count('<svg class="chart"') - html.count('<figure id="chart-platform-')  # + the platform's
     collapsed = html.count('<p class="collapsed" id="chart-') - html.count('<p class="collapsed" id="chart-platform-')
-    assert drawn + collapsed - html.count('id="chart-login-vs-offered"') == 13  # served per group included
+    # served per group and the national demand against capacity (the capacity section) included
+    assert drawn + collapsed - html.count('id="chart-login-vs-offered"') == 14
     assert "@media print" in html and "break-inside: avoid" in html
     for column in ("p50", "p90", "p95", "p99", "p99.9", "max"):
         assert f"<th>{column}</th>" in html

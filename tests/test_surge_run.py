@@ -74,8 +74,9 @@ def test_report_is_self_contained(smoke_run: RunOutcome) -> None:
     platform = html.count('<figure id="chart-platform-')
     platform_collapsed = html.count('<p class="collapsed" id="chart-platform-')
     collapsed = html.count('<p class="collapsed" id="chart-') - platform_collapsed
-    # (+ time to log in against the load offered, when some bins hold enough logins for a percentile)
-    assert html.count('<svg class="chart"') - platform + collapsed - html.count('id="chart-login-vs-offered"') == 13
+    # (+ time to log in against the load offered, when some bins hold enough logins for a percentile), the
+    # national demand against capacity of the capacity section included
+    assert html.count('<svg class="chart"') - platform + collapsed - html.count('id="chart-login-vs-offered"') == 14
     assert platform + platform_collapsed == 5
     assert "Time to log in from the intended arrival" in html
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", html), "no resource is fetched from a network"

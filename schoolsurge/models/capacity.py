@@ -209,7 +209,7 @@ def national_answer(
             raise FitError(f"the {side} capacity must be a number above 0 or None (not measured), not {value!r}")
         run[side] = number
 
-    minute_start, seconds, logins, requests = _per_minute(demand)
+    minute_start, seconds, logins, requests = per_minute(demand)
     national = {side: None if value is None else value / fraction for side, value in run.items()}
     rates = {"logins": logins, "requests": requests}
 
@@ -252,7 +252,7 @@ def national_answer(
     )
 
 
-def _per_minute(demand: Demand) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def per_minute(demand: Demand) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(clock second each minute starts, seconds of the demand in it, mean logins/s, mean requests/s) per clock
     minute; the first and last minutes may be partial and are averaged over the seconds they have."""
     arrivals = np.asarray(demand.arrivals_per_s, dtype=float)

@@ -18,7 +18,8 @@ people by the scale. Every figure of a sentence says which it is (wording.py).
     sweep.py        a sweep's card from its steps: USL fit, knee, SLO capacity, national answer
     run.py          a normal run's card from its sessions, binned by about one scenario minute
     answer.py       capacity_card(data), and capacity.json beside the report
-    charts.py       a sweep's three charts
+    charts.py       a sweep's three charts, and the charts of the capacity section
+    demand_chart.py the national morning's demand against the answer's capacity (a run's)
 """
 
 from schoolsurge.report.capacity.answer import capacity_card, capacity_json, write_capacity_json

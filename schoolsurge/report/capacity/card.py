@@ -48,6 +48,7 @@ class RunLoad:
     to_clock: str
     breaches: tuple[str, ...] = ()
     offered_per_s: float = 0.0  # people arriving to log in per second (offered load: held and broke are said on it)
+    clock_s: float | None = None  # scenario clock second the stretch starts (seconds since midnight)
 
 
 @dataclass
@@ -67,6 +68,7 @@ class RunFigures:
     served: ServedShare | None
     requests_source: str  # where the per-second requests and failures came from
     sustained_bins: int = SUSTAINED_BINS  # how many bins in a row `held` was held
+    loads: tuple[RunLoad, ...] = ()  # every bin's load, in order: what held and broke were chosen from
 
     @property
     def requests_known(self) -> bool:

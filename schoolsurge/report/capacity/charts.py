@@ -1,5 +1,5 @@
 """Charts of a capacity sweep, as inline SVG for the report: the three pictures that back its capacity answer (a
-normal run's card has no steps nor national demand to draw: none).
+normal run's card has no steps: it draws the national demand against its answer's capacity, demand_chart.py).
 
 1. Throughput against people in a session: the measured steps, the USL curve fitted to them, its peak N* and the
    SLO capacity, so a reader sees whether the fit follows the points before believing N*.
@@ -24,8 +24,11 @@ import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
+from schoolsurge.models.capacity import per_minute  # noqa: E402
 from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
-from schoolsurge.report.charts.base import legend, svg
+from schoolsurge.report.capacity.demand_chart import demand_vs_capacity  # noqa: E402
+from schoolsurge.report.charts.base import Chart, legend, svg  # noqa: E402
+from schoolsurge.report.outcome.answer import Answer  # noqa: E402
 from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
@@ -133,13 +136,6 @@ def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-def _per_minute(start_s: int, per_second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(clock second each minute starts, mean rate) per clock minute, as models/capacity.py compares them."""
-    minute = (int(start_s) + np.arange(len(per_second))) // 60
-    minutes, index, counts = np.unique(minute, return_inverse=True, return_counts=True)
-    return minutes * 60.0, np.bincount(index, weights=np.asarray(per_second, dtype=float)) / counts
-
-
 def national_demand(card: CapacityCard) -> plt.Figure:
     """National requests/s and logins/s over the morning against one instance's national capacity."""
     demand = card.demand
@@ -147,12 +143,12 @@ def national_demand(card: CapacityCard) -> plt.Figure:
         raise ValueError("no national demand on this card (scenario or load fraction unknown)")
     answer = card.national
     figure, axes = _figure(rows=2, height=5.4)
+    clock, _, logins, requests = per_minute(demand)  # one-minute means, as the national answer compares them
     panels: list[tuple[Axes, np.ndarray, float | None, str]] = [
-        (axes[0], demand.requests_per_s, answer.capacity_requests_per_s_national if answer else None, "requests/s"),
-        (axes[1], demand.arrivals_per_s, answer.capacity_logins_per_s_national if answer else None, "logins/s"),
+        (axes[0], requests, answer.capacity_requests_per_s_national if answer else None, "requests/s"),
+        (axes[1], logins, answer.capacity_logins_per_s_national if answer else None, "logins/s"),
     ]
-    for ax, per_second, capacity, unit in panels:
-        clock, rate = _per_minute(demand.start_s, per_second)
+    for ax, rate, capacity, unit in panels:
         ax.step(clock, rate, where="post", color="tab:blue", label=f"national demand, {unit} (minute mean)")
         if capacity is not None and math.isfinite(capacity):
             ax.axhline(capacity, color=SLO_COLOUR, linestyle="--", label=f"one instance's SLO capacity, {unit}")
@@ -177,14 +173,17 @@ SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
 )
 
 
-def capacity_charts(card: CapacityCard) -> list[tuple[str, str]]:
-    """(title, inline SVG) of each chart the card can draw: a sweep's measured steps, and its national demand
-    (which needs the scenario and load fraction); none for a run."""
+def capacity_charts(card: CapacityCard, answer: Answer) -> list[Chart]:
+    """Each chart the card can draw: a sweep's measured steps and its national demand (which needs the scenario
+    and load fraction); a run's national demand against the answer's capacity (demand_chart.py)."""
+    if card.kind == "run":
+        return [demand_vs_capacity(card, answer)]
     charts = []
     for title, draw in SWEEP_CHARTS:
         if draw is national_demand and card.demand is None:
             continue
         if draw is not national_demand and card.measured_steps.empty:
             continue
-        charts.append((title, svg(draw(card), f"capacity{len(charts)}", title)))
+        key = f"capacity{len(charts)}"
+        charts.append(Chart(key, title, "", svg(draw(card), key, title)))
     return charts

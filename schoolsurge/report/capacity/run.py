@@ -15,7 +15,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from schoolsurge.models.capacity import DEFAULT_HEADROOM
+from schoolsurge.errors import FitError
+from schoolsurge.models.capacity import DEFAULT_HEADROOM, Demand, demand_from_curves
+from schoolsurge.models.population import national_curves
 from schoolsurge.report.capacity.card import NO_REQUESTS, SUSTAINED_BINS, RunFigures, RunLoad
 from schoolsurge.report.capacity.run_card import RunCard
 from schoolsurge.report.load.run_data import RunData
@@ -50,7 +52,8 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
     for number, members in bins.groupby(bins).groups.items():
         span = len(members)
         frame = sessions.loc[members]
-        clock = seconds_to_clock(start + number * width * speed)
+        clock_s = start + number * width * speed
+        clock = seconds_to_clock(clock_s)
         end = seconds_to_clock(start + (number * width + span) * speed)
         breaches, judged = _bin_breaches(data, card.limits, frame, members, requests, failures)
         logins = float(pd.to_numeric(frame[Counter.LOGINS_SUCCEEDED], errors="coerce").fillna(0).sum())
@@ -63,7 +66,13 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         )
         loads.append(
             RunLoad(
-                float(requests.loc[members].sum()) / span, logins / span, clock, end, tuple(breaches), offered / span
+                float(requests.loc[members].sum()) / span,
+                logins / span,
+                clock,
+                end,
+                tuple(breaches),
+                offered / span,
+                clock_s,
             )
         )
         held.append(None if not judged else not breaches)
@@ -83,7 +92,9 @@ def run_card(data: RunData, headroom: float = DEFAULT_HEADROOM) -> RunCard | Non
         window=data.slo_window_label(),
         served=served_share(data),
         requests_source=source,
+        loads=tuple(loads),
     )
+    card.demand = _national_demand(data)
     _within_objective(card.run, data, sessions)
     if source != "sessions":
         card.notes.append(f"People's requests and failures per second come from {source}.")
@@ -96,7 +107,7 @@ def _by_load(load: RunLoad) -> tuple[float, float, float]:
 
 
 def _top(loads: list[RunLoad]) -> RunLoad | None:
-    """The highest requests/s and the highest logins/s of any bin (each in its own bin), over the whole run."""
+    """The highest requests/s, logins/s and offered load of any bin (each in its own bin), over the whole run."""
     if not loads:
         return None
     return RunLoad(
@@ -104,7 +115,19 @@ def _top(loads: list[RunLoad]) -> RunLoad | None:
         max(load.logins_per_s for load in loads),
         loads[0].from_clock,
         loads[-1].to_clock,
+        offered_per_s=max(load.offered_per_s for load in loads),
+        clock_s=loads[0].clock_s,
     )
+
+
+def _national_demand(data: RunData) -> Demand | None:
+    """The scenario's national demand over its morning (models/population.py), which the answer's instance count
+    and the demand-against-capacity chart both read; None when the scenario's curves cannot be made."""
+    assert data.scenario is not None
+    try:
+        return demand_from_curves(national_curves(data.scenario))
+    except (FitError, ValueError):
+        return None
 
 
 def _requests_and_failures(data: RunData, sessions: pd.DataFrame) -> tuple[pd.Series, pd.Series, str]:

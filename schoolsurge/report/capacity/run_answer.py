@@ -16,9 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from schoolsurge.errors import FitError
-from schoolsurge.models.capacity import Demand, demand_from_curves, national_answer
-from schoolsurge.models.population import national_curves
+from schoolsurge.models.capacity import Demand, national_answer
 from schoolsurge.models.sweep import DEFAULT_REFINE_WITHIN
 from schoolsurge.report.capacity.card import SUSTAINED_BINS, CapacityCard
 from schoolsurge.report.capacity.wording import people_text, rate_text
@@ -258,13 +256,9 @@ def _capacity_and_instances(
     held_n, broke_n = national(found.held), national(found.broke)
     answer.capacity = Capacity(found.held, found.broke, held_n, broke_n, found.within, measured_on, unit)
     answer.capacity_text = _capacity_text(found, held_n, broke_n, unit)
-    if card is None or card.load_fraction is None or data.scenario is None:
+    if card is None or card.load_fraction is None or card.demand is None:
         return
-    try:
-        demand = demand_from_curves(national_curves(data.scenario))
-    except (FitError, ValueError):
-        return
-    answer.instances = _instances(demand, card, found)
+    answer.instances = _instances(card.demand, card, found)
     answer.instances_text = _instances_text(answer.instances)
 
 

@@ -70,8 +70,9 @@ def write_report(data: RunData) -> Path:
     return path
 
 
-def _capacity(card: CapacityCard | None) -> dict[str, object] | None:
-    """What the report's first section shows: the headline, the figures, and for a sweep its charts and steps."""
+def _capacity(card: CapacityCard | None, answer: Answer) -> dict[str, object] | None:
+    """What the report's first section shows: the headline, the figures, its charts (a sweep's steps and national
+    demand, a run's national demand against the answer's capacity) and a sweep's steps."""
     if card is None:
         return None
     columns, rows = card.step_table()
@@ -80,7 +81,7 @@ def _capacity(card: CapacityCard | None) -> dict[str, object] | None:
         "headline": card.headline(),
         "notes": card.notes,
         "figures": card.figures(),
-        "charts": [{"title": title, "svg": markup} for title, markup in capacity_charts(card)],
+        "charts": capacity_charts(card, answer),
         "step_columns": columns,
         "step_rows": rows,
     }
@@ -132,7 +133,7 @@ def _render(data: RunData, card: CapacityCard | None, answer: Answer) -> str:
         "description": scenario.description if scenario else "",
         "contents": [(anchor, CONTENTS[anchor]) for anchor, present_ in present.items() if present_],
         "warnings": run_health.notes(),
-        "capacity": _capacity(card),
+        "capacity": _capacity(card, answer),
         "notes": data.notes,
         "run_facts": run_facts(data),
         "verdicts": judge_run(data) if morning else [],
