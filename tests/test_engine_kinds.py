@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import time
 from argparse import Namespace
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +23,7 @@ from schoolsurge.engine.kinds import ClosedRun, MorningRun, SweepRun
 from schoolsurge.engine.persona_users import Student, Teacher
 from schoolsurge.engine.share import ProcessShare
 from schoolsurge.models.sweep import SweepSettings
-from schoolsurge.rundir import MANIFEST, RunKind
+from schoolsurge.rundir import MANIFEST, Counter, RunKind
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "schoolsurge"
@@ -69,11 +70,35 @@ def test_a_sweep_is_picked_from_its_replay(tmp_path: Path) -> None:
         kind = engine.kind
         assert type(kind) is SweepRun and type(engine.share) is ProcessShare
         replay = engine.context.replay
-        assert kind.progress_clock(0.0) == f"step 1/3 {replay.rates[0]:.2f}/s settling"
+        first_step = int((replay.schedule_arrays(engine.context.seed).at_s < replay.step_bounds(0)[2]).sum())
+        assert (
+            kind.progress_clock(0.0) == f"step 1/3 {replay.rates[0]:.2f}/s settling, its people 0/{first_step} arrived"
+        )
         assert kind.scrape_every_s() == 2.0  # three scrapes in each step's 6 measured seconds
         assert kind.persona_users_refused is not None
     manifest = json.loads((tmp_path / "run" / MANIFEST).read_text())
     assert manifest["kind"] == "sweep" and manifest["sweep"]["steps"] == 3
+
+
+def test_the_progress_line_counts_a_refinement_steps_people(tmp_path: Path) -> None:
+    """Issue 22: during a refinement step the line says the step's own people (chosen during the run, not in the
+    plan), and the sweep's "arrived x/y" counts them in y once the step replaces the planned arrivals."""
+    with installed(_sweep_context(tmp_path / "run"), SurgeAgent) as engine:
+        kind, replay, share = engine.kind, engine.context.replay, engine.share
+        share.assign(1, 0, start_unix=time.time())
+        planned = engine.ledger().total(Counter.SCHEDULED)
+        start_s = replay.step_bounds(2)[2] + 1.0  # after the planned steps
+        step = kind.choose_refinement(replay.rates[1], start_s)
+        kind.apply_schedule_change(step.to_wire())
+        people = len(replay.refinement_arrays(engine.context.seed, step))
+        assert people > 0
+        assert engine.ledger().total(Counter.SCHEDULED) == planned + people
+        assert kind.progress_clock(start_s + 0.5) == (
+            f"refinement 1/{replay.refine_steps} {replay.rates[1]:.2f}/s settling, its people 0/{people} arrived"
+        )
+        engine.ledger().count(int(start_s) + 1, Counter.STARTED, 3)
+        measured_from = replay.bounds_from(start_s)[1]
+        assert kind.progress_clock(measured_from).endswith(f"/s, its people 3/{people} arrived")
 
 
 def test_the_closed_model_is_picked_from_the_persona_users_and_makes_closed_shares(tmp_path: Path) -> None:

@@ -70,10 +70,11 @@ class SweepRun(Kind):
         self.replay = replay
         self.stopped_after: int | None = None  # the step that breached past the stop margin, if one did
         self.refinements: list[RefineStep] = []  # the refinement steps chosen so far
+        self.refinement_people: list[int] = []  # how many people each of them schedules (the whole run's)
         self.finished = False  # with refinement: the watcher has judged the last step it will run
 
     def test_started(self, start_unix: float) -> None:
-        self.stopped_after, self.refinements, self.finished = None, [], False
+        self.stopped_after, self.refinements, self.refinement_people, self.finished = None, [], [], False
         self.engine.spawn(self._watch)
 
     def ended(self, run_s: float, status: FleetStatus) -> bool:
@@ -82,17 +83,27 @@ class SweepRun(Kind):
         return run_s >= self.replay.planned_s or self.stopped_after is not None
 
     def progress_clock(self, run_s: float) -> str:
+        """The step running (planned, or refinement), its level, and how many of its own people have arrived: the
+        line's "arrived x/y" counts the whole sweep so far, whose people a refinement step adds to as it is chosen
+        (y includes it once the workers have heard it)."""
         replay = self.replay
         if self.refinements:
             refinement = self.refinements[-1]
-            settling = run_s < replay.bounds_from(refinement.start_s)[1]
-            return (
-                f"refinement {len(self.refinements)}/{replay.refine_steps} {refinement.rate:.2f}/s"
-                f"{' settling' if settling else ''}"
-            )
-        step = replay.step_at(run_s)
-        settling = run_s < replay.step_bounds(step)[1]
-        return f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s{' settling' if settling else ''}"
+            (start, measured_from, end), people = replay.bounds_from(refinement.start_s), self.refinement_people[-1]
+            where = f"refinement {len(self.refinements)}/{replay.refine_steps} {refinement.rate:.2f}/s"
+        else:
+            step = replay.step_at(run_s)
+            start, measured_from, end = replay.step_bounds(step)
+            times = self.engine.share.schedule.arrays.at_s
+            people = int(np.searchsorted(times, end, side="left") - np.searchsorted(times, start, side="left"))
+            where = f"step {step + 1}/{len(replay.rates)} {replay.rates[step]:.2f}/s"
+        ledger = self.engine.ledger()
+        arrived = sum(
+            ledger.seconds[second].counters.get(Counter.STARTED, 0)
+            for second in range(math.floor(start), math.ceil(end))
+            if second in ledger.seconds
+        )
+        return f"{where}{' settling' if run_s < measured_from else ''}, its people {arrived}/{people} arrived"
 
     def apply_schedule_change(self, change: dict[str, Any]) -> None:
         """A refinement step: from its start on, its arrivals instead of the planned steps' (this process's part)."""
@@ -172,12 +183,23 @@ class SweepRun(Kind):
                 break
         return judged
 
+    def choose_refinement(self, rate: float, start_s: float) -> RefineStep:
+        """The next refinement step, at `rate` from run second `start_s`: its people continue each group's after
+        the steps before (accounts keep cycling), and it counts them for the progress line."""
+        replay, seed = self.replay, self.engine.context.seed
+        drawn = np.array(replay.people_drawn(self.engine.share.schedule.arrays))
+        for chosen in self.refinements:
+            drawn += replay.people_drawn(replay.refinement_arrays(seed, chosen))
+        step = RefineStep(len(replay.multiples) + len(self.refinements), rate, start_s, tuple(int(n) for n in drawn))
+        self.refinements.append(step)
+        self.refinement_people.append(len(replay.refinement_arrays(seed, step)))
+        return step
+
     def _refine(self, judged: list[tuple[float, bool]]) -> None:
         """Bisect [highest that held, lowest that broke] with measured steps until it is narrow enough or the
         refinement steps are spent."""
         replay, engine = self.replay, self.engine
         slo, queue = engine.context.scenario.slo, engine.share.queue
-        first_person = np.array(replay.people_drawn(engine.share.schedule.arrays))  # accounts keep cycling
         while True:
             found = offered_range(judged)
             if found.held is None or found.broke is None:
@@ -196,18 +218,14 @@ class SweepRun(Kind):
                 )
                 return
             rate = refine_level(found.held, found.broke)
-            start_s = math.ceil(queue.run_seconds()) + REFINE_LEAD_S
-            first = tuple(int(n) for n in first_person)
-            step = RefineStep(len(replay.multiples) + len(self.refinements), rate, start_s, first)
-            self.refinements.append(step)
-            first_person += replay.people_drawn(replay.refinement_arrays(engine.context.seed, step))
+            step = self.choose_refinement(rate, math.ceil(queue.run_seconds()) + REFINE_LEAD_S)
             print(
                 f"schoolsurge: refinement step {step.step + 1} at {rate:.3f} arrivals/s (run terms): the range "
                 f"{found.held:.3f}-{found.broke:.3f} is {width:.0%} wide",
                 flush=True,
             )
             engine.change_schedule(step.to_wire())
-            end_s = replay.bounds_from(start_s)[2]
+            end_s = replay.bounds_from(step.start_s)[2]
             self._wait_judged(end_s)
             row = measure_step(engine.ledger(), replay, step.step, slo, step)
             if row["slo_met"] == "":
