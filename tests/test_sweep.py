@@ -5,17 +5,23 @@ brackets the break refines the range by bisection with measured steps."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import signal
+import threading
+import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_measured_the_platform
+from conftest import assert_measured_the_platform, cmdline, descendants
 
 from schoolsurge.accounts import Roster
 from schoolsurge.capacity_sweep import sweep_replay
 from schoolsurge.cli import EXIT_USAGE, main
+from schoolsurge.engine.kinds.sweep import JUDGE_AFTER_S, REFINE_LEAD_S
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.queue import ArrivalQueue
 from schoolsurge.models.sweep import RefineStep, SweepSettings, arrival_shares, mean_session_s
@@ -246,3 +252,76 @@ def test_refinement_narrows_the_range_with_measured_steps(refined_sweep: RunOutc
         assert f"within the {REFINE_WITHIN:.0%} asked" in confidence
     else:
         assert len(refined) == REFINE_STEPS and f"budget of {REFINE_STEPS} steps ran out" in confidence
+
+
+def _locust_workers(pid: int) -> list[int]:
+    """The Locust workers below `pid`: forked by their master (`--processes`), each a child of another Locust
+    process."""
+    parents: dict[int, int] = {}
+    for child in descendants(pid):
+        with contextlib.suppress(OSError, IndexError):
+            parents[child] = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    locust = {child for child in parents if any("locust" in part for part in cmdline(child))}
+    return sorted(child for child in locust if parents[child] in locust)
+
+
+def _test_start(reports: Path, deadline_s: float) -> tuple[Path, float]:
+    """The run directory and its test's start (unix time), once the master has written timeline.json."""
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        for timeline in reports.glob("*/timeline.json"):
+            with contextlib.suppress(ValueError, KeyError):
+                return timeline.parent, float(json.loads(timeline.read_text())["test_start_unix"])
+        time.sleep(0.2)
+    pytest.fail("the sweep's test never started")
+
+
+@pytest.mark.long  # a distributed sweep of 2 planned steps and 1 refinement step: a minute of real load
+def test_workers_frozen_or_killed_during_a_refinement_step_are_said_and_counted(tmp_path: Path) -> None:
+    """Issue 22: the master picks each refinement step during the run and sends it to its workers. One worker
+    frozen (SIGSTOP) from the last planned step's end until after the refinement step has begun misses its start
+    (counted lost meanwhile, it is sent the step again when it reports): it is said, in the manifest's late
+    workers and the report. The other, killed during the refinement step, is counted lost on its part as the
+    refinement step left it (its refinement arrivals included), so every arrival stays accounted for."""
+    capacity, scale = _pupils_scale(PUPILS)
+    low, high = STEP_2 * capacity, STEP_2 * capacity * STEP_RATIO
+    settings = SweepSettings(
+        steps=2, low=low, high=high, measure_s=4.0, settle_sessions=1.0, refine_within=0.01, refine_steps=1
+    )
+    request = RunRequest(
+        scenario_path=PUPILS, target=None, scale=scale, speed=SPEED, processes=2, reports_dir=tmp_path, sweep=settings
+    )
+    replay = sweep_replay(load_scenario(PUPILS), settings, scale=scale, speed=SPEED)
+    planned_end_s = replay.step_bounds(1)[2]
+    outcome: list[RunOutcome] = []
+    runner = threading.Thread(target=lambda: outcome.append(run(request)), daemon=True)
+    runner.start()
+    run_dir, started = _test_start(tmp_path, deadline_s=120)
+    killed, frozen = _locust_workers(os.getpid())
+    # From just before the planned steps end until well after the refinement step's start (chosen JUDGE_AFTER_S
+    # after they end, starting REFINE_LEAD_S later), a few missed heartbeats more: the frozen stretch is the test.
+    time.sleep(max(0.0, started + planned_end_s - 1 - time.time()))
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        time.sleep(JUDGE_AFTER_S + REFINE_LEAD_S + 6)
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    os.kill(killed, signal.SIGKILL)  # within the refinement step (it lasts replay.step_s, 9 s here)
+    killed_at_s = time.time() - started
+    runner.join(timeout=240)
+    assert outcome, "the sweep ended"
+    steps = _steps(outcome[0])
+    assert list(steps["phase"]) == [StepPhase.PLANNED, StepPhase.PLANNED, StepPhase.REFINEMENT], steps
+    assert steps.iloc[2]["start_s"] < killed_at_s < steps.iloc[2]["end_s"], "killed during the refinement step"
+    manifest = read_manifest(run_dir)
+    notes = [worker.note for worker in manifest.late_workers]
+    assert any("refinement step 3" in note and "after its start" in note for note in notes), notes
+    (lost,) = manifest.lost_workers
+    index = int(str(lost.part).split("/")[0]) - 1
+    planned = replay.schedule_arrays(load_scenario(PUPILS).run.seed).round_robin(2, index)
+    assert lost.arrivals is not None and lost.arrivals > len(planned), "its refinement arrivals count too"
+    sessions = pd.read_csv(run_dir / SESSIONS_CSV)
+    counted = {name: int(sessions[name].sum()) for name in ("scheduled", "started", "dropped", "lost")}
+    assert counted["scheduled"] == counted["started"] + counted["dropped"] + counted["lost"], counted
+    assert counted["lost"] == lost.arrivals_lost > 0, counted
+    assert "refinement step 3" in (run_dir / "report.html").read_text(encoding="utf-8")

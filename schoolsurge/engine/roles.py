@@ -11,7 +11,11 @@
 
 A kind that changes the schedule during the test (a sweep's refinement step, whose level is chosen from the
 steps judged so far) calls `change_schedule` on the process that keeps the results: every process that runs
-agents applies the change to its own part (the kind's `apply_schedule_change`; a master sends it to its workers).
+agents applies the change to its own part (the kind's `apply_schedule_change`; a master sends it to its workers,
+each of which says when it applied it). A worker counted lost when a change was sent is sent it again when it
+reports again; one that applied a change after the change's start, or never confirmed it, is said in the
+manifest's `late_workers` (its part of that step started late); one lost for good is counted lost on its part
+as the changes left it (the kind's `part_arrival_times`), not as planned.
 
 A URL the loopback guard refuses stops the whole test (Engine.refuse): a single process or a master quits;
 a worker reports what it measured, then tells its master why (`schoolsurge:url-refused`), which quits.
@@ -35,7 +39,6 @@ from locust.runners import STATE_INIT, STATE_MISSING, STATE_RUNNING, STATE_SPAWN
 
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.share import FleetStatus
-from schoolsurge.models.schedule import split_schedule
 from schoolsurge.rundir import ClientSteps, Counter
 from schoolsurge.scenario import seconds_to_clock
 
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
 
 ASSIGN_MESSAGE = "schoolsurge:assign"
 SCHEDULE_CHANGE_MESSAGE = "schoolsurge:schedule-change"
+SCHEDULE_APPLIED_MESSAGE = "schoolsurge:schedule-applied"
 READY_MESSAGE = "schoolsurge:ready"
 REFUSED_MESSAGE = "schoolsurge:refused"
 URL_REFUSED_MESSAGE = "schoolsurge:url-refused"
@@ -109,6 +113,7 @@ class WorkerPart:
     last_report_unix: float | None = None
     lost: Ledger | None = None  # what was counted for its part when it was lost (undone if it comes back)
     refused: str | None = None  # why the worker refused its part (it replays another run)
+    applied: dict[int, float] = field(default_factory=dict)  # schedule change -> run second the worker applied it
 
     def hear(self, piece: Ledger) -> None:
         self.last_report_unix = time.time()
@@ -130,7 +135,9 @@ class MasterRole(Role):
         self.assignments: dict[str, WorkerPart] = {}
         self.lost_workers: list[dict[str, Any]] = []
         self.late_workers: list[dict[str, Any]] = []
+        self.changes: list[dict[str, Any]] = []  # the kind's schedule changes this test, in order
         self.runner.register_message(READY_MESSAGE, self._on_ready)
+        self.runner.register_message(SCHEDULE_APPLIED_MESSAGE, self._on_schedule_applied)
         self.runner.register_message(REFUSED_MESSAGE, self._on_refused)
         self.runner.register_message(URL_REFUSED_MESSAGE, self._on_url_refused)
         engine.environment.events.worker_report.add_listener(self._on_worker_report)
@@ -139,7 +146,7 @@ class MasterRole(Role):
     def start_test(self, start_unix: float) -> None:
         self.engine.share.keep_clock(start_unix)
         self.merged, self.merged_steps, self.worker_status = Ledger(), ClientSteps(), {}
-        self.lost_workers, self.late_workers = [], []
+        self.lost_workers, self.late_workers, self.changes = [], [], []
         connected = [node for node in self.runner.clients.values() if node.state in CONNECTED_STATES]
         workers = sorted(connected, key=lambda node: self.runner.get_worker_index(node.id))
         self.assignments = {
@@ -154,11 +161,56 @@ class MasterRole(Role):
         # The last worker's death stops the test before the watcher's next look: a missing worker is lost all
         # the same. (Absent ones are not: at a stop, workers leave the list and come back, all alive.)
         self.check_workers(stopping=True)
+        self._unconfirmed_changes()
 
     def change_schedule(self, change: dict[str, Any]) -> None:
+        """Send the change to every worker with a part; one counted lost is sent it when it reports again."""
+        self.changes.append(change)
         for part in self.assignments.values():
             if part.lost is None:
-                self.runner.send_message(SCHEDULE_CHANGE_MESSAGE, change, client_id=part.worker)
+                self._send_change(part, len(self.changes) - 1)
+
+    def _send_change(self, part: WorkerPart, index: int) -> None:
+        message = {"index": index, "change": self.changes[index], "start_unix": part.start_unix}
+        self.runner.send_message(SCHEDULE_CHANGE_MESSAGE, message, client_id=part.worker)
+
+    def _on_schedule_applied(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """A worker applied a change at run second `at_s`: after the change's start, its part of it started late."""
+        part = self.assignments.get(msg.node_id)
+        index, at_s = int(msg.data["index"]), float(msg.data["at_s"])
+        if part is None or part.start_unix != msg.data["start_unix"] or index >= len(self.changes):
+            return
+        part.applied[index] = at_s
+        label, start_s = self.engine.kind.describe_schedule_change(self.changes[index])
+        if at_s <= start_s:
+            return
+        note = (
+            f"Worker {part.worker} (part {part.index + 1} of {part.parts}) applied {label} at run second {at_s:.0f}, "
+            f"{at_s - start_s:.1f} s after its start (it had missed heartbeats, or the step reached it late): of its "
+            "part of that step, the arrivals due before then started late or were dropped (sessions.csv `late`, "
+            "`dropped`), and the planned arrivals it had already taken on still started."
+        )
+        self._late_change(part.worker, at_s, note)
+
+    def _unconfirmed_changes(self) -> None:
+        """At the end: a worker with a part (not lost) that never said it applied a change is said late on it."""
+        for part in self.assignments.values():
+            if part.lost is not None:
+                continue
+            for index, change in enumerate(self.changes):
+                if index in part.applied:
+                    continue
+                label, start_s = self.engine.kind.describe_schedule_change(change)
+                note = (
+                    f"Worker {part.worker} (part {part.index + 1} of {part.parts}) never confirmed {label} (from "
+                    f"run second {start_s:.0f}): its part of that step may have replayed the planned arrivals instead."
+                )
+                self._late_change(part.worker, start_s, note)
+
+    def _late_change(self, worker: str, at_s: float, note: str) -> None:
+        self.late_workers.append({"worker": worker, "at_s": round(at_s, 1), "note": note})
+        self._record_workers()
+        log.warning("%s", note)
 
     def _send_part(self, part: WorkerPart) -> None:
         message = {"parts": part.parts, "index": part.index, "start_unix": part.start_unix}
@@ -233,10 +285,10 @@ class MasterRole(Role):
     def _lose(self, part: WorkerPart) -> None:
         """Count what the master had not heard started (or dropped) of the worker's part as lost, and what it
         had not heard scheduled as scheduled, so every arrival of the run stays accounted for."""
-        arrivals = split_schedule(self.engine.share.schedule, part.parts, part.index)
+        arrivals = self.engine.kind.part_arrival_times(part.parts, part.index)  # as the schedule's changes left it
         due = Ledger()
-        for arrival in arrivals:
-            due.count(arrival.at_s, Counter.SCHEDULED)
+        for at_s in arrivals.tolist():
+            due.count(at_s, Counter.SCHEDULED)
         counted = Ledger()
         for second, bucket in due.seconds.items():
             scheduled = bucket.counters[Counter.SCHEDULED]
@@ -285,6 +337,9 @@ class MasterRole(Role):
         self.lost_workers = [record for record in self.lost_workers if record["worker"] != part.worker]
         self._record_workers()
         log.warning("worker %s reports again: its part was not lost after all", part.worker)
+        for index in range(len(self.changes)):  # the changes sent while it was counted lost
+            if index not in part.applied:
+                self._send_change(part, index)
 
     def _late(self, worker: str) -> None:
         at_s = self._run_s()
@@ -353,8 +408,12 @@ class WorkerRole(Role):
         log.info("worker part %d/%d: %d arrivals", msg.data["index"] + 1, msg.data["parts"], size)
 
     def _on_schedule_change(self, environment: Environment, msg: Any, **_: Any) -> None:
-        if self.engine.share.queue.loaded:  # a worker without a part has nothing to change
-            self.engine.kind.apply_schedule_change(msg.data)
+        share = self.engine.share
+        if not share.queue.loaded or share.start_unix != msg.data["start_unix"]:
+            return  # a worker without a part (or with another test's) has nothing to change
+        self.engine.kind.apply_schedule_change(msg.data["change"])
+        applied = {"index": msg.data["index"], "start_unix": share.start_unix, "at_s": share.queue.run_seconds()}
+        self.runner.send_message(SCHEDULE_APPLIED_MESSAGE, applied)
 
     def stop_refused(self, reason: str) -> None:
         # What this worker measured first, then why it stops: the master quits the test on the reason, and its

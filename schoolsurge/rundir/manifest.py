@@ -109,7 +109,8 @@ class LostWorker(_Record):
 
 
 class LateWorker(_Record):
-    """A Locust worker that joined after the schedule was split: it took no part in the replay."""
+    """A Locust worker late to the schedule: it joined after the schedule was split (it took no part in the replay),
+    or applied a change of it (a sweep's refinement step) after the change's start, or never confirmed one."""
 
     worker: str | None = None
     at_s: Number | None = None

@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 import gevent
+import numpy as np
 
 from schoolsurge.engine.context import SurgeContext
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.share import FleetStatus, ProcessShare, Share
+from schoolsurge.models.schedule import split_schedule
 from schoolsurge.rundir import RunKind
 
 # The target's metrics are scraped every SCRAPE_EVERY_S (target_metrics.py), more often when a kind asks (a
@@ -71,6 +73,16 @@ class Kind:
         """On a process that runs agents: the change of the schedule this kind decided during the test (its wire
         form, roles.py `change_schedule`). Kinds whose schedule is fixed at the start make none."""
         raise NotImplementedError(f"a {self.name} run does not change its schedule during the test")
+
+    def describe_schedule_change(self, change: dict[str, Any]) -> tuple[str, float]:
+        """A change of the schedule (its wire form) as notes name it, and the run second it takes effect."""
+        raise NotImplementedError(f"a {self.name} run does not change its schedule during the test")
+
+    def part_arrival_times(self, parts: int, index: int) -> np.ndarray:
+        """Run seconds of the arrivals of part `index` of `parts`, as the schedule stands now (the changes this
+        kind made during the test applied): what a master counts for a worker it lost."""
+        part = split_schedule(self.engine.share.schedule, parts, index)
+        return np.fromiter((arrival.at_s for arrival in part), dtype=np.float64, count=len(part))
 
     def ended(self, run_s: float, status: FleetStatus) -> bool:
         """The load shape's stop rule: whether the test, at run second run_s, has run as planned (it then ends,

@@ -114,6 +114,19 @@ class SweepRun(Kind):
             "refinement step %d at %.3f/s from %.0f s: %d arrivals here", step.step + 1, step.rate, step.start_s, size
         )
 
+    def describe_schedule_change(self, change: dict[str, Any]) -> tuple[str, float]:
+        step = RefineStep.from_wire(change)
+        return f"refinement step {step.step + 1}", step.start_s
+
+    def part_arrival_times(self, parts: int, index: int) -> np.ndarray:
+        """The planned part, each refinement step's part replacing it from the step's start (as every process
+        replaces its own: share.py `replace_from`)."""
+        times = super().part_arrival_times(parts, index)
+        for step in self.refinements:
+            refined = self.replay.refinement_arrays(self.engine.context.seed, step).round_robin(parts, index)
+            times = np.concatenate([times[times < step.start_s], refined.at_s])
+        return times
+
     def scrape_every_s(self) -> float:
         """5 s, and at least SCRAPES_PER_SWEEP_STEP scrapes in each step's measured part."""
         measure_s = self.replay.measure_s
