@@ -41,6 +41,7 @@ from schoolsurge.rundir import (
     TIMELINE,
     Counter,
     Gauge,
+    login_percentile_value,
     merged,
     read_histograms,
     update_manifest,
@@ -469,3 +470,36 @@ def test_the_sweeps_legends_sit_above_their_charts_not_over_the_steps(smoke_run:
             assert box.get_window_extent().y0 >= ax.get_window_extent().y1 - 1, _title
         plt.close(figure)
     assert drawn >= 2
+
+
+def test_time_to_log_in_over_time_counts_those_who_never_logged_in(smoke_run: RunOutcome, tmp_path: Path) -> None:
+    """Issue 22: the chart drew time to log in over the people who logged in only, while the SLOs count those who
+    gave up as never logged in: a minute where half gave up showed the fast half's p95. It now reads the one
+    definition (rundir/figures.py) bin by bin, marks a percentile never reached, and draws who never logged in."""
+    ledger = _steady(60)
+    for second in range(20, 40):  # as many again arrive and give up: half of them never log in
+        ledger.count(second, Counter.SCHEDULED, 3)
+        ledger.count(second, Counter.STARTED, 3)
+        ledger.count(second, Counter.ABANDONED, 3)
+    ctx = context(load_run(_copy(smoke_run, tmp_path, ledger, speed=120)))
+    axis, drawn = ctx.login_axis, ctx.login_percentiles
+    never = ctx.login_axis.sum(ctx.per_second[Counter.ABANDONED] + ctx.per_second[Counter.UNFINISHED])
+    for index in range(axis.count):
+        seconds = range(index * axis.width, min((index + 1) * axis.width, axis.seconds))
+        succeeded = merged(ctx.data.histograms[s] for s in seconds if s in ctx.data.histograms)
+        for p in (50, 95, 99):
+            expected = login_percentile_value(succeeded, int(never[index]), p)
+            tried = succeeded.get_total_count() + never[index]
+            if tried >= MIN_VALUES[p]:
+                assert drawn[p][index] == expected, (p, index)
+            else:
+                assert np.isnan(drawn[p][index]), (p, index)
+    giving_up = [index for index in range(axis.count) if index * axis.width >= 20 and (index + 1) * axis.width <= 40]
+    assert giving_up and all(np.isinf(drawn[95][index]) for index in giving_up), "p95 never reached there"
+    assert all(drawn[50][index] <= 200 for index in giving_up), "half logged in, fast: the p50 is reached"
+    charts = {chart.key: chart for drawn_ in section_charts(ctx).values() for chart in drawn_}
+    login = charts["login-latency"]
+    assert "p95 never reached" in login.svg and "never logged in, % of those who tried" in login.svg
+    assert "count as never logged in" in login.caption and "are not in it" not in login.caption
+    points = latency_against_offered(ctx)
+    assert points is not None and np.isinf(points["p95_ms"]).any(), "the bins where it was never reached are kept"

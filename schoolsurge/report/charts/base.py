@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 from schoolsurge.report.load.run_data import RunData  # noqa: E402
 from schoolsurge.report.series import latency  # noqa: E402
 from schoolsurge.report.series.axis import TimeAxis, sampled_gauges  # noqa: E402
+from schoolsurge.rundir import Counter  # noqa: E402
 from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
 WIDTH_IN, HEIGHT_IN = 9.0, 3.3
@@ -117,6 +118,20 @@ class Context:
     def login_bins(self) -> latency.Binned:
         """Time to log in per bin of login_axis, by arrival (cohort) second."""
         return latency.binned(self.data.histograms, self.login_axis)
+
+    @functools.cached_property
+    def login_never(self) -> np.ndarray:
+        """People due in each bin of login_axis who never logged in: gave up, or still logging in at the end."""
+        if self.data.sessions is None:
+            return np.zeros(self.login_axis.count)
+        never = self.per_second[Counter.ABANDONED] + self.per_second.get(Counter.UNFINISHED, 0)
+        return self.login_axis.sum(never)
+
+    @functools.cached_property
+    def login_percentiles(self) -> dict[int, np.ndarray]:
+        """Time to log in per bin of login_axis over everyone who tried (those who never logged in count as
+        never, as the SLOs count them): inf where they fill a percentile's tail, NaN where too few people."""
+        return latency.login_over_everyone(self.data.histograms, self.login_never, self.login_axis)
 
     @functools.cached_property
     def cohort_axis(self) -> TimeAxis:

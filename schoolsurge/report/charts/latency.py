@@ -11,7 +11,6 @@ from schoolsurge.report.charts.base import Chart, Context, figure, legend, steps
 from schoolsurge.report.series.axis import TimeAxis
 from schoolsurge.report.series.latency import MIN_VALUES, Binned, cdf, distribution, minimum_text
 from schoolsurge.report.series.retries import retry_series
-from schoolsurge.rundir import Counter
 
 PERCENTILE_STYLE = {50: "tab:blue", 95: "tab:orange", 99: "tab:red"}
 MAX_STEPS = 8
@@ -51,13 +50,51 @@ def _over_time(
 
 
 def login_over_time(ctx: Context) -> Chart | None:
-    title = "Time to log in from the intended arrival: p50, p95, p99"
+    """Time to log in over everyone who tried, bin by bin, and the share who never logged in: one definition with
+    the SLOs (rundir/figures.py), so a bin where too many gave up shows "never", not the few fast ones who got in."""
+    axis, never = ctx.login_axis, ctx.login_never
+    tried = ctx.login_bins.totals + never
+    if not tried.any():
+        return None
+    title = "Time to log in from the intended arrival: p50, p95, p99, and who never logged in"
     caption = (
-        "Of the people who logged in, by their intended arrival time (cohort), from the engine's time-to-login "
-        f"histograms merged per bin ({ctx.login_axis.bin_label}); it includes the generator's delay, the platform's "
-        f"queueing and every retry. People who gave up are not in it (see Retries); {minimum_text()}."
+        "Over everyone due in each bin who tried to log in, by their intended arrival time (cohort), as the SLOs "
+        "judge it: those who gave up, or were still logging in when the run ended, count as never logged in. A "
+        "percentile their share fills is never reached (▲ at the top; the bottom panel shows that share against "
+        f"each percentile's tail). From the engine's time-to-login histograms merged per bin ({axis.bin_label}); "
+        f"it includes the generator's delay, the platform's queueing and every retry; {minimum_text()} (people)."
     )
-    return _over_time(ctx, ctx.login_axis, ctx.login_bins, "login-latency", title, caption, slo=True)
+    drawn = ctx.login_percentiles
+    if all(np.isnan(values).all() for values in drawn.values()):
+        fewest = min(MIN_VALUES.values())
+        text = f"{title}: fewer than {fewest} people in every bin ({axis.bin_label}), no percentile to draw over time."
+        return Chart("login-latency", title, caption, "", text)
+    fig, (top, bottom) = figure(2, height=5.0)
+    centres = (axis.edges[:-1] + axis.edges[1:]) / 2
+    for p, values in drawn.items():
+        steps(top, axis.edges, np.where(np.isinf(values), np.nan, values), color=PERCENTILE_STYLE[p], label=f"p{p}")
+        never_reached = np.isinf(values)
+        if never_reached.any():
+            top.plot(centres[never_reached], np.full(never_reached.sum(), 0.97), linestyle="none", marker="^",
+                     color=PERCENTILE_STYLE[p], transform=top.get_xaxis_transform(), clip_on=False,
+                     label=f"p{p} never reached")  # fmt: skip
+    for p, threshold in _objectives(ctx):
+        top.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
+    time_axes(top, axis, label=False)
+    top.set_yscale("log")
+    top.set_ylabel("ms (log)")
+    legend(top)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = np.where(tried > 0, 100 * never / tried, np.nan)
+    steps(bottom, axis.edges, share, color="tab:purple", label="never logged in, % of those who tried")
+    for p, _ in _objectives(ctx):
+        bottom.axhline(100 - p, color=PERCENTILE_STYLE[p], linestyle=":", linewidth=0.8,
+                       label=f"above {100 - p}%: p{p} never reached")  # fmt: skip
+    time_axes(bottom, axis)
+    bottom.set_ylim(-2, 102)
+    bottom.set_ylabel("%")
+    legend(bottom)
+    return Chart.drawn(fig, "login-latency", title, caption)
 
 
 def requests_over_time(ctx: Context) -> Chart | None:
@@ -72,12 +109,13 @@ def requests_over_time(ctx: Context) -> Chart | None:
 
 def latency_against_offered(ctx: Context) -> pd.DataFrame | None:
     """Per bin of the login axis that holds enough people for its percentiles: the login attempts offered per run
-    second (first attempts and retries, event time) and the time to log in of the people due in it (p50, p95)."""
+    second (first attempts and retries, event time) and the time to log in of the people due in it (p50, p95,
+    over everyone who tried: inf where those who never logged in fill the percentile's tail)."""
     if ctx.data.sessions is None or not ctx.login_bins.totals.any():
         return None
     axis = ctx.login_axis
     attempts = retry_series(ctx.data.sessions, axis)
-    drawn = ctx.login_bins.drawn_percentiles((50, 95))
+    drawn = ctx.login_percentiles  # over everyone who tried: inf where those who never logged in fill the tail
     frame = pd.DataFrame(
         {
             "offered_per_s": attempts.first_attempts_per_s + attempts.login_retries_per_s,
@@ -85,7 +123,7 @@ def latency_against_offered(ctx: Context) -> pd.DataFrame | None:
             "p95_ms": drawn[95],
         }
     )
-    frame = frame[np.isfinite(frame["p95_ms"])]
+    frame = frame[frame["p95_ms"].notna()]
     return frame if len(frame) else None
 
 
@@ -96,8 +134,15 @@ def latency_vs_offered(ctx: Context) -> Chart | None:
     if points is None or len(points) < 2:
         return None
     fig, (ax,) = figure()
-    ax.scatter(points["offered_per_s"], points["p95_ms"], color=PERCENTILE_STYLE[95], s=18, label="p95")
-    ax.scatter(points["offered_per_s"], points["p50_ms"], color=PERCENTILE_STYLE[50], s=12, marker="s", label="p50")
+    for p, size, marker in ((95, 18, "o"), (50, 12, "s")):
+        values = points[f"p{p}_ms"]
+        reached = np.isfinite(values)
+        ax.scatter(points["offered_per_s"][reached], values[reached], color=PERCENTILE_STYLE[p], s=size,
+                   marker=marker, label=f"p{p}")  # fmt: skip
+        if np.isinf(values).any():  # too many never logged in for this percentile: at the top
+            ax.scatter(points["offered_per_s"][np.isinf(values)], np.full(int(np.isinf(values).sum()), 0.97),
+                       color=PERCENTILE_STYLE[p], s=size, marker="^", transform=ax.get_xaxis_transform(),
+                       clip_on=False, label=f"p{p} never reached")  # fmt: skip
     for p, threshold in _objectives(ctx):
         if p in (50, 95):
             ax.axhline(threshold, color=PERCENTILE_STYLE[p], linestyle="--", linewidth=0.8, label=f"p{p} objective")
@@ -114,7 +159,8 @@ def latency_vs_offered(ctx: Context) -> Chart | None:
     caption = (
         f"One point per bin ({ctx.login_axis.bin_label}) holding enough people for its percentiles "
         f"({minimum_text()}): the login attempts made in it (event time) and the time to log in of the people due "
-        "in it (cohort). In national terms, divide the load by the load fraction."
+        "in it (cohort), over everyone who tried: those who never logged in count as never, as the SLOs count "
+        "them (▲ at the top: a percentile they fill). In national terms, divide the load by the load fraction."
     )
     return Chart.drawn(fig, "login-vs-offered", title, caption)
 
@@ -184,7 +230,7 @@ def login_cdf(ctx: Context) -> Chart | None:
     if not logged_in:
         return None
     values, share = cdf(counts, binned.values)
-    gave_up = int(ctx.per_second[Counter.ABANDONED].sum()) if len(ctx.per_second) else 0
+    gave_up = int(ctx.login_never.sum())  # gave up, or still logging in at the end: never logged in
     fig, (ax,) = figure(height=3.6)
     ax.step(values, 100 * share, where="post", color="tab:blue", label=f"of the {logged_in:,} who logged in")
     if gave_up:
@@ -194,7 +240,7 @@ def login_cdf(ctx: Context) -> Chart | None:
             100 * share * logged_in / tried,
             where="post",
             color="tab:purple",
-            label=f"of the {tried:,} who tried ({gave_up:,} gave up: never)",
+            label=f"of the {tried:,} who tried ({gave_up:,} gave up or unfinished: never)",
         )
     for p, threshold in _objectives(ctx):
         colour = {50: "tab:green", 95: "tab:orange", 99: "tab:red"}[p]

@@ -19,7 +19,7 @@ from hdrh.histogram import HdrHistogram
 from schoolsurge.files import readable
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.series.axis import TimeAxis
-from schoolsurge.rundir import HISTOGRAMS, new_histogram, read_histograms
+from schoolsurge.rundir import HISTOGRAMS, login_percentile_value, merged, new_histogram, read_histograms
 
 PERCENTILES = (50, 95, 99)
 # The fewest values a bin needs for its percentile to be drawn: with fewer, a p99 is the bin's slowest value and a
@@ -94,8 +94,34 @@ def binned(histograms: dict[int, HdrHistogram], axis: TimeAxis) -> Binned:
     counts = np.zeros((axis.count, len(values)), dtype=np.int64)
     for second, histogram in histograms.items():
         row = _counts(histogram)
-        counts[min(max(second, 0) // axis.width, axis.count - 1), : len(row)] += row
+        counts[_bin_of(second, axis), : len(row)] += row
     return Binned(counts, values)
+
+
+def login_over_everyone(
+    histograms: dict[int, HdrHistogram], never: np.ndarray, axis: TimeAxis, percentiles: tuple[int, ...] = PERCENTILES
+) -> dict[int, np.ndarray]:
+    """Per bin, time to log in over everyone due in it who tried, as the SLOs judge it (rundir/figures.py
+    `login_percentile_value`): the logged-in people's times (their histograms, by cohort second) and the `never`
+    people of the bin who never logged in (gave up, or still logging in at the end). inf where those fill the
+    percentile's tail; NaN (not drawn) where the bin holds fewer people than MIN_VALUES asks."""
+    by_bin: dict[int, list[HdrHistogram]] = {}
+    for second, histogram in histograms.items():
+        by_bin.setdefault(_bin_of(second, axis), []).append(histogram)
+    result = {p: np.full(axis.count, np.nan) for p in percentiles}
+    for index in range(axis.count):
+        succeeded = merged(by_bin[index]) if index in by_bin else None
+        never_here = int(never[index])
+        tried = (succeeded.get_total_count() if succeeded is not None else 0) + never_here
+        for p in percentiles:
+            value = login_percentile_value(succeeded, never_here, p)
+            if value is not None and tried >= MIN_VALUES[p]:
+                result[p][index] = value
+    return result
+
+
+def _bin_of(second: int, axis: TimeAxis) -> int:
+    return min(max(second, 0) // axis.width, axis.count - 1)
 
 
 def request_latency_histograms(data: RunData) -> dict[int, HdrHistogram]:
