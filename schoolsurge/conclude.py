@@ -31,7 +31,7 @@ from schoolsurge.exit_status import (
     EXIT_USAGE,
 )
 from schoolsurge.report import Verdict, judge_run, load_run, write_report
-from schoolsurge.report.outcome.answer import read_answer
+from schoolsurge.report.outcome.answer import Answer
 from schoolsurge.report.outcome.health import health, invalid_line, refused_line, run_refused
 from schoolsurge.report.outcome.junit import write_junit
 from schoolsurge.report.outcome.served import ServedShare, served_share
@@ -65,6 +65,7 @@ class RunOutcome:
     client_broken: bool = False  # invalid because a large share of the journeys crashed in the client
     crashes: str | None = None  # what the client's crashes did, when it had any (Health.crash_line)
     exit_status: int = 0  # what `schoolsurge` exits with
+    answer: Answer | None = None  # the run's answer, as answer.json holds it (None: no report was written)
 
     @property
     def slo_met(self) -> bool:
@@ -116,11 +117,11 @@ def _judge(run_dir: Path, interrupted: bool, refused: str | None) -> RunOutcome:
     run_health = health(data)
     invalid = run_health.invalid_reason()
     data.manifest = update_manifest(run_dir, valid=invalid is None, invalid_reason=invalid)
-    report = write_report(data)
+    written = write_report(data, run_health)  # the answer judged on the same health: one judgement of validity
     refresh_index(run_dir.parent)
     return RunOutcome(
         run_dir,
-        report,
+        written.path,
         judge_run(data),
         interrupted,
         served_share(data),
@@ -128,6 +129,7 @@ def _judge(run_dir: Path, interrupted: bool, refused: str | None) -> RunOutcome:
         refused,
         client_broken=run_health.client_broken,
         crashes=run_health.crash_line(),
+        answer=written.answer,
     )
 
 
@@ -135,7 +137,7 @@ def _say(outcome: RunOutcome) -> None:
     if outcome.refused is not None:  # its figures are only its first seconds': one line says why, nothing more
         print(refused_line(outcome.refused, outcome.run_dir), file=sys.stderr, flush=True)
         return
-    answer = read_answer(outcome.run_dir)
+    answer = outcome.answer
     for line in answer.lines() if answer is not None else _verdict_lines(outcome):
         print(line, flush=True)
     if outcome.crashes is not None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
@@ -18,6 +20,8 @@ import pytest
 from conftest import assert_measured_the_platform, cmdline, descendants
 
 from schoolsurge.cli import EXIT_INVALID_RUN, main
+from schoolsurge.conclude import conclude
+from schoolsurge.report.outcome import health as health_module
 from schoolsurge.report.outcome.health import Health, PlatformProcessHealth
 from schoolsurge.rundir import MANIFEST, REPORT
 from schoolsurge.runner import RunOutcome
@@ -154,3 +158,29 @@ def test_a_generator_bound_run_says_so_first_whatever_the_platform() -> None:
     starved = PlatformProcessHealth(2, 20.0, 1.0, 20.0)
     judged = Health(arrivals=100, late=50, requests=1_000, run_s=20.0, platform_process=starved).invalid_reason()
     assert judged is not None and judged.startswith("generator-bound: "), judged
+
+
+def test_a_run_is_judged_valid_once_for_the_manifest_the_report_the_answer_and_the_console(
+    smoke_run: RunOutcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22: the end of a run judged its validity for the manifest, again for the report, twice more for the
+    answer (its verdict and what binds), and the console re-read answer.json; now one judgement (the run's
+    health) serves them all, and the console says the answer it was given."""
+    copy = tmp_path / smoke_run.run_dir.name
+    shutil.copytree(smoke_run.run_dir, copy)
+    judged: list[Path] = []
+
+    def counted(data: Any) -> Health:
+        judged.append(data.run_dir)
+        return health_module.health(data)
+
+    for module in list(sys.modules.values()):  # every module of the suite that calls health() by its name
+        suite = module is not None and module.__name__.startswith("schoolsurge.") and module is not health_module
+        if suite and getattr(module, "health", None) is health_module.health:
+            monkeypatch.setattr(module, "health", counted)
+    outcome = conclude(copy)
+    assert judged == [copy], "one judgement of validity"
+    out = capsys.readouterr().out
+    answer = json.loads((copy / "answer.json").read_text())
+    assert outcome.valid and outcome.answer is not None and outcome.answer.lines() == answer["lines"]
+    assert out.splitlines()[: len(answer["lines"])] == answer["lines"]

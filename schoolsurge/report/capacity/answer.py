@@ -1,7 +1,8 @@
 """The capacity answer of a run, and capacity.json beside its report.
 
     card = capacity_card(data)        # a sweep's card from its capacity.csv, else a normal run's card (or None)
-    write_run_answer(data, card)      # run_dir/capacity.json (every figure in run and national terms), answer.json
+    write_run_answer(data, card, invalid)   # run_dir/capacity.json (every figure in run and national terms),
+                                            # answer.json (invalid: the run's one validity judgement)
 
 capacity.json holds what every card has (scenario, scale, speed, objectives, the headline sentences), the card's
 own figures (SweepCard.answer, RunCard.answer) and, when the run scraped the target's metrics, the platform's
@@ -68,10 +69,11 @@ def write_capacity_json(card: CapacityCard) -> dict[str, Any]:
     return figures
 
 
-def write_run_answer(data: RunData, card: CapacityCard | None) -> Answer:
-    """capacity.json (when the run has a capacity card) and answer.json beside the report."""
+def write_run_answer(data: RunData, card: CapacityCard | None, invalid: str | None) -> Answer:
+    """capacity.json (when the run has a capacity card) and answer.json beside the report; `invalid`: why the run
+    is invalid (Health.invalid_reason), None when it is valid."""
     figures = write_capacity_json(card) if card is not None else {}
-    answer = run_answer(data, card, figures.get("operational_laws"))
+    answer = run_answer(data, card, figures.get("operational_laws"), invalid)
     write_answer(data.run_dir, answer)
     return answer
 

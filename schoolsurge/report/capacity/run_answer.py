@@ -2,7 +2,8 @@
 the capacity card (a morning's bins or a sweep's steps), the platform's shed reasons and CPU, the generator's
 health. Pure: no file is read here.
 
-    answer = run_answer(data, card, laws)    # laws: capacity.json's "operational_laws" (None without scrapes)
+    answer = run_answer(data, card, laws, invalid)  # laws: capacity.json's "operational_laws" (None without
+                                                    # scrapes); invalid: the run's one validity judgement (health)
 
 Capacity is said on offered load (people arriving to log in per second, rundir/figures.py): the range is [the
 highest offered load that held below the lowest that broke, the lowest that broke]; the instances the national
@@ -22,7 +23,7 @@ from schoolsurge.report.capacity.card import SUSTAINED_BINS, CapacityCard
 from schoolsurge.report.capacity.wording import people_text, rate_text
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.outcome.answer import Answer, Capacity, Instances, Served
-from schoolsurge.report.outcome.health import health, measured_instead
+from schoolsurge.report.outcome.health import measured_instead
 from schoolsurge.report.outcome.served import (
     PUBLISHED_2021_REACHED,
     PUBLISHED_2021_SHARE,
@@ -47,14 +48,14 @@ SWEEP_UNIT = "people arriving to log in per second"
 MORNING_UNIT = "login attempts per second (first tries and retries)"
 
 
-def run_answer(data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None) -> Answer:
+def run_answer(data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None, invalid: str | None) -> Answer:
     """The answer of a loaded run: a sweep's from its steps, a morning's from its minutes, a plain Locust run's
-    from Locust's history."""
+    from Locust's history. `invalid` is why the run is invalid (report/outcome/health.py `invalid_reason`, judged
+    once by the caller for the manifest, the report and the answer), None when it is valid."""
     if data.plain_locust:
         return _plain_answer(data)
-    answer = _sweep_answer(data, card, laws) if card is not None and card.kind == "sweep" else None
-    answer = answer or _morning_answer(data, card, laws)
-    invalid = health(data).invalid_reason()
+    answer = _sweep_answer(data, card, laws, invalid) if card is not None and card.kind == "sweep" else None
+    answer = answer or _morning_answer(data, card, laws, invalid)
     if invalid is not None:  # what it measured was not the platform: no verdict, capacity or count for it
         answer.invalid, answer.held = invalid, None
         answer.held_text = f"not judged, the run is invalid (its own figures: {answer.held_text})"
@@ -98,7 +99,9 @@ def _plain_answer(data: RunData) -> Answer:
 # ---- a morning ---------------------------------------------------------------------------------------------
 
 
-def _morning_answer(data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None) -> Answer:
+def _morning_answer(
+    data: RunData, card: CapacityCard | None, laws: dict[str, Any] | None, invalid: str | None
+) -> Answer:
     verdicts = judge_run(data)
     met = sum(v.met for v in verdicts)
     window = data.slo_window_label()
@@ -114,7 +117,7 @@ def _morning_answer(data: RunData, card: CapacityCard | None, laws: dict[str, An
     answer.served = _served(data)
     found = _morning_range(card)
     _capacity_and_instances(answer, data, card, found, "minutes of the morning", MORNING_UNIT)
-    answer.binds, answer.binds_determined = _binds(data, laws, held, card)
+    answer.binds, answer.binds_determined = _binds(laws, held, card, invalid)
     bins = card.run.bins if card is not None and card.run is not None else 0
     minutes = card.run.bin_scenario_s / 60 if card is not None and card.run is not None else 0.0
     tried = answer.served.tried if answer.served else 0
@@ -187,7 +190,7 @@ def _virtual_class_reference(share: ServedShare, stands_for_2021: bool) -> str |
 # ---- a sweep -----------------------------------------------------------------------------------------------
 
 
-def _sweep_answer(data: RunData, card: CapacityCard, laws: dict[str, Any] | None) -> Answer:
+def _sweep_answer(data: RunData, card: CapacityCard, laws: dict[str, Any] | None, invalid: str | None) -> Answer:
     measured = card.measured_steps
     judged = [
         (float(row.offered_arrivals_per_s), bool(row.slo_met))
@@ -212,7 +215,7 @@ def _sweep_answer(data: RunData, card: CapacityCard, laws: dict[str, Any] | None
         answer.held_text = "yes: one instance held a step above the morning's peak with its headroom"
     else:
         answer.held_text = "not determined: the sweep's range does not place the morning's peak"
-    answer.binds, answer.binds_determined = _binds(data, laws, answer.held, card)
+    answer.binds, answer.binds_determined = _binds(laws, answer.held, card, invalid)
     people = measured["arrivals"].dropna()
     fit = f"; USL fit R² {card.usl.r_squared:.2f}" if card.usl is not None else ""
     answer.confidence = (
@@ -317,10 +320,9 @@ def _instances_text(instances: Instances) -> str:
 
 
 def _binds(
-    data: RunData, laws: dict[str, Any] | None, held: bool | None, card: CapacityCard | None
+    laws: dict[str, Any] | None, held: bool | None, card: CapacityCard | None, invalid: str | None
 ) -> tuple[str, bool]:
     """What limits first, from the evidence, in one sentence naming its figure; or "not determined" and why."""
-    invalid = health(data).invalid_reason()
     if invalid is not None:
         return f"not the platform: this run measured {measured_instead(invalid)}", True
     if laws is None:

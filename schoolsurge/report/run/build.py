@@ -2,6 +2,7 @@
 when it has something to say.
 
     build_report(Path("reports/20210406T063000Z-first-day-2021"))   # -> its report.html (and capacity.json)
+    written = write_report(data, run_health)   # a loaded run, its validity judged once: report.html and its answer
 
 A section is a function of the loaded run (RunData) computed here and a block of template.html.j2 that shows it;
 what differs between kinds of runs (a sweep has no morning to judge) the run's kind says (report/kinds.py).
@@ -9,6 +10,7 @@ what differs between kinds of runs (a sweep has no morning to judge) the run's k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,7 @@ from schoolsurge.report.load.loader import load_run
 from schoolsurge.report.load.run_data import RunData
 from schoolsurge.report.outcome.against_plan import plan_agreement
 from schoolsurge.report.outcome.answer import Answer
-from schoolsurge.report.outcome.health import health
+from schoolsurge.report.outcome.health import Health, health
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.report.outcome.verdicts import judge_run
 from schoolsurge.report.run.client_steps import client_steps_section, comparable_to_plan
@@ -53,21 +55,30 @@ CONTENTS = {
 }
 
 
+@dataclass(frozen=True)
+class WrittenReport:
+    path: Path  # report.html
+    answer: Answer  # what answer.json holds, the report's first block and the console's last lines
+
+
 def build_report(run_dir: Path) -> Path:
     """Write report.html into the run directory and return its path."""
-    return write_report(load_run(Path(run_dir)))
+    return write_report(load_run(Path(run_dir))).path
 
 
-def write_report(data: RunData) -> Path:
+def write_report(data: RunData, run_health: Health | None = None) -> WrittenReport:
     """Write report.html of an already loaded run, answer.json beside it, and capacity.json when it has a capacity
-    card."""
+    card. `run_health`: the run's health, when the caller has judged it (the one judgement of its validity for
+    the manifest, the report, the answer and the console); else judged here."""
+    run_health = run_health if run_health is not None else health(data)
     card = capacity_card(data)
-    answer = write_run_answer(data, card)  # capacity.json and answer.json: the answer is the report's first block
-    html = _render(data, card, answer)
+    # capacity.json and answer.json: the answer is the report's first block
+    answer = write_run_answer(data, card, run_health.invalid_reason())
+    html = _render(data, card, answer, run_health)
     path = data.run_dir / REPORT
     with atomic_file(path) as handle:
         handle.write(html)
-    return path
+    return WrittenReport(path, answer)
 
 
 def _capacity(card: CapacityCard | None, answer: Answer) -> dict[str, object] | None:
@@ -87,12 +98,11 @@ def _capacity(card: CapacityCard | None, answer: Answer) -> dict[str, object] | 
     }
 
 
-def _render(data: RunData, card: CapacityCard | None, answer: Answer) -> str:
+def _render(data: RunData, card: CapacityCard | None, answer: Answer, run_health: Health) -> str:
     environment = Environment(
         loader=PackageLoader("schoolsurge", "report/run"), autoescape=select_autoescape(["html", "j2"])
     )
     scenario = data.scenario
-    run_health = health(data)
     # A sweep's steps are not the morning: its verdicts are per step (the capacity section), and the morning's
     # SLO window, served share and plan agreement would read it against the wrong clock.
     morning = data.kind.judged_on_the_morning
