@@ -181,7 +181,14 @@ def test_the_capacity_answer_comes_first_with_its_charts_and_steps(sweep_dir: Pa
     assert sections[:2] == ["The answer", "Capacity"], sections
     assert {"Run", "Service-level objectives", "Summary by step", "Versions"} <= set(sections), "others still there"
     capacity = _capacity_section(html)
-    assert capacity.count("<svg") == 3
+    assert capacity.count("<svg") == 4  # the fit, the knee, the national morning, and it against the answer's range
+    figures, answer, markup = _demand_chart(sweep_dir)
+    assert isinstance(figures, DemandAgainstCapacity) and not len(figures.offered_per_s)
+    assert (figures.held_per_s, figures.broke_per_s) == (
+        answer["capacity"]["held_per_s_national"],
+        answer["capacity"]["broke_per_s_national"],
+    )
+    assert f"one instance: {rate_text(figures.held_per_s)}-{rate_text(figures.broke_per_s)}/s" in markup
     assert capacity.count("<tr class=") == ALL_STEPS  # one row per step, the skipped ones included
     headline = json.loads((sweep_dir / CAPACITY_JSON).read_text())["headline"]
     for line in headline:

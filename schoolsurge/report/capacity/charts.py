@@ -175,7 +175,8 @@ SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
 
 def capacity_charts(card: CapacityCard, answer: Answer) -> list[Chart]:
     """Each chart the card can draw: a sweep's measured steps and its national demand (which needs the scenario
-    and load fraction); a run's national demand against the answer's capacity (demand_chart.py)."""
+    and load fraction); for a sweep and a run, the national demand against the answer's capacity range
+    (demand_chart.py)."""
     if card.kind == "run":
         return [demand_vs_capacity(card, answer)]
     charts = []
@@ -186,4 +187,4 @@ def capacity_charts(card: CapacityCard, answer: Answer) -> list[Chart]:
             continue
         key = f"capacity{len(charts)}"
         charts.append(Chart(key, title, "", svg(draw(card), key, title)))
-    return charts
+    return [*charts, demand_vs_capacity(card, answer)]  # the answer's range (its measured steps) over the morning

@@ -1,5 +1,6 @@
 """The national morning's demand against the answer's capacity, over the scenario clock: when in the morning the
-demand passes what one instance holds, and what the answer's instance count buys.
+demand passes what one instance holds, and what the answer's instance count buys. A run's report draws it, and a
+sweep's (its range's ends are measured steps; it has no morning of its own to draw).
 
 It draws the answer's own figures (answer.json, report/capacity/run_answer.py), never figures of its own:
 
@@ -111,13 +112,20 @@ def demand_vs_capacity(card: CapacityCard, answer: Answer) -> Chart:
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: seconds_to_clock(v)))
     ax.set_xlabel("scenario clock (HH:MM)")
     legend(ax, columns=1)
+    capacity = answer.capacity
+    assert capacity is not None
+    offered = (
+        " The planned demand counts people arriving; the run's offered load adds their retries."
+        if len(figures.offered_per_s)
+        else ""
+    )
     caption = (
         "National terms: this run's rates divided by its load fraction (scale x speed, "
         f"{card.load_fraction:.4g}), as the answer states them. The band is the answer's capacity range, on the "
-        "load offered: from the highest that held to the lowest that broke (run terms: "
-        f"{_range_text(answer)}); the instance count's band is that range times the count, divided by "
-        "(1 + headroom). Where the demand rises above a band, that many instances stop meeting the objectives. "
-        "The planned demand counts people arriving; the run's offered load adds their retries."
+        f"load offered ({capacity.unit}, measured on {capacity.measured_on}): from the highest that held to the "
+        f"lowest that broke (run terms: {_range_text(answer)}); the instance count's band is that range times the "
+        "count, divided by (1 + headroom). Where the demand rises above a band, that many instances stop meeting "
+        f"the objectives.{offered}"
     )
     return Chart.drawn(fig, KEY, TITLE, caption)
 
