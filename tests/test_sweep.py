@@ -220,6 +220,8 @@ def refined_sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
 @pytest.mark.long  # a sweep of 2 planned and up to 3 refinement steps: minutes of real load
 def test_refinement_narrows_the_range_with_measured_steps(refined_sweep: RunOutcome) -> None:
     assert_measured_the_platform(refined_sweep.run_dir)
+    # Every worker applied each refinement step before its start, and said so: none is late to one.
+    assert read_manifest(refined_sweep.run_dir).late_workers == []
     steps = _steps(refined_sweep)
     planned = steps[steps["phase"] == StepPhase.PLANNED]
     refined = steps[steps["phase"] == StepPhase.REFINEMENT]
