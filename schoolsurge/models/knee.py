@@ -14,7 +14,6 @@ import warnings
 from collections.abc import Sequence
 
 import numpy as np
-from kneed import KneeLocator
 
 CURVES = ("convex", "concave")
 DIRECTIONS = ("increasing", "decreasing")
@@ -49,6 +48,9 @@ def find_knee(
     means = np.bincount(inverse, weights=ys) / np.bincount(inverse)
     if np.ptp(means) == 0:
         return None  # a flat line has no knee (and Kneedle would divide by zero)
+    # Here, not at the top: kneed imports matplotlib.pyplot and scipy (a second), and only a sweep needs a knee.
+    from kneed import KneeLocator
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kneed warns "No knee/elbow found": None says it
         locator = KneeLocator(

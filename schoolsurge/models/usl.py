@@ -26,8 +26,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from scipy import stats
-from scipy.optimize import least_squares
 
 from schoolsurge.errors import FitError
 
@@ -137,6 +135,8 @@ def fit_usl(concurrency: Sequence[float], throughput: Sequence[float]) -> UslFit
         )
         cis: list[tuple[float, float] | None] = [None, None, None]
     else:
+        from scipy import stats  # here, not at the top: a second of import that only a fit needs
+
         t = float(stats.t.ppf(0.5 + CONFIDENCE / 2, dof))
         # Clipped at 0: every coefficient is bounded below by it, a Wald interval past the bound means nothing.
         cis = [(max(0.0, v - t * se), v + t * se) for v, se in zip((alpha, beta, gamma), ses, strict=True)]
@@ -240,6 +240,8 @@ def _linearised(n: np.ndarray, x: np.ndarray, gamma: float) -> tuple[float, floa
 
 
 def _best_fit(n: np.ndarray, x: np.ndarray) -> Any:
+    from scipy.optimize import least_squares  # here, not at the top: only a fit needs scipy
+
     def residuals(p: np.ndarray) -> np.ndarray:
         return _usl(n, *p) - x
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bcrypt
-from faker import Faker
 
 from schoolsurge.accounts import LEVELS, PRIMARY_LEVELS, ROLES, Roster
 from schoolsurge.platform import db
@@ -147,6 +146,8 @@ def cache_path(cache_dir: Path, seed: int, size: int, hash_cost: int) -> Path:
 
 def plan(seed: int, size: int) -> Plan:
     """All static rows for (seed, size); pure and deterministic (given the installed Faker version)."""
+    from faker import Faker  # here, not at the top: only a first start seeds, every start imports this module
+
     roster = Roster(seed, size)
     fake = Faker("fr_FR")
     fake.seed_instance(seed)

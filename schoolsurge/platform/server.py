@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import fcntl
 import os
+import select
 import shutil
 import signal
 import socket
@@ -41,6 +42,7 @@ DEFAULT_SIZE = 1270
 MAX_SIZE = 10_000_000  # pupils' accounts the reference platform seeds at most (docs/fleet.md)
 DEFAULT_HASH_COST = Settings().hash_cost
 WORKER_READY_TIMEOUT_S = 120.0
+HEALTHCHECK_EVERY_S = 0.5  # how often the supervisor checks its workers (uvicorn's own tick)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METRICS_TOKEN_ENV = "SCHOOLSURGE_METRICS_TOKEN"
 MIN_METRICS_TOKEN = 16  # characters: shorter ones can be guessed
@@ -92,6 +94,31 @@ class Supervisor(Multiprocess):
                     self.should_exit.set()
                 return
         self.on_ready()
+
+    def run(self) -> None:
+        """uvicorn's loop (Multiprocess.run), woken by a signal at once: uvicorn's handlers only queue the signal
+        for its next tick, so a stop waited up to HEALTHCHECK_EVERY_S more than the workers took to end."""
+        if threading.current_thread() is not threading.main_thread():
+            super().run()  # a wakeup fd can only be set from the main thread
+            return
+        wake, woken = socket.socketpair()
+        for end in (wake, woken):
+            end.setblocking(False)
+        previous = signal.set_wakeup_fd(woken.fileno())
+        try:
+            self.init_processes()
+            while not self.should_exit.is_set():
+                select.select([wake], [], [], HEALTHCHECK_EVERY_S)
+                with contextlib.suppress(BlockingIOError):
+                    wake.recv(256)  # the signal numbers: the handlers have queued them already
+                self.handle_signals()
+                self.keep_subprocess_alive()
+            self.terminate_all()
+            self.join_all()
+        finally:
+            signal.set_wakeup_fd(previous)
+            wake.close()
+            woken.close()
 
     def keep_subprocess_alive(self) -> None:
         before = {process.pid for process in self.processes}

@@ -10,13 +10,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from fastapi import FastAPI
+from typing import TYPE_CHECKING, Any
 
 from schoolsurge.platform.oidc_config import ProviderConfig
 from schoolsurge.platform.services import ServiceRegistry
 from schoolsurge.platform.settings import Settings
+
+if TYPE_CHECKING:  # the server imports this module for WorkerConfig: its supervisor serves no request
+    from fastapi import FastAPI
 
 WORKER_ENV = "SCHOOLSURGE_WORKER_CONFIG"
 
