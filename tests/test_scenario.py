@@ -76,13 +76,13 @@ def _loss(**fields) -> dict:
     [
         pytest.param(lambda d: d.update(colour="blue"), "colour", "unknown field", id="unknown-key"),
         pytest.param(
-            lambda d: d["groups"][1]["session"].update(mean_minuts=12),
-            "groups.1.session.mean_minuts",
+            lambda d: d["groups"][2]["session"].update(mean_minuts=12),
+            "groups.2.session.mean_minuts",
             "unknown field",
             id="unknown-nested-key",
         ),
         pytest.param(
-            lambda d: d["groups"][1].update(population="many"), "groups.1.population", "valid integer", id="wrong-type"
+            lambda d: d["groups"][2].update(population="many"), "groups.2.population", "valid integer", id="wrong-type"
         ),
         pytest.param(
             lambda d: d["incidents"].append(_flood(national_rate_per_s=-50)),
@@ -91,8 +91,8 @@ def _loss(**fields) -> dict:
             id="negative-rate",
         ),
         pytest.param(
-            lambda d: d["groups"][2].update(login_time={"distribution": "normal", "mean": "14:00", "sd_minutes": 20}),
-            "groups.2.login_time",
+            lambda d: d["groups"][3].update(login_time={"distribution": "normal", "mean": "14:00", "sd_minutes": 20}),
+            "groups.3.login_time",
             "only 0.0% of the logins fall inside the window 07:00-10:00",
             id="no-mass-in-window",
         ),
@@ -139,44 +139,44 @@ def _loss(**fields) -> dict:
             id="unknown-distribution",
         ),
         pytest.param(
-            lambda d: d["groups"][3]["login_time"].update(cumulative=[["07:00", 0], ["08:00", 0.6], ["09:00", 0.4]]),
-            "groups.3.login_time.cumulative",
+            lambda d: d["groups"][4]["login_time"].update(cumulative=[["07:00", 0], ["08:00", 0.6], ["09:00", 0.4]]),
+            "groups.4.login_time.cumulative",
             "cumulative",
             id="empirical-not-a-cdf",
         ),
         pytest.param(
-            lambda d: d["groups"][1]["session"].pop("sigma"),
-            "groups.1.session",
+            lambda d: d["groups"][2]["session"].pop("sigma"),
+            "groups.2.session",
             "lognormal distribution needs sigma",
             id="lognormal-without-sigma",
         ),
         pytest.param(
-            lambda d: d["groups"][1]["think"].update(mean_seconds=0),
-            "groups.1.think.mean_seconds",
+            lambda d: d["groups"][2]["think"].update(mean_seconds=0),
+            "groups.2.think.mean_seconds",
             "greater than 0",
             id="think-time",
         ),
         pytest.param(
-            lambda d: d["groups"][1]["behaviour"].update(homwork=0.2),
-            "groups.1.behaviour.homwork",
+            lambda d: d["groups"][2]["behaviour"].update(homwork=0.2),
+            "groups.2.behaviour.homwork",
             "not an action of a student; expected some of: dashboard, homework, homework-submit, messages, timetable",
             id="unknown-action",
         ),
         pytest.param(
-            lambda d: d["groups"][1]["retry"].update(backoff="linear"),
-            "groups.1.retry.backoff",
+            lambda d: d["groups"][2]["retry"].update(backoff="linear"),
+            "groups.2.retry.backoff",
             "'exponential-full-jitter' or 'impatient-reload'",
             id="backoff-kind",
         ),
         pytest.param(
-            lambda d: d["groups"][1]["retry"].update(cap_seconds=1),
-            "groups.1.retry",
+            lambda d: d["groups"][2]["retry"].update(cap_seconds=1),
+            "groups.2.retry",
             "must be at least base_seconds",
             id="retry-bounds",
         ),
         pytest.param(
-            lambda d: d["groups"][2].update(virtual_class=0.1),
-            "groups.2.virtual_class",
+            lambda d: d["groups"][3].update(virtual_class=0.1),
+            "groups.3.virtual_class",
             "not a parent; expected 0",
             id="parent-in-virtual-class",
         ),
@@ -205,7 +205,9 @@ def _loss(**fields) -> dict:
             id="slo-window",
         ),
         pytest.param(lambda d: d["window"].update(end="07:00"), "window", "must be after start", id="window"),
-        pytest.param(lambda d: d["groups"].append(dict(d["groups"][0])), "groups", "repeated: teachers", id="dup"),
+        pytest.param(
+            lambda d: d["groups"].append(dict(d["groups"][0])), "groups", "repeated: virtual-class-teachers", id="dup"
+        ),
         pytest.param(lambda d: d["run"].update(scale=2), "run.scale", "less than or equal to 1", id="scale"),
         pytest.param(lambda d: d.pop("slo"), "slo", "Field required", id="missing"),
     ],

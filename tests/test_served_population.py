@@ -50,7 +50,7 @@ def test_the_answer_gives_the_share_of_those_who_came_for_a_virtual_class(smoke_
     line = next(line for line in answer.lines() if line.startswith("Who got in:"))
     assert (
         f"{served.virtual_class_share:.0%} of the {served.came_for_virtual_class:,} teachers and pupils who came for "
-        f"a virtual class {served.window} reached one ({served.reached_virtual_class:,}"
+        f"a virtual class {served.virtual_class_window} reached one ({served.reached_virtual_class:,}"
     ) in line, line
     assert "6 April 2021" not in line, "smoke does not stand for 2021"
     assert share.virtual_class_line() in smoke_run.report.read_text().replace("&#39;", "'")
@@ -69,6 +69,29 @@ def test_a_2021_scenario_sets_the_share_beside_2021s_of_the_same_population(
     assert reference.startswith(f"{answer.served.virtual_class_share:.0%} of the ")
     assert reference.endswith(f"; 6 April 2021: 37% of {PUBLISHED_2021_TRIED:,} (500,000 reached one)")
     assert "another population" not in reference
+
+
+def test_2021s_population_is_counted_over_the_whole_morning_not_the_slo_window(
+    smoke_run: RunOutcome, tmp_path: Path
+) -> None:
+    """2021's figure counts the day's teachers and pupils, and teachers come before their pupils, before the SLO
+    window: the people who came for a virtual class are counted over the whole replayed morning."""
+    copy = _copy(smoke_run, tmp_path)
+    scenario = copy / "scenario.yaml"
+    scenario.write_text(scenario.read_text().replace("slo:\n", 'slo:\n  window: {start: "08:00", end: "08:30"}\n', 1))
+    assert main(["report", str(copy)]) == 0
+    data = load_run(copy)
+    sessions, seconds = data.sessions, data.slo_seconds()
+    assert sessions is not None and seconds is not None and seconds[0] > 0
+    in_window = sessions[(sessions["second"] >= seconds[0]) & (sessions["second"] < seconds[1])]
+    answer = read_answer(copy)
+    assert answer is not None and answer.served is not None
+    served = answer.served
+    assert served.window == "08:00-08:30" and served.virtual_class_window == "07:30-08:30"
+    assert served.came_for_virtual_class == int(sessions[CAME].sum()) > int(in_window[CAME].sum())
+    assert served.reached_virtual_class == int(_reached(sessions).sum())
+    assert served.tried == int(in_window[Counter.STARTED].sum()), "the served share stays the SLO window's"
+    assert served.reference is not None and "who came for a virtual class 07:30-08:30 reached one" in served.reference
 
 
 def test_a_run_of_an_earlier_version_says_who_came_is_not_recorded(smoke_run: RunOutcome, tmp_path: Path) -> None:

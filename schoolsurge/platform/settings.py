@@ -121,15 +121,15 @@ class Settings:
 #   - NATIONAL UNITS (the limits that bind): logins and requests per second of the whole national service,
 #     ENT sessions held at once nationally, and waits in scenario seconds. Scaled to the run the platform
 #     stands in for (--run-scale, --run-speed): rates x scale x speed, sessions x scale, durations / speed.
-#     For reference, the first-day scenario's national demand at its peak: 1,849 logins/s, 55,351
-#     requests/s, 1.59M open sessions (docs/facts.md). Calibration: docs/platform.md, "Capacity in national
+#     For reference, the first-day scenario's national demand at its peak: 1,846 logins/s, 54,354
+#     requests/s, 1.57M open sessions (docs/facts.md). Calibration: docs/platform.md, "Capacity in national
 #     units" (these values may change with it).
 MACHINE_KNOBS: dict[str, dict[str, Any]] = {
     "undersized-2021": {"workers": 1, "hash_cost": 10, "max_in_flight": 8, "queue_length": 256, "queue_timeout": 30.0},
     "resized": {"workers": 2, "hash_cost": 10, "max_in_flight": 16, "queue_length": 512, "queue_timeout": 30.0},
 }
 NATIONAL_LIMITS: dict[str, dict[str, Any]] = {
-    # Admits 380 logins/s nationally against a peak demand of 1,849: slow, then failing. Calibrated so that
+    # Admits 380 logins/s nationally against a peak demand of 1,846: slow, then failing. Calibrated so that
     # the first day serves 37% of the people due 08:00-10:00, as in 2021 (models/calibration.py;
     # docs/platform.md, "Calibration of undersized-2021").
     "undersized-2021": {

@@ -154,6 +154,7 @@ def _served(data: RunData) -> Served | None:
         share.came_for_virtual_class,
         share.reached_virtual_class,
         share.virtual_class_share,
+        share.virtual_class_window,
     )
 
 
@@ -169,7 +170,8 @@ def _virtual_class_reference(share: ServedShare, stands_for_2021: bool) -> str |
     if same is not None:
         national = f", about {people_text(came / share.scale)} nationally" if share.scale else ""
         measured = (
-            f"{same:.0%} of the {came:,} teachers and pupils who came for a virtual class {share.window} reached one "
+            f"{same:.0%} of the {came:,} teachers and pupils who came for a virtual class {share.virtual_class_window} "
+            "reached one "
             f"({reached:,}{national})"
         )
         return f"{measured}; {reference}" if reference else measured
@@ -179,7 +181,7 @@ def _virtual_class_reference(share: ServedShare, stands_for_2021: bool) -> str |
     why = (
         f"{not_recorded}, so its share of that population is not known"
         if came is None
-        else f"nobody of this run came for one {share.window}"
+        else f"nobody of this run came for one {share.virtual_class_window}"
     )
     return (
         f"6 April 2021: {PUBLISHED_2021_SHARE:.0%} of the {PUBLISHED_2021_TRIED:,} teachers and pupils who came for a "

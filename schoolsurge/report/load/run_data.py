@@ -140,6 +140,12 @@ class RunData:
         window, start = self.scenario.slo_window, self.scenario.window.start_s
         return (window.start_s - start) / self.speed, (window.end_s - start) / self.speed
 
+    def window_label(self) -> str:
+        """The replayed morning, as the scenario's window: `07:00-10:00`."""
+        if self.scenario is None:
+            return "whole run"
+        return f"{self.scenario.window.start}-{self.scenario.window.end}"
+
     def slo_window_label(self) -> str:
         if self.scenario is None:
             return "whole run"

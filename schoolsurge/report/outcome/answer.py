@@ -54,12 +54,14 @@ class Served:
     share: float
     window: str
     population: str  # who `tried` is
-    # 2021's population in this run (its people in the window who came for a virtual class, and of them those who
-    # reached one) beside 2021's figure when the scenario stands for 2021; None when neither can be said
+    # 2021's population in this run (its people of the whole replayed morning who came for a virtual class, and of
+    # them those who reached one) beside 2021's figure when the scenario stands for 2021; None when neither can be
+    # said
     reference: str | None
     came_for_virtual_class: int | None = None  # None: the run did not record it (an earlier version)
     reached_virtual_class: int | None = None
     virtual_class_share: float | None = None  # reached / came
+    virtual_class_window: str | None = None  # when they came: the replayed morning, `07:00-10:00`
 
 
 @dataclass

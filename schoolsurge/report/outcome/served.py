@@ -1,9 +1,12 @@
 """Who got in: of the people whose arrival fell in the SLO window and who tried to log in, the share who got in
 (after retries); those still logging in when the run ended were not served. 6 April 2021's reference: 500,000
 pupils and teachers reached "Ma classe à la maison" of about 1,352,000 who came for a virtual class
-(docs/facts.md#the-event): 37%. Its population is measured apart: of the people in the window who came for a
-virtual class (teachers to hold one, pupils to join one: sessions.csv `came_for_virtual_class`), those who reached
-one (teachers who opened theirs, pupils let into one: rundir VIRTUAL_CLASS_REACHED).
+(docs/facts.md#the-event): 37%. Its population is measured apart: of the people of the whole replayed morning who
+came for a virtual class (teachers to hold one, pupils to join one: sessions.csv `came_for_virtual_class`), those
+who reached one (teachers who opened theirs, pupils let into one: rundir VIRTUAL_CLASS_REACHED). The whole morning,
+not the SLO window: 2021's figure counts the day's people, 150,000 teachers among them (11%), and the teachers come
+before their pupils, before the window (`make surge`: 15 of the 155 who came for a class over the morning are
+teachers, none of them among the 08:00-10:00 arrivals).
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ class ServedShare:
     gave_up: int  # of those, people who gave up logging in
     scale: float | None
     unfinished: int = 0  # of those, people still logging in when the run ended
-    # Of the people in the window, the teachers and pupils who came for a virtual class (2021's population) and,
-    # of them, those who reached one; None when the run did not record who came (an earlier version).
+    # Of the people of the whole replayed morning (virtual_class_window), the teachers and pupils who came for a
+    # virtual class (2021's population) and, of them, those who reached one; None when the run did not record who
+    # came (an earlier version).
     came_for_virtual_class: int | None = None
     reached_virtual_class: int | None = None
+    virtual_class_window: str = "whole run"
 
     @property
     def share(self) -> float:
@@ -61,16 +66,21 @@ class ServedShare:
         )
         share = self.virtual_class_share
         if share is None:
-            why = "not recorded by this run" if self.came_for_virtual_class is None else f"none {self.window}"
+            why = (
+                "not recorded by this run"
+                if self.came_for_virtual_class is None
+                else f"none {self.virtual_class_window}"
+            )
             return f"Teachers and pupils who came for a virtual class: {why}; {reference}"
         return (
             f"{share:.0%} of the {self.came_for_virtual_class:,} teachers and pupils who came for a virtual class "
-            f"{self.window} reached one ({self.reached_virtual_class:,}); {reference}"
+            f"{self.virtual_class_window} reached one ({self.reached_virtual_class:,}); {reference}"
         )
 
 
 def served_share(data: RunData) -> ServedShare | None:
-    """The served share of the people due in the SLO window, when the run has the engine's sessions."""
+    """The served share of the people due in the SLO window, when the run has the engine's sessions; 2021's
+    population over the whole replayed morning (the module's docstring says why)."""
     if data.sessions is None:
         return None
     sessions = data.sessions
@@ -84,8 +94,9 @@ def served_share(data: RunData) -> ServedShare | None:
         gave_up=int(cohort[Counter.ABANDONED].sum()),
         scale=data.scale,
         unfinished=int(cohort[Counter.UNFINISHED].sum()),
-        came_for_virtual_class=int(cohort[Counter.CAME_FOR_VIRTUAL_CLASS].sum()) if recorded else None,
-        reached_virtual_class=int(cohort[list(VIRTUAL_CLASS_REACHED)].sum().sum()) if recorded else None,
+        came_for_virtual_class=int(sessions[Counter.CAME_FOR_VIRTUAL_CLASS].sum()) if recorded else None,
+        reached_virtual_class=int(sessions[list(VIRTUAL_CLASS_REACHED)].sum().sum()) if recorded else None,
+        virtual_class_window=data.window_label(),
     )
 
 
