@@ -97,6 +97,7 @@ SHARED_RUN = {
     "test_report_browser.py",
     "test_report_capacity.py",
     "test_report_charts.py",
+    "test_report_logins.py",
     "test_served_population.py",
 }
 OUTCOMES = re.compile(r"^([.FEsxX]+)\s*(?:\[\s*\d+%\])?$", re.MULTILINE)  # pytest -q's progress lines
