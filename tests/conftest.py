@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+import yaml
 
 from schoolsurge.accounts import Roster
 from schoolsurge.cli import main
@@ -34,6 +35,7 @@ PLATFORM_HASH_COST = 4
 CALLBACK = "/ent/auth/callback"
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for every persona to log in and act
+HALF_HOUR = ("07:30", "08:00")  # smoke_half_hour's window
 
 
 @pytest.fixture(scope="session")
@@ -111,6 +113,22 @@ def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) 
     undersized = run(request)
     assert undersized.report is not None and not undersized.interrupted
     return SmokeRuns(reports, resized, undersized.run_dir)
+
+
+def smoke_half_hour(directory: Path, session_minutes: float | None = None) -> Path:
+    """The smoke scenario cut to its first half hour (HALF_HOUR: its teachers and about half its secondary pupils,
+    some 35 people; its primary families come later and are left out), written in `directory`: 7.5 s of load at
+    SMOKE_SPEED, for a run whose test needs people, not the whole hour. `session_minutes`: every session that long
+    on average (exponential), so that a run whose people stay ends soon after its window."""
+    scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    scenario["window"] = dict(zip(("start", "end"), HALF_HOUR, strict=True))
+    scenario["groups"] = [group for group in scenario["groups"] if group["persona"] != "parent"]
+    if session_minutes is not None:
+        for group in scenario["groups"]:
+            group["session"] = {"distribution": "exponential", "mean_minutes": session_minutes}
+    path = directory / "smoke-half-hour.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
+    return path
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------
