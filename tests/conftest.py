@@ -36,6 +36,7 @@ CALLBACK = "/ent/auth/callback"
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for every persona to log in and act
 HALF_HOUR = ("07:30", "08:00")  # smoke_half_hour's window
+HALF_HOUR_SCALE = 1.5e-5  # 3/4 of smoke's: its first half hour is denser than the hour, the load no higher
 
 
 @pytest.fixture(scope="session")
@@ -116,12 +117,13 @@ def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) 
 
 
 def smoke_half_hour(directory: Path, session_minutes: float | None = None) -> Path:
-    """The smoke scenario cut to its first half hour (HALF_HOUR: its teachers and about half its secondary pupils,
-    some 35 people; its primary families come later and are left out), written in `directory`: 7.5 s of load at
-    SMOKE_SPEED, for a run whose test needs people, not the whole hour. `session_minutes`: every session that long
-    on average (exponential), so that a run whose people stay ends soon after its window."""
+    """The smoke scenario cut to its first half hour (HALF_HOUR: its teachers and most of its secondary pupils,
+    about 50 people at HALF_HOUR_SCALE; its primary families come later and are left out), written in `directory`:
+    7.5 s of load at SMOKE_SPEED, for a run whose test needs people, not the whole hour. `session_minutes`: every
+    session that long on average (exponential), so that a run whose people stay ends soon after its window."""
     scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
     scenario["window"] = dict(zip(("start", "end"), HALF_HOUR, strict=True))
+    scenario["run"]["scale"] = HALF_HOUR_SCALE
     scenario["groups"] = [group for group in scenario["groups"] if group["persona"] != "parent"]
     if session_minutes is not None:
         for group in scenario["groups"]:
@@ -292,11 +294,13 @@ def log_in_when_allowed(
 def run_with_test_client(
     client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, Path]:
-    """`schoolsurge run` of the smoke scenario at twice its speed through a client of tests/clients_under_test.py:
-    its exit status, console output and run directory."""
+    """`schoolsurge run` of smoke's first half hour (`smoke_half_hour`, 10-minute sessions: the run ends soon after
+    its window) at SMOKE_SPEED through a client of tests/clients_under_test.py: its exit status, console output
+    and run directory."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # Locust runs in a process of its own
     reports = tmp_path / "reports"
-    arguments = ["run", str(SMOKE), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
+    scenario = smoke_half_hour(tmp_path, session_minutes=10)
+    arguments = ["run", str(scenario), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
     code = main([*arguments, "--client", f"clients_under_test:{client}"])
     out = capsys.readouterr().out
     return code, out, next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
