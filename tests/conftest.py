@@ -24,6 +24,7 @@ import yaml
 
 from schoolsurge.accounts import Roster
 from schoolsurge.cli import main
+from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.rundir import MANIFEST
 from schoolsurge.runner import RunOutcome, RunRequest, run
@@ -79,7 +80,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     """One healthy `schoolsurge run` of the smoke scenario on the embedded platform, shared by every module that
     only reads its run directory (a test that changes it works on a copy); its JUnit file is `smoke_junit`.
     tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once. Its
-    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it."""
+    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it, `smoke_sweep` a sweep."""
     reports = tmp_path_factory.mktemp("smoke-run")
     return run(
         RunRequest(
@@ -131,6 +132,18 @@ def smoke_half_hour(directory: Path, session_minutes: float | None = None) -> Pa
     path = directory / "smoke-half-hour.yaml"
     path.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-step capacity sweep of the smoke scenario, unsettled and without refinement (what is read of it
+    is per step), in a folder of its own (the smoke pair's is listed by test_index). Read only: a sweep beside
+    runs (test_compare), its operational laws (test_platform_side)."""
+    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0, refine_steps=0)
+    reports = tmp_path_factory.mktemp("smoke-sweep")
+    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, sweep=settings))
+    assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
+    return outcome.run_dir
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------

@@ -87,11 +87,12 @@ LONG_WEIGHTS_S = {
     "test_user_classes.py": 25,
     "test_answer_first_screen.py": 60,
 }
-# The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`): in one shard, each run is
-# made once.
+# The modules reading the session's smoke runs (conftest.py `smoke_run`, `smoke_pair`, `smoke_sweep`): in one
+# shard, each run is made once.
 SHARED_RUN = {
     "test_compare.py",
     "test_index.py",
+    "test_platform_side.py",
     "test_surge_run.py",
     "test_run_validity.py",
     "test_report_browser.py",
