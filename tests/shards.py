@@ -1,6 +1,6 @@
 """The test suite as several pytest processes side by side (`make test`), each on its share of the test files.
 
-    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 4 shards
+    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 3 shards
     .venv/bin/python tests/shards.py --long          # the long tests (`make test-long`): minutes-long runs
     .venv/bin/python tests/shards.py -x -k sweep     # any other argument goes to every shard's pytest
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-DEFAULT_SHARDS = 4  # the quick suite: most of its time is waiting on short real runs (half the 2 cores idle)
+DEFAULT_SHARDS = 3  # the quick suite: most of its time is waiting on short real runs (4 measured no quicker)
 DEFAULT_LONG_SHARDS = 1  # the long tests: real runs of minutes, one at a time so that the machine holds them
 QUICK, LONG = "not long", "long"  # the -m expression selecting each suite
 SLOWEST = 15  # how many of the slowest tests are printed at the end
