@@ -20,9 +20,11 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import pytest
+import yaml
 
 from schoolsurge.accounts import Roster
 from schoolsurge.cli import main
+from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.rundir import MANIFEST
 from schoolsurge.runner import RunOutcome, RunRequest, run
@@ -34,6 +36,8 @@ PLATFORM_HASH_COST = 4
 CALLBACK = "/ent/auth/callback"
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for every persona to log in and act
+HALF_HOUR = ("07:30", "08:00")  # smoke_half_hour's window
+HALF_HOUR_SCALE = 1.5e-5  # 3/4 of smoke's: its first half hour is denser than the hour, the load no higher
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +80,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     """One healthy `schoolsurge run` of the smoke scenario on the embedded platform, shared by every module that
     only reads its run directory (a test that changes it works on a copy); its JUnit file is `smoke_junit`.
     tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once. Its
-    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it."""
+    profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it, `smoke_sweep` a sweep."""
     reports = tmp_path_factory.mktemp("smoke-run")
     return run(
         RunRequest(
@@ -111,6 +115,35 @@ def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) 
     undersized = run(request)
     assert undersized.report is not None and not undersized.interrupted
     return SmokeRuns(reports, resized, undersized.run_dir)
+
+
+def smoke_half_hour(directory: Path, session_minutes: float | None = None) -> Path:
+    """The smoke scenario cut to its first half hour (HALF_HOUR: its teachers and most of its secondary pupils,
+    about 50 people at HALF_HOUR_SCALE; its primary families come later and are left out), written in `directory`:
+    7.5 s of load at SMOKE_SPEED, for a run whose test needs people, not the whole hour. `session_minutes`: every
+    session that long on average (exponential), so that a run whose people stay ends soon after its window."""
+    scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    scenario["window"] = dict(zip(("start", "end"), HALF_HOUR, strict=True))
+    scenario["run"]["scale"] = HALF_HOUR_SCALE
+    scenario["groups"] = [group for group in scenario["groups"] if group["persona"] != "parent"]
+    if session_minutes is not None:
+        for group in scenario["groups"]:
+            group["session"] = {"distribution": "exponential", "mean_minutes": session_minutes}
+    path = directory / "smoke-half-hour.yaml"
+    path.write_text(yaml.safe_dump(scenario, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real two-step capacity sweep of the smoke scenario, unsettled and without refinement (what is read of it
+    is per step), in a folder of its own (the smoke pair's is listed by test_index). Read only: a sweep beside
+    runs (test_compare), its operational laws (test_platform_side)."""
+    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0, refine_steps=0)
+    reports = tmp_path_factory.mktemp("smoke-sweep")
+    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, sweep=settings))
+    assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
+    return outcome.run_dir
 
 
 # ---- HTTP helpers -----------------------------------------------------------------------------------------
@@ -274,11 +307,13 @@ def log_in_when_allowed(
 def run_with_test_client(
     client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> tuple[int, str, Path]:
-    """`schoolsurge run` of the smoke scenario at twice its speed through a client of tests/clients_under_test.py:
-    its exit status, console output and run directory."""
+    """`schoolsurge run` of smoke's first half hour (`smoke_half_hour`, 10-minute sessions: the run ends soon after
+    its window) at SMOKE_SPEED through a client of tests/clients_under_test.py: its exit status, console output
+    and run directory."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # Locust runs in a process of its own
     reports = tmp_path / "reports"
-    arguments = ["run", str(SMOKE), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
+    scenario = smoke_half_hour(tmp_path, session_minutes=10)
+    arguments = ["run", str(scenario), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
     code = main([*arguments, "--client", f"clients_under_test:{client}"])
     out = capsys.readouterr().out
     return code, out, next(path.parent for path in reports.glob(f"*/{MANIFEST}"))

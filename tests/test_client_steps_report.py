@@ -1,8 +1,8 @@
 """What the client does not do is said, never blamed on the platform: journey steps a client does not perform
 (StepNotSupported) are listed with the times people would have taken them and left out of the run against plan;
 failed logins are shown by class with one example account (its username, never its password), in the report and
-its funnel. Real runs of the smoke scenario (every teacher opens a virtual class, every pupil joins one) on the
-embedded platform, through the clients of clients_under_test.py."""
+its funnel. Real runs of smoke's first half hour (every teacher opens a virtual class, every pupil joins one) on
+the embedded platform, through the clients of clients_under_test.py."""
 
 from __future__ import annotations
 

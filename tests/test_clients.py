@@ -1,5 +1,6 @@
-"""The platform-client contract: the documented one-page client and the CAS client run real smoke surges
-through `schoolsurge run --client`; clients are checked when loaded; every URL passes the loopback guard."""
+"""The platform-client contract: the documented one-page client and the CAS client run real surges (smoke's first
+half hour) through `schoolsurge run --client`; clients are checked when loaded; every URL passes the loopback
+guard."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import smoke_half_hour
 from locust.env import Environment
 
 from schoolsurge.cli import EXIT_USAGE, main
@@ -65,7 +67,7 @@ def one_page_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunOutcom
         patch.setenv("PYTHONPATH", str(directory))  # Locust runs in a process of its own
         yield run(
             RunRequest(
-                scenario_path=SMOKE,
+                scenario_path=smoke_half_hour(directory, session_minutes=10),
                 target=None,
                 speed=FAST,
                 reports_dir=tmp_path_factory.mktemp("reports"),
@@ -93,10 +95,10 @@ def test_steps_the_client_does_not_offer_are_skipped_and_counted(one_page_run: R
 def test_the_cas_client_logs_in_through_cas_by_options_only(tmp_path: Path) -> None:
     outcome = run(
         RunRequest(
-            scenario_path=SMOKE,
+            scenario_path=smoke_half_hour(tmp_path, session_minutes=10),
             target=None,
             speed=FAST,
-            reports_dir=tmp_path,
+            reports_dir=tmp_path / "reports",
             client_arguments=["--client", "schoolsurge.clients.cas:CasClient", "--cas-validation", "p3"],
         )
     )

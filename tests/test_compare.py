@@ -17,7 +17,6 @@ import pytest
 from conftest import SmokeRuns, assert_measured_the_platform
 
 from schoolsurge.errors import ReportError
-from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.report.compare import (
     DEFAULT_REGRESSION_FIGURES,
     HEADLINE_FIGURES,
@@ -28,10 +27,6 @@ from schoolsurge.report.compare import (
 from schoolsurge.report.load.loader import load_run
 from schoolsurge.report.outcome.served import served_share
 from schoolsurge.rundir import Gauge
-from schoolsurge.runner import RunRequest, run
-
-ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "scenarios" / "smoke.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -265,17 +260,6 @@ def test_regressions_refuse_an_unknown_figure_or_a_negative_threshold(smoke: Smo
     for figure in HEADLINE_FIGURES:
         assert figure.better in ("higher", "lower")
         assert figure.terms in ("run terms", "national terms", "same in run and national terms")
-
-
-@pytest.fixture(scope="module")
-def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real two-step capacity sweep of the smoke scenario, in a folder of its own (the smoke pair's is read by
-    other modules, test_index's listing among them)."""
-    settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0, refine_steps=0)  # no refinement: 2 steps
-    reports = tmp_path_factory.mktemp("smoke-sweep")
-    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=240, reports_dir=reports, sweep=settings))
-    assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
-    return outcome.run_dir
 
 
 def test_a_run_and_a_sweep_are_refused_in_one_line_naming_both(smoke: SmokeRuns, smoke_sweep: Path) -> None:

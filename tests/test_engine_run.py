@@ -13,12 +13,14 @@ import time
 import urllib.request
 from argparse import Namespace
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gevent
 import pandas as pd
 import pytest
 import yaml
+from conftest import smoke_half_hour
 from locust.env import Environment
 from locust.stats import StatsEntry
 
@@ -102,26 +104,39 @@ def _variant(tmp_path: Path, change) -> Path:
     return path
 
 
-def test_arrivals_start_on_time_against_a_responsive_platform(platform: PlatformProcess, tmp_path: Path) -> None:
-    engine = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
+@dataclass(frozen=True)
+class SmokeInProcess:
+    engine: Engine
+    run_dir: Path
+
+
+@pytest.fixture(scope="module")
+def smoke_in_process(platform: PlatformProcess, tmp_path_factory: pytest.TempPathFactory) -> SmokeInProcess:
+    """One replay of smoke in this process, read (never changed) by the tests of a responsive platform."""
+    run_dir = tmp_path_factory.mktemp("smoke") / "run"
+    return SmokeInProcess(run_in_process(SMOKE, platform.base_url, run_dir), run_dir)
+
+
+def test_arrivals_start_on_time_against_a_responsive_platform(smoke_in_process: SmokeInProcess) -> None:
+    engine = smoke_in_process.engine
     ledger = engine.ledger()
     scheduled = ledger.total("scheduled")
     assert scheduled == len(engine.share.schedule) > 50
     assert ledger.total("started") == scheduled and ledger.total("dropped") == 0
     assert ledger.total("late") <= scheduled * 0.02, "a free agent was there for (almost) every arrival"
     assert ledger.total("logins_succeeded") == scheduled and ledger.total("abandoned") == 0
-    with (tmp_path / "run" / "sessions.csv").open() as handle:
+    with (smoke_in_process.run_dir / "sessions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert sum(int(r["started"]) for r in rows) == scheduled
     assert max(int(r["in_virtual_class"]) for r in rows) > 0, "pupils joined their teachers' virtual classes"
 
 
-def test_sessions_csv_counts_requests_and_latency_as_locust_does(platform: PlatformProcess, tmp_path: Path) -> None:
+def test_sessions_csv_counts_requests_and_latency_as_locust_does(smoke_in_process: SmokeInProcess) -> None:
     """The run's outputs, whatever the engine saves on each request: sessions.csv counts every person and every
     people's HTTP request that Locust's own statistics count in the same run, and its latency percentiles
     (time_to_login.jsonl's request histograms, merged) are Locust's within their rounding."""
-    engine = run_in_process(SMOKE, platform.base_url, tmp_path / "run")
-    with (tmp_path / "run" / "sessions.csv").open() as handle:
+    engine, run_dir = smoke_in_process.engine, smoke_in_process.run_dir
+    with (run_dir / "sessions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     counters = [name for name in rows[0] if name not in ("second", "clock") and not name.endswith("_ms")]
     totals = {name: sum(int(r[name]) for r in rows) for name in counters}
@@ -135,7 +150,7 @@ def test_sessions_csv_counts_requests_and_latency_as_locust_does(platform: Platf
     assert totals["requests"] == sum(entry.num_requests for entry in people) > 10 * scheduled
     failures = sum(totals[name] for name in totals if name.startswith("failures_"))
     assert failures == sum(entry.num_failures for entry in people)
-    latency = merged(read_histograms(tmp_path / "run" / "time_to_login.jsonl", "request_latency").values())
+    latency = merged(read_histograms(run_dir / "time_to_login.jsonl", "request_latency").values())
     assert latency.get_total_count() == totals["requests"]
     together = StatsEntry(stats, "people", "")
     for entry in people:
@@ -160,7 +175,9 @@ def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tm
                 os.killpg(process.pid, signal.SIGCONT)
                 stall["resumed"] = True
 
-        engine = run_in_process(SMOKE, process.base_url, tmp_path / "run", during=stop_and_resume)
+        # Smoke's first half hour, its sessions short: 7.5 s of load around the stall, and no long drain after.
+        scenario = smoke_half_hour(tmp_path, session_minutes=10)
+        engine = run_in_process(scenario, process.base_url, tmp_path / "run", during=stop_and_resume)
     assert stall["stopped"] and stall["resumed"]
     ledger = engine.ledger()
     frozen = [s for s in range(5, 8) if s in ledger.seconds]
@@ -275,8 +292,9 @@ def _assert_complete_run_directory(run_dir: Path) -> None:
 def test_a_plain_locust_run_leaves_a_complete_run_directory_of_its_own(
     platform: PlatformProcess, tmp_path: Path
 ) -> None:
+    scenario = smoke_half_hour(tmp_path, session_minutes=10)  # what a run leaves, not how long it lasts
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "surge.py"), "--headless"]
-    command += ["--only-summary", "-H", platform.base_url, "--scenario", str(SMOKE), "--speed", str(FAST)]
+    command += ["--only-summary", "-H", platform.base_url, "--scenario", str(scenario), "--speed", str(FAST)]
     command += ["--exit-code-on-error", "0"]  # a failed request is measured, not a failed run
     finished = subprocess.run(command, cwd=tmp_path, timeout=120, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+from conftest import SMOKE_SPEED
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
@@ -331,13 +332,16 @@ def test_a_step_whose_url_needs_a_value_the_person_has_not_is_not_theirs(recorde
 
 def smoke_with_teachers_first(directory: Path) -> Path:
     """Smoke, with every teacher logged in (and their virtual class created) before the first pupil. In smoke
-    itself, a pupil who arrives before their teacher reads the dashboard again until the class appears or their
-    patience ends, and which way it goes is timing: two runs of the default client measured 162 and 203
-    dashboard reads. Here that race is gone, so every step's count is the clients' doing."""
+        itself, a pupil who arrives before their teacher reads the dashboard again until the class appears or their
+        patience ends, and which way it goes is timing: two runs of the default client measured 162 and 203
+        dashboard reads. Here that race is gone, so every step's count is the clients' doing. At SMOKE_SPEED, twice
+    the scenario's: 15 s of load per run."""
     scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
     for group in scenario["groups"]:
         if group["persona"] == "teacher":
-            group["login_time"] = {"distribution": "normal", "mean": "07:32", "sd_minutes": 0.5}
+            # Spread over a few minutes, still all before 07:40: at twice the scenario's speed, all at once would
+            # pass the resized profile's login rate and be shed (503) within its login timeout.
+            group["login_time"] = {"distribution": "normal", "mean": "07:33", "sd_minutes": 2}
         else:
             group["login_time"] = {"distribution": "lognormal", "after": "07:40", "median_minutes": 15, "sigma": 0.6}
     path = directory / "smoke-teachers-first.yaml"
@@ -351,7 +355,13 @@ def test_the_embedded_map_gives_the_default_client_s_run(tmp_path: Path) -> None
     runs = {}
     for label, arguments in (("default", []), ("map", ["--client", WEB_CLIENT, "--journey-map", "embedded"])):
         outcome = run(
-            RunRequest(scenario_path=scenario, target=None, reports_dir=tmp_path / label, client_arguments=arguments)
+            RunRequest(
+                scenario_path=scenario,
+                target=None,
+                speed=SMOKE_SPEED,
+                reports_dir=tmp_path / label,
+                client_arguments=arguments,
+            )
         )
         sessions = pd.read_csv(outcome.run_dir / "sessions.csv").sum(numeric_only=True)
         stats = pd.read_csv(outcome.run_dir / "locust_stats.csv")

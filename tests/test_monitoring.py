@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import SMOKE_SPEED
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.exporter import metric_names
@@ -44,7 +45,7 @@ from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
-SPEED = 120
+SPEED = SMOKE_SPEED  # 15 s of load: a scrape a second gives many during the run
 LINGER_S = 3  # the run's final figures stay up for Prometheus's last scrapes (every second)
 PROMETHEUS = shutil.which("prometheus")
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
@@ -246,7 +247,7 @@ def test_prometheus_reads_the_login_p95_and_the_platform_side_by_side(monitored:
 
 def test_the_platform_is_scraped_every_few_seconds_into_the_run_directory(monitored: Monitored) -> None:
     lines = [json.loads(line) for line in (monitored.outcome.run_dir / TARGET_METRICS_SERIES).read_text().splitlines()]
-    assert len(lines) >= 5, "30 s of run, a scrape every 5 s, and the last one at the end"
+    assert len(lines) >= 3, "15 s of load or more, a scrape every 5 s, and the last one at the end"
     stamps = [line["unix"] for line in lines]
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert min(gaps[:-1]) > 3, "every few seconds (the last one, at the end, may come sooner)"

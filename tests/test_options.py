@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from argparse import Namespace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -210,20 +211,37 @@ Path(__file__).with_name("locust_argv.json").write_text(__import__("json").dumps
 """
 
 
-def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class HandedOver:
+    """One `schoolsurge run` through RECORDING_LOCUSTFILE: the directory Locust's argv was written to, the run's."""
+
+    locust_dir: Path
+    run_dir: Path
+
+
+@pytest.fixture(scope="module")
+def handed_over(tmp_path_factory: pytest.TempPathFactory) -> HandedOver:
+    """Smoke with a capacity-loss incident, its hour in 3 s (forced: more than the plan gives one process), with a
+    seed and a late-after of its own: what is checked is how the run was handed over, not what it measured."""
+    tmp_path = tmp_path_factory.mktemp("handed-over")
     locustfile = tmp_path / "recording.py"
     locustfile.write_text(RECORDING_LOCUSTFILE)
+    scenario = tmp_path / "smoke-loss.yaml"
+    incident = '\nincidents: [{kind: capacity-loss, at: "07:45", restored_at: "08:15", fraction: 0.5}]\n'
+    scenario.write_text(SMOKE.read_text(encoding="utf-8") + incident, encoding="utf-8")
     reports = tmp_path / "reports"
-    # Smoke's hour in 3 s (forced: more than the plan gives one process): what is checked is how the run was
-    # handed over, not what it measured.
-    command = [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--speed", "1200", "--seed", "7", "--force"]
+    command = [sys.executable, "-m", "schoolsurge", "run", str(scenario), "--speed", "1200", "--seed", "7", "--force"]
     command += ["--late-after", "2", "--locustfile", str(locustfile), "--reports-dir", str(reports)]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode in (0, 4), finished.stdout[-2000:] + finished.stderr[-2000:]
     assert finished.stdout.count("Report: ") == 1, finished.stdout[-2000:]
-
-    argv = json.loads((tmp_path / "locust_argv.json").read_text())
     (run_dir,) = [path.parent for path in reports.glob(f"*/{MANIFEST}")]
+    return HandedOver(tmp_path, run_dir)
+
+
+def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(handed_over: HandedOver) -> None:
+    argv = json.loads((handed_over.locust_dir / "locust_argv.json").read_text())
+    run_dir = handed_over.run_dir
     assert argv[argv.index("--run-spec") + 1] == str(run_dir / RUN_SPEC)
     in_the_spec = {o.flag for o in OPTIONS if o.section in (Section.RUN, Section.CLIENT, Section.MONITORING)}
     assert not in_the_spec & set(argv), f"the run's options on Locust's command line: {in_the_spec & set(argv)}"
@@ -243,19 +261,9 @@ def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(tmp_path:
     assert manifest["processes"] == 1 and spec.processes is None and spec.target is None
 
 
-def test_the_embedded_platform_s_admin_token_reaches_locust_and_its_incidents_run(tmp_path: Path) -> None:
+def test_the_embedded_platform_s_admin_token_reaches_locust_and_its_incidents_run(handed_over: HandedOver) -> None:
     """The token goes to Locust in its environment (never a file or its command line), and Locust reads it there:
     a capacity-loss incident of a `schoolsurge run` is applied, not skipped for want of a token."""
-    scenario = tmp_path / "smoke-loss.yaml"
-    incident = '\nincidents: [{kind: capacity-loss, at: "07:45", restored_at: "08:15", fraction: 0.5}]\n'
-    scenario.write_text(SMOKE.read_text(encoding="utf-8") + incident, encoding="utf-8")
-    reports = tmp_path / "reports"
-    # Smoke's hour in 3 s (forced, as above): the incident's calls are what is checked, not what the run measured.
-    command = [sys.executable, "-m", "schoolsurge", "run", str(scenario), "--speed", "1200", "--force"]
-    command += ["--reports-dir", str(reports)]
-    finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert finished.returncode in (0, 4), finished.stdout[-2000:] + finished.stderr[-2000:]
-    (log,) = reports.glob("*/locust.log")
-    text = log.read_text()
+    text = (handed_over.run_dir / "locust.log").read_text()
     assert "incidents skipped" not in text
     assert "capacity lost 50% at run second" in text and "(applied)" in text, text[-3000:]

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from schoolsurge.models.operational import Demand
-from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.report import build_report
 from schoolsurge.report.platform.laws import LawWindow, OperationalLaws, SweepLaws
 from schoolsurge.report.platform.series import read_series
@@ -32,10 +31,8 @@ from schoolsurge.rundir import (
     start_manifest,
     write_json,
 )
-from schoolsurge.runner import RunOutcome, RunRequest, run
 
 ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "scenarios" / "smoke.yaml"
 FIRST_DAY = ROOT / "scenarios" / "first-day-2021.yaml"
 START_UNIX = 1_617_690_000.0
 CPU = "schoolsurge_platform_cpu_seconds_total"
@@ -225,14 +222,8 @@ def test_capacity_json_sets_the_cpu_bound_beside_the_usl_ceiling(tmp_path: Path)
 # ---- a real sweep ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    settings = SweepSettings(steps=3, measure_s=5, settle_sessions=1, refine_steps=0)  # the laws per step
-    return run(RunRequest(scenario_path=SMOKE, target=None, sweep=settings, reports_dir=tmp_path_factory.mktemp("r")))
-
-
-def test_a_real_sweep_has_the_operational_laws_in_capacity_json(sweep: RunOutcome) -> None:
-    answer = json.loads((sweep.run_dir / CAPACITY_JSON).read_text())
+def test_a_real_sweep_has_the_operational_laws_in_capacity_json(smoke_sweep: Path) -> None:
+    answer = json.loads((smoke_sweep / CAPACITY_JSON).read_text())
     laws = answer["operational_laws"]
     assert laws is not None and laws["cores"] >= 1
     measured = {str(int(step["step"])): step for step in answer["steps"] if step["status"] in ("measured", "stopped")}
@@ -250,7 +241,7 @@ def test_a_real_sweep_has_the_operational_laws_in_capacity_json(sweep: RunOutcom
     best = max(laws["windows"], key=lambda w: w["successful_requests_per_s"])
     assert laws["bound_requests_per_s"] == pytest.approx(best["cpu_bound_requests_per_s"])
     assert math.isfinite(laws["bound_requests_per_s"]) and laws["explanation"].startswith("Operational laws:")
-    html = (sweep.run_dir / "report.html").read_text()
+    html = (smoke_sweep / "report.html").read_text()
     section = html[html.index('<h2 id="platform">') :]
     assert re.search(r"<th>m / D \(req/s\)</th>", section)
     # logins, cpu, concurrency, admission, laws: drawn, or one line of text when 0 throughout

@@ -1,32 +1,30 @@
-"""The run report's logins chart on a real run of the undersized 2021 platform: the credential posts offered
-against those admitted and the profile's login-rate limit, all from the platform's own counters."""
+"""The run report's logins chart on a real run of the undersized 2021 platform (the session's undersized smoke
+run, conftest's `smoke_pair`): the credential posts offered against those admitted and the profile's login-rate
+limit, all from the platform's own counters."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SmokeRuns
 
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.platform.charts import logins
 from schoolsurge.report.platform.series import read_series
 from schoolsurge.report.series.axis import time_axis
-from schoolsurge.runner import RunOutcome, RunRequest, run
-
-SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 
 
-@pytest.fixture(scope="module")
-def undersized(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
-    request = RunRequest(
-        scenario_path=SMOKE, target=None, speed=240, reports_dir=tmp_path_factory.mktemp("r"), profile="undersized-2021"
-    )
-    return run(request)
+@pytest.fixture
+def undersized(smoke_pair: SmokeRuns, tmp_path: Path) -> Path:
+    """A copy of the shared undersized smoke run's directory: the report is built again into it."""
+    return Path(shutil.copytree(smoke_pair.undersized, tmp_path / smoke_pair.undersized.name))
 
 
-def test_offered_logins_pass_the_limit_and_the_admitted_stay_under_it(undersized: RunOutcome) -> None:
-    data = load_run(undersized.run_dir)
+def test_offered_logins_pass_the_limit_and_the_admitted_stay_under_it(undersized: Path) -> None:
+    data = load_run(undersized)
     series = read_series(data.run_dir, data.test_start_unix)
     assert series is not None
     rates = series.login_rates()
@@ -45,5 +43,5 @@ def test_offered_logins_pass_the_limit_and_the_admitted_stay_under_it(undersized
     assert totals["shed_login_rate"] > 0
     chart = logins(series, time_axis(data), None)
     assert chart is not None and chart.svg and "login-rate limit" in chart.svg
-    html = build_report(undersized.run_dir).read_text(encoding="utf-8")
+    html = build_report(undersized).read_text(encoding="utf-8")
     assert '<figure id="chart-platform-logins">' in html

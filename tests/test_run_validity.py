@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from conftest import assert_measured_the_platform, cmdline, descendants
+from conftest import assert_measured_the_platform, cmdline, descendants, smoke_half_hour
 
 from schoolsurge.cli import EXIT_INVALID_RUN, main
 from schoolsurge.conclude import conclude
@@ -25,9 +25,6 @@ from schoolsurge.report.outcome import health as health_module
 from schoolsurge.report.outcome.health import Health, PlatformProcessHealth
 from schoolsurge.rundir import MANIFEST, REPORT
 from schoolsurge.runner import RunOutcome
-
-ROOT = Path(__file__).resolve().parent.parent
-SMOKE = ROOT / "scenarios" / "smoke.yaml"
 
 
 def _cases(junit: Path) -> dict[str, ET.Element]:
@@ -43,7 +40,8 @@ def test_a_generator_bound_run_is_invalid_everywhere(
     # The environment picks the profile (the smoke scenario names `resized`): the command line's choice wins.
     monkeypatch.setenv("SCHOOLSURGE_PROFILE", "undersized-2021")
     junit = tmp_path / "junit" / "run.xml"
-    arguments = ["run", str(SMOKE), "--speed", "240", "--late-after", "0", "--reports-dir", str(tmp_path)]
+    scenario = smoke_half_hour(tmp_path, session_minutes=10)  # whatever its length, the run is judged invalid
+    arguments = ["run", str(scenario), "--speed", "240", "--late-after", "0", "--reports-dir", str(tmp_path)]
     code = main([*arguments, "--junit", str(junit)])
     out = capsys.readouterr().out
     assert code == EXIT_INVALID_RUN, out
@@ -58,7 +56,7 @@ def test_a_generator_bound_run_is_invalid_everywhere(
     assert failure is not None and failure.get("type") == "invalid"
 
 
-STOPPED_S = 4.0  # how long the platform is stopped: a quarter of the smoke run at speed 240 (15 s)
+STOPPED_S = 4.0  # how long the platform is stopped: half of smoke's first half hour at speed 240 (7.5 s)
 FOUND_WITHIN_S = 300.0  # a busy machine starts the platform and Locust slowly
 
 
@@ -101,10 +99,11 @@ def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     stopped: list[int] = []
-    stopper = threading.Thread(target=_stop_the_platform_mid_run, args=(tmp_path, stopped))
+    stopper = threading.Thread(target=_stop_the_platform_mid_run, args=(tmp_path / "reports", stopped))
     stopper.start()
     try:
-        code = main(["run", str(SMOKE), "--speed", "240", "--reports-dir", str(tmp_path)])
+        scenario = smoke_half_hour(tmp_path, session_minutes=10)
+        code = main(["run", str(scenario), "--speed", "240", "--reports-dir", str(tmp_path / "reports")])
     finally:
         stopper.join()
     out = capsys.readouterr().out
@@ -112,7 +111,7 @@ def test_a_run_whose_platform_was_starved_is_machine_bound_everywhere(
     assert code == EXIT_INVALID_RUN, out
     assert "INVALID RUN (machine-bound:" in out and "the platform's event loops stalled" in out, out
     assert "it measured the machine the platform ran on, not the platform" in out
-    run_dir = next(p.parent for p in tmp_path.glob("*/manifest.json"))
+    run_dir = next(p.parent for p in (tmp_path / "reports").glob("*/manifest.json"))
     manifest = json.loads((run_dir / MANIFEST).read_text())
     assert manifest["valid"] is False and manifest["invalid_reason"].startswith("machine-bound: "), manifest
     top = (run_dir / REPORT).read_text().split("<nav>", 1)[0]  # the answer block and the notes before the contents
