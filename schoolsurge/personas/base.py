@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -30,6 +29,7 @@ from schoolsurge.clients.base import Dashboard, PlatformClient
 from schoolsurge.clients.login_failures import login_failure_of
 from schoolsurge.errors import StepFailed, StepNotSupported, UnsafeTargetError
 from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
+from schoolsurge.models.person_random import person_random
 from schoolsurge.personas.interface import PersonClaim, RunContext, SessionShare, StepRecorder
 from schoolsurge.rundir import (
     CLIENT_CRASH_TYPE,
@@ -101,7 +101,7 @@ class Behaviour:
         self.group: Group = context.group(claim.arrival.group)
         self.person = claim.arrival.person
         # Seeded per person: the same person makes the same choices in any process split.
-        self.rng = random.Random(f"{context.seed}:{self.group.name}:{self.person}")
+        self.rng = person_random(context.seed, self.group.name, self.person)
         self.speed = context.replay.speed
         self.deadline = 0.0
 
