@@ -116,6 +116,26 @@ def test_arrivals_start_on_time_against_a_responsive_platform(platform: Platform
     assert max(int(r["in_virtual_class"]) for r in rows) > 0, "pupils joined their teachers' virtual classes"
 
 
+def test_people_in_a_pause_hold_no_agent(platform: PlatformProcess, tmp_path: Path) -> None:
+    """A person in a session spends most of it paused (reading a page, between two heartbeats), as a record on
+    the process's timer heap, not in an agent's greenlet: at the peak the process has more people in a session
+    than agents, and every arrival still starts, on time."""
+    peak = {"people": 0, "agents": 0}
+
+    def watch(engine: Engine) -> None:
+        people = engine.share.active_sessions
+        if people > peak["people"]:
+            peak.update(people=people, agents=engine.environment.runner.user_count)
+
+    engine = run_in_process(SMOKE, platform.base_url, tmp_path / "run", watch=watch)
+    assert peak["people"] > peak["agents"] > 0, peak
+    ledger = engine.ledger()
+    scheduled = ledger.total("scheduled")
+    assert ledger.total("started") == ledger.total("logins_succeeded") == scheduled > 50
+    assert ledger.total("dropped") == 0
+    assert ledger.total("late") <= scheduled * 0.02
+
+
 def test_sessions_csv_counts_requests_and_latency_as_locust_does(platform: PlatformProcess, tmp_path: Path) -> None:
     """The run's outputs, whatever the engine saves on each request: sessions.csv counts every person and every
     people's HTTP request that Locust's own statistics count in the same run, and its latency percentiles
