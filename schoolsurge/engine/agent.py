@@ -177,27 +177,28 @@ class SurgeAgent(PersonHost):
     their next pause."""
 
     @task
-    def run_next_step(self) -> None:
+    def run_steps(self) -> None:
+        """Take the work due next, run it up to the person's next pause, and again, for the whole test (a new
+        test has new agents)."""
         share = self.engine.share
         if not share.queue.wait_loaded(timeout=IDLE_POLL_S):
             return
         stepper = share.stepper
         stepper.start()
-        work = stepper.next_due(timeout=IDLE_POLL_S)
-        if work is None:
-            return
-        if isinstance(work, Claim):
-            share.queue.started(work)
-            http = stepper.http_session(self.new_http_session)
-            person = PersonInSession(self.begin_person(work, share, http), http)
-        else:
-            person = work
-        try:
-            pause = self.run_until_pause(person.steps)
-        except BaseException:  # stopped mid-step: its HTTP session is not given to anyone else
-            stepper.ended(person, reuse_http=False)
-            raise
-        if pause is None:
-            stepper.ended(person)
-        else:
-            stepper.park(person, pause)
+        while True:
+            work = stepper.take()
+            if isinstance(work, Claim):
+                share.queue.started(work)
+                http = stepper.http_session(self.new_http_session)
+                person = PersonInSession(self.begin_person(work, share, http), http)
+            else:
+                person = work
+            try:
+                pause = self.run_until_pause(person.steps)
+            except BaseException:  # stopped mid-step: its HTTP session is not given to anyone else
+                stepper.ended(person, reuse_http=False)
+                raise
+            if pause is None:
+                stepper.ended(person)
+            else:
+                stepper.park(person, pause)
