@@ -21,15 +21,16 @@ to the embedded platform (resized profile, bcrypt cost 4, its national limits li
    run with `--processes 1`, the worker process measured (what `plan` sizes the fleet by); the master's
    work (Locust's CSV history per request name, the run directory, the report) is shown apart, measured
    once in a single process doing it all.
-3. Memory per agent: resident memory of a Locust process whose N agents are each in a session (a fixed pool,
-   N people arriving at once and staying), less the same with none, per agent; the same for N bare users
-   logged in. Goal: <= 16 KB per person in a session.
+3. Memory per person: resident memory of a Locust process with N people in a session (N arriving at once and
+   staying) and the pool of agents the engine keeps for them (a fixed pool of N x AGENTS_PER_PERSON), less the
+   same with no one and no agent, per person; the same for N bare users logged in. Goal: <= 16 KB per person
+   in a session.
 4. Arrival rate: a capacity sweep of first-day-2021's mix (`--sweep-*`, speed 150), one process then
    `--processes 2`; the highest step, and every step below it, with at most 1% of its arrivals late (> 1 s).
 
 Writes benchmarks/fleet_constants.json, which `schoolsurge plan` reads (schoolsurge/models/fleet.py):
 requests/s per worker process = 1 / the personas' CPU seconds per request (a whole core; the plan keeps its
-cpu_target margin), KB per session = the memory per agent, with the machine they were measured on.
+cpu_target margin), KB per session = the memory per person, with the machine they were measured on.
 
 The platform runs on the same cores as the generator, as in `make surge`, and CPU figures move with whatever
 else the machine runs: the load average is printed with them. Read them as ratios.
@@ -42,6 +43,7 @@ import contextlib
 import csv
 import datetime as dt
 import json
+import math
 import os
 import platform as host
 import statistics
@@ -59,6 +61,7 @@ import numpy as np
 import psutil
 
 from schoolsurge.capacity_sweep import sweep_replay
+from schoolsurge.engine.shape import AGENTS_PER_PERSON
 from schoolsurge.models.fleet import CONSTANTS_PATH
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.sweep import SweepSettings
@@ -75,7 +78,7 @@ SWEEP_SPEED = 150.0
 SWEEP_SCALE = 1e-4
 LATE_LIMIT = 0.01  # share of a step's arrivals allowed to start late (> 1 s)
 BARE_USERS = 50
-MEMORY_AGENTS = 1000  # --quick: half
+MEMORY_PEOPLE = 1000  # --quick: half
 NEVER_SHEDS = [
     "--national-request-rate",
     "unlimited",
@@ -518,32 +521,36 @@ def _bare_locustfile(workdir: Path) -> Path:
     return path
 
 
-# ---- 3. memory per agent -------------------------------------------------------------------------------
+# ---- 3. memory per person ------------------------------------------------------------------------------
 
 
-def bench_memory(url: str, workdir: Path, hold_s: float, agents: int) -> dict[str, Any]:
-    print(f"== memory: {agents} agents each in a session, against {agents} bare users logged in (and none)")
+def bench_memory(url: str, workdir: Path, hold_s: float, people: int) -> dict[str, Any]:
+    agents = math.ceil(people * AGENTS_PER_PERSON)
+    print(
+        f"== memory: {people} people in a session with {agents} agents, against {people} bare users logged in "
+        "(and none)"
+    )
     scenario = workdir / "memory.yaml"
     scenario.write_text(MEMORY_SCENARIO)
     pool = workdir / "fixed_pool.py"
     pool.write_text(textwrap.dedent(FIXED_POOL_LOCUSTFILE))
-    scale = agents / 1_000_000
+    scale = people / 1_000_000
     surge_rss = {}
-    for count in (0, agents):
+    for count in (0, people):
         run = run_locust(
             ["-f", str(pool), "-H", url, "--scenario", str(scenario), "--scale", repr(scale), "--speed", "10"]
             + ["--seed", str(SEED), "--run-dir", str(workdir / f"memory-surge-{count}")],
             workdir / f"memory-surge-{count}",
-            env={"BENCH_POOL": str(count), "BENCH_HOLD_S": repr(hold_s)},
+            env={"BENCH_POOL": str(agents if count else 0), "BENCH_HOLD_S": repr(hold_s)},
         )
         surge_rss[count] = run.rss_between(run.started + hold_s - 8, run.started + hold_s)
         if count:
             sessions = _active_sessions(workdir / f"memory-surge-{count}")
-            print(f"  surge, {count:3d} agents ({sessions} in a session): {surge_rss[count]:6.1f} MB resident")
+            print(f"  surge, {agents:3d} agents ({sessions} in a session): {surge_rss[count]:6.1f} MB resident")
         else:
             print(f"  surge,   0 agents: {surge_rss[count]:6.1f} MB resident")
     bare_rss = {}
-    for count in (0, agents):
+    for count in (0, people):
         run = run_locust(
             ["-f", str(_bare_locustfile(workdir)), "-H", url, "-u", str(count), "-r", str(max(count, 1))]
             + ["-t", f"{hold_s:.0f}s"],
@@ -552,9 +559,9 @@ def bench_memory(url: str, workdir: Path, hold_s: float, agents: int) -> dict[st
         )
         bare_rss[count] = run.rss_between(run.started + hold_s - 8, run.started + hold_s)
         print(f"  bare,  {count:3d} users : {bare_rss[count]:6.1f} MB resident")
-    per_agent = (surge_rss[agents] - surge_rss[0]) * 1000 / agents
-    per_user = (bare_rss[agents] - bare_rss[0]) * 1000 / agents
-    return {"kb_per_agent": per_agent, "kb_per_bare_user": per_user, "ratio": per_agent / per_user}
+    per_person = (surge_rss[people] - surge_rss[0]) * 1000 / people
+    per_user = (bare_rss[people] - bare_rss[0]) * 1000 / people
+    return {"kb_per_person": per_person, "kb_per_bare_user": per_user, "ratio": per_person / per_user}
 
 
 def _active_sessions(run_dir: Path) -> int:
@@ -666,7 +673,7 @@ def write_constants(path: Path, info: dict[str, Any], figures: dict[str, Any], l
     cpu = figures["cpu"]
     constants = {
         "requests_per_s_per_process": round(1000 / cpu["personas_cpu_ms_per_request"]),
-        "kb_per_session": round(figures["memory"]["kb_per_agent"], 1),
+        "kb_per_session": round(figures["memory"]["kb_per_person"], 1),
         "cpu_target": CPU_TARGET,
         "measured": {
             "by": "benchmarks/bench_engine.py",
@@ -701,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
         if "cpu" not in args.skip or "memory" not in args.skip:
             # The surge's roster (first-day-2021 at scale 1e-4: 1,270 pupils); the memory runs' 200 pupils and
             # the bare users log in with accounts of it too.
-            _PUPILS = max(Replay(first_day, *CPU_RUN).platform_pupils, MEMORY_AGENTS)
+            _PUPILS = max(Replay(first_day, *CPU_RUN).platform_pupils, MEMORY_PEOPLE)
             with fast_target(workdir) as url:
                 print(f"  (target: benchmarks/fast_target.py, canned answers, never the bottleneck: {url})")
                 if "cpu" not in args.skip:
@@ -709,8 +716,8 @@ def main(argv: list[str] | None = None) -> int:
                     figures["cpu_single_process"] = bench_cpu(url, workdir, 1, worker=False)
                     loads.append(os.getloadavg())
                 if "memory" not in args.skip:
-                    agents = MEMORY_AGENTS // (2 if args.quick else 1)
-                    figures["memory"] = bench_memory(url, workdir, 25 if args.quick else 35, agents)
+                    people = MEMORY_PEOPLE // (2 if args.quick else 1)
+                    figures["memory"] = bench_memory(url, workdir, 25 if args.quick else 35, people)
                     loads.append(os.getloadavg())
         if "arrivals" not in args.skip:
             pupils = sweep_replay(first_day, sweep_settings(args.quick), SWEEP_SCALE, SWEEP_SPEED).platform_pupils
@@ -761,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "memory" in figures:
         memory = figures["memory"]
-        print(ratio_line("KB per person in a session", memory["kb_per_agent"], GOALS["kb_per_session"], "KB"))
+        print(ratio_line("KB per person in a session", memory["kb_per_person"], GOALS["kb_per_session"], "KB"))
         bare = memory["kb_per_bare_user"]
         print(f"    a bare user logged in: {bare:.1f} KB (personas / bare {memory['ratio']:.2f}x)")
     if "arrivals" in figures:

@@ -108,13 +108,21 @@ def _variant(tmp_path: Path, change) -> Path:
 class SmokeInProcess:
     engine: Engine
     run_dir: Path
+    peak: dict[str, int]  # the most people in a session at once, and the agents the process had then
 
 
 @pytest.fixture(scope="module")
 def smoke_in_process(platform: PlatformProcess, tmp_path_factory: pytest.TempPathFactory) -> SmokeInProcess:
     """One replay of smoke in this process, read (never changed) by the tests of a responsive platform."""
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    return SmokeInProcess(run_in_process(SMOKE, platform.base_url, run_dir), run_dir)
+    peak = {"people": 0, "agents": 0}
+
+    def watch(engine: Engine) -> None:
+        people = engine.share.active_sessions
+        if people > peak["people"]:
+            peak.update(people=people, agents=engine.environment.runner.user_count)
+
+    return SmokeInProcess(run_in_process(SMOKE, platform.base_url, run_dir, watch=watch), run_dir, peak)
 
 
 def test_arrivals_start_on_time_against_a_responsive_platform(smoke_in_process: SmokeInProcess) -> None:
@@ -129,6 +137,14 @@ def test_arrivals_start_on_time_against_a_responsive_platform(smoke_in_process: 
         rows = list(csv.DictReader(handle))
     assert sum(int(r["started"]) for r in rows) == scheduled
     assert max(int(r["in_virtual_class"]) for r in rows) > 0, "pupils joined their teachers' virtual classes"
+
+
+def test_people_in_a_pause_hold_no_agent(smoke_in_process: SmokeInProcess) -> None:
+    """A person in a session spends most of it paused (reading a page, between two heartbeats), as a record on
+    the process's timer heap, not in an agent's greenlet: at the peak the process has more people in a session
+    than agents (every arrival still starting on time: the test above)."""
+    peak = smoke_in_process.peak
+    assert peak["people"] > peak["agents"] > 0, peak
 
 
 def test_sessions_csv_counts_requests_and_latency_as_locust_does(smoke_in_process: SmokeInProcess) -> None:

@@ -13,7 +13,7 @@ from locust.env import Environment
 
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
 from schoolsurge.engine.kinds.morning import DRAIN_LIMIT_S
-from schoolsurge.engine.shape import LOOKAHEAD_S, POOL_HEADROOM, POOL_SPARE
+from schoolsurge.engine.shape import AGENTS_PER_PERSON, LOOKAHEAD_S, POOL_HEADROOM, POOL_SPARE
 
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
 
@@ -42,7 +42,7 @@ def engine_and_shape() -> tuple[Engine, DrivenShape]:
 def _expected_pool(engine: Engine, run_s: float) -> int:
     context = engine.context
     expected = max(context.expected_concurrency(run_s), context.expected_concurrency(run_s + LOOKAHEAD_S))
-    return math.ceil(expected * POOL_HEADROOM) + POOL_SPARE
+    return math.ceil(expected * POOL_HEADROOM * AGENTS_PER_PERSON) + POOL_SPARE
 
 
 def test_the_pool_follows_the_expected_concurrency_and_never_shrinks(engine_and_shape) -> None:

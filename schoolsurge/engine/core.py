@@ -155,6 +155,7 @@ class Engine:
         self.spawn(drive_capacity_incidents, self.context, self.http, environment.host, lambda: start_unix)
 
     def _on_test_stop(self, environment: Environment, **_: Any) -> None:
+        self._share.stepper.stop()  # Locust has stopped the agents; the people they left paused stop too
         self.role.stop_test()
         if self._share.queue.loaded:
             self._stopped_at_s = self._share.queue.run_seconds()

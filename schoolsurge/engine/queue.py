@@ -1,12 +1,14 @@
-"""A process's part of the arrival schedule, handed out in intended-time order to the agents that ask.
+"""A process's part of the arrival schedule, handed out in intended-time order.
 
-Agents claim the next arrival as soon as they are free, then sleep until its intended time, so an arrival
-starts on time whenever a free agent exists; when none is free it starts late (counted with its delay) and,
-past the lateness limit, is dropped (counted). Every scheduled arrival ends up started or dropped.
+The engine's clock (stepper.py) claims each arrival as its intended time comes (`claim_due`) and hands it to the
+next free agent, so an arrival starts on time whenever a free agent exists; when none is free it starts late
+(counted with its delay) and, past the lateness limit, is dropped (counted). Every scheduled arrival ends up
+started or dropped.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,6 +130,35 @@ class ArrivalQueue:
                 continue
             return Claim(arrival, intended)
         return None
+
+    def next_unix(self) -> float:
+        """Unix time of the next arrival not yet claimed; infinity when there is none."""
+        if self.start_unix is None or self._next >= len(self._times):
+            return math.inf
+        return self.start_unix + float(self._times[self._next])
+
+    def claim_due(self) -> Claim | None:
+        """The next arrival if its intended time has come, skipping (and counting) those too late to start;
+        None when none is due yet (or the schedule is exhausted)."""
+        if self.start_unix is None:
+            return None
+        now, times = self.clock(), self._times
+        while self._next < len(times) and self.start_unix + times[self._next] <= now:
+            arrival = self._arrivals[self._next]
+            self._next += 1
+            intended = self.start_unix + arrival.at_s
+            if now - intended > self.drop_after_s:
+                self.ledger.count(arrival.at_s, Counter.DROPPED)
+                continue
+            return Claim(arrival, intended)
+        return None
+
+    def dropped_if_late(self, claim: Claim) -> bool:
+        """Whether a claimed arrival that waited for a free agent is now too late to start (then counted)."""
+        if self.clock() - claim.intended_unix > self.drop_after_s:
+            self.ledger.count(claim.arrival.at_s, Counter.DROPPED)
+            return True
+        return False
 
     def started(self, claim: Claim) -> float:
         """Record that the claimed arrival starts now; returns its start delay in seconds (0 when on time)."""

@@ -9,18 +9,22 @@ from locust import LoadTestShape
 
 from schoolsurge.engine.core import engine_of
 
-POOL_HEADROOM = 1.3  # agents per expected concurrent person
+# A person in a session spends most of it paused, holding no agent (stepper.py): an agent per ten people in a
+# session leaves room for steps that take long, and the pool grows with what is found waiting for an agent.
+AGENTS_PER_PERSON = 0.1
+POOL_HEADROOM = 1.3  # on the expected concurrent people
 POOL_SPARE = 5
 LOOKAHEAD_S = 10.0  # size for the concurrency expected shortly, not just now
 GROWTH_PER_WAITING = 2  # agents added per arrival found waiting for a free agent
 # A pool that must grow grows by at least this factor: every change is a spawn message to each worker, and a
-# few larger steps cost the workers less than one small step a second (idle agents cost about 30 KB each).
+# few larger steps cost the workers less than one small step a second.
 POOL_GROWTH = 1.1
 
 
 class PoolShape(LoadTestShape):
-    """Each tick: the pool is the larger of (expected concurrency soon x headroom) and what waiting arrivals
-    ask for. The pool only grows while the schedule runs, since stopping an agent would cut a session short."""
+    """Each tick: the pool is the larger of (expected concurrency soon x headroom x agents per person) and what
+    work waiting for an agent (arrivals, people whose pause is over) asks for. The pool only grows while the
+    schedule runs, since stopping an agent in a step would cut a session short."""
 
     pool = 0
 
@@ -37,7 +41,7 @@ class PoolShape(LoadTestShape):
             engine.complete()  # the whole window (or sweep) was replayed: the run ends as planned
             return None
         expected = max(context.expected_concurrency(run_s), context.expected_concurrency(run_s + LOOKAHEAD_S))
-        wanted = math.ceil(expected * POOL_HEADROOM) + POOL_SPARE
+        wanted = math.ceil(expected * POOL_HEADROOM * AGENTS_PER_PERSON) + POOL_SPARE
         if status.waiting:
             wanted = max(wanted, self.get_current_user_count() + GROWTH_PER_WAITING * status.waiting)
         if wanted > self.pool:

@@ -15,6 +15,7 @@ from typing import overload
 
 from schoolsurge.engine.ledger import Ledger
 from schoolsurge.engine.queue import ArrivalQueue, Claim
+from schoolsurge.engine.stepper import StepScheduler
 from schoolsurge.models.replay import Replay
 from schoolsurge.models.schedule import Arrival, ArrivalArrays
 from schoolsurge.parameters import RunParameters
@@ -26,7 +27,7 @@ from schoolsurge.rundir import ClientSteps, Gauge
 class FleetStatus:
     """What the load shape needs to size the pool, summed over the processes that run agents."""
 
-    waiting: int = 0
+    waiting: int = 0  # arrivals due, and people whose pause is over, waiting for a free agent
     active: int = 0
     remaining: int = 0
     loaded: bool = False
@@ -92,6 +93,7 @@ class Share:
         self.ledger = Ledger()
         self.client_steps = ClientSteps()
         self.queue = ArrivalQueue(self.ledger, parameters.late_after_s, parameters.drop_after_s, clock)
+        self.stepper = StepScheduler(self.queue, self._session_ended)  # its people between two steps
         self.active_sessions = 0
         self.in_virtual_class = 0
         self.parts, self.part_index = 1, 0
@@ -121,9 +123,12 @@ class Share:
         self.start_unix = start_unix
         self.queue.load((), start_unix)
 
+    def _session_ended(self) -> None:
+        self.active_sessions -= 1
+
     def status(self) -> FleetStatus:
         return FleetStatus(
-            waiting=self.queue.waiting(),
+            waiting=self.stepper.waiting,
             active=self.active_sessions,
             remaining=self.queue.remaining,
             loaded=self.queue.loaded,
@@ -136,7 +141,7 @@ class Share:
         second = self.queue.run_seconds()
         self.ledger.sample(second, Gauge.ACTIVE_SESSIONS, self.active_sessions)
         self.ledger.sample(second, Gauge.IN_VIRTUAL_CLASS, self.in_virtual_class)
-        self.ledger.sample(second, Gauge.WAITING_FOR_AGENT, self.queue.waiting())
+        self.ledger.sample(second, Gauge.WAITING_FOR_AGENT, self.stepper.arrivals_waiting)
         self.ledger.sample(second, Gauge.POOL_SIZE, pool_size)
         self.ledger.sample(second, Gauge.GENERATOR_CPU_PERCENT, cpu_percent)
 

@@ -2,7 +2,7 @@
 what they do next, how long they wait before retrying a failed login.
 
 Every duration here is in seconds of the SCENARIO's clock; the engine divides by the run's speed. The caller
-owns the random generator (seeded per process), so a run is reproducible.
+owns the random generator (seeded per person: models/person_random.py), so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -14,10 +14,13 @@ import random
 from statistics import NormalDist
 
 from schoolsurge.models.curves import lognormal_mu
+from schoolsurge.models.person_random import PersonRandom
 from schoolsurge.scenario import Group, RetryPolicy
 
+Draws = PersonRandom | random.Random  # a person's own draws, or any generator a caller seeds
 
-def _draw(distribution: str, mean: float, sigma: float | None, rng: random.Random) -> float:
+
+def _draw(distribution: str, mean: float, sigma: float | None, rng: Draws) -> float:
     if distribution == "exponential":
         return rng.expovariate(1 / mean)
     if distribution == "lognormal":
@@ -46,13 +49,13 @@ def session_length(group: Group, person: int, seed: int) -> float:
     return math.exp(lognormal_mu(mean_s, session.sigma) + session.sigma * z)
 
 
-def draw_think_time(group: Group, rng: random.Random) -> float:
+def draw_think_time(group: Group, rng: Draws) -> float:
     """Seconds this person pauses between two pages."""
     think = group.think
     return _draw(think.distribution, think.mean_seconds, think.sigma, rng)
 
 
-def draw_action(group: Group, rng: random.Random) -> str:
+def draw_action(group: Group, rng: Draws) -> str:
     """The next thing this person does, by the group's behaviour mix (the draw rng.choices makes with the mix's
     weights, its cumulative weights computed once per group: this is on every page's path)."""
     mix = _MIXES.get(id(group))
@@ -81,7 +84,7 @@ def has_trait(person: int, share: float) -> bool:
     return int((person + 1) * share) > int(person * share)
 
 
-def next_retry_delay(policy: RetryPolicy, retries_done: int, waited_s: float, rng: random.Random) -> float | None:
+def next_retry_delay(policy: RetryPolicy, retries_done: int, waited_s: float, rng: Draws) -> float | None:
     """Seconds to wait before trying again after a failure (a login or a page), or None when the person gives up.
 
     retries_done: retries already made (0 after the first attempt failed); waited_s: seconds since the first

@@ -1,5 +1,10 @@
 """A person's session as they live it: log in, act, log out, asking again when the platform fails.
 
+A session is a generator (`Behaviour.live`): it runs a person's steps up to their next pause (a think time, a
+wait before retrying, a heartbeat's interval) and yields the pause in seconds; whoever runs it (the engine)
+resumes it once the pause is over. A person who pauses holds no greenlet, only this generator's few frames.
+Throwing GreenletExit into it at a pause ends the session as the end of the test does (see below).
+
 Behaviour only: every platform interaction goes through a PlatformClient. Durations come from the scenario
 in scenario seconds and are divided by the run's speed here. A failed login or page is tried again by the
 group's retry policy (the impatient reload of pupils, the backoff of adults) until it works or the person's
@@ -17,19 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import ClassVar, TypeVar
 
-import gevent
 from gevent import GreenletExit
 
 from schoolsurge.clients.base import Dashboard, PlatformClient
 from schoolsurge.clients.login_failures import login_failure_of
 from schoolsurge.errors import StepFailed, StepNotSupported, UnsafeTargetError
 from schoolsurge.models.behaviour import draw_action, draw_think_time, next_retry_delay, session_length
+from schoolsurge.models.person_random import person_random
 from schoolsurge.personas.interface import PersonClaim, RunContext, SessionShare, StepRecorder
 from schoolsurge.rundir import (
     CLIENT_CRASH_TYPE,
@@ -43,6 +47,8 @@ from schoolsurge.rundir import (
 from schoolsurge.scenario import Group
 
 Result = TypeVar("Result")
+# A person's steps up to a value: yields each pause (seconds) they take on the way, returns the value.
+Steps = Generator[float, None, Result]
 log = logging.getLogger(__name__)
 _unsupported_logged: set[str] = set()
 _crashes_logged: set[tuple[str, str, str]] = set()
@@ -101,7 +107,7 @@ class Behaviour:
         self.group: Group = context.group(claim.arrival.group)
         self.person = claim.arrival.person
         # Seeded per person: the same person makes the same choices in any process split.
-        self.rng = random.Random(f"{context.seed}:{self.group.name}:{self.person}")
+        self.rng = person_random(context.seed, self.group.name, self.person)
         self.speed = context.replay.speed
         self.deadline = 0.0
 
@@ -126,13 +132,13 @@ class Behaviour:
         """Whether this person comes to hold or join a virtual class (none by default)."""
         return False
 
-    def live(self) -> None:
-        """The person's session. ClientCrashed, once recorded, when a step raised in the client: their journey
-        ends there (the engine keeps its traceback)."""
+    def live(self) -> Steps[None]:
+        """The person's session, yielding its pauses. ClientCrashed, once recorded, when a step raised in the
+        client: their journey ends there (the engine keeps its traceback)."""
         if self.comes_for_virtual_class():  # counted as they start: whether they get in or not, they came for one
             self.share.ledger.count(self.cohort_second, Counter.CAME_FOR_VIRTUAL_CLASS, group=self.group.name)
         try:
-            logged_in = self.log_in()
+            logged_in = yield from self.log_in()
         except ClientCrashed as crash:
             self._crashed(crash, logging_in=True)
             self._record_flow(crash.error)  # Locust's login entry: this person did not get in
@@ -141,7 +147,7 @@ class Behaviour:
             return
         self.deadline = self.session_ends_at(time.time())
         try:
-            self.session()
+            yield from self.session()
         except GaveUp as gave_up:
             self.share.ledger.count(self.cohort_second, Counter.GAVE_UP_PAGE)
             self.record_step(LOGIN_FLOW_TYPE, f"gave up: {gave_up.step}", 0.0, gave_up)
@@ -172,7 +178,7 @@ class Behaviour:
                 self._crashed(crash, logging_in=False)
             raise crash from error
 
-    def log_in(self) -> bool:
+    def log_in(self) -> Steps[bool]:
         """Log in, retrying by the group's policy; time to log in counts from the intended arrival time."""
         username, password = self.context.credentials(self.group, self.person)
         ledger, second = self.share.ledger, self.cohort_second
@@ -196,7 +202,7 @@ class Behaviour:
                         self._record_flow(error)
                         return False
                     retries += 1
-                    gevent.sleep(delay / self.speed)
+                    yield delay / self.speed
                     continue
                 except UnsafeTargetError:
                     raise
@@ -220,7 +226,7 @@ class Behaviour:
     def _record_flow(self, error: Exception | None) -> None:
         self.record_step(LOGIN_FLOW_TYPE, LOGIN_FLOW_NAME, (time.time() - self.claim.intended_unix) * 1000, error)
 
-    def step(self, call: Callable[..., Result], *args: object) -> Result | None:
+    def step(self, call: Callable[..., Result], *args: object) -> Steps[Result | None]:
         """Take a step (a page, a virtual-class action) as a person does: while it fails, ask again by the
         group's retry policy; when patience runs out, leave (GaveUp). None when the client does not offer the
         step (skipped, counted, logged once). ClientCrashed when it raises anything else in the client."""
@@ -240,7 +246,7 @@ class Behaviour:
                         raise GaveUp(step, error) from None
                     self.share.ledger.count(self.share.queue.run_seconds(), Counter.PAGE_RETRIES)
                     retries += 1
-                    gevent.sleep(delay / self.speed)
+                    yield delay / self.speed
                 except UnsafeTargetError:
                     raise
                 except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
@@ -281,47 +287,52 @@ class Behaviour:
     def session_left(self) -> float:
         return self.deadline - time.time()
 
-    def think(self) -> bool:
+    def think(self) -> Steps[bool]:
         """Pause like a person between two pages; False once the session is over."""
         pause = min(draw_think_time(self.group, self.rng) / self.speed, max(0.0, self.session_left()))
-        gevent.sleep(pause)
+        if pause > 0:
+            yield pause
         return self.session_left() > 0
 
-    def browse(self, child_id: int | None = None) -> None:
+    def browse(self, child_id: int | None = None) -> Steps[None]:
         """One step chosen by the group's behaviour mix (actions listed per persona in scenario ACTIONS)."""
         action = draw_action(self.group, self.rng)
         if action == "homework":
-            self.step(self.platform.homework, child_id)
+            yield from self.step(self.platform.homework, child_id)
         elif action == "timetable":
-            self.step(self.platform.timetable, child_id)
+            yield from self.step(self.platform.timetable, child_id)
         elif action == "messages":
-            self.step(self.platform.messages)
+            yield from self.step(self.platform.messages)
         elif action == "homework-submit":
-            self.submit_some_homework()
+            yield from self.submit_some_homework()
         elif action == "homework-post":
-            self.post_some_homework()
+            yield from self.post_some_homework()
         else:
-            self.dashboard()
+            yield from self.dashboard()
 
-    def dashboard(self) -> Dashboard:
+    def dashboard(self) -> Steps[Dashboard]:
         """The landing page, asked again while it fails (every persona starts there)."""
-        return self.step(self.platform.dashboard) or Dashboard()
+        return (yield from self.step(self.platform.dashboard)) or Dashboard()
 
-    def submit_some_homework(self) -> None:
-        pending = [h for h in self.step(self.platform.homework) or [] if not h.submitted]
+    def submit_some_homework(self) -> Steps[None]:
+        homework_list = (yield from self.step(self.platform.homework)) or []
+        pending = [h for h in homework_list if not h.submitted]
         if pending:
             homework = pending[self.rng.randrange(len(pending))]
-            self.step(self.platform.submit_homework, homework.id, "Travail rendu.")
+            yield from self.step(self.platform.submit_homework, homework.id, "Travail rendu.")
 
-    def post_some_homework(self) -> None:
-        classes = self.step(self.platform.classes)
+    def post_some_homework(self) -> Steps[None]:
+        classes = yield from self.step(self.platform.classes)
         if classes:
             subject = self.rng.choice(("Mathématiques", "Français", "Histoire-géographie", "Anglais"))
-            self.step(self.platform.post_homework, self.rng.choice(classes), subject, "2021-04-08", "Exercices p. 42")
+            yield from self.step(
+                self.platform.post_homework, self.rng.choice(classes), subject, "2021-04-08", "Exercices p. 42"
+            )
 
-    def browse_until_deadline(self) -> None:
-        while self.think():
-            self.browse()
+    def browse_until_deadline(self) -> Steps[None]:
+        while (yield from self.think()):
+            yield from self.browse()
 
-    def session(self) -> None:
+    def session(self) -> Steps[None]:
         raise NotImplementedError
+        yield  # a generator, as the personas' sessions are

@@ -4,7 +4,7 @@ room), opens it after a moment of preparation, and stays; otherwise reads and br
 from __future__ import annotations
 
 from schoolsurge.clients.base import Dashboard
-from schoolsurge.personas.base import Behaviour
+from schoolsurge.personas.base import Behaviour, Steps
 from schoolsurge.personas.virtual_class import stay_in_class
 from schoolsurge.rundir import Counter
 
@@ -12,11 +12,11 @@ from schoolsurge.rundir import Counter
 class TeacherBehaviour(Behaviour):
     persona = "teacher"
 
-    def session(self) -> None:
-        dashboard = self.dashboard()
-        if dashboard.class_ids and self.comes_for_virtual_class() and self.hold_virtual_class(dashboard):
+    def session(self) -> Steps[None]:
+        dashboard = yield from self.dashboard()
+        if dashboard.class_ids and self.comes_for_virtual_class() and (yield from self.hold_virtual_class(dashboard)):
             return
-        self.browse_until_deadline()
+        yield from self.browse_until_deadline()
 
     def comes_for_virtual_class(self) -> bool:
         """Exactly round(n x share) of the group's n people hold one: its first people. With the embedded
@@ -25,14 +25,16 @@ class TeacherBehaviour(Behaviour):
         held = round(self.context.replay.people_of(self.group) * self.group.virtual_class)
         return self.person < held
 
-    def hold_virtual_class(self, dashboard: Dashboard) -> bool:
+    def hold_virtual_class(self, dashboard: Dashboard) -> Steps[bool]:
         """Create, open and hold a virtual class; False when the client offers no virtual classes."""
-        virtual_class = self.step(self.platform.schedule_virtual_class, dashboard.class_ids[0], "Cours du matin")
+        virtual_class = yield from self.step(
+            self.platform.schedule_virtual_class, dashboard.class_ids[0], "Cours du matin"
+        )
         if virtual_class is None:
             return False
-        self.think()  # setting up the lesson while pupils gather in the waiting room
-        self.step(self.platform.open_virtual_class, virtual_class)
+        yield from self.think()  # setting up the lesson while pupils gather in the waiting room
+        yield from self.step(self.platform.open_virtual_class, virtual_class)
         self.share.ledger.count(self.cohort_second, Counter.VIRTUAL_CLASSES_OPENED)
-        stay_in_class(self, virtual_class)
-        self.step(self.platform.leave_virtual_class, virtual_class)  # the teacher leaving ends the lesson
+        yield from stay_in_class(self, virtual_class)
+        yield from self.step(self.platform.leave_virtual_class, virtual_class)  # the teacher leaving ends the lesson
         return True

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import gevent
-
-from schoolsurge.personas.base import Behaviour
+from schoolsurge.personas.base import Behaviour, Steps
 
 HEARTBEAT_SECONDS = 30  # scenario seconds between two keep-alives of the virtual-class client
 
@@ -15,21 +13,21 @@ def heartbeat_interval(person: Behaviour) -> float:
     return HEARTBEAT_SECONDS / person.speed
 
 
-def stay_in_class(person: Behaviour, virtual_class_id: int) -> None:
+def stay_in_class(person: Behaviour, virtual_class_id: int) -> Steps[None]:
     """Heartbeats until the session ends; counted in the ledger's in_virtual_class gauge meanwhile. A client
     without heartbeats just stays."""
     share = person.share
     share.in_virtual_class += 1
     try:
         while person.session_left() > heartbeat_interval(person):
-            gevent.sleep(heartbeat_interval(person))
-            if person.step(person.platform.heartbeat, virtual_class_id) == "closed":
+            yield heartbeat_interval(person)
+            if (yield from person.step(person.platform.heartbeat, virtual_class_id)) == "closed":
                 return  # the teacher ended the lesson
     finally:
         share.in_virtual_class -= 1
 
 
-def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -> bool:
+def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -> Steps[bool]:
     """In the waiting room (heartbeats keep the place) until the teacher opens the class; False when patience
     runs out first."""
     gives_up_at = time.time() + person.group.retry.patience_seconds / person.speed
@@ -37,8 +35,8 @@ def wait_until_admitted(person: Behaviour, virtual_class_id: int, joined: str) -
     while not admitted:
         if time.time() >= min(gives_up_at, person.deadline):
             return False
-        gevent.sleep(heartbeat_interval(person))
-        status = person.step(person.platform.heartbeat, virtual_class_id)
+        yield heartbeat_interval(person)
+        status = yield from person.step(person.platform.heartbeat, virtual_class_id)
         if status is None or status == "closed":
             return False
         admitted = status == "open"
