@@ -181,7 +181,7 @@ def test_the_capacity_answer_comes_first_with_its_charts_and_steps(sweep_dir: Pa
     assert sections[:2] == ["The answer", "Capacity"], sections
     assert {"Run", "Service-level objectives", "Summary by step", "Versions"} <= set(sections), "others still there"
     capacity = _capacity_section(html)
-    assert capacity.count("<svg") == 4  # the fit, the knee, the national morning, and it against the answer's range
+    assert capacity.count("<svg") == 3  # the fit, the knee, and the national morning against the answer's range
     figures, answer, markup = _demand_chart(sweep_dir)
     assert isinstance(figures, DemandAgainstCapacity) and not len(figures.offered_per_s)
     assert (figures.held_per_s, figures.broke_per_s) == (
@@ -244,9 +244,10 @@ def test_instances_needed_are_the_peak_demand_with_headroom_over_the_national_ca
     assert national["instances_needed"] == max(by_logins, by_requests)
     assert national["instances_needed"] > 1, "the synthetic platform is far smaller than the nation"
     assert national["headroom"] == 0.3
-    line = next(line for line in answer["headline"] if "instances of this platform" in line)
-    assert f"needs {national['instances_needed']} instances" in line and "30% headroom" in line
-    assert f"from {national['exceeds_from']}" in line
+    line = next(line for line in answer["headline"] if "one instance's SLO capacity" in line)
+    assert f"passes it from {national['exceeds_from']}" in line
+    # One instance count on the page, the answer block's (from its range on offered load): the card gives none.
+    assert not any("instances" in line for line in answer["headline"]), answer["headline"]
 
 
 def test_skipped_steps_are_listed_and_shown_as_skipped(sweep_dir: Path) -> None:

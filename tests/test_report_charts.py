@@ -19,7 +19,7 @@ import pytest
 from schoolsurge.engine.ledger import Ledger, write_histograms, write_sessions_csv
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.capacity.answer import capacity_card
-from schoolsurge.report.capacity.charts import SWEEP_CHARTS, national_demand
+from schoolsurge.report.capacity.charts import SWEEP_CHARTS
 from schoolsurge.report.charts.latency import latency_against_offered
 from schoolsurge.report.charts.load import failure_series, requests_and_failures
 from schoolsurge.report.charts.people import pool_series
@@ -458,8 +458,6 @@ def test_the_sweeps_legends_sit_above_their_charts_not_over_the_steps(smoke_run:
     assert card is not None
     drawn = 0
     for _title, draw in SWEEP_CHARTS:
-        if draw is national_demand and card.demand is None:
-            continue
         figure = draw(card)
         figure.canvas.draw()
         for ax in figure.axes:

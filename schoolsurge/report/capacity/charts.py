@@ -5,15 +5,14 @@ normal run's card has no steps: it draws the national demand against its answer'
    SLO capacity, so a reader sees whether the fit follows the points before believing N*.
 2. Latency against throughput (the hockey stick): where latency leaves the floor (the knee) and where it crosses
    the objective (the SLO capacity).
-3. The scenario's national demand over the morning against one instance's national capacity, the stretch above
-   it shaded: what the instance count answers.
+The national demand over the morning against the answer's capacity range and instance count is drawn by
+demand_chart.py, for a sweep as for a run.
 
 Axes say run terms or national terms; where both apply, the second is a secondary axis (rate / load fraction).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import matplotlib
@@ -22,15 +21,12 @@ matplotlib.use("Agg")  # no display on load generators and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
 
-from schoolsurge.models.capacity import per_minute  # noqa: E402
 from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
 from schoolsurge.report.capacity.demand_chart import demand_vs_capacity  # noqa: E402
 from schoolsurge.report.charts.base import Chart, legend, svg  # noqa: E402
 from schoolsurge.report.outcome.answer import Answer  # noqa: E402
 from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
-from schoolsurge.scenario import seconds_to_clock  # noqa: E402
 
 MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
     "tab:blue",
@@ -136,40 +132,9 @@ def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-def national_demand(card: CapacityCard) -> plt.Figure:
-    """National requests/s and logins/s over the morning against one instance's national capacity."""
-    demand = card.demand
-    if demand is None:
-        raise ValueError("no national demand on this card (scenario or load fraction unknown)")
-    answer = card.national
-    figure, axes = _figure(rows=2, height=5.4)
-    clock, _, logins, requests = per_minute(demand)  # one-minute means, as the national answer compares them
-    panels: list[tuple[Axes, np.ndarray, float | None, str]] = [
-        (axes[0], requests, answer.capacity_requests_per_s_national if answer else None, "requests/s"),
-        (axes[1], logins, answer.capacity_logins_per_s_national if answer else None, "logins/s"),
-    ]
-    for ax, rate, capacity, unit in panels:
-        ax.step(clock, rate, where="post", color="tab:blue", label=f"national demand, {unit} (minute mean)")
-        if capacity is not None and math.isfinite(capacity):
-            ax.axhline(capacity, color=SLO_COLOUR, linestyle="--", label=f"one instance's SLO capacity, {unit}")
-            ax.fill_between(clock, capacity, rate, where=rate > capacity, step="post", color="tab:red", alpha=0.25,
-                            label="demand above capacity")  # fmt: skip
-            if answer is not None and answer.headroom:
-                ax.axhline(capacity / (1 + answer.headroom), color=SLO_COLOUR, linestyle=":", linewidth=1,
-                           label=f"with {answer.headroom:.0%} headroom")  # fmt: skip
-        ax.set_ylabel(f"{unit} (national terms)", fontsize=9)
-        ax.set_ylim(bottom=0)
-    low, high = axes[1].get_xlim()
-    axes[1].xaxis.set_major_locator(MultipleLocator(1800 if high - low > 3 * 3600 / 2 else 600))
-    axes[1].xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: seconds_to_clock(v)))
-    axes[1].set_xlabel("scenario clock (HH:MM)")
-    return _finish(figure, axes)
-
-
 SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
     ("Throughput against people in a session: measured steps, USL fit, N* and SLO capacity", throughput_vs_concurrency),
     ("Latency against throughput: the knee and the objective", latency_vs_throughput),
-    ("The national morning against one instance of this platform (national terms)", national_demand),
 )
 
 
@@ -181,9 +146,7 @@ def capacity_charts(card: CapacityCard, answer: Answer) -> list[Chart]:
         return [demand_vs_capacity(card, answer)]
     charts = []
     for title, draw in SWEEP_CHARTS:
-        if draw is national_demand and card.demand is None:
-            continue
-        if draw is not national_demand and card.measured_steps.empty:
+        if card.measured_steps.empty:
             continue
         key = f"capacity{len(charts)}"
         charts.append(Chart(key, title, "", svg(draw(card), key, title)))

@@ -92,15 +92,6 @@ class SweepCard(CapacityCard):
                 )
             )
             rows.append(("headroom", "-", f"{answer.headroom:.0%}"))
-            rows.append(
-                (
-                    "instances of this platform needed",
-                    "-",
-                    "unknown"
-                    if answer.instances_needed is None
-                    else f"{answer.instances_needed} (set by {answer.limiting})",
-                )
-            )
             if answer.exceeds_from is not None:
                 rows.append(
                     (
@@ -316,30 +307,28 @@ def _knee_sentence(card: SweepCard) -> str:
 
 
 def _national_sentence(card: SweepCard, answer: NationalAnswer) -> str:
+    """When the morning's demand passes one instance's SLO capacity. No instance count: the answer block gives the
+    one count, from its range on offered load (one figure, one definition)."""
     morning = f"The {card.scenario} morning ({card.window})"
-    if answer.instances_needed is None:
+    if answer.limiting is None:
         return (
             f"{morning} asks up to {rate_text(answer.peak_demand_logins_per_s)} logins/s at "
             f"{answer.peak_demand_logins_at} and {rate_text(answer.peak_demand_requests_per_s)} requests/s at "
-            f"{answer.peak_demand_requests_at} (national terms); with no SLO capacity measured, the instances "
-            "it needs are not known."
+            f"{answer.peak_demand_requests_at} (national terms); with no SLO capacity measured, when it passes one "
+            "instance is not known."
         )
     if answer.limiting == "logins":
         peak = f"{rate_text(answer.peak_demand_logins_per_s)} logins/s at {answer.peak_demand_logins_at}"
+        capacity = f"{rate_text(answer.capacity_logins_per_s_national)} logins/s"
     else:
         peak = f"{rate_text(answer.peak_demand_requests_per_s)} requests/s at {answer.peak_demand_requests_at}"
-    count = answer.instances_needed
-    needs = f"{'at most ' if card.slo_requests and card.slo_requests.beyond_measured else ''}{count} "
-    needs += "instance" if count == 1 else "instances"
-    sentence = (
-        f"{morning} needs {needs} of this platform with {answer.headroom:.0%} headroom: its national demand ({peak})"
-    )
+        capacity = f"{rate_text(answer.capacity_requests_per_s_national)} requests/s"
+    sentence = f"{morning}: its national demand ({peak}) against one instance's SLO capacity ({capacity} nationally)"
     if answer.exceeds_from is None:
-        return f"{sentence} stays within one instance's capacity all morning."
+        return f"{sentence} stays within it all morning."
     return (
-        f"{sentence} exceeds one instance's capacity from {answer.exceeds_from} for "
-        f"{duration_text(answer.exceeds_for_s)} in all, while {people_text(answer.people_arriving_while_exceeded)} "
-        "people arrive."
+        f"{sentence} passes it from {answer.exceeds_from} for {duration_text(answer.exceeds_for_s)} in all, while "
+        f"{people_text(answer.people_arriving_while_exceeded)} people arrive."
     )
 
 
