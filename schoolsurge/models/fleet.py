@@ -6,7 +6,7 @@ benchmarks/fleet_constants.json. `FleetFigures()` reads that file (or the one SC
 when it is there, else takes the documented defaults below, and its `source` says which. Requests/s per process is
 one core's worth of a worker process (1 / the personas' CPU seconds per request); processes are planned at
 `cpu_target` of a core because Locust's own latency figures drift once a worker's CPU is saturated (it warns at
-90%). KB per session is the resident memory of one agent living a session.
+90%). KB per session is the resident memory of one person in a session (their share of the agents included).
 """
 
 from __future__ import annotations
@@ -23,17 +23,17 @@ CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_con
 
 # Documented defaults, for when no constants file is found: the committed benchmarks/fleet_constants.json,
 # measured by benchmarks/bench_engine.py on an AMD EPYC (2 cores, 23.5 GiB, shared with other work, load average
-# up to 12) on 2026-12-05, against benchmarks/fast_target.py (a target that is never the bottleneck): a worker
-# process (`--processes 1`, the master's work left out) living the personas costs 0.29 ms of CPU per request at
-# about 180 requests/s (3,473 requests/s on a whole core), and an agent living a session holds 29.7 KB. Bare
-# Locust in the same run: 0.16 ms a request reading one page, 0.19 ms doing the personas' HTTP calls, 28 KB a
-# user. (The 2026-11-30 figures, 1,785 requests/s and 31 KB, came from runs against the embedded platform on
-# that day's machine; the engine as it was then, measured beside this one in the same bench run, gives the same
-# figures within noise: the change is the measurement's, not the engine's.)
-DEFAULT_REQUESTS_PER_S_PER_PROCESS = 3_473.0
-DEFAULT_KB_PER_SESSION = 29.7
+# 3.8) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the bottleneck), with the lean
+# engine (a paused person is a record on the event loop's timer heap, holding no greenlet): a worker process
+# (`--processes 1`, the master's work left out) living the personas costs 0.31 ms of CPU per request (3,208
+# requests/s on a whole core), and a person in a session holds 14.6 KB, agents included. Bare Locust in the same
+# run: 0.14 ms a request reading one page, 0.17 ms doing the personas' HTTP calls (personas / those ~2x; the
+# goal, 1.15x, is not met), 28.4 KB a user. (Before the lean engine, 2026-12-05: 3,473 requests/s at a load
+# average up to 12, and 29.7 KB; CPU figures on this shared machine move with its load.)
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 3_208.0
+DEFAULT_KB_PER_SESSION = 14.6
 DEFAULT_CPU_TARGET = 0.75
-DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-12-05"
+DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-12-06"
 
 
 def constants_path() -> Path:
