@@ -207,6 +207,9 @@ def svg(fig: Figure, key: str, title: str) -> str:
     """The figure as SVG markup to inline: no XML prologue nor metadata, ids unique to this chart, sized by CSS."""
     buffer = io.StringIO()
     fig.tight_layout()
+    # tight_layout leaves a placeholder layout engine behind, and savefig draws a figure that has one twice (a
+    # layout pass, then the real one): the layout is done, so drop the engine and draw once.
+    fig.set_layout_engine(None)
     with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": key}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
     plt.close(fig)
