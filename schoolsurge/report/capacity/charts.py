@@ -16,21 +16,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-matplotlib.use("Agg")  # no display on load generators and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
-
-from schoolsurge.models.capacity import per_minute  # noqa: E402
-from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
-from schoolsurge.report.capacity.demand_chart import demand_vs_capacity  # noqa: E402
-from schoolsurge.report.charts.base import Chart, legend, svg  # noqa: E402
-from schoolsurge.report.outcome.answer import Answer  # noqa: E402
-from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
-from schoolsurge.scenario import seconds_to_clock  # noqa: E402
+from schoolsurge.models.capacity import per_minute
+from schoolsurge.report.capacity.card import CapacityCard
+from schoolsurge.report.capacity.demand_chart import demand_vs_capacity
+from schoolsurge.report.charts.base import Chart, legend, svg
+from schoolsurge.report.charts.base import figure as chart_figure
+from schoolsurge.report.outcome.answer import Answer
+from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus
+from schoolsurge.scenario import seconds_to_clock
 
 MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
     "tab:blue",
@@ -41,14 +39,7 @@ MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
 )
 
 
-def _figure(rows: int = 1, height: float = 3.6) -> tuple[plt.Figure, list[Axes]]:
-    figure, axes = plt.subplots(rows, 1, figsize=(9, height), dpi=100, sharex=True, squeeze=False)
-    for ax in axes[:, 0]:
-        ax.grid(True, alpha=0.3)
-    return figure, list(axes[:, 0])
-
-
-def _finish(figure: plt.Figure, axes: list[Axes]) -> plt.Figure:
+def _finish(figure: Figure, axes: list[Axes]) -> Figure:
     for ax in axes:
         legend(ax)  # above the axes: a legend inside covered the steps (upper left is where throughput rises)
     return figure
@@ -69,10 +60,10 @@ def _national_axis(axes: Axes, card: CapacityCard, which: str, label: str) -> No
     secondary.tick_params(labelsize=8)
 
 
-def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
+def throughput_vs_concurrency(card: CapacityCard) -> Figure:
     """Successful requests/s against people in a session: steps, USL fit, N*, SLO capacity."""
     steps = card.measured_steps
-    figure, (axes,) = _figure()
+    figure, (axes,) = chart_figure(height=3.6)
     for status, colour, marker, label in (
         (StepStatus.MEASURED.value, MEASURED_COLOUR, "o", "measured step"),
         (StepStatus.STOPPED.value, STOPPED_COLOUR, "X", "step that stopped the sweep"),
@@ -102,11 +93,11 @@ def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
+def latency_vs_throughput(card: CapacityCard) -> Figure:
     """The hockey stick: request latency p50/p95/p99 and login p95 against throughput, in sweep order."""
     steps = card.measured_steps
     x = steps["successful_requests_per_s"].to_numpy(dtype=float)
-    figure, (axes,) = _figure()
+    figure, (axes,) = chart_figure(height=3.6)
     series = [
         *((f"request_latency_p{p}_ms", f"request p{p}", colour, "-")
           for p, colour in zip(TIME_TO_LOGIN_PERCENTILES, ("tab:blue", "tab:orange", "tab:red"), strict=True)),
@@ -136,13 +127,13 @@ def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-def national_demand(card: CapacityCard) -> plt.Figure:
+def national_demand(card: CapacityCard) -> Figure:
     """National requests/s and logins/s over the morning against one instance's national capacity."""
     demand = card.demand
     if demand is None:
         raise ValueError("no national demand on this card (scenario or load fraction unknown)")
     answer = card.national
-    figure, axes = _figure(rows=2, height=5.4)
+    figure, axes = chart_figure(rows=2, height=5.4)
     clock, _, logins, requests = per_minute(demand)  # one-minute means, as the national answer compares them
     panels: list[tuple[Axes, np.ndarray, float | None, str]] = [
         (axes[0], requests, answer.capacity_requests_per_s_national if answer else None, "requests/s"),
@@ -166,7 +157,7 @@ def national_demand(card: CapacityCard) -> plt.Figure:
     return _finish(figure, axes)
 
 
-SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
+SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], Figure]], ...] = (
     ("Throughput against people in a session: measured steps, USL fit, N* and SLO capacity", throughput_vs_concurrency),
     ("Latency against throughput: the knee and the objective", latency_vs_throughput),
     ("The national morning against one instance of this platform (national terms)", national_demand),
