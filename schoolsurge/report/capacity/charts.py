@@ -15,18 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # no display on load generators and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-
-from schoolsurge.report.capacity.card import CapacityCard  # noqa: E402
-from schoolsurge.report.capacity.demand_chart import demand_vs_capacity  # noqa: E402
-from schoolsurge.report.charts.base import Chart, legend, svg  # noqa: E402
-from schoolsurge.report.outcome.answer import Answer  # noqa: E402
-from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus  # noqa: E402
+from schoolsurge.report.capacity.card import CapacityCard
+from schoolsurge.report.capacity.demand_chart import demand_vs_capacity
+from schoolsurge.report.charts.base import Chart, legend, svg
+from schoolsurge.report.charts.base import figure as chart_figure
+from schoolsurge.report.outcome.answer import Answer
+from schoolsurge.rundir import TIME_TO_LOGIN_PERCENTILES, StepStatus
 
 MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
     "tab:blue",
@@ -37,14 +35,7 @@ MEASURED_COLOUR, STOPPED_COLOUR, FIT_COLOUR, SLO_COLOUR, KNEE_COLOUR = (
 )
 
 
-def _figure(rows: int = 1, height: float = 3.6) -> tuple[plt.Figure, list[Axes]]:
-    figure, axes = plt.subplots(rows, 1, figsize=(9, height), dpi=100, sharex=True, squeeze=False)
-    for ax in axes[:, 0]:
-        ax.grid(True, alpha=0.3)
-    return figure, list(axes[:, 0])
-
-
-def _finish(figure: plt.Figure, axes: list[Axes]) -> plt.Figure:
+def _finish(figure: Figure, axes: list[Axes]) -> Figure:
     for ax in axes:
         legend(ax)  # above the axes: a legend inside covered the steps (upper left is where throughput rises)
     return figure
@@ -65,10 +56,10 @@ def _national_axis(axes: Axes, card: CapacityCard, which: str, label: str) -> No
     secondary.tick_params(labelsize=8)
 
 
-def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
+def throughput_vs_concurrency(card: CapacityCard) -> Figure:
     """Successful requests/s against people in a session: steps, USL fit, N*, SLO capacity."""
     steps = card.measured_steps
-    figure, (axes,) = _figure()
+    figure, (axes,) = chart_figure(height=3.6)
     for status, colour, marker, label in (
         (StepStatus.MEASURED.value, MEASURED_COLOUR, "o", "measured step"),
         (StepStatus.STOPPED.value, STOPPED_COLOUR, "X", "step that stopped the sweep"),
@@ -98,11 +89,11 @@ def throughput_vs_concurrency(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
+def latency_vs_throughput(card: CapacityCard) -> Figure:
     """The hockey stick: request latency p50/p95/p99 and login p95 against throughput, in sweep order."""
     steps = card.measured_steps
     x = steps["successful_requests_per_s"].to_numpy(dtype=float)
-    figure, (axes,) = _figure()
+    figure, (axes,) = chart_figure(height=3.6)
     series = [
         *((f"request_latency_p{p}_ms", f"request p{p}", colour, "-")
           for p, colour in zip(TIME_TO_LOGIN_PERCENTILES, ("tab:blue", "tab:orange", "tab:red"), strict=True)),
@@ -132,16 +123,15 @@ def latency_vs_throughput(card: CapacityCard) -> plt.Figure:
     return _finish(figure, [axes])
 
 
-SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], plt.Figure]], ...] = (
+SWEEP_CHARTS: tuple[tuple[str, Callable[[CapacityCard], Figure]], ...] = (
     ("Throughput against people in a session: measured steps, USL fit, N* and SLO capacity", throughput_vs_concurrency),
     ("Latency against throughput: the knee and the objective", latency_vs_throughput),
 )
 
 
 def capacity_charts(card: CapacityCard, answer: Answer) -> list[Chart]:
-    """Each chart the card can draw: a sweep's measured steps and its national demand (which needs the scenario
-    and load fraction); for a sweep and a run, the national demand against the answer's capacity range
-    (demand_chart.py)."""
+    """Each chart the card can draw: a sweep's two charts of its measured steps; for a sweep and a run, the
+    national demand against the answer's capacity range (demand_chart.py)."""
     if card.kind == "run":
         return [demand_vs_capacity(card, answer)]
     charts = []

@@ -9,23 +9,21 @@ import re
 from dataclasses import dataclass, field
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from hdrh.histogram import HdrHistogram
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.container import BarContainer
+from matplotlib.figure import Figure
+from matplotlib.patches import StepPatch
+from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-matplotlib.use("Agg")  # no display on load generators and CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from hdrh.histogram import HdrHistogram  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import StepPatch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MultipleLocator  # noqa: E402
-
-from schoolsurge.report.load.run_data import RunData  # noqa: E402
-from schoolsurge.report.series import latency  # noqa: E402
-from schoolsurge.report.series.axis import TimeAxis, sampled_gauges  # noqa: E402
-from schoolsurge.rundir import Counter  # noqa: E402
-from schoolsurge.scenario import seconds_to_clock  # noqa: E402
+from schoolsurge.report.load.run_data import RunData
+from schoolsurge.report.series import latency
+from schoolsurge.report.series.axis import TimeAxis, sampled_gauges
+from schoolsurge.rundir import Counter
+from schoolsurge.scenario import seconds_to_clock
 
 WIDTH_IN, HEIGHT_IN = 9.0, 3.3
 # Percentiles over time: bins widened until they hold about this many values on average (a p95 needs 20), down
@@ -54,10 +52,9 @@ class Chart:
 
     @classmethod
     def drawn(cls, fig: Figure, key: str, title: str, caption: str) -> Chart:
-        """The chart of a finished figure (closed once drawn), its SVG ids unique by `key`; collapsed to a line
-        of text when every series it draws is 0 (a flat line at 0 says nothing a sentence cannot)."""
+        """The chart of a finished figure, its SVG ids unique by `key`; collapsed to a line of text when every
+        series it draws is 0 (a flat line at 0 says nothing a sentence cannot)."""
         if all_zero(fig):
-            plt.close(fig)
             return cls(key, title, caption, "", f"{title}: 0 throughout, nothing to draw.")
         return cls(key, title, caption, svg(fig, key, title))
 
@@ -157,7 +154,10 @@ class Context:
 
 
 def figure(rows: int = 1, height: float = HEIGHT_IN, sharex: bool = True) -> tuple[Figure, list[Axes]]:
-    fig, axes = plt.subplots(rows, 1, figsize=(WIDTH_IN, height), sharex=sharex, squeeze=False)
+    """A chart's figure and its axes, one under the other. Not pyplot's: nothing global to register or close."""
+    fig = Figure(figsize=(WIDTH_IN, height))
+    FigureCanvasAgg(fig)  # measures text for the layout, as pyplot's headless ("Agg") backend did
+    axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False)
     for ax in axes[:, 0]:
         ax.grid(True, alpha=0.3)
     return fig, list(axes[:, 0])
@@ -207,9 +207,11 @@ def svg(fig: Figure, key: str, title: str) -> str:
     """The figure as SVG markup to inline: no XML prologue nor metadata, ids unique to this chart, sized by CSS."""
     buffer = io.StringIO()
     fig.tight_layout()
-    with plt.rc_context({"svg.fonttype": "none", "svg.hashsalt": key}):
+    # tight_layout leaves a placeholder layout engine behind, and savefig draws a figure that has one twice (a
+    # layout pass, then the real one): the layout is done, so drop the engine and draw once.
+    fig.set_layout_engine(None)
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": key}):
         fig.savefig(buffer, format="svg", metadata={"Date": None})
-    plt.close(fig)
     markup = _GROUP_IDS.sub("", _METADATA.sub("", _XML_PROLOGUE.sub("", buffer.getvalue(), count=1)))
     title_tag = f"<title>{_escape(title)}</title>"
     return _SIZE.sub(
