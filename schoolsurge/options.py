@@ -38,8 +38,10 @@ from schoolsurge.models.sweep import (
 )
 from schoolsurge.monitoring_options import metrics_port, target_metrics_url
 from schoolsurge.parameters import (
+    DRAIN_LIMIT_S,
     DROP_AFTER_S,
     LATE_AFTER_S,
+    drain_seconds,
     number_at_least_zero,
     positive_number,
     process_count,
@@ -210,6 +212,16 @@ OPTIONS: tuple[Option, ...] = (
         field="drop_after_s",
         type=seconds_at_least_zero,
         default=DROP_AFTER_S,
+        web_ui=True,
+    ),
+    Option(
+        "--drain-limit",
+        "seconds after the window the last sessions may take; requests still unanswered then fail",
+        RUNS,
+        Section.RUN,
+        field="drain_limit_s",
+        type=drain_seconds,
+        default=DRAIN_LIMIT_S,
         web_ui=True,
     ),
     Option(

@@ -25,6 +25,9 @@ Number = TypeVar("Number", int, float)
 
 LATE_AFTER_S = 1.0  # an arrival that starts more than this after its intended time is counted late
 DROP_AFTER_S = 60.0  # one that would start more than this late is dropped (counted, never started)
+# After a morning's window, how long (wall seconds) sessions still running may take before the test ends: the
+# run's only limit on requests still outstanding then (--drain-limit).
+DRAIN_LIMIT_S = 30.0
 # The shortest replay of a scenario's window: every figure of a run is per second, so a run needs a second at
 # least (and the rates, national x scale x speed, stay finite: speed is at most the window's seconds).
 MIN_RUN_S = 1.0
@@ -153,5 +156,8 @@ seconds_at_least_zero = checked(
 )
 seed_number = checked(whole_number, lambda v: v >= 0, "must be 0 or more", "--seed: a whole number, 0 or more")
 process_count = checked(whole_number, lambda v: v >= 1, "must be 1 or more", "--processes: 1 or more")
+drain_seconds = checked(
+    finite_number, lambda v: v > 0, "must be a number of seconds above 0", "--drain-limit: seconds, above 0"
+)
 positive_number = checked(finite_number, lambda v: v > 0, "must be above 0", "a number above 0")
 number_at_least_zero = checked(finite_number, lambda v: v >= 0, "must be 0 or more", "a number, 0 or more")

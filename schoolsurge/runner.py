@@ -44,6 +44,7 @@ from schoolsurge.options import (
     options_for,
     parse_section_arguments,
 )
+from schoolsurge.parameters import DRAIN_LIMIT_S
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.server import MAX_SIZE as PLATFORM_MAX_SIZE
 from schoolsurge.rundir import (
@@ -112,6 +113,7 @@ class RunRequest:
     junit: Path | None = None  # where to write the verdicts and the run's validity as JUnit XML
     late_after_s: float | None = None  # start delay counted as late
     drop_after_s: float | None = None  # start delay past which an arrival is dropped
+    drain_limit_s: float = DRAIN_LIMIT_S  # a morning's: wall seconds after its window before the test ends
     monitoring_arguments: Sequence[str] = field(default_factory=list)  # --metrics-port ... (options.py)
 
     @property
@@ -132,6 +134,7 @@ class RunRequest:
         same_name += ("force", "accounts", "locustfile", "profile", "junit")
         vars(options).update({dest: getattr(self, dest) for dest in same_name})
         vars(options).update(scenario=self.scenario_path, late_after=self.late_after_s, drop_after=self.drop_after_s)
+        options.drain_limit = self.drain_limit_s
         return options
 
 

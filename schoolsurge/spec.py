@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import replace
@@ -47,7 +48,7 @@ from schoolsurge.options import (
     options_for,
     parse_section_arguments,
 )
-from schoolsurge.parameters import RunParameters, check_parameters, resolve_parameters
+from schoolsurge.parameters import DRAIN_LIMIT_S, RunParameters, check_parameters, resolve_parameters
 from schoolsurge.platform.settings import NATIONAL_LIMITS, PROFILES
 from schoolsurge.rundir import RUN_SPEC
 from schoolsurge.safety import check_target
@@ -93,6 +94,7 @@ class RunSpec(_Strict):
     seed: int
     late_after_s: float
     drop_after_s: float
+    drain_limit_s: float = DRAIN_LIMIT_S  # a morning's: wall seconds after its window before the test ends
     target: str | None  # the platform the user named; None: the embedded one (or plain Locust's --host)
     profile: str | None  # the embedded platform's capacity profile; None when there is none
     allow_host: str | None
@@ -105,6 +107,8 @@ class RunSpec(_Strict):
     @model_validator(mode="after")
     def _in_range(self) -> RunSpec:
         check_parameters(self.parameters)
+        if not 0 < self.drain_limit_s < math.inf:
+            raise ParameterError(f"--drain-limit must be a number of seconds above 0, got {self.drain_limit_s:g}")
         return self
 
     @property
@@ -162,6 +166,7 @@ def build_spec(options: Any, command: Command) -> RunSpec:
         seed=parameters.seed,
         late_after_s=parameters.late_after_s,
         drop_after_s=parameters.drop_after_s,
+        drain_limit_s=given(options, "drain_limit"),
         target=target,
         profile=profile,
         allow_host=allow_host,

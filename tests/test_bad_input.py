@@ -42,6 +42,9 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
         ("--seed", "-1", "0 or more"),
         ("--seed", "x", "whole number"),
         ("--processes", "0", "1 or more"),
+        ("--drain-limit", "0", "above 0"),
+        ("--drain-limit", "-5", "above 0"),
+        ("--drain-limit", "inf", "finite"),
     ],
 )
 def test_run_options_are_checked_before_anything_is_created(

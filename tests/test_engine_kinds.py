@@ -23,6 +23,7 @@ from schoolsurge.engine.kinds import ClosedRun, MorningRun, SweepRun
 from schoolsurge.engine.persona_users import Student, Teacher
 from schoolsurge.engine.share import ProcessShare
 from schoolsurge.models.sweep import SweepSettings
+from schoolsurge.parameters import DRAIN_LIMIT_S
 from schoolsurge.rundir import MANIFEST, Counter, RunKind
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,7 +62,7 @@ def test_a_morning_is_picked_from_the_agents_and_asked_for_its_clock_and_scrapes
     with installed(_context(tmp_path / "run"), SurgeAgent) as engine:
         assert type(engine.kind) is MorningRun and type(engine.share) is ProcessShare
         assert engine.kind.progress_clock(0.0) == "07:30" and engine.kind.scrape_every_s() == 5.0
-        assert engine.kind.manifest_fields() == {"kind": RunKind.MORNING}
+        assert engine.kind.manifest_fields() == {"kind": RunKind.MORNING, "drain_limit_s": DRAIN_LIMIT_S}
     assert json.loads((tmp_path / "run" / MANIFEST).read_text())["kind"] == "morning"
 
 

@@ -12,10 +12,10 @@ import pytest
 from locust.env import Environment
 
 from schoolsurge.engine import Engine, PoolShape, SurgeAgent, build_context, install
-from schoolsurge.engine.kinds.morning import DRAIN_LIMIT_S
 from schoolsurge.engine.shape import AGENTS_PER_PERSON, LOOKAHEAD_S, POOL_HEADROOM, POOL_SPARE
 
 SMOKE = Path(__file__).resolve().parent.parent / "scenarios" / "smoke.yaml"
+DRAIN_LIMIT_S = 2.5  # the run's --drain-limit, not the default
 
 
 class DrivenShape(PoolShape):
@@ -32,7 +32,8 @@ def engine_and_shape() -> tuple[Engine, DrivenShape]:
     shape = DrivenShape()
     environment = Environment(user_classes=[SurgeAgent], shape_class=shape, host="http://127.0.0.1:9")
     environment.create_local_runner()
-    engine = install(environment, build_context(Namespace(scenario=str(SMOKE), speed=240)))
+    context = build_context(Namespace(scenario=str(SMOKE), speed=240, drain_limit=DRAIN_LIMIT_S))
+    engine = install(environment, context)
     shape.runner = environment.runner
     yield engine, shape
     engine.close()
@@ -79,5 +80,7 @@ def test_the_test_ends_once_replayed_and_drained_and_is_marked_completed(engine_
     engine.completed = False
     engine.share.active_sessions = 3  # sessions still going past the window...
     assert shape.tick() is not None
+    shape.run_s = engine.context.replay.duration_s + DRAIN_LIMIT_S - 0.1
+    assert shape.tick() is not None and not engine.completed
     shape.run_s = engine.context.replay.duration_s + DRAIN_LIMIT_S  # ...are not waited for past the drain limit
     assert shape.tick() is None and engine.completed

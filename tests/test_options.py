@@ -185,6 +185,19 @@ def test_run_options_beside_a_spec_are_refused(tmp_path: Path) -> None:
         spec_of(Namespace(run_spec=str(path), scale=0.5))
 
 
+def test_plain_locust_takes_the_drain_limit_into_its_spec() -> None:
+    """`locust -f locustfiles/surge.py --drain-limit S` (single, master or worker) reads it as `schoolsurge run`
+    does."""
+    from locust import argument_parser
+
+    import schoolsurge.locustfile  # noqa: F401  (its options, on Locust's parser)
+
+    arguments = ["-f", "locustfiles/surge.py", "--scenario", str(SMOKE), "--drain-limit", "4.5"]
+    assert spec_of(argument_parser.get_parser().parse_args(arguments)).drain_limit_s == 4.5
+    with pytest.raises(SystemExit):
+        argument_parser.get_parser().parse_args([*arguments[:-1], "0"])
+
+
 def test_locust_reads_the_secrets_from_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """`schoolsurge run` hands its Locust the admin token and the OIDC client secret in LOCUST_<OPTION>."""
     from locust import argument_parser
@@ -222,7 +235,8 @@ class HandedOver:
 @pytest.fixture(scope="module")
 def handed_over(tmp_path_factory: pytest.TempPathFactory) -> HandedOver:
     """Smoke with a capacity-loss incident, its hour in 3 s (forced: more than the plan gives one process), with a
-    seed and a late-after of its own: what is checked is how the run was handed over, not what it measured."""
+    seed, a late-after and a drain limit of its own: what is checked is how the run was handed over, not what it
+    measured."""
     tmp_path = tmp_path_factory.mktemp("handed-over")
     locustfile = tmp_path / "recording.py"
     locustfile.write_text(RECORDING_LOCUSTFILE)
@@ -231,7 +245,8 @@ def handed_over(tmp_path_factory: pytest.TempPathFactory) -> HandedOver:
     scenario.write_text(SMOKE.read_text(encoding="utf-8") + incident, encoding="utf-8")
     reports = tmp_path / "reports"
     command = [sys.executable, "-m", "schoolsurge", "run", str(scenario), "--speed", "1200", "--seed", "7", "--force"]
-    command += ["--late-after", "2", "--locustfile", str(locustfile), "--reports-dir", str(reports)]
+    command += ["--late-after", "2", "--drain-limit", "9", "--locustfile", str(locustfile)]
+    command += ["--reports-dir", str(reports)]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert finished.returncode in (0, 4), finished.stdout[-2000:] + finished.stderr[-2000:]
     assert finished.stdout.count("Report: ") == 1, finished.stdout[-2000:]
@@ -250,7 +265,8 @@ def test_schoolsurge_run_hands_locust_the_spec_and_nothing_it_resolved(handed_ov
     spec = read_spec(run_dir / RUN_SPEC)
     manifest = json.loads((run_dir / MANIFEST).read_text())
     timeline = json.loads((run_dir / TIMELINE).read_text())  # written by Locust, from what it read
-    assert (spec.speed, spec.seed, spec.late_after_s) == (1200, 7, 2)
+    assert (spec.speed, spec.seed, spec.late_after_s, spec.drain_limit_s) == (1200, 7, 2, 9)
+    assert manifest["drain_limit_s"] == 9  # written by Locust's engine, from what it read
     assert (manifest["scale"], manifest["speed"], manifest["seed"]) == (spec.scale, spec.speed, spec.seed)
     assert (timeline["scale"], timeline["speed"]) == (spec.scale, spec.speed)
     assert (manifest["scenario_file"], manifest["profile"], manifest["sso"]) == (

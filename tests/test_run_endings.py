@@ -28,10 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 SURGE = ROOT / "locustfiles" / "surge.py"
 FAST = "240"  # smoke's hour in 15 s
-# A target that never answers holds the run DRAIN_LIMIT_S past its window whatever the window: that run replays
+# A target that never answers holds the run its drain limit past its window whatever the window: that run replays
 # smoke's first half hour (conftest.smoke_half_hour) in 4 s; the target does nothing, so the speed costs this
 # machine nothing. (One that answers logins is held to the login p95: the whole smoke hour at FAST.)
 HALF_HOUR_FAST = "480"
+# Past the window, the people still waiting are only waited for: a few seconds say what 30 would (the last ones
+# due have long been started then: arrivals are dropped only a minute late).
+DRAIN_LIMIT = "4"
 OUTSIDE = "192.0.2.1"  # TEST-NET-1: never loopback, never reached
 CAS_CLIENT = ["--client", "schoolsurge.clients.cas:CasClient"]
 REFUSED_LINE = "schoolsurge: the loopback guard stopped the run: "
@@ -159,7 +162,8 @@ def test_people_a_target_never_answered_are_unfinished_not_served_and_breach_the
     silent_target: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     arguments = ["run", str(smoke_half_hour(tmp_path)), "--target", silent_target, "--speed", HALF_HOUR_FAST]
-    code = main([*arguments, "--reports-dir", str(tmp_path / "reports"), "--fail-on-slo"])
+    arguments += ["--drain-limit", DRAIN_LIMIT, "--reports-dir", str(tmp_path / "reports"), "--fail-on-slo"]
+    code = main(arguments)
     out = capsys.readouterr().out
     assert code == EXIT_SLO_BREACHED, out
     run_dir = _run_dir(tmp_path / "reports")
@@ -179,9 +183,12 @@ def test_people_a_target_never_answered_are_unfinished_not_served_and_breach_the
     assert answer["held"] is False and answer["served"]["served"] == 0
     manifest = _manifest(run_dir)
     assert manifest["status"] == RunStatus.COMPLETED and manifest["valid"] is True  # the target failed, not us
+    # The run's drain limit ended it (not the default's 30 s), and the report says so.
+    assert manifest["drain_limit_s"] == float(DRAIN_LIMIT)
     report = (run_dir / REPORT).read_text()
     top = report[: report.index("<nav>")]
     assert f"When the run ended, {waiting} people were still logging in" in top
+    assert f"The drain limit ended the test {DRAIN_LIMIT} s after the window (--drain-limit)." in top
 
 
 class _LoginsButNoPage(http.server.BaseHTTPRequestHandler):
@@ -237,6 +244,7 @@ def test_people_let_in_but_never_shown_a_page_breach_the_error_ratio_and_get_no_
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # Locust runs in a process of its own
     arguments = ["run", str(SMOKE), "--target", pageless_target, "--speed", FAST, "--fail-on-slo"]
+    arguments += ["--drain-limit", DRAIN_LIMIT]
     code = main([*arguments, "--reports-dir", str(tmp_path / "reports"), "--client", "onepage:OnePageClient"])
     out = capsys.readouterr().out
     assert code == EXIT_SLO_BREACHED, out

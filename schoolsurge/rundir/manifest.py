@@ -135,6 +135,7 @@ class Manifest(_Record):
     client: str | None = None  # package.module:Class
     role: str | None = None  # the Locust role that wrote the results: local, master
     processes: Whole | None = None  # Locust processes running agents (`schoolsurge run`, or plain `locust -f`)
+    drain_limit_s: Number | None = None  # a morning's: wall seconds after its window before the test ends
     sweep: SweepPlan | None = None
     arrival_model: str | None = None  # schema 1: "closed" for persona user classes (now `kind`)
     metrics_url: str | None = None  # the run's own Prometheus /metrics

@@ -78,6 +78,7 @@ class Health:
     refused: str | None = None  # why the loopback guard stopped the run (manifest `stopped_by`), when it did
     unfinished: int = 0  # people still logging in when the run ended (sessions.csv `unfinished`)
     unfinished_page: int = 0  # people logged in, still waiting on a page then (`unfinished_page`)
+    drain_limit_s: float | None = None  # the drain limit that ended a completed morning (manifest), if known
     platform_process: PlatformProcessHealth | None = None  # how the machine let the platform's workers run
     started: int = 0  # people whose journey started (sessions.csv `started`)
     client_errors: int = 0  # journeys a crash of the client ended (`client_errors`)
@@ -212,8 +213,14 @@ class Health:
                 "`unfinished`, `unfinished_page`): waiting for an answer the target had not given, or to ask "
                 "again. Those logging in were not served: the served share and the login objectives count them "
                 "as never logged in. Every request still unanswered then counts as failed (a timeout)."
+                + self._drain_limit_said()
             )
         return [*notes, *self.worker_notes]
+
+    def _drain_limit_said(self) -> str:
+        if self.drain_limit_s is None:
+            return ""
+        return f" The drain limit ended the test {self.drain_limit_s:g} s after the window (--drain-limit)."
 
     def lines(self) -> list[tuple[str, str]]:
         rows = [("arrivals late / dropped (generator)", f"{self.late:,} / {self.dropped:,} of {self.arrivals:,}")]
@@ -310,6 +317,7 @@ def health(data: RunData) -> Health:
         refused=run_refused(data.manifest),
         unfinished=unfinished,
         unfinished_page=unfinished_page,
+        drain_limit_s=data.manifest.drain_limit_s if data.manifest.status is RunStatus.COMPLETED else None,
         platform_process=process,
         started=journeys,
         client_errors=client_errors,
