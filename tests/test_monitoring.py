@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SMOKE_SPEED
+from conftest import HALF_HOUR, SMOKE_SPEED, smoke_half_hour
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.exporter import metric_names
@@ -45,7 +45,7 @@ from schoolsurge.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
-SPEED = SMOKE_SPEED  # 15 s of load: a scrape a second gives many during the run
+SPEED = SMOKE_SPEED  # smoke's first half hour in 7.5 s: a scrape a second gives several during the run
 LINGER_S = 3  # the run's final figures stay up for Prometheus's last scrapes (every second)
 PROMETHEUS = shutil.which("prometheus")
 needs_prometheus = pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
@@ -138,7 +138,8 @@ def _poll(url: str, texts: list[str], stop: threading.Event) -> None:
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     tmp = tmp_path_factory.mktemp("monitoring")
-    scenario = load_scenario(SMOKE)
+    scenario_path = smoke_half_hour(tmp, session_minutes=10)  # ends soon after its window
+    scenario = load_scenario(scenario_path)
     parameters = resolve_parameters(scenario, speed=SPEED)
     replay = Replay(scenario, parameters.scale, parameters.speed)
     run_port = free_loopback_port()
@@ -160,7 +161,7 @@ def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
         try:
             outcome = run(
                 RunRequest(
-                    scenario_path=SMOKE,
+                    scenario_path=scenario_path,
                     target=platform.base_url,
                     speed=SPEED,
                     reports_dir=tmp / "reports",
@@ -276,5 +277,5 @@ def test_the_report_has_the_platform_side(monitored: Monitored) -> None:
     assert charts == ["platform-logins", "platform-cpu", "platform-concurrency", "platform-admission", "platform-laws"]
     assert section.count('<svg class="chart"') + section.count('<p class="collapsed"') == 5
     assert section.count('<svg class="chart"') >= 3  # logins, CPU and the laws always have figures
-    assert "scenario clock (HH:MM)" in section and "SLO window 07:30-08:30" in section
+    assert "scenario clock (HH:MM)" in section and f"SLO window {'-'.join(HALF_HOUR)}" in section
     assert "CPU bound X &lt;= m / D" in section and "Operational laws:" in section
