@@ -443,7 +443,7 @@ def test_a_worker_stopped_a_few_seconds_starts_every_arrival_on_time_or_counts_i
     """A worker process frozen (SIGSTOP) for three seconds, then resumed: no arrival of its part is lost or
     dropped; those due while it was frozen start as soon as it resumes and are counted late, with their delay
     from their intended time."""
-    scenario = quick_scenario(tmp_path, "07:30", "08:30")  # 15 s
+    scenario = quick_scenario(tmp_path, "07:40", "08:20")  # 10 s: the freeze at 4-7 s, arrivals before and after
     expected = len(schedule_of(scenario))
     run_dir = tmp_path / "run"
     (port,) = free_ports(1)
