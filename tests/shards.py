@@ -42,15 +42,14 @@ PROGRESS_EVERY_S = 60.0
 NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
 # Seconds per file of the quick suite when the shards run side by side on this 2-core machine, to balance them:
 # a rough guide, not a limit (per-test seconds with setup and teardown, summed per file, of one whole `make test`
-# in 3 shards, 6 December 2026; a file of unit tests not listed takes DEFAULT_WEIGHT_S). Refresh them from the
-# shards' JUnit XML when a file's runs change.
+# in 3 shards, 6 December 2026, less what a test's shorter runs saved since, measured alone; a file of unit tests
+# not listed takes DEFAULT_WEIGHT_S). Refresh them from the shards' JUnit XML when a file's runs change.
 WEIGHTS_S = {
-    "test_run_endings.py": 127,
     "test_lemonldap.py": 101,
-    "test_engine_run.py": 100,
+    "test_engine_run.py": 89,
     "test_run_dir_files.py": 75,
+    "test_run_endings.py": 74,
     "test_surge_run.py": 53,
-    "test_journey_map.py": 49,
     "test_platform_schema.py": 49,
     "test_report_browser.py": 46,
     "test_report_charts.py": 43,
@@ -58,15 +57,16 @@ WEIGHTS_S = {
     "test_client_steps_report.py": 39,
     "test_user_classes.py": 37,
     "test_report_logins.py": 36,
+    "test_journey_map.py": 35,
     "test_clients.py": 35,
     "test_clients_oidc.py": 34,
     "test_hostile_target.py": 30,
     "test_client_crashes.py": 29,
-    "test_monitoring.py": 29,
-    "test_distributed.py": 28,
     "test_platform_capacity.py": 27,
     "test_run_start.py": 26,
+    "test_monitoring.py": 24,
     "test_platform_hardening.py": 23,
+    "test_distributed.py": 22,
     "test_platform_side.py": 20,
     "test_report_imports.py": 19,
     "test_options.py": 19,
