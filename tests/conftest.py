@@ -305,16 +305,20 @@ def log_in_when_allowed(
 
 
 def run_with_test_client(
-    client: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    client: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    *options: str,
 ) -> tuple[int, str, Path]:
     """`schoolsurge run` of smoke's first half hour (`smoke_half_hour`, 10-minute sessions: the run ends soon after
-    its window) at SMOKE_SPEED through a client of tests/clients_under_test.py: its exit status, console output
-    and run directory."""
+    its window) at SMOKE_SPEED through a client of tests/clients_under_test.py, with more run `options`: its exit
+    status, console output and run directory."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # Locust runs in a process of its own
     reports = tmp_path / "reports"
     scenario = smoke_half_hour(tmp_path, session_minutes=10)
     arguments = ["run", str(scenario), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
-    code = main([*arguments, "--client", f"clients_under_test:{client}"])
+    code = main([*arguments, "--client", f"clients_under_test:{client}", *options])
     out = capsys.readouterr().out
     return code, out, next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
 

@@ -54,7 +54,7 @@ WEIGHTS_S = {
     "test_report_browser.py": 46,
     "test_report_charts.py": 43,
     "test_run_validity.py": 42,
-    "test_client_steps_report.py": 39,
+    "test_client_steps_report.py": 34,
     "test_user_classes.py": 37,
     "test_report_logins.py": 36,
     "test_journey_map.py": 35,
