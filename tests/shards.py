@@ -48,7 +48,7 @@ WEIGHTS_S = {
     "test_lemonldap.py": 101,
     "test_engine_run.py": 89,
     "test_run_dir_files.py": 75,
-    "test_run_endings.py": 74,
+    "test_run_endings.py": 67,
     "test_surge_run.py": 53,
     "test_platform_schema.py": 49,
     "test_report_browser.py": 46,

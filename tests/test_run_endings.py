@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import smoke_half_hour
+from conftest import HALF_HOUR, smoke_half_hour
 from test_clients import documented_client
 
 from schoolsurge.cli import EXIT_SLO_BREACHED, EXIT_USAGE, main
@@ -27,10 +27,10 @@ from schoolsurge.rundir import MANIFEST, REPORT, SESSIONS_CSV, STATS_CSV, RunSta
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 SURGE = ROOT / "locustfiles" / "surge.py"
-FAST = "240"  # smoke's hour in 15 s
+FAST = "240"  # smoke's hour in 15 s, its first half hour (conftest.smoke_half_hour) in 7.5 s
 # A target that never answers holds the run its drain limit past its window whatever the window: that run replays
-# smoke's first half hour (conftest.smoke_half_hour) in 4 s; the target does nothing, so the speed costs this
-# machine nothing. (One that answers logins is held to the login p95: the whole smoke hour at FAST.)
+# smoke's first half hour in 4 s; the target does nothing, so the speed costs this machine nothing. (One that
+# answers logins is held to the login p95: its half hour at FAST.)
 HALF_HOUR_FAST = "480"
 # Past the window, the people still waiting are only waited for: a few seconds say what 30 would (the last ones
 # due have long been started then: arrivals are dropped only a minute late).
@@ -243,7 +243,7 @@ def test_people_let_in_but_never_shown_a_page_breach_the_error_ratio_and_get_no_
     documented_client(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # Locust runs in a process of its own
-    arguments = ["run", str(SMOKE), "--target", pageless_target, "--speed", FAST, "--fail-on-slo"]
+    arguments = ["run", str(smoke_half_hour(tmp_path)), "--target", pageless_target, "--speed", FAST, "--fail-on-slo"]
     arguments += ["--drain-limit", DRAIN_LIMIT]
     code = main([*arguments, "--reports-dir", str(tmp_path / "reports"), "--client", "onepage:OnePageClient"])
     out = capsys.readouterr().out
@@ -253,7 +253,7 @@ def test_people_let_in_but_never_shown_a_page_breach_the_error_ratio_and_get_no_
     # Everyone got in, quickly, then waited for their dashboard until the test ended.
     assert people["logins_succeeded"] == people["started"] == people["unfinished_page"] > 20
     assert people["unfinished"] == 0
-    assert "Held the peak: no (07:30-08:30): SLOs met 1 of 2; breached: error ratio" in out
+    assert f"Held the peak: no ({'-'.join(HALF_HOUR)}): SLOs met 1 of 2; breached: error ratio" in out
     # Each person's unanswered dashboard is a failed request: three of their four requests were answered.
     waiting = int(people["unfinished_page"])
     assert _people_requests(run_dir) == (4 * waiting, waiting)
