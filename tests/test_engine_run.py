@@ -172,10 +172,23 @@ def test_sessions_csv_counts_requests_and_latency_as_locust_does(smoke_in_proces
     for entry in people:
         together.extend(entry)
     for percentile in (50, 95, 99):
-        theirs = together.get_response_time_percentile(percentile / 100)
+        # The same rank in both: Locust's own percentile takes the request after HdrHistogram's, two values that
+        # lie far apart in a sparse tail (61 against 69 ms at p99 on a busy machine), whatever was measured.
+        rank = max(1, int(percentile * together.num_requests / 100 + 0.5))  # HdrHistogram's rank
+        theirs = value_at_rank(together.response_times, rank)
         ours = latency.get_value_at_percentile(percentile)
         # Locust keeps response times to 2 significant digits (above 100 ms), HdrHistogram to 3; ours are whole ms.
         assert abs(ours - theirs) <= max(2, 0.05 * theirs), (percentile, ours, theirs)
+
+
+def value_at_rank(response_times: dict[int, int], rank: int) -> int:
+    """The rank-th smallest of Locust's response times (a StatsEntry's {rounded ms: requests})."""
+    seen = 0
+    for milliseconds in sorted(response_times):
+        seen += response_times[milliseconds]
+        if seen >= rank:
+            return milliseconds
+    raise AssertionError(f"rank {rank} past Locust's {seen} response times")
 
 
 def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tmp_path: Path) -> None:
