@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.bench_engine              # about 20 minutes
     .venv/bin/python -m benchmarks.bench_engine --quick      # about 10 minutes, rougher figures
     .venv/bin/python -m benchmarks.bench_engine --no-write   # leave benchmarks/fleet_constants.json alone
+    .venv/bin/python -m benchmarks.bench_engine --cpu-only   # part 2's worker comparison once, about 3 minutes
 
 Every Locust run is a subprocess measured with psutil from outside. The CPU and memory runs go to
 benchmarks/fast_target.py (the embedded platform's URLs answered with canned pages, a few tens of µs each), so
@@ -687,6 +688,21 @@ def write_constants(path: Path, info: dict[str, Any], figures: dict[str, Any], l
     print(f"  wrote {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
 
 
+def cpu_only() -> int:
+    """Part 2's worker-process comparison alone, once: the quick, repeatable check of the engine's CPU per
+    request while working on it (run it a few times on a shared machine and compare the ratios)."""
+    global _PUPILS
+    _PUPILS = max(Replay(load_scenario(FIRST_DAY), *CPU_RUN).platform_pupils, MEMORY_PEOPLE)
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp, fast_target(Path(tmp)) as url:
+        cpu = bench_cpu(url, Path(tmp), 1, worker=True)
+    print(
+        f"== CPU µs per request: personas {1000 * cpu['personas_cpu_ms_per_request']:.0f}, "
+        f"mix {1000 * cpu['mix_cpu_ms_per_request']:.0f}, bare {1000 * cpu['bare_cpu_ms_per_request']:.0f}; "
+        f"personas / mix {cpu['ratio_mix']:.3f}, personas / bare {cpu['ratio']:.3f} ({load_text()})"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     global _PUPILS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -694,7 +710,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help=f"do not write {CONSTANTS_PATH.name}")
     parser.add_argument("--constants", type=Path, default=CONSTANTS_PATH, help="where to write the fleet constants")
     parser.add_argument("--skip", action="append", default=[], choices=["schedule", "cpu", "memory", "arrivals"])
+    parser.add_argument(
+        "--cpu-only",
+        action="store_true",
+        help="only part 2's worker-process comparison (personas, mix, bare), once; writes nothing",
+    )
     args = parser.parse_args(argv)
+    if args.cpu_only:
+        return cpu_only()
     started = time.perf_counter()
     info = machine()
     loads = [os.getloadavg()]

@@ -40,7 +40,7 @@ from schoolsurge.safety import check_target
 
 READ_BLOCK_BYTES = 64 << 10
 CREDENTIAL_HEADERS = ("authorization", "proxy-authorization")
-_FIRST_ORIGIN = "schoolsurge_first_origin"  # set on a request at its first hop: whose credentials it carries
+_FIRST_ORIGIN = "schoolsurge_first_origin"  # set on a request at its first hop (its URL): whose credentials it carries
 
 # What a failed exchange raises, from the guard to the parser (a garbage status line is an HTTPException).
 EXCHANGE_FAILURES = (
@@ -179,12 +179,14 @@ def _keep_target_credentials_on_target(request: Any, auth_header: str, target: A
 
 
 def _keep_credentials_on_their_origin(request: Any) -> None:
-    """Credentials set on a request belong to the origin of its first hop; a redirect elsewhere loses them."""
-    origin = _origin(request.url_split)
+    """Credentials set on a request belong to the origin of its first hop; a redirect elsewhere loses them. The
+    first hop's URL is kept as it is: origins are compared only at a redirect (a new URL), not parsed at every
+    request."""
+    url = request.url_split
     first = getattr(request, _FIRST_ORIGIN, None)
     if first is None:
-        setattr(request, _FIRST_ORIGIN, origin)
-    elif first != origin:
+        setattr(request, _FIRST_ORIGIN, url)
+    elif first is not url and _origin(first) != _origin(url):
         for name in CREDENTIAL_HEADERS:
             request.headers.discard(name)
 

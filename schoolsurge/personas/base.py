@@ -24,7 +24,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import ClassVar, TypeVar
 
 from gevent import GreenletExit
@@ -184,7 +184,7 @@ class Behaviour:
         ledger, second = self.share.ledger, self.cohort_second
         first_attempt = time.time()
         retries = 0
-        with self._unfinished_if_stopped(Counter.UNFINISHED):
+        try:
             while True:
                 ledger.count(second, Counter.LOGIN_ATTEMPTS)
                 if retries:
@@ -212,16 +212,15 @@ class Behaviour:
                 ledger.time_to_login(second, (time.time() - self.claim.intended_unix) * 1000)
                 self._record_flow(None)
                 return True
-
-    @contextlib.contextmanager
-    def _unfinished_if_stopped(self, counter: Counter) -> Iterator[None]:
-        """A step (logging in, a page) with its retries: Locust ends a test by killing its agents, and a person
-        it kills here never got what they asked for: counted (`counter`) in their cohort row."""
-        try:
-            yield
         except GreenletExit:
-            self.share.ledger.count(self.cohort_second, counter, group=self.group.name)
+            self._count_unfinished(Counter.UNFINISHED)
             raise
+
+    def _count_unfinished(self, counter: Counter) -> None:
+        """A step (logging in, a page) with its retries: Locust ends a test by killing its agents, and a person
+        it kills there never got what they asked for: counted (`counter`) in their cohort row. (Caught where it
+        happens rather than by a context manager: a page is on every request's path.)"""
+        self.share.ledger.count(self.cohort_second, counter, group=self.group.name)
 
     def _record_flow(self, error: Exception | None) -> None:
         self.record_step(LOGIN_FLOW_TYPE, LOGIN_FLOW_NAME, (time.time() - self.claim.intended_unix) * 1000, error)
@@ -232,7 +231,7 @@ class Behaviour:
         step (skipped, counted, logged once). ClientCrashed when it raises anything else in the client."""
         first_attempt, retries = time.time(), 0
         step = getattr(call, "__name__", "step")  # PlatformClient's method: the step's name in client_steps.json
-        with self._unfinished_if_stopped(Counter.UNFINISHED_PAGE):
+        try:
             while True:
                 try:
                     return call(*args)
@@ -251,6 +250,9 @@ class Behaviour:
                     raise
                 except Exception as error:  # noqa: BLE001 (whatever the client raises: its bug, recorded)
                     raise ClientCrashed(step, error) from error
+        except GreenletExit:
+            self._count_unfinished(Counter.UNFINISHED_PAGE)
+            raise
 
     def _skipped(self, step: str, message: str) -> None:
         self.share.ledger.count(self.cohort_second, Counter.STEPS_NOT_SUPPORTED)
