@@ -45,21 +45,21 @@ NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test
 # in 3 shards, 6 December 2026, less what a test's shorter runs saved since, measured alone; a file of unit tests
 # not listed takes DEFAULT_WEIGHT_S). Refresh them from the shards' JUnit XML when a file's runs change.
 WEIGHTS_S = {
-    "test_lemonldap.py": 101,
     "test_engine_run.py": 89,
+    "test_lemonldap.py": 85,
     "test_run_dir_files.py": 75,
     "test_run_endings.py": 67,
     "test_surge_run.py": 53,
     "test_platform_schema.py": 49,
     "test_report_browser.py": 46,
     "test_report_charts.py": 43,
-    "test_run_validity.py": 42,
     "test_user_classes.py": 37,
     "test_report_logins.py": 36,
     "test_journey_map.py": 35,
     "test_clients.py": 35,
     "test_client_steps_report.py": 34,
     "test_clients_oidc.py": 34,
+    "test_run_validity.py": 33,
     "test_hostile_target.py": 30,
     "test_client_crashes.py": 29,
     "test_platform_capacity.py": 27,
@@ -81,6 +81,7 @@ WEIGHTS_S = {
     "test_served_population.py": 7,
     "test_platform_durability.py": 6,
     "test_platform_oidc.py": 6,
+    "test_platform_journeys.py": 6,
     "test_plan.py": 5,
     "test_index.py": 3,
 }

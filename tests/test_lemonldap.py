@@ -24,6 +24,7 @@ import lemonldap
 import pandas as pd
 import pytest
 import yaml
+from conftest import smoke_half_hour
 from lemonldap import (
     OIDC_CLIENT_ID,
     PASSWORD_FIELD,
@@ -45,9 +46,10 @@ from schoolsurge.engine.http import GuardedOpener
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 # About 28 people in 7.5 seconds (smoke's hour at speed 480): a small surge, each with an account of their own,
-# arriving no faster than 46 in 15 s did. The journey-map surges keep 46 so that every step of the map is reached.
+# arriving no faster than 46 in 15 s did. The journey-map surges replay smoke's first half hour: 23 people in
+# 7.5 s, the same rate, teachers and secondary pupils, who take every step of the map.
 SURGE_OPTIONS = ["--scale", "6e-6", "--speed", "480"]
-JOURNEY_SURGE_OPTIONS = ["--scale", "1e-5", "--speed", "240"]
+JOURNEY_SURGE_OPTIONS = ["--scale", "6.5e-6", "--speed", "240"]
 SURGE_TIMEOUT_S = 600
 
 
@@ -230,8 +232,9 @@ def test_each_way_a_login_through_lemonldap_fails_is_named(
 
 
 def scenario_with_messages(directory: Path) -> Path:
-    """Smoke, with the inbox in every group's behaviour mix: every step of the cas-ent map is taken."""
-    scenario = yaml.safe_load(SMOKE.read_text(encoding="utf-8"))
+    """Smoke's first half hour (conftest's smoke_half_hour: teachers and secondary pupils, the people who take
+    every step of the cas-ent map), with the inbox in every group's behaviour mix."""
+    scenario = yaml.safe_load(smoke_half_hour(directory).read_text(encoding="utf-8"))
     for group in scenario["groups"]:
         group["behaviour"] = {**group["behaviour"], "messages": 0.2}
     path = directory / "smoke-with-messages.yaml"

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import http.client
+import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 from conftest import Client, login, pupil_of_class
+from fastapi import HTTPException
 
 from schoolsurge.accounts import Roster
+from schoolsurge.platform.app import create_app
+from schoolsurge.platform.core import Platform
+from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.platform.routes import virtual_classes
+from schoolsurge.platform.routes.dependencies import Caller
 
 
 def homework_of(client: Client, query: str = "") -> list[dict[str, Any]]:
@@ -294,3 +303,49 @@ def test_virtual_class_creation_rejects_malformed_bodies(platform_url: str, plat
         assert connection.getresponse().status == 413
     finally:
         connection.close()
+
+
+def closing_before(platform: Platform, statement: str, teacher: Caller, virtual_class_id: int) -> None:
+    """Makes the teacher leave (which closes the class) the moment this thread's next `statement` starts, before
+    it takes any lock: the interleaving a pupil's request and the teacher's met in a run, made deterministic."""
+    connection = platform.connection()
+
+    def on_statement(sql: str) -> None:
+        if sql.startswith(statement):
+            connection.set_trace_callback(None)
+            # Another thread, so another connection; it commits before this thread's statement goes on.
+            leaving = threading.Thread(target=virtual_classes.leave, args=(platform, teacher, virtual_class_id))
+            leaving.start()
+            leaving.join()
+
+    connection.set_trace_callback(on_statement)
+
+
+@pytest.mark.parametrize(
+    ("request_name", "statement"),
+    [("heartbeat", "UPDATE vc_participants SET last_seen"), ("join", "BEGIN IMMEDIATE")],
+)
+def test_a_pupils_request_racing_the_teacher_closing_the_class_gets_410(
+    platform_process: PlatformProcess, platform_roster: Roster, request_name: str, statement: str
+) -> None:
+    """The teacher leaving closes the class while a pupil's heartbeat or join is under way: the pupil is told
+    the lesson ended (410, which their client takes as its end), never 403 "join first" (a failed step in the
+    run), and is never put in the closed class. Run in this process on the shared platform's database, the
+    teacher's leave timed between the request reading the class and writing."""
+    roster, url = platform_roster, platform_process.base_url
+    teacher, _ = login(url, roster, "teacher", 3)
+    vc = teacher.post("/api/virtual-classes", body={"class_id": roster.main_class_of_teacher(3), "title": "x"}).json()
+    assert teacher.post(f"/api/virtual-classes/{vc['id']}/open").status == 200
+    pupil, _ = login(url, roster, "student", pupil_of_class(roster, roster.main_class_of_teacher(3)))
+    if request_name == "heartbeat":
+        assert pupil.post(vc["join_url"]).json()["status"] == "joined"
+    platform: Platform = create_app(platform_process.db).state.platform
+    as_teacher, as_pupil = (Caller(platform, client.cookies["ent_session"]) for client in (teacher, pupil))
+    request: Callable[..., object] = getattr(virtual_classes, request_name)
+
+    closing_before(platform, statement, as_teacher, vc["id"])
+    with pytest.raises(HTTPException) as answer:
+        request(platform, as_pupil, vc["id"])
+    assert answer.value.status_code == 410, answer.value.detail
+    people = teacher.get(f"/api/virtual-classes/{vc['id']}/participants").json()
+    assert people["status"] == "closed" and all(p["state"] == "left" for p in people["participants"])

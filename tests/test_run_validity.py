@@ -40,8 +40,10 @@ def test_a_generator_bound_run_is_invalid_everywhere(
     # The environment picks the profile (the smoke scenario names `resized`): the command line's choice wins.
     monkeypatch.setenv("SCHOOLSURGE_PROFILE", "undersized-2021")
     junit = tmp_path / "junit" / "run.xml"
-    scenario = smoke_half_hour(tmp_path, session_minutes=10)  # whatever its length, the run is judged invalid
-    arguments = ["run", str(scenario), "--speed", "240", "--late-after", "0", "--reports-dir", str(tmp_path)]
+    # Whatever its length the run is judged invalid: its half hour at speed 480 (3.75 s), everyone gone 1 s later.
+    scenario = smoke_half_hour(tmp_path, session_minutes=5)
+    arguments = ["run", str(scenario), "--speed", "480", "--late-after", "0", "--drain-limit", "1"]
+    arguments += ["--reports-dir", str(tmp_path)]
     code = main([*arguments, "--junit", str(junit)])
     out = capsys.readouterr().out
     assert code == EXIT_INVALID_RUN, out

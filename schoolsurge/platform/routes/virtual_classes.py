@@ -114,12 +114,14 @@ def open_class(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> 
 def join(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> JoinStatus:
     account = caller.account()
     platform.require_role(account, "student", "only pupils of the class join it")
-    virtual_class = visible_virtual_class(platform, id, account)
-    require_not_closed(virtual_class)
     connection, now = platform.connection(), time.time()
     room_capacity = platform.settings.room_capacity
-    admitted_at = now if virtual_class["status"] == "open" else None
     with db.transaction(connection):
+        # The class is read inside the transaction: read before it, a teacher opening or closing it meanwhile
+        # would put the pupil in a closed class, or leave them waiting in an open one.
+        virtual_class = visible_virtual_class(platform, id, account)
+        require_not_closed(virtual_class)
+        admitted_at = now if virtual_class["status"] == "open" else None
         present = connection.execute(
             "SELECT 1 FROM vc_participants WHERE vc_id = ? AND account_id = ? AND left_at IS NULL",
             (id, account.id),
@@ -154,6 +156,9 @@ def heartbeat(platform: PlatformDep, caller: CallerDep, id: VirtualClassId) -> H
             .rowcount
         )
         if not updated:
+            # The teacher leaving closes the class and marks everyone left at once; if that happened since the
+            # class was read above, it is the lesson's end (410), not a pupil who never joined (403).
+            require_not_closed(visible_virtual_class(platform, id, account))
             raise HTTPException(403, "join the virtual class first")
     return Heartbeat(status="ok", virtual_class=virtual_class["status"])
 
