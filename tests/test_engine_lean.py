@@ -5,6 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # A real server on an ephemeral loopback port that closes every connection after its answer, so each request
 # opens a new connection, as a person's does after a think time longer than the target's keep-alive.
@@ -85,3 +88,33 @@ def test_a_pooled_connection_is_checked_without_yielding_and_a_closed_one_is_see
     out = subprocess.run([sys.executable, "-c", POOLED_CONNECTION], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines() == ["alive without yielding", "closed seen"]
+
+
+# A process's set-up as Locust runs it (its parsed options, the init event's handler), then its collector's
+# thresholds: how many surviving allocations make a young collection.
+COLLECTOR_AFTER_INIT = textwrap.dedent(
+    """
+    import gc, sys
+    import schoolsurge.locustfile as surge
+    from locust.argument_parser import parse_options
+    from locust.env import Environment
+
+    arguments = ["-f", "locustfiles/surge.py", "--scenario", "scenarios/smoke.yaml", "--run-dir", sys.argv[1]]
+    surge.on_init(Environment(parsed_options=parse_options(arguments)))
+    print(gc.get_threshold()[0])
+    """
+)
+
+
+def test_a_run_collects_cycles_rarely_not_every_700_allocations(tmp_path: Path) -> None:
+    """Each person in a session holds objects that survive a young collection: at Python's default (one every
+    700 surviving allocations) the collector walks them again and again, a few percent of a worker's CPU."""
+    out = subprocess.run(
+        [sys.executable, "-c", COLLECTOR_AFTER_INIT, str(tmp_path / "run")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) >= 10_000
