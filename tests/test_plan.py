@@ -116,7 +116,7 @@ def test_plan_reads_the_fleet_constants_file_and_says_so(
     )
     assert main(["plan", *base]) == 0
     out = capsys.readouterr().out
-    assert "Fleet (2,000 requests/s per process at 75% CPU, 40 KB per open session)" in out
+    assert "Fleet (2,000 requests/s per process on a whole core, planned at 75%; 40 KB per open session)" in out
     assert f"figures               {said}" in out
     # An option still overrides the file's figure.
     assert plan_json(capsys, *base, "--rps-per-process", "1000")["fleet"]["requests_per_s_per_process"] == 1000

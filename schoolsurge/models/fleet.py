@@ -23,15 +23,15 @@ CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_con
 
 # Documented defaults, for when no constants file is found: the committed benchmarks/fleet_constants.json,
 # measured by benchmarks/bench_engine.py on an AMD EPYC (2 cores, 23.5 GiB, shared with other work, load average
-# 3.8) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the bottleneck), with the lean
-# engine (a paused person is a record on the event loop's timer heap, holding no greenlet): a worker process
-# (`--processes 1`, the master's work left out) living the personas costs 0.31 ms of CPU per request (3,208
-# requests/s on a whole core), and a person in a session holds 14.6 KB, agents included. Bare Locust in the same
-# run: 0.14 ms a request reading one page, 0.17 ms doing the personas' HTTP calls (personas / those ~2x; the
-# goal, 1.15x, is not met), 28.4 KB a user. (Before the lean engine, 2026-12-05: 3,473 requests/s at a load
-# average up to 12, and 29.7 KB; CPU figures on this shared machine move with its load.)
-DEFAULT_REQUESTS_PER_S_PER_PROCESS = 3_208.0
-DEFAULT_KB_PER_SESSION = 14.6
+# up to 4.2) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the bottleneck): a worker
+# process (`--processes 1`, the master's work left out) living the personas at about 1,400 requests/s costs
+# 0.251 ms of CPU per request (3,986 requests/s on a whole core), and a person in a session holds 14.8 KB, agents
+# included. Bare Locust in the same run: 0.164 ms a request reading one page, 0.185 ms doing the personas' HTTP
+# calls (personas / those 1.36x; the goal, 1.15x, is not met), 28.3 KB a user. (Measured at 340 requests/s
+# before, 2026-12-06: 3,208 requests/s, where the work that comes with each person and each second weighed more
+# on each request.)
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 3_986.0
+DEFAULT_KB_PER_SESSION = 14.8
 DEFAULT_CPU_TARGET = 0.75
 DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-12-06"
 

@@ -85,8 +85,8 @@ def format_plan(plan: dict[str, Any]) -> str:
             lines.append(f"  bot login attempts    {_rate(incident['run_rate_per_s'])}/s during the flood")
     lines += [
         "",
-        f"Fleet ({_count(fleet['requests_per_s_per_process'])} requests/s per process at {fleet['cpu_target']:.0%} "
-        f"CPU, {fleet['kb_per_session']:g} KB per open session)",
+        f"Fleet ({_count(fleet['requests_per_s_per_process'])} requests/s per process on a whole core, planned at "
+        f"{fleet['cpu_target']:.0%}; {fleet['kb_per_session']:g} KB per open session)",
         f"  figures               {fleet.get('source', 'as given')}",
         f"  this run              {_workers(fleet['workers'])} (one per core), {_memory(fleet['memory_mb'])}",
         f"  full scale            {_workers(fleet['workers_full_scale'])} (one per core), "
