@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -258,7 +259,11 @@ def test_people_let_in_but_never_shown_a_page_breach_the_error_ratio_and_get_no_
     waiting = int(people["unfinished_page"])
     assert _people_requests(run_dir) == (4 * waiting, waiting)
     verdicts = (run_dir / REPORT).read_text()
-    assert f"25.00% of {4 * waiting} requests" in verdicts
+    # The error ratio's window holds every unanswered dashboard, and the answered requests that ended in it: on a
+    # busy machine a last arrival's login can end just after the window (26.50% of 200 requests for 53 waiting).
+    window_requests = int(re.search(r"% of ([\d,]+) requests", verdicts)[1].replace(",", ""))
+    assert 3 * waiting < window_requests <= 4 * waiting
+    assert f"{100 * waiting / window_requests:.2f}% of {window_requests:,} requests" in verdicts
     # Stopping the test sent no logout (it would have waited on this target): people left as they were.
     assert _LoginsButNoPage.logouts == 0
     report = (run_dir / REPORT).read_text()
