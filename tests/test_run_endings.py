@@ -254,7 +254,11 @@ def test_people_let_in_but_never_shown_a_page_breach_the_error_ratio_and_get_no_
     # Everyone got in, quickly, then waited for their dashboard until the test ended.
     assert people["logins_succeeded"] == people["started"] == people["unfinished_page"] > 20
     assert people["unfinished"] == 0
-    assert f"Held the peak: no ({'-'.join(HALF_HOUR)}): SLOs met 1 of 2; breached: error ratio" in out
+    # The unanswered pages breach the error ratio (the logins' latency is this machine's and the test's target's,
+    # which a busy machine slows past the login objective: not what this test is about).
+    held = next(line for line in out.splitlines() if line.startswith("Held the peak:"))
+    assert held.startswith(f"Held the peak: no ({'-'.join(HALF_HOUR)}): SLOs met"), held
+    assert "error ratio" in held.partition("breached:")[2], held
     # Each person's unanswered dashboard is a failed request: three of their four requests were answered.
     waiting = int(people["unfinished_page"])
     assert _people_requests(run_dir) == (4 * waiting, waiting)
