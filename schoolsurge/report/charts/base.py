@@ -211,9 +211,10 @@ class PlainLogFormatter(LogFormatterSciNotation):
     matplotlib writes them as mathtext, whose parser costs a report a few tenths of a CPU second."""
 
     def __call__(self, x: float, pos: int | None = None) -> str:
-        label = _MATH_LABEL.match(super().__call__(x, pos))
+        written = super().__call__(x, pos)
+        label = _MATH_LABEL.match(written)
         if label is None:  # no label ("") or already plain
-            return super().__call__(x, pos)
+            return written
         text = _MATH_POWER.sub(lambda power: power.group(1).translate(_SUPERSCRIPT), label.group(1))
         return text.replace(r"\times", "×").replace("-", "−")  # mathtext's minus sign
 
