@@ -72,6 +72,11 @@ class StepScheduler:
         """People of this process in a pause."""
         return len(self._paused)
 
+    @property
+    def free_agents(self) -> int:
+        """Agents of this process waiting for work (the others are running someone's step)."""
+        return len(self._free)
+
     def start(self) -> None:
         """Look for due arrivals (once the schedule is loaded); again, a no-op."""
         if self._arrival_timer is None and not self._stopped:
