@@ -53,6 +53,7 @@ test-long: install
 bench: install
 	$(BIN)/python -m benchmarks.bench_platform
 	$(BIN)/python -m benchmarks.bench_report
+	$(BIN)/python -m benchmarks.bench_login_form
 	$(BIN)/python -m benchmarks.bench_engine
 
 # README's plan tables and console example from the real commands, and docs/screenshots/ (benchmarks/docs.py).
