@@ -6,7 +6,8 @@
 
 A test marked `@pytest.mark.long` (a whole-morning replay, a sweep, a fleet run: a minute or more of real
 load) runs only with `--long`, by default on one shard, so that no two such runs share the machine's cores.
-TEST_SHARDS=N sets the count for either suite.
+TEST_SHARDS=N sets the count for either suite; TEST_JUNIT_DIR=DIR keeps the shards' JUnit XML there (to refresh
+WEIGHTS_S: `python tests/shards.py --weights DIR` prints each file's seconds from them).
 
 Most of the suite's time is spent waiting on real runs (a replay lasts its scenario's seconds however fast the
 machine is), so processes side by side finish sooner on two cores. pytest-xdist cannot run this suite: Locust
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,7 +159,27 @@ def slowest(reports: list[Path], count: int = SLOWEST) -> list[tuple[float, str]
     return sorted(times, reverse=True)[:count]
 
 
+def file_seconds(reports: list[Path]) -> dict[str, float]:
+    """Seconds per test file (its tests' setup, call and teardown) in the shards' JUnit XML files."""
+    seconds: dict[str, float] = {}
+    for report in reports:
+        for case in ElementTree.parse(report).iter("testcase"):
+            name = case.get("classname", "").split(".")[-1] + ".py"
+            seconds[name] = seconds.get(name, 0.0) + float(case.get("time", 0.0))
+    return seconds
+
+
+def print_weights(directory: Path) -> int:
+    seconds = file_seconds(sorted(directory.glob("*.xml")))
+    for name, value in sorted(seconds.items(), key=lambda item: -item[1]):
+        print(f'    "{name}": {value:.0f},')
+    print(f"total {sum(seconds.values()):.0f} s")
+    return 0
+
+
 def main(arguments: list[str]) -> int:
+    if arguments[:1] == ["--weights"] and len(arguments) == 2:
+        return print_weights(Path(arguments[1]))
     long_suite = "--long" in arguments
     pytest_args = [argument for argument in arguments if argument != "--long"]
     files = sorted(TESTS.glob("test_*.py"))
@@ -213,7 +235,13 @@ def main(arguments: list[str]) -> int:
                 process.wait()
             print("shards: interrupted", file=sys.stderr)
             return 130
-        ranked = slowest(sorted(Path(tmp).glob("shard-*.xml")))
+        reports = sorted(Path(tmp).glob("shard-*.xml"))
+        ranked = slowest(reports)
+        keep = os.environ.get("TEST_JUNIT_DIR")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for report in reports:
+                shutil.copy(report, Path(keep) / report.name)
     if ranked:
         print(f"\n{len(ranked)} slowest tests (seconds with setup and teardown, all shards):")
         for seconds, test in ranked:

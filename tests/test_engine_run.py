@@ -108,28 +108,26 @@ def _variant(tmp_path: Path, change) -> Path:
 class SmokeInProcess:
     engine: Engine
     run_dir: Path
-    # the most people in a session at once, and then: people paused, agents, agents running someone's step
-    peak: dict[str, int]
+    # the sample (about every 0.2 s) with the most people paused beyond the agents running a step: people in a
+    # session, paused, agents, agents running someone's step
+    most_paused: dict[str, int]
 
 
 @pytest.fixture(scope="module")
 def smoke_in_process(platform: PlatformProcess, tmp_path_factory: pytest.TempPathFactory) -> SmokeInProcess:
     """One replay of smoke in this process, read (never changed) by the tests of a responsive platform."""
     run_dir = tmp_path_factory.mktemp("smoke") / "run"
-    peak = {"people": 0, "paused": 0, "agents": 0, "agents_in_a_step": 0}
+    most_paused = {"people": 0, "paused": 0, "agents": 0, "agents_in_a_step": 0}
 
     def watch(engine: Engine) -> None:
-        people = engine.share.active_sessions
-        if people > peak["people"]:
-            stepper, agents = engine.share.stepper, engine.environment.runner.user_count
-            peak.update(
-                people=people,
-                paused=stepper.paused,
-                agents=agents,
-                agents_in_a_step=agents - stepper.free_agents,
+        stepper, agents = engine.share.stepper, engine.environment.runner.user_count
+        in_a_step = agents - stepper.free_agents
+        if stepper.paused - in_a_step > most_paused["paused"] - most_paused["agents_in_a_step"]:
+            most_paused.update(
+                people=engine.share.active_sessions, paused=stepper.paused, agents=agents, agents_in_a_step=in_a_step
             )
 
-    return SmokeInProcess(run_in_process(SMOKE, platform.base_url, run_dir, watch=watch), run_dir, peak)
+    return SmokeInProcess(run_in_process(SMOKE, platform.base_url, run_dir, watch=watch), run_dir, most_paused)
 
 
 def test_arrivals_start_on_time_against_a_responsive_platform(smoke_in_process: SmokeInProcess) -> None:
@@ -148,13 +146,14 @@ def test_arrivals_start_on_time_against_a_responsive_platform(smoke_in_process: 
 
 def test_people_in_a_pause_hold_no_agent(smoke_in_process: SmokeInProcess) -> None:
     """A person in a session spends most of it paused (reading a page, between two heartbeats), as a record on
-    the process's timer heap, not in an agent's greenlet: at the peak most people are paused and fewer agents
-    are running someone's step than people are paused. Were a paused person holding an agent, that agent would
-    not be free, and the agents in a step would be at least the people paused. (How many agents the pool has is
-    not the claim: a busy machine slows steps, arrivals wait for an agent and the pool grows, by design.)"""
-    peak = smoke_in_process.peak
-    assert peak["paused"] > peak["people"] / 2, peak
-    assert peak["agents_in_a_step"] < peak["paused"], peak
+    the process's timer heap, not in an agent's greenlet: at some moment more people are paused than agents are
+    running a step. Were a paused person holding an agent, that agent would never be free, and the agents not
+    free would be at least the people paused at every moment. Not a count of the pool: a busy machine slows the
+    steps, arrivals wait for an agent and the pool grows (by design), so the pool can pass the people (37 agents
+    for 33 people in CI), and most people can be waiting for an agent rather than paused (14 of 33 paused, 9
+    agents running steps, beside four test shards and a profiler)."""
+    most_paused = smoke_in_process.most_paused
+    assert most_paused["paused"] > most_paused["agents_in_a_step"] >= 0, most_paused
 
 
 def test_sessions_csv_counts_requests_and_latency_as_locust_does(smoke_in_process: SmokeInProcess) -> None:

@@ -524,6 +524,7 @@ def test_the_run_report_draws_the_national_demand_against_the_answers_range(tmp_
 
 def test_a_real_run_that_broke_draws_the_morning_against_where_it_broke(smoke_pair: SmokeRuns) -> None:
     run_dir = smoke_pair.undersized
+    assert_measured_the_platform(run_dir)
     figures, answer, markup = _demand_chart(run_dir)
     assert isinstance(figures, DemandAgainstCapacity), markup
     capacity, instances = answer["capacity"], answer["instances"]
@@ -540,6 +541,7 @@ def test_a_real_run_that_broke_draws_the_morning_against_where_it_broke(smoke_pa
 
 
 def test_a_real_run_without_a_capacity_says_so_in_one_line(smoke_run: RunOutcome) -> None:
+    assert_measured_the_platform(smoke_run.run_dir)
     figures, answer, markup = _demand_chart(smoke_run.run_dir)
     assert answer["capacity"]["broke_per_s_national"] is None, "the healthy smoke run held throughout"
     assert isinstance(figures, str) and "no capacity to draw" in figures

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SmokeRuns
+from conftest import SmokeRuns, assert_measured_the_platform
 
 from schoolsurge.report import build_report, load_run
 from schoolsurge.report.platform.charts import logins
@@ -19,7 +19,9 @@ from schoolsurge.report.series.axis import time_axis
 
 @pytest.fixture
 def undersized(smoke_pair: SmokeRuns, tmp_path: Path) -> Path:
-    """A copy of the shared undersized smoke run's directory: the report is built again into it."""
+    """A copy of the shared undersized smoke run's directory, which measured the platform (its login-rate limit
+    binds): the report is built again into it."""
+    assert_measured_the_platform(smoke_pair.undersized)
     return Path(shutil.copytree(smoke_pair.undersized, tmp_path / smoke_pair.undersized.name))
 
 
