@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import time
+import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
@@ -39,6 +40,9 @@ SMOKE_SPEED = 240  # twice the smoke scenario's: 15 s of load is enough for ever
 UNDERSIZED_DRAIN_LIMIT_S = 2.0  # smoke_pair's undersized run: its retries past the window are cut short
 HALF_HOUR = ("07:30", "08:00")  # smoke_half_hour's window
 HALF_HOUR_SCALE = 1.5e-5  # 3/4 of smoke's: its first half hour is denser than the hour, the load no higher
+# Sessions of a few minutes on average (1 s at SMOKE_SPEED): a run that tests what it leaves, not how long its
+# people stay, ends about 2 s after its window rather than 4-5 s with 10-minute sessions.
+SHORT_SESSION_MINUTES = 4
 
 
 @pytest.fixture(scope="session")
@@ -323,11 +327,18 @@ def run_with_test_client(
     status, console output and run directory."""
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent))  # Locust runs in a process of its own
     reports = tmp_path / "reports"
-    scenario = smoke_half_hour(tmp_path, session_minutes=10)
+    scenario = smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES)
     arguments = ["run", str(scenario), "--speed", str(SMOKE_SPEED), "--reports-dir", str(reports)]
     code = main([*arguments, "--client", f"clients_under_test:{client}", *options])
     out = capsys.readouterr().out
     return code, out, next(path.parent for path in reports.glob(f"*/{MANIFEST}"))
+
+
+def junit_cases(junit: Path) -> dict[str, ElementTree.Element]:
+    """The test cases of a JUnit XML file a run wrote (`--junit`), by name."""
+    suite = ElementTree.parse(junit).getroot().find("testsuite")
+    assert suite is not None
+    return {case.get("name", ""): case for case in suite.iter("testcase")}
 
 
 def assert_measured_the_platform(run_dir: Path) -> None:

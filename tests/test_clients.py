@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, smoke_half_hour
 from locust.env import Environment
 
 from schoolsurge.cli import EXIT_USAGE, main
@@ -66,7 +66,7 @@ def one_page_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunOutcom
         patch.setenv("PYTHONPATH", str(directory))  # Locust runs in a process of its own
         yield run(
             RunRequest(
-                scenario_path=smoke_half_hour(directory, session_minutes=10),
+                scenario_path=smoke_half_hour(directory, session_minutes=SHORT_SESSION_MINUTES),
                 target=None,
                 speed=FAST,
                 reports_dir=tmp_path_factory.mktemp("reports"),
@@ -94,7 +94,7 @@ def test_steps_the_client_does_not_offer_are_skipped_and_counted(one_page_run: R
 def test_the_cas_client_logs_in_through_cas_by_options_only(tmp_path: Path) -> None:
     outcome = run(
         RunRequest(
-            scenario_path=smoke_half_hour(tmp_path, session_minutes=10),
+            scenario_path=smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES),
             target=None,
             speed=FAST,
             reports_dir=tmp_path / "reports",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_measured_the_platform, smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, assert_measured_the_platform, smoke_half_hour
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
@@ -54,7 +54,7 @@ def test_a_smoke_run_with_sso_oidc_lives_the_whole_journey_through_oidc_logins(t
     # Smoke's first half hour, its sessions short, at twice the scenario's speed: a pupil who finds the lesson over
     # is no failure (410).
     request = RunRequest(
-        scenario_path=smoke_half_hour(tmp_path, session_minutes=10),
+        scenario_path=smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES),
         target=None,
         speed=FAST,
         reports_dir=tmp_path / "reports",
@@ -82,7 +82,7 @@ def test_the_oidc_client_logs_in_on_the_back_channel_by_options_only(tmp_path: P
     arguments = ["--sso", "oidc", "--client", "schoolsurge.clients.oidc:OidcClient"]
     outcome = run(
         RunRequest(
-            scenario_path=smoke_half_hour(tmp_path, session_minutes=10),
+            scenario_path=smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES),
             target=None,
             speed=FAST,
             reports_dir=tmp_path / "reports",

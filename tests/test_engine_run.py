@@ -20,7 +20,7 @@ import gevent
 import pandas as pd
 import pytest
 import yaml
-from conftest import smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, smoke_half_hour
 from locust.env import Environment
 from locust.stats import StatsEntry
 
@@ -214,7 +214,7 @@ def test_a_stalled_platform_does_not_slow_arrivals_and_shows_in_time_to_login(tm
                 stall["resumed"] = True
 
         # Smoke's first half hour, its sessions short: 7.5 s of load around the stall, and no long drain after.
-        scenario = smoke_half_hour(tmp_path, session_minutes=10)
+        scenario = smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES)
         engine = run_in_process(scenario, process.base_url, tmp_path / "run", during=stop_and_resume)
     assert stall["stopped"] and stall["resumed"]
     ledger = engine.ledger()
@@ -331,7 +331,8 @@ def _assert_complete_run_directory(run_dir: Path) -> None:
 def test_a_plain_locust_run_leaves_a_complete_run_directory_of_its_own(
     platform: PlatformProcess, tmp_path: Path
 ) -> None:
-    scenario = smoke_half_hour(tmp_path, session_minutes=10)  # what a run leaves, not how long it lasts
+    # what a run leaves, not how long it lasts
+    scenario = smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES)
     command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "surge.py"), "--headless"]
     command += ["--only-summary", "-H", platform.base_url, "--scenario", str(scenario), "--speed", str(FAST)]
     command += ["--exit-code-on-error", "0"]  # a failed request is measured, not a failed run

@@ -23,7 +23,7 @@ import brotli
 import gevent
 import pytest
 import yaml
-from conftest import smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, smoke_half_hour
 from locust.env import Environment
 
 from schoolsurge.clients import ClientContext, ReferencePlatformClient, StepFailed
@@ -390,7 +390,8 @@ def test_a_garbage_metrics_endpoint_leaves_the_run_going_and_its_results_written
     with garbage_server() as metrics_url:
         outcome = run(
             RunRequest(
-                scenario_path=smoke_half_hour(tmp_path, session_minutes=10),  # a run that goes on, not a long one
+                # a run that goes on, not a long one
+                scenario_path=smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES),
                 target=None,
                 speed=FAST,
                 reports_dir=tmp_path / "reports",

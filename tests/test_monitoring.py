@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import HALF_HOUR, SMOKE_SPEED, smoke_half_hour
+from conftest import HALF_HOUR, SHORT_SESSION_MINUTES, SMOKE_SPEED, smoke_half_hour
 from prometheus_client.parser import text_string_to_metric_families
 
 from schoolsurge.engine.exporter import metric_names
@@ -138,7 +138,7 @@ def _poll(url: str, texts: list[str], stop: threading.Event) -> None:
 @pytest.fixture(scope="module")
 def monitored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Monitored]:
     tmp = tmp_path_factory.mktemp("monitoring")
-    scenario_path = smoke_half_hour(tmp, session_minutes=10)  # ends soon after its window
+    scenario_path = smoke_half_hour(tmp, session_minutes=SHORT_SESSION_MINUTES)  # ends soon after its window
     scenario = load_scenario(scenario_path)
     parameters = resolve_parameters(scenario, speed=SPEED)
     replay = Replay(scenario, parameters.scale, parameters.speed)

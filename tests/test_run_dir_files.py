@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, smoke_half_hour
 from test_engine_run import FAST, ROOT, SMOKE, smoke_platform
 from test_report_plain_locust import PREFIX, plain_locust_run
 
@@ -115,7 +115,7 @@ def test_a_run_into_a_folder_holding_links_writes_none_through_them(tmp_path: Pa
     victims = plant_links(run_dir, _written(names), tmp_path / "victims")
     victims += plant_links(run_dir.parent, _written([INDEX, CACHE]), tmp_path / "victims")
 
-    scenario = smoke_half_hour(tmp_path, session_minutes=10)  # every file written, in a short run
+    scenario = smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES)  # every file written, in a short run
     with smoke_platform(tmp_path / "platform") as platform:
         command = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfiles" / "surge.py"), "--headless"]
         command += ["--only-summary", "-H", platform.base_url, "--scenario", str(scenario), "--speed", str(FAST)]
