@@ -3,6 +3,7 @@ room capacity, and the metrics that show them, global across worker processes.""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import threading
@@ -25,10 +26,13 @@ from conftest import (
     slow_down_checks,
     ticket_of,
 )
+from starlette.types import Message, Receive, Scope, Send
 
 from schoolsurge.accounts import Roster
+from schoolsurge.platform.metrics import Metrics, RequestMetrics, RouteTemplates
 from schoolsurge.platform.process import PlatformProcess
 from schoolsurge.platform.settings import Settings
+from schoolsurge.rundir.metrics import HTTP_REQUESTS
 
 SHORT = 1.0  # seconds: lifetimes of the short-lived platform below
 
@@ -175,6 +179,32 @@ def test_incident_removes_capacity_on_every_worker_and_restore_brings_it_back(
 
 
 # ---- metrics -------------------------------------------------------------------------------------------
+
+
+def test_a_request_is_counted_before_the_end_of_its_answer_leaves() -> None:
+    """A client that has its whole answer and then reads the metrics finds the request counted: the count was
+    taken after the answer was sent, and a test that read /metrics right after its 20th answer found 19 beside
+    four test shards. The real middleware and instruments, with an app that answers and a `send` that looks at
+    the count as the last of the answer leaves."""
+    metrics = Metrics()
+    counted_as_it_left: list[float | None] = []
+
+    async def answer(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"o", "more_body": True})
+        await send({"type": "http.response.body", "body": b"k"})
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            labels = {"route": "unmatched", "status": "200"}
+            counted_as_it_left.append(metrics.registry.get_sample_value(f"{HTTP_REQUESTS}_total", labels))
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b""}
+
+    middleware = RequestMetrics(answer, metrics, RouteTemplates([]))
+    asyncio.run(middleware({"type": "http", "path": "/anything", "method": "GET"}, receive, send))
+    assert counted_as_it_left == [None, 1.0], "not counted before the first part, counted before the last"
 
 
 def test_metrics_are_global_across_workers(platform_url: str, platform_roster: Roster) -> None:

@@ -246,16 +246,27 @@ class RequestMetrics:
             return
         status = 500  # what the client gets if the app raises before answering
         started = time.perf_counter()
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            recorded = True
+            route = self.templates.of(scope)
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
 
         async def send_and_record(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False) and not recorded:
+                # Counted before the last of the response leaves: a client that has its answer and then reads the
+                # metrics (from any worker) finds it counted.
+                record()
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_record)
         finally:
-            route = self.templates.of(scope)
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(time.perf_counter() - started)
+            if not recorded:
+                record()
