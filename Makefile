@@ -42,7 +42,7 @@ report: install
 	@test -n "$(RUN)" || { echo "usage: make report RUN=reports/<run directory>"; exit 2; }
 	$(BIN)/schoolsurge report $(RUN)
 
-# The quick suite (every test not marked long) as 3 pytest processes side by side (TEST_SHARDS=1 for one; ARGS
+# The quick suite (every test not marked long) as 4 pytest processes side by side (TEST_SHARDS=1 for one; ARGS
 # go to pytest), then its 15 slowest tests; test-long: the tests marked long, one at a time. tests/shards.py.
 test: install
 	$(BIN)/python tests/shards.py $(ARGS)

@@ -1,6 +1,6 @@
 """The test suite as several pytest processes side by side (`make test`), each on its share of the test files.
 
-    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 3 shards
+    .venv/bin/python tests/shards.py                 # the quick suite: every test not marked long, 4 shards
     .venv/bin/python tests/shards.py --long          # the long tests (`make test-long`): minutes-long runs
     .venv/bin/python tests/shards.py -x -k sweep     # any other argument goes to every shard's pytest
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-DEFAULT_SHARDS = 3  # the quick suite: most of its time is waiting on short real runs (4 measured no quicker)
+DEFAULT_SHARDS = 4  # the quick suite: its tests spend about 60% of their time waiting on real runs, not on a CPU
 DEFAULT_LONG_SHARDS = 1  # the long tests: real runs of minutes, one at a time so that the machine holds them
 QUICK, LONG = "not long", "long"  # the -m expression selecting each suite
 SLOWEST = 15  # how many of the slowest tests are printed at the end
@@ -44,50 +44,61 @@ PROGRESS_EVERY_S = 60.0
 NO_TESTS_COLLECTED = 5  # pytest's exit status when a shard's files hold no test a -k or -m filter selects
 # Seconds per file of the quick suite when the shards run side by side on this 2-core machine, to balance them:
 # a rough guide, not a limit (per-test seconds with setup and teardown, summed per file, of one whole `make test`
-# in 3 shards, 6 December 2026, less what a test's shorter runs saved since, measured alone; a file of unit tests
-# not listed takes DEFAULT_WEIGHT_S). Refresh them from the shards' JUnit XML when a file's runs change.
+# in 4 shards, 6 December 2026: `TEST_JUNIT_DIR=DIR make test`, then `python tests/shards.py --weights DIR`; a
+# file of unit tests not listed takes DEFAULT_WEIGHT_S). Refresh them when a file's runs change.
 WEIGHTS_S = {
-    "test_engine_run.py": 89,
-    "test_lemonldap.py": 85,
-    "test_run_dir_files.py": 75,
-    "test_run_endings.py": 67,
-    "test_surge_run.py": 8,
-    "test_stop_signals.py": 36,
-    "test_invalid_runs.py": 37,
-    "test_platform_schema.py": 49,
-    "test_report_browser.py": 46,
-    "test_report_charts.py": 43,
-    "test_user_classes.py": 37,
-    "test_report_logins.py": 36,
-    "test_journey_map.py": 35,
-    "test_clients.py": 35,
-    "test_client_steps_report.py": 34,
-    "test_clients_oidc.py": 34,
-    "test_run_validity.py": 4,
+    "test_engine_run.py": 92,
+    "test_lemonldap.py": 79,
+    "test_index.py": 74,
+    "test_run_dir_files.py": 62,
+    "test_run_endings.py": 51,
+    "test_client_steps_report.py": 50,
+    "test_platform_schema.py": 50,
+    "test_client_crashes.py": 46,
+    "test_clients_oidc.py": 44,
+    "test_stop_signals.py": 44,
+    "test_journey_map.py": 41,
+    "test_options.py": 40,
+    "test_clients.py": 37,
+    "test_report_charts.py": 36,
+    "test_invalid_runs.py": 34,
+    "test_platform_capacity.py": 34,
+    "test_run_start.py": 32,
+    "test_platform_hardening.py": 32,
+    "test_distributed.py": 32,
+    "test_compare.py": 32,
     "test_hostile_target.py": 30,
-    "test_client_crashes.py": 29,
-    "test_platform_capacity.py": 27,
-    "test_run_start.py": 26,
-    "test_monitoring.py": 24,
-    "test_platform_hardening.py": 23,
-    "test_distributed.py": 22,
-    "test_platform_side.py": 20,
+    "test_user_classes.py": 28,
+    "test_report_browser.py": 23,
+    "test_served_population.py": 23,
+    "test_monitoring.py": 22,
+    "test_report_plain_locust.py": 21,
     "test_report_imports.py": 19,
-    "test_options.py": 19,
-    "test_report_plain_locust.py": 15,
-    "test_report_capacity.py": 14,
-    "test_platform_limits.py": 13,
-    "test_bad_input.py": 9,
-    "test_compare.py": 9,
-    "test_readme.py": 8,
-    "test_platform_cas_protocol.py": 8,
-    "test_platform_seed.py": 7,
-    "test_served_population.py": 7,
-    "test_platform_durability.py": 6,
-    "test_platform_oidc.py": 6,
-    "test_platform_journeys.py": 6,
-    "test_plan.py": 5,
-    "test_index.py": 3,
+    "test_platform_limits.py": 18,
+    "test_bad_input.py": 18,
+    "test_readme.py": 17,
+    "test_plan.py": 17,
+    "test_platform_seed.py": 14,
+    "test_report_capacity.py": 12,
+    "test_platform_cas_protocol.py": 12,
+    "test_platform_durability.py": 11,
+    "test_engine_lean.py": 11,
+    "test_surge_run.py": 10,
+    "test_deploy.py": 10,
+    "test_platform_oidc.py": 8,
+    "test_run_cost.py": 7,
+    "test_run_validity.py": 6,
+    "test_report_logins.py": 5,
+    "test_platform.py": 4,
+    "test_facts.py": 4,
+    "test_schedule.py": 4,
+    "test_engine_kinds.py": 3,
+    "test_scenario.py": 3,
+    "test_calibration.py": 3,
+    "test_capacity_table.py": 3,
+    "test_deploy_monitoring.py": 2,
+    "test_login_failures.py": 2,
+    "test_models.py": 2,
 }
 # The same for the long tests, each file alone on the machine.
 LONG_WEIGHTS_S = {
