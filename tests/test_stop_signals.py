@@ -13,38 +13,54 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import alive, cmdline, descendants
+from conftest import SHORT_SESSION_MINUTES, SMOKE_SPEED, alive, cmdline, descendants, smoke_half_hour
 
 from schoolsurge.cli import EXIT_INTERRUPTED
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 STOPPED_SPEED = "30"  # smoke's hour in 2 minutes: the stop signal always comes well before the run's end
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def _as_from_a_terminal(ignored: tuple[signal.Signals, ...] = ()) -> None:
+    """In the child, before it starts: the stop signals as a terminal's foreground command has them (a test
+    started in the background of a script inherits Ctrl-C ignored, and Python then keeps it ignored), but for
+    `ignored` (what `nohup` ignores)."""
+    for stop_signal in STOP_SIGNALS:
+        signal.signal(stop_signal, signal.SIG_IGN if stop_signal in ignored else signal.SIG_DFL)
+
+
+def _start_run(arguments: list[str], ignored: tuple[signal.Signals, ...] = ()) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "schoolsurge", *arguments],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: _as_from_a_terminal(ignored),
+    )
+
+
+def _history_once_answered(reports: Path) -> Path | None:
+    """Locust's statistics history of the run in `reports`, once it has recorded answered requests (bounded)."""
+    for _ in range(1200):
+        found = list(reports.glob("*/locust_stats_history.csv"))
+        if found and _answered(found[0]) > 0:
+            return found[0]
+        time.sleep(0.1)  # polling for the run's first answers, with a bound
+    return None
+
+
+@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
 def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
     """Ctrl-C, `kill`/`timeout`/a container stop (SIGTERM) and a closed terminal (SIGHUP) alike. The signal comes
     once Locust has recorded its first answered requests, a few seconds into a run of STOPPED_SPEED's 2 minutes."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    arguments = ["run", str(SMOKE), "--speed", STOPPED_SPEED, "--reports-dir", str(tmp_path)]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "schoolsurge", *arguments],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    history = None
-    for _ in range(1200):  # wait (bounded) until Locust has recorded answered requests
-        found = list(tmp_path.glob("*/locust_stats_history.csv"))
-        if found and _answered(found[0]) > 0:
-            history = found[0]
-            break
-        time.sleep(0.1)
+    process = _start_run(["run", str(SMOKE), "--speed", STOPPED_SPEED, "--reports-dir", str(tmp_path)])
+    history = _history_once_answered(tmp_path)
     assert history is not None, "the run never wrote results"
     children = descendants(process.pid)
     platform_dirs = {Path(arg).parent for pid in children for arg in cmdline(pid) if arg.endswith("/ready")}
@@ -71,3 +87,17 @@ def _answered(history: Path) -> int:
     except (pd.errors.EmptyDataError, KeyError):  # created, its header not yet written
         return 0
     return int(totals.max()) if len(totals) else 0
+
+
+def test_a_run_started_with_hangups_ignored_goes_on_when_its_terminal_closes(tmp_path: Path) -> None:
+    """`nohup schoolsurge run ...`: the run was started with SIGHUP ignored, and a closed terminal does not stop
+    it; it ends as planned (smoke's first half hour in 7.5 s)."""
+    scenario = smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES)
+    arguments = ["run", str(scenario), "--speed", str(SMOKE_SPEED), "--reports-dir", str(tmp_path / "reports")]
+    process = _start_run(arguments, ignored=(signal.SIGHUP,))
+    history = _history_once_answered(tmp_path / "reports")
+    assert history is not None, "the run never wrote results"
+    process.send_signal(signal.SIGHUP)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output
+    assert json.loads((history.parent / "manifest.json").read_text())["status"] == "completed"
