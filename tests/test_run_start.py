@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import alive, cmdline, descendants
+from conftest import alive, cmdline, descendants, signals_as_from_a_terminal
 
 from schoolsurge.child_process import start_in_own_session
 from schoolsurge.cli import EXIT_INTERRUPTED
@@ -57,7 +57,14 @@ def _started_run(tmp_path: Path, *arguments: str) -> Iterator[subprocess.Popen[b
     command = [sys.executable, "-m", "schoolsurge", "run", str(SMOKE), "--reports-dir", str(tmp_path / "reports")]
     # Output to a file, not a pipe: a process left behind would hold a pipe open, and reading it would hang.
     with open(tmp_path / OUTPUT, "wb") as output:
-        run = subprocess.Popen([*command, *arguments], cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        run = subprocess.Popen(
+            [*command, *arguments],
+            cwd=ROOT,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            preexec_fn=signals_as_from_a_terminal,
+        )
     try:
         yield run
     finally:

@@ -13,22 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHORT_SESSION_MINUTES, SMOKE_SPEED, alive, cmdline, descendants, smoke_half_hour
+from conftest import (
+    SHORT_SESSION_MINUTES,
+    SMOKE_SPEED,
+    STOP_SIGNALS,
+    alive,
+    cmdline,
+    descendants,
+    signals_as_from_a_terminal,
+    smoke_half_hour,
+)
 
 from schoolsurge.cli import EXIT_INTERRUPTED
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
 STOPPED_SPEED = "30"  # smoke's hour in 2 minutes: the stop signal always comes well before the run's end
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-def _as_from_a_terminal(ignored: tuple[signal.Signals, ...] = ()) -> None:
-    """In the child, before it starts: the stop signals as a terminal's foreground command has them (a test
-    started in the background of a script inherits Ctrl-C ignored, and Python then keeps it ignored), but for
-    `ignored` (what `nohup` ignores)."""
-    for stop_signal in STOP_SIGNALS:
-        signal.signal(stop_signal, signal.SIG_IGN if stop_signal in ignored else signal.SIG_DFL)
 
 
 def _start_run(arguments: list[str], ignored: tuple[signal.Signals, ...] = ()) -> subprocess.Popen[str]:
@@ -39,7 +39,7 @@ def _start_run(arguments: list[str], ignored: tuple[signal.Signals, ...] = ()) -
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        preexec_fn=lambda: _as_from_a_terminal(ignored),
+        preexec_fn=lambda: signals_as_from_a_terminal(ignored),
     )
 
 
