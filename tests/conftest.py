@@ -25,6 +25,7 @@ import pytest
 import yaml
 
 from schoolsurge.accounts import Roster
+from schoolsurge.child_process import HELD_SIGNALS
 from schoolsurge.cli import main
 from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
@@ -358,15 +359,12 @@ def assert_measured_the_platform(run_dir: Path) -> None:
 # ---- processes -------------------------------------------------------------------------------------------
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # Ctrl-C; `kill`, a container stop; a closed terminal
-
-
 def signals_as_from_a_terminal(ignored: tuple[signal.Signals, ...] = ()) -> None:
     """A child's preexec_fn: the stop signals as a terminal's foreground command has them, but for `ignored` (what
     `nohup` ignores). A suite started in a script's background (or under nohup) hands its children Ctrl-C (or a
     closed terminal) ignored, and a run keeps a signal it was started with ignored, so a test that sends one sets
     them first."""
-    for stop_signal in STOP_SIGNALS:
+    for stop_signal in HELD_SIGNALS:  # Ctrl-C, SIGTERM, SIGHUP
         signal.signal(stop_signal, signal.SIG_IGN if stop_signal in ignored else signal.SIG_DFL)
 
 

@@ -16,7 +16,6 @@ import pytest
 from conftest import (
     SHORT_SESSION_MINUTES,
     SMOKE_SPEED,
-    STOP_SIGNALS,
     alive,
     cmdline,
     descendants,
@@ -24,6 +23,7 @@ from conftest import (
     smoke_half_hour,
 )
 
+from schoolsurge.child_process import HELD_SIGNALS
 from schoolsurge.cli import EXIT_INTERRUPTED
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def _history_once_answered(reports: Path) -> Path | None:
     return None
 
 
-@pytest.mark.parametrize("stop_signal", STOP_SIGNALS, ids=lambda s: s.name)
+@pytest.mark.parametrize("stop_signal", HELD_SIGNALS, ids=lambda s: s.name)  # Ctrl-C, SIGTERM, SIGHUP
 def test_a_stop_signal_keeps_what_was_measured_and_leaves_no_process(
     tmp_path: Path, stop_signal: signal.Signals
 ) -> None:
