@@ -142,13 +142,16 @@ def test_login_rate_admits_rate_times_elapsed_plus_burst_and_the_rest_wait_then_
     admitted = [r for r in results if r.reply.status == 302]
     refused = [r for r in results if r.reply.status == 503]
     assert len(admitted) + len(refused) == 40
+    # Each bound is one a busy machine can only loosen: it answers later (a later `last`, longer waits), never
+    # sooner, and its tokens come with the clock. (Two-sided bounds on `last` failed beside four test shards: the
+    # last admitted login was answered 3.42 s in, its hash done after its token.)
     last = max(r.started + r.elapsed for r in admitted)
-    assert 2.6 <= last <= 3.3  # tokens kept coming until the waiting ones gave up
+    assert last >= 2.6  # tokens kept coming until the waiting ones gave up
     burst_tokens = max(MIN_BURST_TOKENS, 5 * BURST_S)
-    assert abs(len(admitted) - (5 * last + burst_tokens)) <= 2, (len(admitted), last)  # rate x elapsed + burst
-    assert 40 - (5 * 3.3 + burst_tokens) - 2 <= len(refused) <= 40 - (5 * 2.6 + burst_tokens) + 2
+    # rate x elapsed + burst: at least the tokens of the 3 s wait, at most those of the time the last one took
+    assert 5 * 2.6 + burst_tokens - 2 <= len(admitted) <= 5 * last + burst_tokens + 2, (len(admitted), last)
     for r in refused:  # slow, then failing: each waited its timeout, 30 s / 10
-        assert 2.8 <= r.elapsed <= 4.0, r.elapsed
+        assert r.elapsed >= 2.8, r.elapsed
         assert r.reply.headers["Retry-After"] == "1"
         assert r.reply.json() == {"detail": "login capacity reached (profile limit), retry later"}
     assert shed(after, "login_rate") - shed(before, "login_rate") == len(refused)
