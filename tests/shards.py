@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Iterator
 from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
@@ -157,25 +158,28 @@ def progress(log: Path) -> str:
     return f"{done} tests done" + (f", {failed} FAILED" if failed else "")
 
 
+def junit_times(reports: list[Path]) -> Iterator[tuple[float, str, str]]:
+    """Each test in the shards' JUnit XML files: (seconds with setup and teardown, its module's path without .py,
+    its name). A shard interrupted before pytest wrote its file has none."""
+    for report in reports:
+        if report.exists():
+            for case in ElementTree.parse(report).iter("testcase"):
+                module = case.get("classname", "").replace(".", "/")
+                yield float(case.get("time", 0.0)), module, case.get("name", "")
+
+
 def slowest(reports: list[Path], count: int = SLOWEST) -> list[tuple[float, str]]:
     """The `count` slowest tests in the shards' JUnit XML files: (seconds with setup and teardown, test id)."""
-    times = []
-    for report in reports:
-        if not report.exists():
-            continue  # a shard interrupted before pytest wrote it
-        for case in ElementTree.parse(report).iter("testcase"):
-            module = case.get("classname", "").replace(".", "/")
-            times.append((float(case.get("time", 0.0)), f"{module}.py::{case.get('name')}"))
+    times = [(seconds, f"{module}.py::{name}") for seconds, module, name in junit_times(reports)]
     return sorted(times, reverse=True)[:count]
 
 
 def file_seconds(reports: list[Path]) -> dict[str, float]:
     """Seconds per test file (its tests' setup, call and teardown) in the shards' JUnit XML files."""
     seconds: dict[str, float] = {}
-    for report in reports:
-        for case in ElementTree.parse(report).iter("testcase"):
-            name = case.get("classname", "").split(".")[-1] + ".py"
-            seconds[name] = seconds.get(name, 0.0) + float(case.get("time", 0.0))
+    for spent, module, _ in junit_times(reports):
+        name = module.rsplit("/", 1)[-1] + ".py"
+        seconds[name] = seconds.get(name, 0.0) + spent
     return seconds
 
 
