@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import run_measuring_the_platform
 
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome, RunRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_DAY = ROOT / "scenarios" / "first-day-2021.yaml"
@@ -23,4 +24,6 @@ def first_day_replay(tmp_path_factory: pytest.TempPathFactory, profile: str) -> 
     data["platform"] = {"hash_cost": 4, "profile": profile}
     scenario = directory / f"first-day-{profile}.yaml"
     scenario.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return run(RunRequest(scenario_path=scenario, target=None, speed=SPEED, reports_dir=directory))
+    return run_measuring_the_platform(
+        RunRequest(scenario_path=scenario, target=None, speed=SPEED, reports_dir=directory)
+    )

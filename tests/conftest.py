@@ -13,6 +13,7 @@ import re
 import shutil
 import signal
 import time
+import warnings
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from schoolsurge.child_process import HELD_SIGNALS
 from schoolsurge.cli import main
 from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
+from schoolsurge.report.outcome.health import MACHINE_BOUND
 from schoolsurge.rundir import MANIFEST
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
@@ -45,6 +47,9 @@ HALF_HOUR_SCALE = 1.5e-5  # 3/4 of smoke's: its first half hour is denser than t
 # Sessions of a few minutes on average (1 s at SMOKE_SPEED): a run that tests what it leaves, not how long its
 # people stay, ends about 2 s after its window rather than 4-5 s with 10-minute sessions.
 SHORT_SESSION_MINUTES = 4
+# A run that measured the machine (its platform starved, its generator late) is made again once before a test
+# fails with that reason: the other shards' runs share 2 cores with it, and their load comes in bursts.
+BUSY_MACHINE_ATTEMPTS = 2
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +94,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     tests/shards.py deals those modules to one shard (SHARED_RUN), so that the suite makes this run once. Its
     profile is the smoke scenario's, resized: `smoke_pair` sets an undersized run beside it, `smoke_sweep` a sweep."""
     reports = tmp_path_factory.mktemp("smoke-run")
-    return run(
+    return run_measuring_the_platform(
         RunRequest(
             scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, junit=reports / "smoke.xml"
         )
@@ -125,7 +130,7 @@ def smoke_pair(smoke_run: RunOutcome, tmp_path_factory: pytest.TempPathFactory) 
         profile="undersized-2021",
         drain_limit_s=UNDERSIZED_DRAIN_LIMIT_S,
     )
-    undersized = run(request)
+    undersized = run_measuring_the_platform(request)
     assert undersized.report is not None and not undersized.interrupted
     return SmokeRuns(reports, resized, undersized.run_dir)
 
@@ -154,7 +159,9 @@ def smoke_sweep(tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs (test_compare), its operational laws (test_platform_side)."""
     settings = SweepSettings(steps=2, measure_s=4.0, settle_sessions=0.0, refine_steps=0)
     reports = tmp_path_factory.mktemp("smoke-sweep")
-    outcome = run(RunRequest(scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, sweep=settings))
+    outcome = run_measuring_the_platform(
+        RunRequest(scenario_path=SMOKE, target=None, speed=SMOKE_SPEED, reports_dir=reports, sweep=settings)
+    )
     assert outcome.run_dir is not None and (outcome.run_dir / "capacity.csv").exists()
     return outcome.run_dir
 
@@ -341,6 +348,24 @@ def junit_cases(junit: Path) -> dict[str, ElementTree.Element]:
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None
     return {case.get("name", ""): case for case in suite.iter("testcase")}
+
+
+def run_measuring_the_platform(request: RunRequest) -> RunOutcome:
+    """`run(request)`, made again (up to BUSY_MACHINE_ATTEMPTS in all) while the run says that it measured the
+    machine, not the platform (machine-bound or generator-bound): a busy moment of the machine is not the code's
+    outcome. Each run given up is moved out of the reports folder (to a sibling ending in "-busy") and named in a
+    warning of the test session's summary; a test still calls `assert_measured_the_platform` on the one returned,
+    which fails with its reason when every attempt measured the machine."""
+    for _ in range(BUSY_MACHINE_ATTEMPTS - 1):
+        outcome = run(request)
+        reason = outcome.invalid_reason or ""
+        if not reason.startswith((MACHINE_BOUND, "generator-bound")):
+            return outcome
+        busy = request.reports_dir.parent / f"{request.reports_dir.name}-busy"
+        busy.mkdir(exist_ok=True)
+        kept = shutil.move(outcome.run_dir, busy / outcome.run_dir.name)
+        warnings.warn(f"a busy machine: the run now in {kept} measured it ({reason}); made again", stacklevel=2)
+    return run(request)
 
 
 def assert_measured_the_platform(run_dir: Path) -> None:

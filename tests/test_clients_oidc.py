@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import SHORT_SESSION_MINUTES, assert_measured_the_platform, smoke_half_hour
+from conftest import SHORT_SESSION_MINUTES, assert_measured_the_platform, run_measuring_the_platform, smoke_half_hour
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
@@ -23,7 +23,7 @@ from schoolsurge.clients.options import load_client_class
 from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.errors import ClientError
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.runner import RunOutcome, RunRequest, run
+from schoolsurge.runner import RunOutcome, RunRequest
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOKE = ROOT / "scenarios" / "smoke.yaml"
@@ -60,7 +60,7 @@ def test_a_smoke_run_with_sso_oidc_lives_the_whole_journey_through_oidc_logins(t
         reports_dir=tmp_path / "reports",
         client_arguments=["--sso", "oidc"],
     )
-    outcome = run(request)
+    outcome = run_measuring_the_platform(request)
     assert_measured_the_platform(outcome.run_dir)
     stats = _stats(outcome)
     people = _sessions_total(outcome, "scheduled")
@@ -80,7 +80,7 @@ def test_a_smoke_run_with_sso_oidc_lives_the_whole_journey_through_oidc_logins(t
 
 def test_the_oidc_client_logs_in_on_the_back_channel_by_options_only(tmp_path: Path) -> None:
     arguments = ["--sso", "oidc", "--client", "schoolsurge.clients.oidc:OidcClient"]
-    outcome = run(
+    outcome = run_measuring_the_platform(
         RunRequest(
             scenario_path=smoke_half_hour(tmp_path, session_minutes=SHORT_SESSION_MINUTES),
             target=None,

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from conftest import SMOKE_SPEED, assert_measured_the_platform
+from conftest import SMOKE_SPEED, assert_measured_the_platform, run_measuring_the_platform
 from locust.env import Environment
 
 from schoolsurge.accounts import Roster
@@ -30,7 +30,7 @@ from schoolsurge.clients.web import WebClient
 from schoolsurge.engine.http import GuardedOpener
 from schoolsurge.errors import ClientError
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.runner import RunRequest, run
+from schoolsurge.runner import RunRequest
 from schoolsurge.spec import check_client_arguments
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -363,7 +363,7 @@ def test_the_embedded_map_gives_the_default_client_s_run(tmp_path: Path) -> None
     scenario = smoke_with_teachers_first(tmp_path)
     runs = {}
     for label, arguments in (("default", []), ("map", ["--client", WEB_CLIENT, "--journey-map", "embedded"])):
-        outcome = run(
+        outcome = run_measuring_the_platform(
             RunRequest(
                 scenario_path=scenario,
                 target=None,

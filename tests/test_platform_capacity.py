@@ -161,23 +161,27 @@ def test_login_rate_admits_rate_times_elapsed_plus_burst_and_the_rest_wait_then_
     assert metric_value(after, "schoolsurge_rate_gate_waiting", 'gate="login"') == 0
 
 
+REQUEST_WAIT_S = 1.0  # run seconds: --request-timeout 10 at SPEED
+
+
 def test_request_rate_waits_then_refuses_and_refuses_at_once_beyond_the_waiting_list(
     tmp_path: Path, platform_cache: Path
 ) -> None:
     # 2000 requests/s nationally: 20/s here, a burst of 20; a wait of 10 scenario seconds, 1 s here; at most
     # 20 x 1 x 2 + 10 = 50 waiting. 100 at once: 20 at once, 50 wait (about 20 get in), 30 refused at once.
-    args = ("--national-request-rate", "2000", "--request-timeout", "10")
+    # Only bounds a busy machine can loosen, never flip: a refusal after the wait comes no sooner than its end
+    # (REQUEST_WAIT_S); one before it did not wait. The operators' endpoints skip the line, shown by order, not by
+    # time: the metrics they serve still count requests waiting, which a request queued behind those never sees.
+    args = ("--national-request-rate", "2000", "--request-timeout", str(REQUEST_WAIT_S * SPEED))
     with platform(platform_cache, tmp_path, *args, run_scale=SCALE, run_speed=SPEED) as proc:
         url = proc.base_url
         before = scrape(url)
-        operators: dict[str, float] = {}
+        operators: dict[str, Reply] = {}
 
         def look_while_saturated() -> None:
             scrape_showing(url, lambda text: request_gate_waiting(text) > 0, "requests waiting for a token")
             for path in ("/healthz", "/metrics"):
-                started = time.monotonic()
-                assert Client(url).get(path).status == 200
-                operators[path] = time.monotonic() - started
+                operators[path] = Client(url).get(path)
 
         watcher = threading.Thread(target=look_while_saturated)
         watcher.start()
@@ -186,20 +190,19 @@ def test_request_rate_waits_then_refuses_and_refuses_at_once_beyond_the_waiting_
         after = scrape(url)
 
     admitted = [r for r in results if r.reply.status == 401]  # through the gate: no session, 401
-    at_once = [r for r in results if r.reply.status == 503 and r.elapsed < 0.5]
-    waited = [r for r in results if r.reply.status == 503 and r.elapsed >= 0.5]
+    at_once = [r for r in results if r.reply.status == 503 and r.elapsed < REQUEST_WAIT_S * 0.9]
+    waited = [r for r in results if r.reply.status == 503 and r.elapsed >= REQUEST_WAIT_S * 0.9]
     assert len(admitted) + len(at_once) + len(waited) == 100
     assert 36 <= len(admitted) <= 46, len(admitted)
     assert len(at_once) >= 20 and len(waited) >= 20, (len(at_once), len(waited))
-    assert all(0.9 <= r.elapsed <= 1.8 for r in waited)
     for r in at_once + waited:
         assert r.reply.json() == {"detail": "request capacity reached (profile limit), retry later"}
         assert r.reply.headers["Retry-After"] == "1"
     assert shed(after, "request_rate") - shed(before, "request_rate") == len(at_once) + len(waited)
     assert shed(after, "login_rate") == 0
-    # The operators' endpoints never wait for a token.
-    assert set(operators) == {"/healthz", "/metrics"}, "the operator looked while requests were waiting"
-    assert all(seconds < 0.5 for seconds in operators.values()), operators
+    # The operators' endpoints never wait for a token: both answered while the burst's requests still waited.
+    assert {path: reply.status for path, reply in operators.items()} == {"/healthz": 200, "/metrics": 200}
+    assert request_gate_waiting(operators["/metrics"].text) > 0, "the operators' requests queued behind the burst"
 
 
 def request_gate_waiting(text: str) -> float:

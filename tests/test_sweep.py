@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import assert_measured_the_platform, cmdline, descendants
+from conftest import assert_measured_the_platform, cmdline, descendants, run_measuring_the_platform
 
 from schoolsurge.accounts import Roster
 from schoolsurge.capacity_sweep import sweep_replay
@@ -123,7 +123,7 @@ def pupils_sweep(tmp_path_factory: pytest.TempPathFactory) -> RunOutcome:
     capacity, scale = _pupils_scale(PUPILS)
     low, high = STEP_2 * capacity / STEP_RATIO, STEP_2 * capacity * STEP_RATIO**2
     settings = SweepSettings(steps=4, low=low, high=high, measure_s=MEASURE_S, refine_steps=0)  # the plan alone
-    return run(
+    return run_measuring_the_platform(
         RunRequest(
             scenario_path=PUPILS,
             target=None,
@@ -204,7 +204,7 @@ def refined_sweep(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
     settings = SweepSettings(
         steps=2, low=low, high=high, measure_s=MEASURE_S, refine_within=REFINE_WITHIN, refine_steps=REFINE_STEPS
     )
-    return run(
+    return run_measuring_the_platform(
         RunRequest(
             scenario_path=PUPILS,
             target=None,
