@@ -30,7 +30,7 @@ from schoolsurge.child_process import HELD_SIGNALS
 from schoolsurge.cli import main
 from schoolsurge.models.sweep import SweepSettings
 from schoolsurge.platform.process import PlatformProcess
-from schoolsurge.report.outcome.health import MACHINE_BOUND
+from schoolsurge.report.outcome.health import GENERATOR_BOUND, MACHINE_BOUND
 from schoolsurge.rundir import MANIFEST
 from schoolsurge.runner import RunOutcome, RunRequest, run
 
@@ -359,7 +359,7 @@ def run_measuring_the_platform(request: RunRequest) -> RunOutcome:
     for _ in range(BUSY_MACHINE_ATTEMPTS - 1):
         outcome = run(request)
         reason = outcome.invalid_reason or ""
-        if not reason.startswith((MACHINE_BOUND, "generator-bound")):
+        if not reason.startswith((MACHINE_BOUND, GENERATOR_BOUND)):
             return outcome
         busy = request.reports_dir.parent / f"{request.reports_dir.name}-busy"
         busy.mkdir(exist_ok=True)

@@ -140,7 +140,7 @@ class Health:
             )
         if self.saturated_s > SATURATED_LIMIT_S:
             reasons.append(f"a Locust process above 90% CPU for {self.saturated_s} s")
-        return "generator-bound: " + ", ".join(reasons)
+        return f"{GENERATOR_BOUND}: " + ", ".join(reasons)
 
     @property
     def shed_by_machine(self) -> float:
@@ -249,6 +249,7 @@ class Health:
 
 
 MACHINE_BOUND = "machine-bound"
+GENERATOR_BOUND = "generator-bound"
 REFUSED_PREFIX = "stopped by the loopback guard"
 
 
