@@ -299,9 +299,6 @@ def _stop_signals_interrupt() -> Iterator[None]:
     """SIGTERM (`kill`, `timeout`, a container stop) and SIGHUP (a closed terminal) stop a run the way Ctrl-C
     does: load stopped, what was measured kept and reported, children gone. A signal the run was started with
     ignored stays ignored, as Python leaves Ctrl-C: `nohup schoolsurge run ...` goes on when its terminal closes."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be read and set from the main thread; a library caller keeps its own
-        return
     heeded = [sig for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN]
     with _signal_handlers(dict.fromkeys(heeded, _interrupt)):
         yield
