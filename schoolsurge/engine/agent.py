@@ -22,6 +22,7 @@ from locust.contrib.fasthttp import FastHttpSession
 from locust.exception import StopUser
 
 from schoolsurge.clients.base import ClientContext, Person
+from schoolsurge.engine.cookies import with_cached_cookies
 from schoolsurge.engine.core import Engine, engine_of
 from schoolsurge.engine.queue import Claim
 from schoolsurge.engine.share import Share
@@ -45,7 +46,7 @@ class PersonHost(FastHttpUser):
     def __init__(self, environment: object) -> None:
         super().__init__(environment)
         self.engine: Engine = engine_of(self.environment)
-        record_unanswered(self.engine.http.guard_session(self.client))
+        record_unanswered(self.engine.http.guard_session(with_cached_cookies(self.client)))
 
     def live_person(self, claim: Claim, share: Share) -> None:
         """Live the claimed person's whole session in this user, pausing it here (the closed model's users), with
@@ -120,7 +121,7 @@ class PersonHost(FastHttpUser):
             proxy_host=self.proxy_host,
             proxy_port=self.proxy_port,
         )
-        return record_unanswered(self.engine.http.guard_session(session))
+        return record_unanswered(self.engine.http.guard_session(with_cached_cookies(session)))
 
     def request_context(self) -> dict[str, Any]:
         """The context of the request events of a person's steps (Locust passes it to listeners)."""
