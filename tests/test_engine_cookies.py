@@ -36,6 +36,12 @@ def cookie_server() -> Iterator[tuple[str, list[str]]]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             seen.append(self.headers.get("Cookie") or "")
+            if self.path == "/go":  # a redirect to a path with other cookies: its hop gets its own header
+                self.send_response(302)
+                self.send_header("Location", "/cas/login")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             self.send_response(200)
             for cookie in SET_BY_PATH.get(self.path.split("?", 1)[0], []):
                 self.send_header("Set-Cookie", cookie)
@@ -86,11 +92,12 @@ def test_the_cached_jar_sends_what_the_standard_library_s_jar_sends() -> None:
         assert isinstance(jars.cached.client.cookiejar, CachedCookieJar)
         pages = ["/", "/login", "/api/dashboard", "/cas/login", "/api/homework", "/cas/login", "/api/homework?child=2"]
         pages += [f"/api/virtual-classes/{n}/heartbeat" for n in range(MAX_REMEMBERED_URLS + 2)]  # past the limit
-        pages += ["/api/dashboard", "/again", "/api/dashboard", "/cas/login"]
+        pages += ["/api/dashboard", "/again", "/api/dashboard", "/go", "/cas/login"]
         for path in pages:
             jars.get(path)
         assert cached_seen == plain_seen
-        assert "session=s2" in plain_seen[-2] and "flow=f2" in plain_seen[-1], "the server's cookies came back"
+        assert "session=s2" in plain_seen[-1] and "flow=f2" in plain_seen[-1], "the server's cookies came back"
+        assert "flow=" not in plain_seen[-3] and "flow=f2" in plain_seen[-2], "a redirect's hop has its own cookies"
         assert all("tls=" not in header for header in plain_seen), "a Secure cookie never goes over plain HTTP"
 
         # A cookie expires: the same URL, the jar unchanged since, no longer gets it.
