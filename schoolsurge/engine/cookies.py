@@ -71,7 +71,7 @@ class CachedCookieJar(CookieJar):
     def _header_for(self, request: Any) -> str:
         """The Cookie header the standard library's add_cookie_header gives the request ("" for none), worked out
         as it does (expired cookies cleared after), and the jar's first expiry, until which it holds."""
-        with self._cookies_lock:  # the standard library's own steps (private, unchanged since Python 2.4)
+        with self._cookies_lock:  # the steps of the standard library's add_cookie_header, its private methods
             self._policy._now = self._now = int(time.time())  # type: ignore[attr-defined]
             header = "; ".join(self._cookie_attrs(self._cookies_for_request(request)))  # type: ignore[attr-defined]
         self.clear_expired_cookies()  # one that expired is cleared: every header remembered is forgotten
