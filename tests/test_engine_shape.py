@@ -65,7 +65,31 @@ def test_arrivals_waiting_for_an_agent_grow_the_pool(engine_and_shape) -> None:
     waiting = engine.fleet_status().waiting
     assert waiting > 50
     pool, _ = shape.tick()
-    assert pool >= 2 * waiting  # two agents per arrival found waiting, on top of the current pool (0)
+    assert pool >= waiting  # an agent for each arrival found waiting, on top of the current pool (0)
+
+
+class SpawnedShape(DrivenShape):
+    """Every agent the shape asks for is running at once, as Locust spawns them."""
+
+    def get_current_user_count(self) -> int:
+        return self.pool
+
+
+def test_work_that_keeps_waiting_never_grows_the_pool_past_one_agent_per_person(engine_and_shape) -> None:
+    # A generator short of CPU: whatever the pool, the same work is found waiting at every tick. Agents past one
+    # per person in a session and per arrival waiting could never be busy; a pool that kept growing (tens of
+    # thousands of agents) would only take more of the CPU that is short.
+    engine, _ = engine_and_shape
+    shape = SpawnedShape()
+    shape.runner = engine.environment.runner
+    engine.share.assign(1, 0, start_unix=0.0)
+    engine.share.active_sessions = 40
+    status = engine.fleet_status()
+    assert status.waiting > 50
+    ceiling = status.active + status.waiting + POOL_SPARE
+    pools = [shape.tick()[0] for _ in range(10)]
+    assert pools[0] >= status.waiting, "the work waiting still grows the pool at once"
+    assert max(pools) <= ceiling and pools[-1] == pools[-2]
 
 
 def test_the_test_ends_once_replayed_and_drained_and_is_marked_completed(engine_and_shape) -> None:

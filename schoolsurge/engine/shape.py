@@ -23,8 +23,9 @@ POOL_GROWTH = 1.1
 
 class PoolShape(LoadTestShape):
     """Each tick: the pool is the larger of (expected concurrency soon x headroom x agents per person) and what
-    work waiting for an agent (arrivals, people whose pause is over) asks for. The pool only grows while the
-    schedule runs, since stopping an agent in a step would cut a session short."""
+    work waiting for an agent (arrivals, people whose pause is over) asks for, up to one agent per person in a
+    session and per arrival waiting. The pool only grows while the schedule runs, since stopping an agent in a
+    step would cut a session short."""
 
     pool = 0
 
@@ -41,10 +42,14 @@ class PoolShape(LoadTestShape):
             engine.complete()  # the whole window (or sweep) was replayed: the run ends as planned
             return None
         expected = max(context.expected_concurrency(run_s), context.expected_concurrency(run_s + LOOKAHEAD_S))
-        wanted = math.ceil(expected * POOL_HEADROOM * AGENTS_PER_PERSON) + POOL_SPARE
+        planned = math.ceil(expected * POOL_HEADROOM * AGENTS_PER_PERSON) + POOL_SPARE
+        wanted = planned
         if status.waiting:
             wanted = max(wanted, self.get_current_user_count() + GROWTH_PER_WAITING * status.waiting)
-        if wanted > self.pool:
-            self.pool = max(wanted, math.ceil(self.pool * POOL_GROWTH))
+        # Never more agents than could be busy at once: one per person in a session and per arrival waiting. Work
+        # still waiting past that means the generator's CPU is short, not its agents: more would only add to it.
+        useful = max(planned, status.active + status.waiting + POOL_SPARE)
+        if wanted > self.pool and self.pool < useful:
+            self.pool = min(max(wanted, math.ceil(self.pool * POOL_GROWTH)), useful)
         spawn_rate = float(max(1, self.pool - self.get_current_user_count()))
         return self.pool, spawn_rate
