@@ -18,9 +18,11 @@ to the embedded platform (resized profile, bcrypt cost 4, its national limits li
    1,400 requests/s in the worker, a third of a core, towards a fleet worker's thousands; at scale 1e-4, 340
    requests/s, the work that comes with each person rather than each request, and the engine's per-second
    work, weighed 1.4x more on each request than at a fleet's rates) and a bare FastHttpUser reading
-   /api/dashboard (logged in once) at the same request rate, constant throughput, and one doing the personas'
-   HTTP calls without the engine (mix). CPU seconds over the HTTP requests sent, from 10% to 90% of the
-   surge's requests (start-up and the report written at exit left out).
+   /api/dashboard (logged in once), and one doing the personas' HTTP calls without the engine (mix), both at
+   the surge's planned request rate second by second (it rises to the peak and falls: a process's CPU per
+   request depends on its rate, and bare users held at the mean rate were measured cheaper than at the
+   surge's). CPU seconds over the HTTP requests sent, from 10% to 90% of the surge's requests (start-up and
+   the report written at exit left out).
    Goals: personas / mix <= 1.15, and >= 3,000 requests/s per worker at 75% CPU; measured as a fleet runs: every
    run with `--processes 1`, the worker process measured (what `plan` sizes the fleet by); the master's
    work (Locust's CSV history per request name, the run directory, the report) is shown apart, measured
@@ -107,12 +109,31 @@ CPU_TARGET = 0.75  # the share of a core the plan keeps a worker at (fleet_const
 BARE_LOCUSTFILE = '''
 """Bare Locust, two ways. BareUser: log in once (the CAS form, the credentials, the ticket callback), then
 read a cheap page. With BENCH_MIX=1, MixUser does the personas' HTTP work without the engine: a person logs in,
-reads the surge's pages (their JSON decoded), logs out, and the next person comes (cookies cleared)."""
-import itertools, os, re
+reads the surge's pages (their JSON decoded), logs out, and the next person comes (cookies cleared).
+Paced at BENCH_RATE_PER_USER requests/s each, or, with BENCH_RATE_CURVE (a JSON list: the surge's planned
+requests/s in each second of its run), at that rate second by second, shared by the BENCH_USERS users."""
+import itertools, json, os, re, time
 from locust import FastHttpUser, constant_throughput, task
 from schoolsurge.accounts import Roster
 
 ROSTER = Roster(int(os.environ["BENCH_SEED"]), int(os.environ["BENCH_PUPILS"]))
+CURVE = json.loads(open(os.environ["BENCH_RATE_CURVE"]).read()) if os.environ.get("BENCH_RATE_CURVE") else None
+STARTED = []  # the first wait's time: second 0 of the curve
+LONGEST_WAIT_S = 5.0  # a user reads the curve again at least this often, so a low start does not hold it back
+
+
+def following_the_surge(user):
+    """constant_throughput's pacing, at the curve's rate of this second (per user)."""
+    now = time.time()
+    started = STARTED[0] if STARTED else STARTED.append(now) or now
+    rate = CURVE[min(int(now - started), len(CURVE) - 1)] / int(os.environ["BENCH_USERS"])
+    interval = min(1.0 / rate, LONGEST_WAIT_S) if rate > 0 else LONGEST_WAIT_S
+    ran = now - getattr(user, "_last_wait_end", now)
+    user._last_wait_end = now + (wait := max(0.0, interval - ran))
+    return wait
+
+
+PACING = following_the_surge if CURVE else constant_throughput(float(os.environ.get("BENCH_RATE_PER_USER", "1")))
 EXECUTION = re.compile(r'name="execution"\\s+value="([^"]+)"')
 NUMBERS = itertools.count()
 PAGES = ("/api/dashboard", "/api/homework", "/api/timetable", "/api/homework")
@@ -129,7 +150,7 @@ def log_in(user):
 
 
 class BareUser(FastHttpUser):
-    wait_time = constant_throughput(float(os.environ["BENCH_RATE_PER_USER"]))
+    wait_time = PACING
     abstract = os.environ.get("BENCH_MIX") == "1"
 
     def on_start(self):
@@ -141,7 +162,7 @@ class BareUser(FastHttpUser):
 
 
 class MixUser(FastHttpUser):
-    wait_time = constant_throughput(float(os.environ["BENCH_RATE_PER_USER"]))
+    wait_time = PACING
     abstract = os.environ.get("BENCH_MIX") != "1"
     left = None  # pages left to the person; None before the first
 
@@ -425,30 +446,52 @@ def bench_schedule(scales: list[float], parts: list[int]) -> list[dict[str, Any]
 # ---- 2. CPU per request --------------------------------------------------------------------------------
 
 
+def _planned_rates(replay: Replay) -> np.ndarray:
+    """The run's request rate the plan expects at each scenario second of the national curves."""
+    return replay.national.total_requests() * replay.load_fraction
+
+
 def planned_mean_rate(scale: float, speed: float) -> float:
     """People's requests per run second the plan expects of the surge between 10% and 90% of its requests."""
-    replay = Replay(load_scenario(FIRST_DAY), scale, speed)
-    per_second = replay.national.total_requests() * replay.load_fraction  # per scenario second
-    cumulative = np.cumsum(per_second)
+    cumulative = np.cumsum(_planned_rates(Replay(load_scenario(FIRST_DAY), scale, speed)))
     low, high = np.searchsorted(cumulative, [0.1 * cumulative[-1], 0.9 * cumulative[-1]])
     return float(0.8 * cumulative[-1] / (high - low))  # both per scenario second: the run rate at that clock
 
 
+def planned_rate_curve(scale: float, speed: float) -> list[float]:
+    """The surge's planned requests/s in each second of its run: the bare users follow it, because a process's
+    CPU per request depends on its rate (at a few hundred requests/s the same request costs it about twice what
+    it does at 2,000), so bare users at the mean rate, beside a surge that rises and falls, would be measured at
+    a cheaper rate than the surge."""
+    replay = Replay(load_scenario(FIRST_DAY), scale, speed)
+    rates, start_s = _planned_rates(replay), replay.national.start_s
+    curve = []
+    for second in range(math.ceil(replay.duration_s)):
+        first = int(replay.clock_at(second) - start_s)
+        within = rates[max(first, 0) : max(int(replay.clock_at(second + 1) - start_s), first + 1)]
+        curve.append(float(within.mean()) if len(within) else 0.0)
+    return curve
+
+
 def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, Any]:
-    """The surge, a bare Locust and a bare Locust doing the personas' HTTP work ("mix"), at the plan's mean rate
-    of the surge, side by side (the same seconds, so the same load from whatever else the machine runs), each
-    measured over the surge's 10%-90% of requests.
+    """The surge, a bare Locust and a bare Locust doing the personas' HTTP work ("mix"), the bare ones at the
+    surge's planned rate second by second, side by side (the same seconds, so the same load from whatever else
+    the machine runs), each measured over the surge's 10%-90% of requests.
 
     worker: each run with `--processes 1` and only its worker process measured, as in a fleet (Locust's CSV
     history, the run directory, progress and the report are the master's work); else one process does it all."""
     scale, speed = CPU_RUN
     rate = planned_mean_rate(scale, speed)
     duration = Replay(load_scenario(FIRST_DAY), scale, speed).duration_s
+    curve = workdir / "planned_rate.json"
+    curve.write_text(json.dumps(planned_rate_curve(scale, speed)))
+    pacing = {"BENCH_RATE_CURVE": str(curve), "BENCH_USERS": str(BARE_USERS)}
     how = "worker processes (--processes 1, the master left out)" if worker else "single processes (no --processes)"
     print(
         f"== CPU per request, {how}: the surge (first-day-2021, scale {scale:g}, speed {speed:g}, {duration:.0f} s), "
-        f"and {BARE_USERS} bare FastHttpUsers at its planned mean rate ({rate:.0f} requests/s) reading a cheap page "
-        "(bare) or doing the personas' logins and pages without the engine (mix), side by side"
+        f"and {BARE_USERS} bare FastHttpUsers following its planned rate second by second ({rate:.0f} requests/s on "
+        "average) reading a cheap page (bare) or doing the personas' logins and pages without the engine (mix), "
+        "side by side"
     )
     figures: dict[str, list[float]] = {name: [] for name in ("surge", "bare", "mix", "ratio", "ratio_mix")}
     figures.update(surge_fixed_core_share=[], surge_marginal_ms=[])
@@ -467,12 +510,12 @@ def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, 
             dirs["bare"]: start_locust(
                 bare_args + ["--processes", "1", *_master_port_args()] if worker else bare_args,
                 dirs["bare"],
-                env=_bare_env(rate / BARE_USERS),
+                env={**_bare_env(rate / BARE_USERS), **pacing},
             ),
             dirs["mix"]: start_locust(
                 bare_args + ["--processes", "1", *_master_port_args()] if worker else bare_args,
                 dirs["mix"],
-                env={**_bare_env(rate / BARE_USERS), "BENCH_MIX": "1"},
+                env={**_bare_env(rate / BARE_USERS), **pacing, "BENCH_MIX": "1"},
             ),
         }
         runs = watch(started)
