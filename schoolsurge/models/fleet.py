@@ -23,15 +23,14 @@ CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_con
 
 # Documented defaults, for when no constants file is found: the committed benchmarks/fleet_constants.json,
 # measured by benchmarks/bench_engine.py on an AMD EPYC (2 cores, 23.5 GiB, shared with other work, load average
-# up to 4.1) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the bottleneck): a worker
+# up to 3.8) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the bottleneck): a worker
 # process (`--processes 1`, the master's work left out) living the personas at about 1,400 requests/s costs
-# 0.211 ms of CPU per request (4,747 requests/s on a whole core), and a person in a session holds 15.1 KB, agents
-# and their cookie jar's remembered headers included. Bare Locust in the same run: 0.144 ms a request reading one
-# page, 0.168 ms doing the personas' HTTP calls (personas / those 1.26x; the goal, 1.15x, is not met), 28.5 KB a
-# user. (Before each person's cookie jar remembered its Cookie header, the same day: 0.251 ms, 3,986 requests/s,
-# 14.8 KB.)
-DEFAULT_REQUESTS_PER_S_PER_PROCESS = 4_747.0
-DEFAULT_KB_PER_SESSION = 15.1
+# 0.215 ms of CPU per request (4,642 requests/s on a whole core), and a person in a session holds 15.0 KB, agents
+# and their cookie jar's remembered headers included. Bare Locust in the same run, at the surge's request rate
+# second by second: 0.151 ms a request reading one page, 0.165 ms doing the personas' HTTP calls (personas / those
+# 1.31x; the goal, 1.15x, is not met), 29.0 KB a user.
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 4_642.0
+DEFAULT_KB_PER_SESSION = 15.0
 DEFAULT_CPU_TARGET = 0.75
 DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-12-06"
 
