@@ -833,8 +833,10 @@ def main(argv: list[str] | None = None) -> int:
             f"bare one GET {1000 * cpu['bare_cpu_ms_per_request']:.0f} (the floor)"
         )
         print(ratio_line("CPU per request, personas / bare same calls", cpu["ratio_mix"], GOALS["cpu_ratio_mix"], "x"))
-        print(f"    personas / bare one GET {cpu['ratio']:.2f}x; at the surge's peak, personas / same calls ", end="")
-        print(f"{cpu['ratio_mix_peak']:.2f}x")
+        print(
+            f"    personas / bare one GET {cpu['ratio']:.2f}x; at the surge's peak, personas / same calls "
+            f"{cpu['ratio_mix_peak']:.2f}x"
+        )
         at_target = CPU_TARGET * 1000 / cpu["personas_cpu_ms_per_request"]
         print(
             ratio_line(
