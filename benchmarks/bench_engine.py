@@ -21,8 +21,9 @@ to the embedded platform (resized profile, bcrypt cost 4, its national limits li
    /api/dashboard (logged in once), and one doing the personas' HTTP calls without the engine (mix), both at
    the surge's planned request rate second by second (it rises to the peak and falls: a process's CPU per
    request depends on its rate, and bare users held at the mean rate were measured cheaper than at the
-   surge's). CPU seconds over the HTTP requests sent, from 10% to 90% of the surge's requests (start-up and
-   the report written at exit left out).
+   surge's), each request at a random moment as people's are (a process's CPU per request depends on how its
+   requests bunch too: bare users at fixed intervals were measured a fifth cheaper). CPU seconds over the HTTP
+   requests sent, from 10% to 90% of the surge's requests (start-up and the report written at exit left out).
    Goals: personas / mix <= 1.15, and >= 3,000 requests/s per worker at 75% CPU; measured as a fleet runs: every
    run with `--processes 1`, the worker process measured (what `plan` sizes the fleet by); the master's
    work (Locust's CSV history per request name, the run directory, the report) is shown apart, measured
@@ -114,8 +115,9 @@ BARE_LOCUSTFILE = '''
 read a cheap page. With BENCH_MIX=1, MixUser does the personas' HTTP work without the engine: a person logs in,
 reads the surge's pages (their JSON decoded), logs out, and the next person comes (cookies cleared).
 Paced at BENCH_RATE_PER_USER requests/s each, or, with BENCH_RATE_CURVE (a JSON list: the surge's planned
-requests/s in each second of its run), at that rate second by second, shared by the BENCH_USERS users."""
-import itertools, json, os, re, time
+requests/s in each second of its run), at that rate second by second, shared by the BENCH_USERS users, at random
+moments as the surge's people act."""
+import itertools, json, os, random, re, time
 from locust import FastHttpUser, constant_throughput, task
 from schoolsurge.accounts import Roster
 
@@ -123,15 +125,19 @@ ROSTER = Roster(int(os.environ["BENCH_SEED"]), int(os.environ["BENCH_PUPILS"]))
 CURVE = json.loads(open(os.environ["BENCH_RATE_CURVE"]).read()) if os.environ.get("BENCH_RATE_CURVE") else None
 STARTED = []  # the first wait's time: second 0 of the curve
 LONGEST_WAIT_S = 5.0  # a user reads the curve again at least this often, so a low start does not hold it back
+MOMENTS = random.Random(int(os.environ["BENCH_SEED"]))
 
 
 def following_the_surge(user):
-    """constant_throughput's pacing, at the curve's rate of this second (per user), counted in requests: a task
-    that made several (a person's logout and login before their page) waits for as many."""
+    """The curve's rate of this second (per user), counted in requests (a task that made several, a person's
+    logout and login before their page, waits for as many), at random moments: the time from one task to the
+    next is drawn (exponential), as the surge's arrivals and think times are. Users ticking at fixed intervals
+    (constant_throughput) fell into step and sent their requests in bunches: their process woke once per 23
+    requests, the surge's once per 2 or 3, and they were measured a fifth cheaper per request for it."""
     now = time.time()
     started = STARTED[0] if STARTED else STARTED.append(now) or now
     rate = CURVE[min(int(now - started), len(CURVE) - 1)] / int(os.environ["BENCH_USERS"])
-    interval = min(user.requests_in_task / rate, LONGEST_WAIT_S) if rate > 0 else LONGEST_WAIT_S
+    interval = min(MOMENTS.expovariate(rate / user.requests_in_task), LONGEST_WAIT_S) if rate > 0 else LONGEST_WAIT_S
     ran = now - getattr(user, "_last_wait_end", now)
     user._last_wait_end = now + (wait := max(0.0, interval - ran))
     return wait
