@@ -23,14 +23,14 @@ CONSTANTS_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "fleet_con
 
 # Documented defaults, for when no constants file is found: the committed benchmarks/fleet_constants.json,
 # measured by benchmarks/bench_engine.py on an AMD EPYC (2 cores, 23.5 GiB, shared with other work, load average
-# under 1 during its CPU runs) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the
+# about 1 during its CPU runs) on 2026-12-06, against benchmarks/fast_target.py (a target that is never the
 # bottleneck): a worker process (`--processes 1`, the master's work left out) living the personas at about 1,400
-# requests/s costs 0.195 ms of CPU per request (5,130 requests/s on a whole core), and a person in a session holds
-# 15.0 KB, agents and their cookie jar's remembered headers included. Bare Locust in the same run, at the surge's
+# requests/s costs 0.202 ms of CPU per request (4,954 requests/s on a whole core), and a person in a session holds
+# 15.1 KB, agents and their cookie jar's remembered headers included. Bare Locust in the same run, at the surge's
 # request rate second by second, each request at a random moment: 0.173 ms a request reading one page, 0.193 ms
-# doing the personas' HTTP calls (personas / those 0.99x; the goal, 1.15x, is met), 28.8 KB a user.
-DEFAULT_REQUESTS_PER_S_PER_PROCESS = 5_130.0
-DEFAULT_KB_PER_SESSION = 15.0
+# making the personas' HTTP calls (personas / those 1.05x; the goal, 1.15x, is met), 28.8 KB a user.
+DEFAULT_REQUESTS_PER_S_PER_PROCESS = 4_954.0
+DEFAULT_KB_PER_SESSION = 15.1
 DEFAULT_CPU_TARGET = 0.75
 DEFAULT_SOURCE = "documented defaults measured on AMD EPYC, 2 cores, 23.5 GiB 2026-12-06"
 
