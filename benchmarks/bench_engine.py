@@ -149,9 +149,12 @@ EXECUTION = re.compile(r'name="execution"\\s+value="([^"]+)"')
 NUMBERS = itertools.count()
 # The surge's pages in its proportions (first-day-2021 at the bench's scale: homework 39%, virtual-class
 # heartbeats 27%, timetable 19%, dashboard 14%; its few virtual-class joins, leaves and openings left out).
-HEARTBEAT = ("POST", "/api/virtual-classes/1/heartbeat")
-PAGES = (("GET", "/api/homework"),) * 6 + (HEARTBEAT,) * 4 + (("GET", "/api/timetable"),) * 3 + (
-    ("GET", "/api/dashboard"),) * 2
+PAGES = (
+    [("GET", "/api/homework")] * 6
+    + [("POST", "/api/virtual-classes/1/heartbeat")] * 4
+    + [("GET", "/api/timetable")] * 3
+    + [("GET", "/api/dashboard")] * 2
+)
 PAGES_PER_PERSON = 31  # the first-day surge: 31.5 pages a person, besides three requests to log in and one out
 LOGIN_REQUESTS = 3  # the CAS form, the credentials, the ticket callback
 
@@ -163,8 +166,8 @@ def log_in(user):
     form = user.client.get("/cas/login", params={"service": service}, name="login form")
     fields = {"username": username, "password": password, "execution": EXECUTION.search(form.text)[1],
               "_eventId": "submit", "service": service}
-    ticket_url = user.client.post("/cas/login", data=fields, name="credentials", allow_redirects=False).headers[
-        "location"]
+    credentials = user.client.post("/cas/login", data=fields, name="credentials", allow_redirects=False)
+    ticket_url = credentials.headers["location"]
     user.client.get(ticket_url.removeprefix(user.host), name="ticket callback").json()
 
 
