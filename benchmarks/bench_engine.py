@@ -127,6 +127,7 @@ CURVE = json.loads(open(os.environ["BENCH_RATE_CURVE"]).read()) if os.environ.ge
 STARTED = []  # the first wait's time: second 0 of the curve
 LONGEST_WAIT_S = 5.0  # a user reads the curve again at least this often, so a low start does not hold it back
 MOMENTS = random.Random(int(os.environ["BENCH_SEED"]))
+USERS = int(os.environ.get("BENCH_USERS", "1"))  # the users sharing the curve's rate
 
 
 def following_the_surge(user):
@@ -137,7 +138,7 @@ def following_the_surge(user):
     requests, the surge's once per 2 or 3, and they were measured a fifth cheaper per request for it."""
     now = time.time()
     started = STARTED[0] if STARTED else STARTED.append(now) or now
-    rate = CURVE[min(int(now - started), len(CURVE) - 1)] / int(os.environ["BENCH_USERS"])
+    rate = CURVE[min(int(now - started), len(CURVE) - 1)] / USERS
     interval = min(MOMENTS.expovariate(rate / user.requests_in_task), LONGEST_WAIT_S) if rate > 0 else LONGEST_WAIT_S
     ran = now - getattr(user, "_last_wait_end", now)
     user._last_wait_end = now + (wait := max(0.0, interval - ran))
@@ -517,8 +518,8 @@ def bench_cpu(url: str, workdir: Path, repeats: int, worker: bool) -> dict[str, 
     print(
         f"== CPU per request, {how}: the surge (first-day-2021, scale {scale:g}, speed {speed:g}, {duration:.0f} s), "
         f"and {BARE_USERS} bare FastHttpUsers following its planned rate second by second ({rate:.0f} requests/s on "
-        "average) reading a cheap page (bare) or doing the personas' logins and pages without the engine (mix), "
-        "side by side"
+        "average) reading a cheap page (bare) or making the personas' logins, pages and heartbeats without the engine "
+        "(mix), side by side"
     )
     figures: dict[str, list[float]] = {
         name: [] for name in ("surge", "bare", "mix", "ratio", "ratio_mix", "ratio_mix_peak")
